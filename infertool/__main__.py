@@ -1,0 +1,3 @@
+from infertool.cli.app import main
+
+main()

@@ -1,0 +1,72 @@
+"""Output agreement between a reference and a candidate: the numbers every command reports."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How close `got` is to `ref`, for one output.
+
+    `max_rel` is max |got - ref| / |ref| over elements with |ref| > `rel_floor`, so values near
+    zero do not turn rounding noise into huge ratios. `passed` uses numpy's allclose rule:
+    |got - ref| <= atol + rtol * |ref| everywhere, with matching shapes and no new NaN/Inf.
+    """
+
+    name: str
+    shape_match: bool
+    max_abs: float
+    mean_abs: float
+    max_rel: float
+    cosine: float
+    atol: float
+    rtol: float
+    passed: bool
+    top1: float | None = None  # share of rows whose arg-max agrees (classifier-shaped outputs)
+    top5: float | None = None  # share of rows whose reference top-1 is in the candidate's top 5
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _topk_agreement(ref: np.ndarray, got: np.ndarray) -> tuple[float | None, float | None]:
+    if ref.ndim != 2 or ref.shape[1] < 2:
+        return None, None
+    ref_top1 = ref.argmax(axis=1)
+    top1 = float(np.mean(ref_top1 == got.argmax(axis=1)))
+    if ref.shape[1] < 5:
+        return top1, None
+    got_top5 = np.argpartition(-got, 4, axis=1)[:, :5]
+    top5 = float(np.mean([r in row for r, row in zip(ref_top1, got_top5)]))
+    return top1, top5
+
+
+def compare(name: str, ref: np.ndarray, got: np.ndarray, atol: float, rtol: float, rel_floor: float = 1e-6) -> Agreement:
+    ref = np.asarray(ref)
+    got = np.asarray(got)
+    if ref.shape != got.shape:
+        nan = float("nan")
+        return Agreement(name, False, nan, nan, nan, nan, atol, rtol, False)
+    if ref.dtype.kind not in "fc":
+        same = bool(np.array_equal(ref, got))
+        diff = float(np.max(np.abs(ref.astype(np.int64) - got.astype(np.int64)))) if ref.size else 0.0
+        return Agreement(name, True, diff, diff, 0.0 if same else float("inf"), 1.0 if same else 0.0, atol, rtol, same)
+    ref64 = ref.astype(np.float64)
+    got64 = got.astype(np.float64)
+    finite = np.isfinite(ref64)
+    nan_mismatch = bool(np.any(np.isfinite(got64) != finite))
+    err = np.abs(got64 - ref64)[finite] if ref.size else np.zeros(0)
+    max_abs = float(err.max()) if err.size else 0.0
+    mean_abs = float(err.mean()) if err.size else 0.0
+    magnitude = np.abs(ref64[finite])
+    big = magnitude > rel_floor
+    max_rel = float((err[big] / magnitude[big]).max()) if np.any(big) else 0.0
+    r, g = ref64[finite].ravel(), np.nan_to_num(got64[finite]).ravel()
+    norms = float(np.linalg.norm(r) * np.linalg.norm(g))
+    cosine = float(np.dot(r, g) / norms) if norms > 0 else float(np.array_equal(r, g))
+    passed = not nan_mismatch and bool(np.all(err <= atol + rtol * magnitude))
+    top1, top5 = _topk_agreement(ref64, got64)
+    return Agreement(name, True, max_abs, mean_abs, max_rel, cosine, atol, rtol, passed, top1, top5)

@@ -1,0 +1,133 @@
+"""What this machine is: versions, CPU, GPU. Used by `doctor` and as the fingerprint in bench JSON."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from infertool.lazy import distribution_version, install_hint, is_available
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    version: str | None
+    detail: str = ""
+    hint: str = ""  # how to install it when missing
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Gpu:
+    index: int
+    name: str
+    memory_total_mb: int
+    memory_used_mb: int
+    compute_capability: str
+    driver: str
+    cuda_driver: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# (shown name, import name, distributions that provide it)
+PACKAGES = (
+    ("numpy", "numpy", ("numpy",)),
+    ("onnx", "onnx", ("onnx",)),
+    ("onnxruntime", "onnxruntime", ("onnxruntime-gpu", "onnxruntime")),
+    ("torch", "torch", ("torch",)),
+    ("onnxscript", "onnxscript", ("onnxscript",)),
+    ("tensorflow", "tensorflow", ("tensorflow", "tensorflow-cpu")),
+    ("keras", "keras", ("keras",)),
+    ("tf2onnx", "tf2onnx", ("tf2onnx",)),
+    ("tensorrt", "tensorrt", ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt_cu13_bindings", "tensorrt_cu12_bindings")),
+    ("cuda-python", "cuda", ("cuda-bindings", "cuda-python")),
+    ("nvidia-ml-py", "pynvml", ("nvidia-ml-py",)),
+)
+
+
+def cpu_name() -> str:
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def packages() -> list[Component]:
+    found = []
+    for shown, module, distributions in PACKAGES:
+        version = distribution_version(*distributions) if is_available(module) else None
+        found.append(Component(shown, version, hint="" if version else install_hint(module)))
+    return found
+
+
+def ort_providers() -> list[str]:
+    if not is_available("onnxruntime"):
+        return []
+    import onnxruntime
+
+    return list(onnxruntime.get_available_providers())
+
+
+def conflicts() -> list[str]:
+    if distribution_version("onnxruntime") and distribution_version("onnxruntime-gpu"):
+        return [
+            "onnxruntime and onnxruntime-gpu are both installed; they overwrite each other's files. "
+            "Keep one: pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu"
+        ]
+    return []
+
+
+def gpus() -> tuple[list[Gpu], str]:
+    """GPUs through NVML, or none with the reason."""
+    if not is_available("pynvml"):
+        return [], f"NVML bindings not installed ({install_hint('pynvml')})"
+    import pynvml
+
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError as exc:
+        return [], f"no NVIDIA driver ({exc})"
+    try:
+        driver = _text(pynvml.nvmlSystemGetDriverVersion())
+        cuda = pynvml.nvmlSystemGetCudaDriverVersion_v2()
+        found = []
+        for index in range(pynvml.nvmlDeviceGetCount()):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            major, minor = pynvml.nvmlDeviceGetCudaComputeCapability(handle)
+            found.append(Gpu(
+                index, _text(pynvml.nvmlDeviceGetName(handle)), memory.total // 2**20, memory.used // 2**20,
+                f"{major}.{minor}", driver, f"{cuda // 1000}.{cuda % 1000 // 10}",
+            ))
+        return found, "" if found else "NVML sees no GPU"
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def fingerprint() -> dict:
+    """The environment block of result JSON."""
+    found, reason = gpus()
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "packages": {c.name: c.version for c in packages() if c.version},
+        "onnxruntime_providers": ort_providers(),
+        "gpus": [g.to_dict() for g in found],
+        "gpu_note": reason,
+        "argv": sys.argv[1:],
+    }

@@ -1,0 +1,79 @@
+"""What every exporter takes and returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from infertool.errors import InfertoolError
+
+EXPORTERS = ("auto", "dynamo", "torchscript")
+
+
+@dataclass(frozen=True)
+class DynamicAxis:
+    input: str
+    axis: int
+    label: str
+
+    @classmethod
+    def parse(cls, text: str) -> DynamicAxis:
+        """`name:index:label`, e.g. `input_ids:1:seq`."""
+        parts = text.rsplit(":", 2)
+        if len(parts) != 3 or not parts[0] or not parts[1].isdigit() or not parts[2].isidentifier():
+            raise InfertoolError(
+                f"malformed --dynamic-axis '{text}'",
+                hint="write name:index:label, e.g. input_ids:1:seq (the label a Python identifier)",
+            )
+        return cls(parts[0], int(parts[1]), parts[2])
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    input_shapes: Mapping[str | None, tuple[int, ...]] = field(default_factory=dict)
+    input_dtypes: Mapping[str | None, str] = field(default_factory=dict)
+    dynamic_batch: bool = True
+    dynamic_axes: tuple[DynamicAxis, ...] = ()
+    opset: int | None = None
+    exporter: str = "auto"
+    trust_model: bool = False
+    custom_objects: tuple[str, ...] = ()
+    weights: Path | None = None
+    seed: int = 0
+    int_range: tuple[int, int] = (0, 100)
+
+
+# Runs the source model on named numpy inputs; returns its outputs in ONNX output order.
+Reference = Callable[[Mapping[str, np.ndarray]], list[np.ndarray]]
+
+
+@dataclass
+class ExportedModel:
+    framework: str
+    exporter: str
+    reference: Reference
+    example_shapes: dict[str, tuple[int, ...]]  # by ONNX input name; validation starts from these
+    notes: list[str] = field(default_factory=list)
+
+
+def axis_labels(names: list[str], ranks: Mapping[str, int], options: ExportOptions) -> dict[str, dict[int, str]]:
+    """Symbolic dimension names per input: `batch` on axis 0 (unless static), then --dynamic-axis."""
+    labels: dict[str, dict[int, str]] = {name: {} for name in names}
+    if options.dynamic_batch:
+        for name in names:
+            if ranks[name] > 0:
+                labels[name][0] = "batch"
+    for dyn in options.dynamic_axes:
+        if dyn.input not in labels:
+            raise InfertoolError(
+                f"--dynamic-axis names unknown input '{dyn.input}'", hint=f"the model's inputs are: {', '.join(names)}"
+            )
+        if dyn.axis >= ranks[dyn.input]:
+            raise InfertoolError(
+                f"--dynamic-axis {dyn.input}:{dyn.axis}:{dyn.label}: input '{dyn.input}' has rank {ranks[dyn.input]}"
+            )
+        labels[dyn.input][dyn.axis] = dyn.label
+    return labels

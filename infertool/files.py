@@ -1,0 +1,66 @@
+"""Output files: never overwrite without --force, never leave a partial file behind."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from infertool.errors import InfertoolError
+
+
+def check_output(path: Path, force: bool, *companions: Path) -> None:
+    """Refuse an existing output (or companion file such as external data) unless forced."""
+    for target in (path, *companions):
+        if target.is_dir():
+            raise InfertoolError(f"output path {target} is a directory", hint="give a file path")
+        if target.exists() and not force:
+            raise InfertoolError(f"{target} already exists", hint="pass --force to overwrite it")
+
+
+def _existing_ancestor(path: Path) -> Path:
+    parent = path.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    return parent
+
+
+@contextlib.contextmanager
+def staged_output(path: Path, force: bool) -> Iterator[Path]:
+    """Yield a staging directory on the output's file system.
+
+    Files written there are moved next to `path` when the block succeeds (`path`'s own
+    file last, so a reader never sees it before its companions); on failure nothing is left.
+    """
+    check_output(path, force)
+    staging = Path(tempfile.mkdtemp(prefix=".infertool-", dir=_existing_ancestor(path)))
+    try:
+        yield staging
+        produced = sorted(staging.iterdir(), key=lambda p: p.name == path.name)
+        check_output(path, force, *(path.parent / p.name for p in produced))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for item in produced:
+            os.replace(item, path.parent / item.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_bytes_atomic(path: Path, data: bytes, force: bool) -> None:
+    with staged_output(path, force) as staging:
+        (staging / path.name).write_bytes(data)
+
+
+def write_text_atomic(path: Path, text: str, force: bool) -> None:
+    write_bytes_atomic(path, text.encode(), force)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,84 @@
+"""Small PyTorch models the tests export (referenced as tests/models.py:<factory>)."""
+
+import torch
+from torch import nn
+
+
+class SmallCNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+        )
+        self.head = nn.Linear(16, 5)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(image).mean(dim=(2, 3)))
+
+
+class TokenTagger(nn.Module):
+    """Two inputs (token ids and a mask) with a dynamic sequence axis; two outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(50, 16)
+        self.proj = nn.Linear(16, 4)
+
+    def forward(self, input_ids: torch.Tensor, mask: torch.Tensor) -> dict:
+        hidden = self.embed(input_ids) * mask.unsqueeze(-1)
+        pooled = hidden.sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+        return {"tags": self.proj(hidden), "pooled": pooled}
+
+
+class Encoder(nn.Module):
+    """A small transformer encoder over embedded token ids."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(100, 32)
+        layer = nn.TransformerEncoderLayer(32, nhead=4, dim_feedforward=64, dropout=0.0, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, num_layers=2, enable_nested_tensor=False)
+        self.classifier = nn.Linear(32, 3)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.encoder(self.embed(input_ids)).mean(1))
+
+
+class Drifting(nn.Module):
+    """Returns something different on every call: the export bakes in one value, so parity fails."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return x * float(self.calls)
+
+
+def cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return SmallCNN().eval()
+
+
+def tagger() -> nn.Module:
+    torch.manual_seed(0)
+    return TokenTagger().eval()
+
+
+def encoder() -> nn.Module:
+    torch.manual_seed(0)
+    return Encoder().eval()
+
+
+def drifting() -> nn.Module:
+    return Drifting()
+
+
+def broken() -> nn.Module:
+    raise RuntimeError("weights are missing")
+
+
+def not_a_module() -> str:
+    return "hello"

@@ -1,0 +1,136 @@
+"""Real PyTorch -> ONNX conversions through the CLI, checked in ONNX Runtime at a new batch size."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import MODELS, one_line_error, ort_run, run_cli
+from models import cnn, encoder, tagger
+
+pytestmark = pytest.mark.slow
+
+
+def convert(*args):
+    result = run_cli("convert", *args, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_cnn_factory_dynamic_batch(tmp_path):
+    out = tmp_path / "cnn.onnx"
+    report = convert(f"{MODELS}:cnn", "--input-shape", "image:2x3x16x16", "-o", out)
+    assert report["exporter"] == "dynamo" and report["opset"] == 18
+    assert report["inputs"] == [{"name": "image", "dtype": "float32", "shape": ["batch", 3, 16, 16]}]
+    assert report["validation"]["passed"] and [b["batch"] for b in report["validation"]["batches"]] == [2, 4]
+    x = np.random.default_rng(0).standard_normal((5, 3, 16, 16), dtype=np.float32)
+    expected = cnn()(torch.from_numpy(x)).detach().numpy()
+    np.testing.assert_allclose(ort_run(out, {"image": x})["output"], expected, atol=1e-4, rtol=1e-3)
+
+
+def test_two_inputs_with_dynamic_sequence(tmp_path):
+    out = tmp_path / "tagger.onnx"
+    report = convert(
+        f"{MODELS}:tagger", "--input-shape", "input_ids:2x7", "--input-shape", "mask:2x7",
+        "--dtype", "input_ids:int64", "--dynamic-axis", "input_ids:1:seq", "--dynamic-axis", "mask:1:seq",
+        "--int-range", "0:50", "-o", out,
+    )
+    assert [i["shape"] for i in report["inputs"]] == [["batch", "seq"], ["batch", "seq"]]
+    assert [o["name"] for o in report["outputs"]] == ["tags", "pooled"]
+    ids = np.random.default_rng(1).integers(0, 50, (3, 11))
+    mask = np.ones((3, 11), dtype=np.float32)
+    mask[:, 8:] = 0
+    got = ort_run(out, {"input_ids": ids, "mask": mask})
+    expected = tagger()(torch.from_numpy(ids), torch.from_numpy(mask))
+    np.testing.assert_allclose(got["tags"], expected["tags"].detach().numpy(), atol=1e-5)
+    np.testing.assert_allclose(got["pooled"], expected["pooled"].detach().numpy(), atol=1e-5)
+
+
+def test_transformer_encoder(tmp_path):
+    out = tmp_path / "encoder.onnx"
+    report = convert(
+        f"{MODELS}:encoder", "--input-shape", "1x12", "--dtype", "int64", "--dynamic-axis", "input_ids:1:seq", "-o", out,
+    )
+    assert report["validation"]["passed"]
+    ids = np.random.default_rng(2).integers(0, 100, (4, 9))
+    expected = encoder()(torch.from_numpy(ids)).detach().numpy()
+    np.testing.assert_allclose(ort_run(out, {"input_ids": ids})["output"], expected, atol=1e-4, rtol=1e-3)
+
+
+def test_torchscript_archive_and_static_batch(tmp_path):
+    archive = tmp_path / "cnn.ts"
+    torch.jit.trace(cnn(), torch.zeros(1, 3, 16, 16)).save(str(archive))
+    out = tmp_path / "ts.onnx"
+    report = convert(archive, "--input-shape", "1x3x16x16", "--static-batch", "-o", out)
+    assert report["exporter"] == "torchscript" and report["opset"] == 17
+    assert report["inputs"][0]["shape"] == [1, 3, 16, 16]
+    assert [b["batch"] for b in report["validation"]["batches"]] == [1]
+    assert any("TorchScript archive" in n for n in report["notes"])
+
+
+def test_scripted_archive_with_dynamic_batch(tmp_path):
+    archive = tmp_path / "cnn.pt"
+    torch.jit.script(cnn()).save(str(archive))
+    out = tmp_path / "scripted.onnx"
+    report = convert(archive, "--input-shape", "2x3x16x16", "-o", out)
+    x = np.ones((3, 3, 16, 16), dtype=np.float32)
+    np.testing.assert_allclose(ort_run(out, {report["inputs"][0]["name"]: x})["output"], cnn()(torch.from_numpy(x)).detach().numpy(), atol=1e-4)
+
+
+def test_exported_program_carries_its_shapes(tmp_path):
+    program = torch.export.export(cnn(), (torch.zeros(2, 3, 16, 16),), dynamic_shapes={"image": {0: torch.export.Dim("batch")}})
+    archive = tmp_path / "cnn.pt2"
+    torch.export.save(program, str(archive))
+    report = convert(archive, "-o", tmp_path / "ep.onnx")
+    assert report["exporter"] == "dynamo" and report["inputs"][0]["shape"] == ["batch", 3, 16, 16]
+    assert report["validation"]["passed"]
+
+
+def test_low_opset_falls_back_to_torchscript_with_a_reason(tmp_path):
+    report = convert(f"{MODELS}:cnn", "--input-shape", "1x3x16x16", "--opset", "16", "-o", tmp_path / "o16.onnx")
+    assert report["exporter"] == "torchscript" and report["opset"] == 16
+    assert any("fell back to the TorchScript exporter" in n and "opset" in n for n in report["notes"])
+
+
+def test_explicit_dynamo_with_low_opset_is_an_error(tmp_path):
+    out = tmp_path / "o16.onnx"
+    result = run_cli("convert", f"{MODELS}:cnn", "--input-shape", "1x3x16x16", "--opset", "16", "--exporter", "dynamo", "-o", out)
+    assert result.returncode == 2
+    assert "opset" in one_line_error(result)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_pickled_module_needs_trust(tmp_path):
+    pickled = tmp_path / "whole.pt"
+    torch.save(cnn(), str(pickled))
+    out = tmp_path / "p.onnx"
+    refused = run_cli("convert", pickled, "--input-shape", "1x3x16x16", "-o", out, cwd=tmp_path, env={"PYTHONPATH": str(MODELS.parent)})
+    assert refused.returncode == 2 and "--trust-model" in one_line_error(refused) and not out.exists()
+    trusted = run_cli("convert", pickled, "--input-shape", "1x3x16x16", "-o", out, "--trust-model", env={"PYTHONPATH": str(MODELS.parent)})
+    assert trusted.returncode == 0, trusted.stderr
+    assert out.exists()
+
+
+def test_state_dict_points_to_factory_and_weights(tmp_path):
+    weights = tmp_path / "w.pt"
+    model = cnn()
+    with torch.no_grad():
+        model.head.bias.fill_(3.0)
+    torch.save(model.state_dict(), str(weights))
+    result = run_cli("convert", weights, "--input-shape", "1x3x16x16", "-o", tmp_path / "w.onnx")
+    assert result.returncode == 2 and "state dict" in one_line_error(result)
+    out = tmp_path / "weighted.onnx"
+    convert(f"{MODELS}:cnn", "--weights", weights, "--input-shape", "1x3x16x16", "-o", out)
+    x = np.zeros((1, 3, 16, 16), dtype=np.float32)
+    np.testing.assert_allclose(ort_run(out, {"image": x})["output"], model(torch.from_numpy(x)).detach().numpy(), atol=1e-5)
+
+
+def test_existing_output_needs_force(tmp_path):
+    out = tmp_path / "cnn.onnx"
+    out.write_text("keep me")
+    result = run_cli("convert", f"{MODELS}:cnn", "--input-shape", "1x3x16x16", "-o", out)
+    assert result.returncode == 2 and "--force" in one_line_error(result)
+    assert out.read_text() == "keep me"
+    convert(f"{MODELS}:cnn", "--input-shape", "1x3x16x16", "-o", out, "--force")
+    assert out.stat().st_size > 1000

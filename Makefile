@@ -20,6 +20,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 demo: install
 	$(BIN)/infertool convert examples/tiny_cnn.py:build --input-shape 1x3x64x64 -o $(DEMO)/tiny_cnn.onnx --force
+	$(BIN)/infertool bench $(DEMO)/tiny_cnn.onnx --backend ort-cpu --batch 1,8,32 --markdown $(DEMO)/bench.md --json $(DEMO)/bench.json --force
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -13,7 +13,8 @@ class Agreement:
 
     `max_rel` is max |got - ref| / |ref| over elements with |ref| > `rel_floor`, so values near
     zero do not turn rounding noise into huge ratios. `passed` uses numpy's allclose rule:
-    |got - ref| <= atol + rtol * |ref| everywhere, with matching shapes and no new NaN/Inf.
+    |got - ref| <= atol + rtol * |ref| everywhere (or cosine >= min_cosine where one is given, for
+    reduced precision), with matching shapes and no new NaN/Inf.
     """
 
     name: str
@@ -44,7 +45,11 @@ def _topk_agreement(ref: np.ndarray, got: np.ndarray) -> tuple[float | None, flo
     return top1, top5
 
 
-def compare(name: str, ref: np.ndarray, got: np.ndarray, atol: float, rtol: float, rel_floor: float = 1e-6) -> Agreement:
+def compare(
+    name: str, ref: np.ndarray, got: np.ndarray, atol: float, rtol: float,
+    min_cosine: float | None = None, rel_floor: float = 1e-6,
+) -> Agreement:
+    """Agreement of one output; with `min_cosine`, a cosine at or above it also passes."""
     ref = np.asarray(ref)
     got = np.asarray(got)
     if ref.shape != got.shape:
@@ -67,6 +72,7 @@ def compare(name: str, ref: np.ndarray, got: np.ndarray, atol: float, rtol: floa
     r, g = ref64[finite].ravel(), np.nan_to_num(got64[finite]).ravel()
     norms = float(np.linalg.norm(r) * np.linalg.norm(g))
     cosine = float(np.dot(r, g) / norms) if norms > 0 else float(np.array_equal(r, g))
-    passed = not nan_mismatch and bool(np.all(err <= atol + rtol * magnitude))
+    close = bool(np.all(err <= atol + rtol * magnitude))
+    passed = not nan_mismatch and (close or (min_cosine is not None and cosine >= min_cosine))
     top1, top5 = _topk_agreement(ref64, got64)
     return Agreement(name, True, max_abs, mean_abs, max_rel, cosine, atol, rtol, passed, top1, top5)

@@ -13,10 +13,10 @@ from pathlib import Path
 from infertool.errors import InfertoolError
 
 
-def check_output(path: Path, force: bool, *companions: Path) -> None:
+def check_output(path: Path, force: bool, *companions: Path, directory: bool = False) -> None:
     """Refuse an existing output (or companion file such as external data) unless forced."""
     for target in (path, *companions):
-        if target.is_dir():
+        if target.is_dir() and not directory:
             raise InfertoolError(f"output path {target} is a directory", hint="give a file path")
         if target.exists() and not force:
             raise InfertoolError(f"{target} already exists", hint="pass --force to overwrite it")
@@ -30,21 +30,25 @@ def _existing_ancestor(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def staged_output(path: Path, force: bool) -> Iterator[Path]:
+def staged_output(path: Path, force: bool, directory: bool = False) -> Iterator[Path]:
     """Yield a staging directory on the output's file system.
 
     Files written there are moved next to `path` when the block succeeds (`path`'s own
     file last, so a reader never sees it before its companions); on failure nothing is left.
+    With `directory`, `path` is a folder written as `staging / path.name`.
     """
-    check_output(path, force)
+    check_output(path, force, directory=directory)
     staging = Path(tempfile.mkdtemp(prefix=".infertool-", dir=_existing_ancestor(path)))
     try:
         yield staging
         produced = sorted(staging.iterdir(), key=lambda p: p.name == path.name)
-        check_output(path, force, *(path.parent / p.name for p in produced))
+        check_output(path, force, *(path.parent / p.name for p in produced), directory=directory)
         path.parent.mkdir(parents=True, exist_ok=True)
         for item in produced:
-            os.replace(item, path.parent / item.name)
+            target = path.parent / item.name
+            if item.is_dir() and target.is_dir():
+                shutil.rmtree(target)
+            os.replace(item, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

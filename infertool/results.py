@@ -78,3 +78,103 @@ class ConvertResult:
             "validation": self.validation.to_dict() if self.validation else None,
             "notes": list(self.notes),
         }
+
+
+@dataclass(frozen=True)
+class AgreementReport:
+    """Outputs of one row against the reference outputs on the same inputs."""
+
+    reference: str
+    precision: str  # the tolerance class applied
+    outputs: tuple[Agreement, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(a.passed for a in self.outputs)
+
+    def to_dict(self) -> dict:
+        return {"reference": self.reference, "precision": self.precision, "passed": self.passed, "outputs": [a.to_dict() for a in self.outputs]}
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    backend: str
+    batch: int
+    precision: str
+    latency_mode: str  # which timing `latency_ms` is: end_to_end or device_resident
+    timings: dict  # mode -> Stats: end_to_end, device_resident, gpu_compute, h2d, d2h
+    memory: dict
+    input_shapes: dict
+    settings: dict
+    agreement: AgreementReport | None = None
+    speedup: float | None = None
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def latency(self):
+        return self.timings[self.latency_mode]
+
+    def to_dict(self) -> dict:
+        from infertool.bench.stats import throughput
+
+        return {
+            "backend": self.backend, "batch": self.batch, "precision": self.precision,
+            "latency_mode": self.latency_mode, "latency_ms": self.latency.to_dict(),
+            "throughput": throughput(self.latency, self.batch),
+            "timings_ms": {mode: stats.to_dict() for mode, stats in self.timings.items()},
+            "speedup": None if self.speedup is None else round(self.speedup, 4),
+            "memory": self.memory, "agreement": self.agreement.to_dict() if self.agreement else None,
+            "input_shapes": self.input_shapes, "settings": self.settings, "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True)
+class GateRow:
+    backend: str
+    batch: int
+    baseline_ms: float | None
+    current_ms: float
+    change: float | None  # (current - baseline) / baseline
+    regressed: bool
+
+    def to_dict(self) -> dict:
+        return {
+            "backend": self.backend, "batch": self.batch, "baseline_ms": self.baseline_ms, "current_ms": self.current_ms,
+            "change": None if self.change is None else round(self.change, 4), "regressed": self.regressed,
+        }
+
+
+@dataclass(frozen=True)
+class GateReport:
+    baseline: str
+    stat: str
+    max_regression: float
+    rows: tuple[GateRow, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return not any(r.regressed for r in self.rows)
+
+    def to_dict(self) -> dict:
+        return {
+            "baseline": self.baseline, "stat": self.stat, "max_regression": self.max_regression, "passed": self.passed,
+            "rows": [r.to_dict() for r in self.rows], "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    env: dict
+    model: dict
+    settings: dict
+    rows: tuple[BenchRow, ...]
+    warnings: tuple[str, ...] = ()
+    gate: GateReport | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": "infertool.bench/1", "env": self.env, "model": self.model, "settings": self.settings,
+            "rows": [r.to_dict() for r in self.rows], "warnings": list(self.warnings),
+            "gate": self.gate.to_dict() if self.gate else None,
+        }

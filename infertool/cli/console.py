@@ -15,8 +15,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 
 from infertool.files import write_text_atomic
 
-out = Console(soft_wrap=False)
-err = Console(stderr=True)
+def _console(stderr: bool) -> Console:
+    """Wide tables when piped (CI logs, files); the terminal's width otherwise."""
+    probe = Console(stderr=stderr)
+    return probe if probe.is_terminal else Console(stderr=stderr, width=160)
+
+
+out = _console(stderr=False)
+err = _console(stderr=True)
 
 
 class RichReporter:

@@ -11,8 +11,8 @@ from infertool.cli.console import emit_json, out
 
 
 def doctor(json_out: Optional[str] = options.json_option, force: bool = options.force_option) -> None:
-    """Versions of python, numpy, onnx, onnxruntime (+ providers), torch, TensorFlow/Keras, TensorRT, cuda-python, and the GPUs."""
-    from infertool import environment
+    """Versions of python, numpy, onnx, onnxruntime (+ providers), torch, TensorFlow/Keras, TensorRT, cuda-python; GPUs; which bench backends can run."""
+    from infertool import environment, runners
 
     fingerprint = environment.fingerprint()
     components = []
@@ -21,7 +21,10 @@ def doctor(json_out: Optional[str] = options.json_option, force: bool = options.
         if component.name == "onnxruntime" and component.version:
             detail = "providers: " + ", ".join(fingerprint["onnxruntime_providers"])
         components.append({**component.to_dict(), "detail": detail})
-    report = {"schema": "infertool.doctor/1", **fingerprint, "components": components, "warnings": environment.conflicts()}
+    report = {
+        "schema": "infertool.doctor/1", **fingerprint, "components": components,
+        "backends": [b.to_dict() for b in runners.available()], "warnings": environment.conflicts(),
+    }
     if json_out:
         emit_json(report, json_out, force)
     if json_out != "-":

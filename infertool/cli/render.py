@@ -77,5 +77,166 @@ def doctor_report(report: dict, console: Console) -> None:
     if not report["gpus"]:
         table.add_row("gpu", "[yellow]none[/]", escape(report["gpu_note"]))
     console.print(table)
+    backends = Table(title="backends", title_justify="left")
+    for column in ("backend", "status", "details"):
+        backends.add_column(column)
+    for backend in report["backends"]:
+        backends.add_row(backend["name"], "[green]available[/]" if backend["ok"] else "[red]unavailable[/]", escape(backend["reason"] or backend["description"]))
+    console.print(backends)
     for warning in report["warnings"]:
         console.print(f"[yellow]warning:[/] {escape(warning)}")
+
+
+MODE_LABELS = {"end_to_end": "end-to-end", "device_resident": "device-resident"}
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if value < 100 else f"{value:.1f}"
+
+
+def _timing(row, mode: str, stat: str = "median") -> float | None:
+    stats = row.timings.get(mode)
+    return None if stats is None else getattr(stats, stat)
+
+
+def bench_tables(result, console: Console) -> None:
+    model = result.model
+    title = f"{model['path']}  ({model['precision']}, opset {model['opset']}, {size(model['bytes'])})"
+    latency = Table(title=title, title_justify="left", caption=(
+        "timed: end-to-end = host arrays in and out; device-resident = inputs/outputs kept on the GPU (IO binding). "
+        "Percentiles by nearest rank."
+    ), caption_justify="left")
+    for column in ("backend", "batch", "prec", "timed", "median ms", "p90", "p99", "mean", "CV", "samples/s", "speedup"):
+        latency.add_column(column, justify="left" if column in ("backend", "prec", "timed") else "right")
+    for row in result.rows:
+        stats = row.latency
+        cv = f"{stats.cv:.1%}" if not stats.noisy else f"[yellow]{stats.cv:.1%}[/]"
+        per_second = stats.count / (stats.total / 1e3) if stats.total else 0.0
+        latency.add_row(
+            row.backend, str(row.batch), row.precision, MODE_LABELS[row.latency_mode], _ms(stats.median), _ms(stats.p90),
+            _ms(stats.p99), _ms(stats.mean), cv, f"{per_second * row.batch:,.1f}",
+            "-" if row.speedup is None else f"{row.speedup:.2f}x",
+        )
+    console.print(latency)
+    if any(len(r.timings) > 1 for r in result.rows):
+        split = Table(title="where the time goes (median ms): copies vs device work", title_justify="left", caption=(
+            "GPU columns are CUDA-event times on the runtime's stream."
+        ), caption_justify="left")
+        for column in ("backend", "batch", "end-to-end", "device-resident", "GPU compute", "GPU H2D", "GPU D2H"):
+            split.add_column(column, justify="left" if column == "backend" else "right")
+        for row in result.rows:
+            split.add_row(row.backend, str(row.batch), *(_ms(_timing(row, m)) for m in ("end_to_end", "device_resident", "gpu_compute", "gpu_h2d", "gpu_d2h")))
+        console.print(split)
+    memory = Table(title="memory", title_justify="left")
+    keys = {"model_file_bytes": "model file", "host_rss_increase_bytes": "host RSS peak +", "gpu_bytes": "GPU memory +",
+            "engine_bytes": "engine", "device_memory_bytes": "engine device mem"}
+    shown = [k for k in keys if any(r.memory.get(k) is not None for r in result.rows)]
+    for column in ("backend", "batch", *(keys[k] for k in shown)):
+        memory.add_column(column, justify="left" if column == "backend" else "right")
+    for row in result.rows:
+        memory.add_row(row.backend, str(row.batch), *("-" if row.memory.get(k) is None else size(row.memory[k]) for k in shown))
+    console.print(memory)
+    checked = [r for r in result.rows if r.agreement is not None]
+    if checked:
+        agreement = Table(
+            title=f"output agreement with {checked[0].agreement.reference} (same inputs)", title_justify="left",
+            caption="tolerance: precision (atol/rtol); a cosine at or above the precision's floor also passes", caption_justify="left",
+        )
+        for column in ("backend", "batch", "output", "tolerance", "max abs err", "max rel err", "cosine", "top-1", "result"):
+            agreement.add_column(column, justify="left" if column in ("backend", "output", "tolerance") else "right")
+        for row in checked:
+            for a in row.agreement.outputs:
+                tolerance = f"{row.agreement.precision} ({a.atol:g}/{a.rtol:g})"
+                agreement.add_row(
+                    row.backend, str(row.batch), a.name, tolerance, _num(a.max_abs), _num(a.max_rel), f"{a.cosine:.6f}",
+                    "-" if a.top1 is None else f"{a.top1:.0%}", _mark(a.passed),
+                )
+        console.print(agreement)
+    if result.gate is not None:
+        gate_table = Table(title=f"regression gate vs {result.gate.baseline} ({result.gate.stat}, limit +{result.gate.max_regression:.0%})", title_justify="left")
+        for column in ("backend", "batch", "baseline ms", "now ms", "change", "result"):
+            gate_table.add_column(column, justify="left" if column == "backend" else "right")
+        for r in result.gate.rows:
+            change = "-" if r.change is None else f"{r.change:+.1%}"
+            gate_table.add_row(r.backend, str(r.batch), _ms(r.baseline_ms), _ms(r.current_ms), change, "[red]REGRESSED[/]" if r.regressed else "[green]ok[/]")
+        console.print(gate_table)
+        for note in result.gate.notes:
+            console.print(f"[yellow]gate note:[/] {escape(note)}", highlight=False)
+
+
+CSV_COLUMNS = (
+    "backend", "batch", "precision", "latency_mode", "median_ms", "mean_ms", "min_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms",
+    "std_ms", "cv", "iterations", "inferences_per_s", "samples_per_s", "speedup", "end_to_end_median_ms",
+    "device_resident_median_ms", "gpu_compute_median_ms", "model_file_bytes", "host_rss_increase_bytes", "gpu_bytes",
+    "agreement_passed", "max_abs_err", "min_cosine",
+)
+
+
+def bench_csv(result) -> str:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in result.rows:
+        data = row.to_dict()
+        lat = data["latency_ms"]
+        outputs = row.agreement.outputs if row.agreement else ()
+        writer.writerow([
+            row.backend, row.batch, row.precision, row.latency_mode, lat["median"], lat["mean"], lat["min"], lat["p90"],
+            lat["p95"], lat["p99"], lat["max"], lat["std"], lat["cv"], lat["count"], data["throughput"]["inferences_per_s"],
+            data["throughput"]["samples_per_s"], data["speedup"],
+            *(_timing(row, m) for m in ("end_to_end", "device_resident", "gpu_compute")),
+            row.memory.get("model_file_bytes"), row.memory.get("host_rss_increase_bytes"), row.memory.get("gpu_bytes"),
+            None if row.agreement is None else row.agreement.passed,
+            max((a.max_abs for a in outputs), default=None), min((a.cosine for a in outputs), default=None),
+        ])
+    return buffer.getvalue()
+
+
+def bench_markdown(result) -> str:
+    model = result.model
+    lines = [
+        f"### infertool bench: `{model['path']}` ({model['precision']})",
+        "",
+        "| backend | batch | timed | median ms | p90 ms | p99 ms | CV | samples/s | speedup | GPU mem | agreement |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in result.rows:
+        stats = row.latency
+        per_second = stats.count / (stats.total / 1e3) if stats.total else 0.0
+        gpu = row.memory.get("gpu_bytes")
+        agreement = "-" if row.agreement is None else ("ok" if row.agreement.passed else "**FAIL**")
+        lines.append(
+            f"| {row.backend} | {row.batch} | {MODE_LABELS[row.latency_mode]} | {_ms(stats.median)} | {_ms(stats.p90)} | "
+            f"{_ms(stats.p99)} | {stats.cv:.1%} | {per_second * row.batch:,.1f} | "
+            f"{'-' if row.speedup is None else f'{row.speedup:.2f}x'} | {'-' if gpu is None else size(gpu)} | {agreement} |"
+        )
+    if result.gate is not None:
+        lines += ["", f"Regression gate ({result.gate.stat}, limit +{result.gate.max_regression:.0%}): "
+                  + ("passed" if result.gate.passed else "**FAILED**")]
+    return "\n".join(lines) + "\n"
+
+
+def run_result(result, console: Console) -> None:
+    shapes = ", ".join(f"{n} {format_shape(s)}" for n, s in result.inputs.items())
+    table = Table(title=f"{result.model} on {result.backend}  (inputs: {shapes})", title_justify="left")
+    for column in ("output", "shape", "dtype", "min", "max", "mean", "NaN", "Inf"):
+        table.add_column(column, justify="left" if column in ("output", "dtype") else "right")
+    for o in result.outputs:
+        bad = lambda n: f"[red]{n}[/]" if n else "0"  # noqa: E731
+        table.add_row(o.name, format_shape(o.shape), o.dtype, _num(o.min, 5), _num(o.max, 5), _num(o.mean, 5), bad(o.nan), bad(o.inf))
+    console.print(table)
+    if result.top_k is not None:
+        ranked = Table(title=f"top-{len(result.top_k.rows[0])} of '{result.top_k.output}'", title_justify="left")
+        for column in ("sample", "rank", "class", "label", "score", "softmax"):
+            ranked.add_column(column, justify="left" if column == "label" else "right")
+        for sample, row in enumerate(result.top_k.rows):
+            for rank, (cls, label, score, probability) in enumerate(row, 1):
+                ranked.add_row(str(sample), str(rank), str(cls), escape(label), f"{score:.4g}", f"{probability:.2%}")
+        console.print(ranked)
+    if result.saved:
+        console.print(f"saved outputs to {result.saved}")

@@ -1,0 +1,1 @@
+"""Measuring: timing loops, statistics, memory probes, and the bench orchestration."""

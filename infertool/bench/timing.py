@@ -1,0 +1,64 @@
+"""The timing loop: warm-up, then timed iterations until both the count and the duration are reached."""
+
+from __future__ import annotations
+
+import gc
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from infertool.errors import InfertoolError
+
+PROGRESS_EVERY_NS = 100_000_000
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Run at least `iterations` times and for at least `seconds` (either may be 0)."""
+
+    iterations: int
+    seconds: float
+
+    @classmethod
+    def parse_warmup(cls, text: str) -> Budget:
+        """`10` (iterations) or `200ms` / `2s` (time; at least 3 iterations)."""
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*", text)
+        if not match:
+            raise InfertoolError(f"malformed --warmup '{text}'", hint="give iterations (10) or a time (200ms, 2s)")
+        value, unit = float(match.group(1)), match.group(2)
+        if unit is None:
+            if not value.is_integer():
+                raise InfertoolError(f"--warmup {text}: iterations must be a whole number")
+            return cls(int(value), 0.0)
+        return cls(3, value / 1000 if unit == "ms" else value)
+
+    def to_dict(self) -> dict:
+        return {"iterations": self.iterations, "seconds": self.seconds}
+
+
+def run_for(call: Callable[[], object], budget: Budget, advance: Callable[[int], None] | None = None) -> list[int]:
+    """Call repeatedly; return each call's wall time in ns (perf_counter_ns). GC is off meanwhile."""
+    clock = time.perf_counter_ns
+    samples: list[int] = []
+    record = samples.append
+    need_ns = int(budget.seconds * 1e9)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        start = clock()
+        next_report, reported = start + PROGRESS_EVERY_NS, 0
+        while True:
+            t0 = clock()
+            call()
+            t1 = clock()
+            record(t1 - t0)
+            done = len(samples) >= budget.iterations and t1 - start >= need_ns
+            if advance is not None and (done or t1 >= next_report):
+                advance(len(samples) - reported)
+                reported, next_report = len(samples), t1 + PROGRESS_EVERY_NS
+            if done:
+                return samples
+    finally:
+        if gc_was_enabled:
+            gc.enable()

@@ -1,0 +1,77 @@
+"""Small ONNX models built directly with onnx.helper (no framework needed)."""
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = [helper.make_opsetid("", 17)]
+
+
+def _save(graph, path: Path) -> Path:
+    model = helper.make_model(graph, opset_imports=OPSET)
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def mlp(path: Path, batch="batch", hidden: int = 32, seed: int = 0) -> Path:
+    """x[batch,16] -> MatMul -> Relu -> MatMul -> y[batch,10]."""
+    rng = np.random.default_rng(seed)
+    w1 = numpy_helper.from_array(rng.standard_normal((16, hidden), dtype=np.float32) * 0.3, "w1")
+    w2 = numpy_helper.from_array(rng.standard_normal((hidden, 10), dtype=np.float32) * 0.3, "w2")
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["h"]),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("MatMul", ["r", "w2"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 10])], [w1, w2],
+    )
+    return _save(graph, path)
+
+
+def two_inputs(path: Path) -> Path:
+    """ids[batch,seq] int64 and scale[batch,1] float -> mean embedding * scale -> out[batch,8]."""
+    table = numpy_helper.from_array(np.arange(400, dtype=np.float32).reshape(50, 8) / 100, "table")
+    nodes = [
+        helper.make_node("Gather", ["table", "ids"], ["emb"]),
+        helper.make_node("ReduceMean", ["emb"], ["mean"], axes=[1], keepdims=0),
+        helper.make_node("Mul", ["mean", "scale"], ["out"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "two_inputs",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", "seq"]), helper.make_tensor_value_info("scale", TensorProto.FLOAT, ["batch", 1])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 8])], [table],
+    )
+    return _save(graph, path)
+
+
+def image_classifier(path: Path, classes: int = 4) -> Path:
+    """image[batch,3,8,8] -> per-channel mean -> linear -> logits[batch,classes]."""
+    weights = numpy_helper.from_array(np.arange(3 * classes, dtype=np.float32).reshape(3, classes) / 10, "w")
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "image_classifier", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])], [weights],
+    )
+    return _save(graph, path)
+
+
+def big_weights(path: Path, megabytes: int = 64) -> Path:
+    """y = x + sum(w): ~megabytes of weights ORT must keep in memory."""
+    count = megabytes * 2**20 // 4
+    w = numpy_helper.from_array(np.ones((count,), dtype=np.float32), "w")
+    nodes = [helper.make_node("ReduceSum", ["w"], ["s"], keepdims=1), helper.make_node("Add", ["x", "s"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "big", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 1])], [w],
+    )
+    return _save(graph, path)

@@ -7,6 +7,21 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 
+# per precision: (atol, rtol, min_cosine); an output passes with allclose(atol, rtol) or cosine >= min_cosine
+PRECISION_TOLERANCES = {
+    "fp32": (1e-4, 1e-3, 0.99999),
+    "fp64": (1e-6, 1e-5, None),
+    "fp16": (1e-2, 1e-2, 0.999),
+    "bf16": (5e-2, 5e-2, 0.995),
+    "int8": (0.0, 0.0, 0.99),
+    "fp8": (0.0, 0.0, 0.98),
+}
+
+
+def tolerance(precision: str) -> tuple[float, float, float | None]:
+    return PRECISION_TOLERANCES.get(precision, PRECISION_TOLERANCES["fp32"])
+
+
 @dataclass(frozen=True)
 class Agreement:
     """How close `got` is to `ref`, for one output.

@@ -285,3 +285,16 @@ class FeedSource:
         shapes = resolve_shapes(self.specs, self.shapes, batch)
         dtypes = {s.name: s.dtype for s in self.specs}
         return generated_feeds(shapes, dtypes, self.options.seed, self.options.int_range, self.options.generator == "zeros")
+
+
+def split_batches(feeds: Mapping[str, np.ndarray], specs: list[TensorSpec], size: int) -> list[dict[str, np.ndarray]]:
+    """Cut stacked samples into batches of `size` rows (the last may be short), or of the model's
+    fixed batch (repeating samples to fill one, dropping a remainder)."""
+    count = min(a.shape[0] for a in feeds.values())
+    fixed = next((s.shape[0] for s in specs if s.shape and isinstance(s.shape[0], int)), None)
+    if fixed is not None and count < fixed:
+        feeds = {n: np.concatenate([a] * -(-fixed // count))[:fixed] for n, a in feeds.items()}
+        count = fixed
+    step = fixed or size
+    stop = count - count % step if fixed else count
+    return [{n: np.ascontiguousarray(a[i : i + step]) for n, a in feeds.items()} for i in range(0, stop, step)]

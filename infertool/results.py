@@ -178,3 +178,54 @@ class BenchResult:
             "rows": [r.to_dict() for r in self.rows], "warnings": list(self.warnings),
             "gate": self.gate.to_dict() if self.gate else None,
         }
+
+
+@dataclass(frozen=True)
+class AccuracyReport:
+    """The original and the converted model on the same evaluation inputs."""
+
+    backend: str
+    data: str
+    samples: int
+    outputs: tuple[Agreement, ...] = ()
+    unavailable: str = ""  # why the converted model could not be evaluated
+
+    @property
+    def min_cosine(self) -> float | None:
+        return min((a.cosine for a in self.outputs), default=None)
+
+    @property
+    def top1(self) -> float | None:
+        return next((a.top1 for a in self.outputs if a.top1 is not None), None)
+
+    def to_dict(self) -> dict:
+        return {
+            "backend": self.backend, "data": self.data, "samples": self.samples, "unavailable": self.unavailable or None,
+            "min_cosine": self.min_cosine, "top1": self.top1, "outputs": [a.to_dict() for a in self.outputs],
+        }
+
+
+@dataclass(frozen=True)
+class QuantizeResult:
+    source: ModelFile
+    output: ModelFile
+    precision: str
+    settings: dict
+    graph: dict  # node counts of the converted graph
+    calibration: dict | None
+    accuracy: AccuracyReport
+    gates: dict
+    seconds: float
+    notes: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return all(g["passed"] for g in self.gates.values())
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": "infertool.quantize/1", "source": self.source.to_dict(), "output": self.output.to_dict(),
+            "precision": self.precision, "settings": self.settings, "graph": self.graph,
+            "calibration": self.calibration, "accuracy": self.accuracy.to_dict(), "gates": self.gates,
+            "passed": self.passed, "seconds": round(self.seconds, 3), "notes": list(self.notes),
+        }

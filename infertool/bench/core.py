@@ -11,7 +11,7 @@ from infertool import environment, onnx_model, runners
 from infertool.bench.memory import HostPeak, gpu_used
 from infertool.bench.stats import PERCENTILE_METHOD, Stats
 from infertool.bench.timing import Budget, run_for
-from infertool.compare import compare
+from infertool.compare import compare, tolerance
 from infertool.errors import InfertoolError
 from infertool.files import file_sha256
 from infertool.inputs import FeedSource, InputOptions
@@ -22,15 +22,6 @@ from infertool.runners import RunnerOptions
 from infertool.runners.base import DEVICE_RESIDENT, END_TO_END, Runner
 from infertool.specs import format_shape
 
-# per precision: (atol, rtol, min_cosine); a row passes with allclose(atol, rtol) or cosine >= min_cosine
-TOLERANCES = {
-    "fp32": (1e-4, 1e-3, 0.99999),
-    "fp64": (1e-6, 1e-5, None),
-    "fp16": (1e-2, 1e-2, 0.999),
-    "bf16": (5e-2, 5e-2, 0.995),
-    "int8": (0.0, 0.0, 0.99),
-    "fp8": (0.0, 0.0, 0.98),
-}
 REFERENCE_BACKEND = "ort-cpu"
 
 
@@ -49,7 +40,7 @@ class BenchOptions:
     min_cosine: float | None = None
 
     def tolerance(self, precision: str) -> tuple[float, float, float | None]:
-        atol, rtol, cosine = TOLERANCES.get(precision, TOLERANCES["fp32"])
+        atol, rtol, cosine = tolerance(precision)
         return (
             atol if self.atol is None else self.atol,
             rtol if self.rtol is None else self.rtol,

@@ -240,3 +240,29 @@ def run_result(result, console: Console) -> None:
         console.print(ranked)
     if result.saved:
         console.print(f"saved outputs to {result.saved}")
+
+
+def quantize_result(result, console: Console) -> None:
+    table = Table(title=f"{result.source.path} → {result.output.path} ({result.precision})", show_header=False, title_justify="left")
+    table.add_row("size", f"{size(result.source.bytes)} → {size(result.output.bytes)}  ({result.seconds:.1f} s)")
+    table.add_row("graph", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in result.graph.items()))
+    if result.calibration:
+        c = result.calibration
+        table.add_row("calibration", f"{c['method']} on {c['samples'] or '-'} samples of {c['data'] or 'cache'}" + (", ranges from cache" if c["cache_hit"] else ""))
+    for note in result.notes:
+        table.add_row("note", escape(note))
+    console.print(table)
+    accuracy = result.accuracy
+    if accuracy.unavailable:
+        console.print(f"[yellow]accuracy not evaluated on {accuracy.backend}:[/] {escape(accuracy.unavailable)}")
+    else:
+        report = Table(title=f"accuracy: fp32 vs {result.precision} on {accuracy.backend}, {accuracy.samples} samples of {escape(accuracy.data)}", title_justify="left")
+        for column in ("output", "max abs err", "mean abs err", "cosine", "top-1", "top-5", f"within {result.precision} tolerance"):
+            report.add_column(column, justify="left" if column == "output" else "right")
+        for a in accuracy.outputs:
+            pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
+            report.add_row(a.name, _num(a.max_abs), _num(a.mean_abs), f"{a.cosine:.6f}", pct(a.top1), pct(a.top5), _mark(a.passed))
+        console.print(report)
+    for name, gate in result.gates.items():
+        value = "-" if gate["value"] is None else f"{gate['value']:.4f}"
+        console.print(f"gate {name}: {value} (min {gate['min']}) {_mark(gate['passed'])}")

@@ -1,0 +1,122 @@
+"""fp16 / bf16 graphs through onnxruntime's float16 converter (bf16: its fp16 output, retyped)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections.abc import Iterable
+
+import numpy as np
+import onnx
+from onnx import TensorProto, numpy_helper
+
+from infertool.errors import InfertoolError, first_line
+from infertool.lazy import require
+
+# Numerically fragile ops kept in fp32 by default: the reductions and exponentials inside
+# Softmax and LayerNorm (fused or decomposed), where fp16 overflows or loses the small terms.
+FRAGILE_OPS = (
+    "Pow", "Sqrt", "Reciprocal", "ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL2", "ReduceLogSumExp",
+    "Exp", "Log", "Softmax", "LogSoftmax", "LayerNormalization", "SimplifiedLayerNormalization",
+)
+
+
+def block_list(extra_op_types: Iterable[str], fragile: bool) -> list[str]:
+    """onnxruntime's ops without fp16 kernels, plus the fragile ones, plus the user's."""
+    require("onnxruntime", "fp16/bf16 conversion")
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST
+
+    ops = [*DEFAULT_OP_BLOCK_LIST, *(FRAGILE_OPS if fragile else ()), *extra_op_types]
+    return list(dict.fromkeys(ops))
+
+
+def _subgraph_inputs(node: onnx.NodeProto) -> set[str]:
+    """Outer-scope names a node's subgraphs (If / Loop / Scan bodies) read."""
+    names: set[str] = set()
+    for attribute in node.attribute:
+        for graph in [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs):
+            inner = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {o for n in graph.node for o in n.output}
+            for inner_node in graph.node:
+                names |= {i for i in [*inner_node.input, *_subgraph_inputs(inner_node)] if i and i not in inner}
+    return names
+
+
+def topological_sort(graph: onnx.GraphProto) -> None:
+    """Reorder nodes so each comes after its producers (the converter appends its casts at the end).
+    Kahn's algorithm, taking ready nodes in their original order."""
+    import heapq
+
+    produced_by = {o: index for index, node in enumerate(graph.node) for o in node.output}
+    consumers: list[list[int]] = [[] for _ in graph.node]
+    pending = []
+    for index, node in enumerate(graph.node):
+        producers = {produced_by[i] for i in [*node.input, *_subgraph_inputs(node)] if i in produced_by} - {index}
+        pending.append(len(producers))
+        for producer in producers:
+            consumers[producer].append(index)
+    ready = [i for i, count in enumerate(pending) if count == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        index = heapq.heappop(ready)
+        order.append(index)
+        for consumer in consumers[index]:
+            pending[consumer] -= 1
+            if pending[consumer] == 0:
+                heapq.heappush(ready, consumer)
+    if len(order) != len(graph.node):
+        raise InfertoolError("the converted graph has a cycle", hint="report this model")
+    nodes = [graph.node[i] for i in order]
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
+def to_float16(model: onnx.ModelProto, keep_io_types: bool, op_block: list[str], node_block: list[str]) -> onnx.ModelProto:
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            logging.getLogger("onnxruntime.transformers.float16").setLevel(logging.ERROR)
+            converted = convert_float_to_float16(
+                model, keep_io_types=keep_io_types, op_block_list=op_block, node_block_list=node_block,
+                disable_shape_infer=model.ByteSize() > 2**31 - 2**24,
+            )
+    except Exception as exc:
+        raise InfertoolError(f"fp16 conversion failed: {first_line(exc)}", hint="exclude the failing ops with --exclude-op-types") from exc
+    topological_sort(converted.graph)
+    return converted
+
+
+def to_bfloat16(model: onnx.ModelProto, keep_io_types: bool, op_block: list[str], node_block: list[str]) -> onnx.ModelProto:
+    """fp16 conversion decides what to convert; every fp16 type then becomes bf16, with the
+    weights rounded from their fp32 originals (no fp16 clamping or double rounding)."""
+    import ml_dtypes
+
+    originals = {t.name: t for t in model.graph.initializer if t.data_type == TensorProto.FLOAT}
+    converted = to_float16(model, keep_io_types, op_block, node_block)
+
+    def retype(tensor: TensorProto) -> None:
+        if tensor.data_type != TensorProto.FLOAT16:
+            return
+        source = originals.get(tensor.name)
+        values = numpy_helper.to_array(source) if source is not None else numpy_helper.to_array(tensor).astype(np.float32)
+        tensor.CopyFrom(numpy_helper.from_array(values.astype(ml_dtypes.bfloat16), tensor.name))
+
+    def retype_graph(graph: onnx.GraphProto) -> None:
+        for tensor in graph.initializer:
+            retype(tensor)
+        for value in [*graph.input, *graph.output, *graph.value_info]:
+            if value.type.tensor_type.elem_type == TensorProto.FLOAT16:
+                value.type.tensor_type.elem_type = TensorProto.BFLOAT16
+        for node in graph.node:
+            for attribute in node.attribute:
+                if attribute.name == "to" and attribute.i == TensorProto.FLOAT16:
+                    attribute.i = TensorProto.BFLOAT16
+                if attribute.type == onnx.AttributeProto.TENSOR:
+                    retype(attribute.t)
+                if attribute.type == onnx.AttributeProto.GRAPH:
+                    retype_graph(attribute.g)
+
+    retype_graph(converted.graph)
+    return converted

@@ -1,0 +1,138 @@
+"""int8 / fp8 quantization through onnxruntime: static Q/DQ with calibration, or dynamic int8."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from infertool.errors import InfertoolError, first_line
+from infertool.lazy import require
+
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+# where TensorRT fuses Q/DQ: the inputs of convolutions and matrix products
+TENSORRT_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
+
+
+@dataclass(frozen=True)
+class QdqSettings:
+    precision: str  # int8 | fp8
+    target: str  # tensorrt | ort
+    method: str
+    per_channel: bool
+    exclude_op_types: tuple[str, ...]
+    exclude_nodes: tuple[str, ...]
+    cache: Path | None
+
+    def to_dict(self) -> dict:
+        return {
+            "precision": self.precision, "target": self.target, "calibration_method": self.method,
+            "per_channel": self.per_channel, "exclude_op_types": list(self.exclude_op_types),
+            "exclude_nodes": list(self.exclude_nodes), "calibration_cache": str(self.cache) if self.cache else None,
+        }
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """onnxruntime's quantizer prints progress to stdout and warns through logging."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        root.setLevel(level)
+
+
+def _reader(batches: list[dict[str, np.ndarray]], advance: Callable[[int], None]):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._batches = iter(batches)
+
+        def get_next(self) -> dict | None:
+            batch = next(self._batches, None)
+            if batch is not None:
+                advance(1)
+            return batch
+
+    return Reader()
+
+
+def quantize_static(
+    source: Path, output: Path, settings: QdqSettings, batches: list[dict[str, np.ndarray]] | None,
+    advance: Callable[[int], None], large: bool,
+) -> None:
+    require("onnxruntime", "quantization")
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
+    from onnxruntime.quantization import quantize_static as ort_quantize_static
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    fp8 = settings.precision == "fp8"
+    if settings.target == "tensorrt":
+        op_types = list(TENSORRT_OPS)
+        activation = QuantType.QFLOAT8E4M3FN if fp8 else QuantType.QInt8
+    else:
+        op_types = sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
+        activation = QuantType.QFLOAT8E4M3FN if fp8 else QuantType.QUInt8
+    op_types = [op for op in op_types if op not in settings.exclude_op_types]
+    method = CalibrationMethod.Distribution if fp8 else {
+        "minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile,
+    }[settings.method]
+    symmetric = settings.target == "tensorrt"  # TensorRT takes zero points of 0 only
+    try:
+        with _quiet():
+            ort_quantize_static(
+                str(source), str(output), _reader(batches, advance) if batches is not None else None,
+                quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types, per_channel=settings.per_channel,
+                activation_type=activation, weight_type=QuantType.QFLOAT8E4M3FN if fp8 else QuantType.QInt8,
+                nodes_to_exclude=list(settings.exclude_nodes), calibrate_method=method,
+                use_external_data_format=large,
+                calibration_cache_path=str(settings.cache) if settings.cache else None,
+                extra_options={
+                    "ActivationSymmetric": symmetric, "WeightSymmetric": True,
+                    # TensorRT keeps biases in float; an int32 bias DequantizeLinear does not fuse there
+                    "QuantizeBias": settings.target != "tensorrt",
+                    "CalibPercentile": 99.999,
+                    # Q/DQ on the inputs of weighted layers only, as TensorRT's placement guide asks
+                    "OpTypesToExcludeOutputQuantization": op_types if settings.target == "tensorrt" else [],
+                },
+            )
+    except Exception as exc:
+        raise InfertoolError(f"{settings.precision} quantization failed: {first_line(exc)}", hint="see --debug for the trace") from exc
+
+
+def quantize_dynamic(source: Path, output: Path, settings: QdqSettings, large: bool) -> None:
+    """int8 weights with activations quantized at run time: CPU only, no calibration."""
+    require("onnxruntime", "quantization")
+    from onnxruntime.quantization import QuantType
+    from onnxruntime.quantization import quantize_dynamic as ort_quantize_dynamic
+
+    try:
+        with _quiet():
+            ort_quantize_dynamic(
+                str(source), str(output), per_channel=settings.per_channel, weight_type=QuantType.QInt8,
+                nodes_to_exclude=list(settings.exclude_nodes), use_external_data_format=large,
+                op_types_to_quantize=[op for op in ("MatMul", "Gemm", "Attention", "LSTM", "GRU", "Conv") if op not in settings.exclude_op_types],
+            )
+    except Exception as exc:
+        raise InfertoolError(f"dynamic int8 quantization failed: {first_line(exc)}") from exc
+
+
+def preprocess(source: Path, output: Path) -> bool:
+    """onnxruntime's recommended pre-pass (shape inference, basic graph optimizations); False if it fails."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        with _quiet():
+            quant_pre_process(str(source), str(output), skip_symbolic_shape=False)
+        return True
+    except Exception:
+        return False

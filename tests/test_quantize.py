@@ -1,0 +1,168 @@
+"""`quantize`: fp16 / bf16 / int8 / fp8 as ONNX transforms, checked in real ONNX Runtime sessions."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, numpy_helper
+
+from conftest import MODELS, one_line_error, ort_run, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cnn(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("quant")
+    model = folder / "cnn.onnx"
+    result = run_cli("convert", f"{MODELS}:cnn", "--input-shape", "1x3x16x16", "-o", model)
+    assert result.returncode == 0, result.stderr
+    rng = np.random.default_rng(0)
+    np.savez(folder / "calib.npz", image=rng.standard_normal((64, 3, 16, 16), dtype=np.float32))
+    return model, folder / "calib.npz"
+
+
+def quantize(*args):
+    result = run_cli("quantize", *args, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_int8_qdq_for_tensorrt(cnn, tmp_path):
+    model, calib = cnn
+    out = tmp_path / "cnn.int8.onnx"
+    report = quantize(model, "-p", "int8", "--calib-data", calib, "-o", out)
+    quantized = onnx.load(out)
+    ops = [n.op_type for n in quantized.graph.node]
+    assert ops.count("QuantizeLinear") > 0 and ops.count("DequantizeLinear") >= ops.count("QuantizeLinear")
+    initializers = {t.name: numpy_helper.to_array(t) for t in quantized.graph.initializer}
+    zero_points = [initializers[n.input[2]] for n in quantized.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear") and len(n.input) > 2]
+    assert zero_points and all(np.all(z == 0) for z in zero_points)
+    # Q/DQ only feeds what TensorRT fuses: every DequantizeLinear output goes to Conv / Gemm / MatMul
+    consumers = {i: n.op_type for n in quantized.graph.node for i in n.input}
+    dq_outputs = [n.output[0] for n in quantized.graph.node if n.op_type == "DequantizeLinear"]
+    assert {consumers[o] for o in dq_outputs} <= {"Conv", "Gemm", "MatMul"}
+    # per-channel weights by default: Conv weight scales have one entry per output channel
+    assert any(np.asarray(initializers[n.input[1]]).size > 1 for n in quantized.graph.node if n.op_type == "DequantizeLinear")
+    assert report["graph"]["nonzero_zero_points"] == 0
+    assert report["calibration"]["samples"] == 64 and report["calibration"]["method"] == "minmax"
+    accuracy = report["accuracy"]
+    assert accuracy["min_cosine"] >= 0.99 and accuracy["top1"] is not None
+    x = np.random.default_rng(5).standard_normal((3, 3, 16, 16), dtype=np.float32)
+    got, ref = ort_run(out, {"image": x})["output"], ort_run(model, {"image": x})["output"]
+    assert np.dot(got.ravel(), ref.ravel()) / np.linalg.norm(got) / np.linalg.norm(ref) >= 0.99
+
+
+def test_fp16_keeps_io_fp32(cnn, tmp_path):
+    model, _ = cnn
+    out = tmp_path / "cnn.fp16.onnx"
+    report = quantize(model, "-p", "fp16", "-o", out)
+    converted = onnx.load(out)
+    onnx.checker.check_model(converted, full_check=True)
+    assert all(v.type.tensor_type.elem_type == TensorProto.FLOAT for v in [*converted.graph.input, *converted.graph.output])
+    kinds = {t.name: t.data_type for t in converted.graph.initializer}
+    for node in converted.graph.node:
+        if node.op_type in ("Conv", "Gemm", "MatMul"):
+            assert all(kinds[i] == TensorProto.FLOAT16 for i in node.input if i in kinds and kinds[i] in (TensorProto.FLOAT, TensorProto.FLOAT16)), node.name
+    assert report["graph"]["fp16_initializers"] > 0
+    assert report["accuracy"]["min_cosine"] > 0.999
+    no_io = tmp_path / "io16.onnx"
+    quantize(model, "-p", "fp16", "--no-keep-io-types", "-o", no_io)
+    assert onnx.load(no_io).graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT16
+
+
+def test_bf16_is_typed_and_reports_missing_cpu_kernels(cnn, tmp_path):
+    model, _ = cnn
+    out = tmp_path / "cnn.bf16.onnx"
+    report = quantize(model, "-p", "bf16", "-o", out)
+    converted = onnx.load(out)
+    onnx.checker.check_model(converted)
+    weights = [t for t in converted.graph.initializer if t.data_type in (TensorProto.FLOAT, TensorProto.BFLOAT16, TensorProto.FLOAT16)]
+    assert weights and all(t.data_type == TensorProto.BFLOAT16 for t in weights)
+    original = {t.name: numpy_helper.to_array(t) for t in onnx.load(model).graph.initializer}
+    name = next(t.name for t in weights if t.name in original)
+    rounded = numpy_helper.to_array(next(t for t in weights if t.name == name)).astype(np.float32)
+    np.testing.assert_allclose(rounded, original[name], rtol=2**-8)
+    assert report["accuracy"]["unavailable"]  # ORT's CPU provider has no bf16 Conv: said, not crashed
+
+
+def test_fp8_qdq(cnn, tmp_path):
+    model, calib = cnn
+    out = tmp_path / "cnn.fp8.onnx"
+    report = quantize(model, "-p", "fp8", "--calib-data", calib, "--calib-samples", "16", "-o", out)
+    assert report["calibration"]["method"] == "distribution" and report["calibration"]["samples"] == 16
+    quantized = onnx.load(out)
+    zero_point_types = {t.data_type for t in quantized.graph.initializer if t.name.endswith("zero_point")}
+    assert zero_point_types == {TensorProto.FLOAT8E4M3FN}
+    assert report["accuracy"]["min_cosine"] > 0.9
+
+
+def test_calibration_cache_is_reused(cnn, tmp_path):
+    model, calib = cnn
+    cache = tmp_path / "ranges.json"
+    first = quantize(model, "-p", "int8", "--calib-data", calib, "--calib-cache", cache, "-o", tmp_path / "a.onnx")
+    assert cache.is_file() and first["calibration"]["cache_hit"] is False
+    second = quantize(model, "-p", "int8", "--calib-cache", cache, "-o", tmp_path / "b.onnx", "--eval-data", calib)
+    assert second["calibration"]["cache_hit"] is True
+    assert onnx.load(tmp_path / "a.onnx").graph == onnx.load(tmp_path / "b.onnx").graph
+
+
+def test_dynamic_int8_for_ort_only(cnn, tmp_path):
+    model, _ = cnn
+    refused = run_cli("quantize", model, "-p", "int8-dynamic", "-o", tmp_path / "d.onnx")
+    assert refused.returncode == 2 and "TensorRT cannot run dynamically quantized" in one_line_error(refused)
+    report = quantize(model, "-p", "int8-dynamic", "--target", "ort", "-o", tmp_path / "d.onnx")
+    assert report["graph"]["dynamic_quantize_linear"] > 0
+
+
+def test_accuracy_gate(cnn, tmp_path):
+    model, calib = cnn
+    out = tmp_path / "gated.onnx"
+    failed = run_cli("quantize", model, "-p", "int8", "--calib-data", calib, "--min-cosine", "1.01", "-o", out, "--json")
+    assert failed.returncode == 1 and "accuracy gate failed" in one_line_error(failed)
+    assert json.loads(failed.stdout)["gates"]["min_cosine"]["passed"] is False
+    assert not out.exists()
+    passed = quantize(model, "-p", "int8", "--calib-data", calib, "--min-cosine", "0.9", "--min-top1", "0.5", "-o", out)
+    assert passed["passed"] and out.exists()
+
+
+def test_excluded_nodes_stay_float(cnn, tmp_path):
+    model, calib = cnn
+    gemm = next(n.name for n in onnx.load(model).graph.node if n.op_type == "Gemm")
+    out = tmp_path / "partial.onnx"
+    quantize(model, "-p", "int8", "--calib-data", calib, "--exclude-nodes", gemm, "-o", out)
+    quantized = onnx.load(out)
+    producers = {o: n.op_type for n in quantized.graph.node for o in n.output}
+    node = next(n for n in quantized.graph.node if n.name == gemm)
+    assert producers.get(node.input[0]) != "DequantizeLinear"
+
+
+def test_bad_calibration_data(cnn, tmp_path):
+    model, _ = cnn
+    np.savez(tmp_path / "names.npz", pixels=np.zeros((4, 3, 16, 16), np.float32))
+    np.savez(tmp_path / "dtype.npz", image=np.zeros((4, 3, 16, 16), np.float64))
+    np.savez(tmp_path / "shape.npz", image=np.zeros((4, 3, 8, 8), np.float32))
+    np.savez(tmp_path / "few.npz", image=np.zeros((4, 3, 16, 16), np.float32))
+    cases = [
+        (["--calib-data", tmp_path / "names.npz"], "unknown input name 'pixels'"),
+        (["--calib-data", tmp_path / "dtype.npz"], "is float64, the model wants float32"),
+        (["--calib-data", tmp_path / "shape.npz"], "has shape 4x3x8x8"),
+        (["--calib-data", tmp_path / "few.npz", "--calib-samples", "100"], "has 4 samples, fewer than the 100"),
+        ([], "int8 needs calibration data"),
+    ]
+    out = tmp_path / "q.onnx"
+    for args, message in cases:
+        result = run_cli("quantize", model, "-p", "int8", *args, "-o", out)
+        assert result.returncode == 2, result.stderr
+        assert message in one_line_error(result)
+        assert not out.exists()
+
+
+def test_already_quantized_is_refused(cnn, tmp_path):
+    model, calib = cnn
+    first = tmp_path / "once.onnx"
+    quantize(model, "-p", "int8", "--calib-data", calib, "-o", first)
+    again = run_cli("quantize", first, "-p", "int8", "--calib-data", calib, "-o", tmp_path / "twice.onnx")
+    assert again.returncode == 2 and "already int8" in one_line_error(again)
+    assert not (tmp_path / "twice.onnx").exists()

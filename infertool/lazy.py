@@ -15,6 +15,7 @@ EXTRAS = {
     "torch": "torch",
     "onnxscript": "torch",
     "tensorflow": "keras",
+    "keras": "keras",
     "tf2onnx": "keras",
     "tensorrt": "trt",
     "cuda": "gpu",

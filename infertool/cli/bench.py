@@ -80,6 +80,8 @@ def bench(
         raise InfertoolError(f"unknown --graph-opt '{graph_optimization}'", hint=f"choose from {', '.join(OPTIMIZATION_LEVELS)}")
     if gate_stat not in GATE_STATS:
         raise InfertoolError(f"unknown --gate-stat '{gate_stat}'", hint=f"choose from {', '.join(GATE_STATS)}")
+    if cuda_graph and (not io_binding or not any(b != "ort-cpu" for b in backends)):
+        raise InfertoolError("--cuda-graph needs a GPU backend with IO binding", hint="add --backend ort-cuda and drop --no-io-binding")
     regression = parse_regression(max_regression)
     baseline_data = load_baseline(baseline) if baseline else None
     for path in (Path(json_out) if json_out and json_out != "-" else None, csv_out, markdown_out):

@@ -70,7 +70,7 @@ def quantize(
         exclude_op_types=_names(exclude_op_types), exclude_nodes=_names(exclude_nodes), calib=data(calib_data),
         calib_method=calib_method, calib_samples=calib_samples, calib_cache=calib_cache, per_channel=per_channel,
         eval=data(eval_data), eval_samples=eval_samples, eval_backend=eval_backend, min_cosine=min_cosine,
-        min_top1=min_top1, force=force,
+        min_top1=min_top1, force=force, generated=data("random"),
     )
     try:
         with RichReporter(quiet) as reporter:

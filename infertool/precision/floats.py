@@ -84,8 +84,29 @@ def to_float16(model: onnx.ModelProto, keep_io_types: bool, op_block: list[str],
             )
     except Exception as exc:
         raise InfertoolError(f"fp16 conversion failed: {first_line(exc)}", hint="exclude the failing ops with --exclude-op-types") from exc
+    drop_duplicate_producers(converted.graph)
     topological_sort(converted.graph)
     return converted
+
+
+def drop_duplicate_producers(graph: onnx.GraphProto) -> None:
+    """Some onnxruntime versions emit the same Cast twice (one per consumer, same output name),
+    which breaks SSA form; identical duplicates are dropped."""
+    first: dict[str, onnx.NodeProto] = {}
+    kept = []
+    for node in graph.node:
+        clash = next((first[o] for o in node.output if o in first), None)
+        if clash is None:
+            first.update({o: node for o in node.output})
+            kept.append(node)
+            continue
+        same = (clash.op_type, list(clash.input), list(clash.output), list(clash.attribute)) == (
+            node.op_type, list(node.input), list(node.output), list(node.attribute))
+        if not same:
+            raise InfertoolError(f"the converted graph produces '{node.output[0]}' twice", hint="report this model")
+    if len(kept) != len(graph.node):
+        del graph.node[:]
+        graph.node.extend(kept)
 
 
 def to_bfloat16(model: onnx.ModelProto, keep_io_types: bool, op_block: list[str], node_block: list[str]) -> onnx.ModelProto:

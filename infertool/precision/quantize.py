@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,7 @@ class QuantizeOptions:
     calib_cache: Path | None = None
     per_channel: bool = True
     eval: InputOptions | None = None  # None: the calibration set, else generated inputs
+    generated: InputOptions = field(default_factory=InputOptions)  # shapes, seed, int range for generated inputs
     eval_samples: int = 8
     eval_backend: str = "ort-cpu"
     min_cosine: float | None = None
@@ -214,8 +215,8 @@ def _accuracy(
     elif calib_samples is not None:
         samples, data = calib_samples, "the calibration set"
     else:
-        samples = FeedSource(specs, InputOptions()).feeds(options.eval_samples)
-        data = f"{options.eval_samples} generated samples (seed 0)"
+        samples = FeedSource(specs, options.generated).feeds(options.eval_samples)
+        data = f"{options.eval_samples} generated samples (seed {options.generated.seed})"
     count = min(a.shape[0] for a in samples.values())
     batches = split_batches(samples, specs, CALIBRATION_BATCH)
     runners.require_available(options.eval_backend)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,7 @@ def _spec(node: Any) -> TensorSpec:
 
 def session_options(options: OrtOptions, optimized_path: Path | None = None) -> Any:
     ort = require("onnxruntime", "ONNX Runtime backends")
+    ort.set_default_logger_severity(3)  # errors only: keep its warnings out of our output
     so = ort.SessionOptions()
     so.log_severity_level = 3
     so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPTIMIZATION_LEVELS[options.graph_optimization])
@@ -100,6 +101,7 @@ class OrtRunner(Runner):
         self.provider = PROVIDERS[backend]
         self.on_gpu = backend != "ort-cpu"
         self.device_resident = self.on_gpu and options.io_binding
+        self.cuda_graph = self.on_gpu and options.cuda_graph  # a CPU backend in the same run ignores it
         self.session: Any = None
         self.stream: Any = None
         self._binding: Any = None
@@ -110,7 +112,7 @@ class OrtRunner(Runner):
         if not self.on_gpu:
             return [(self.provider, dict(self.options.provider_options))]
         provider_options = {"device_id": str(self.device), **self.options.provider_options}
-        if self.options.cuda_graph:
+        if self.cuda_graph:
             key = "trt_cuda_graph_enable" if self.name == "ort-trt" else "enable_cuda_graph"
             provider_options[key] = "1"
         if is_available("cuda") and self.name == "ort-cuda":
@@ -126,8 +128,6 @@ class OrtRunner(Runner):
 
     def prepare(self, optimized_path: Path | None = None) -> None:
         ort = require("onnxruntime", "ONNX Runtime backends")
-        if self.options.cuda_graph and not self.device_resident:
-            raise InfertoolError("--cuda-graph needs a GPU backend with IO binding", hint="use --backend ort-cuda without --no-io-binding")
         providers = self._providers()
         try:
             self.session = ort.InferenceSession(
@@ -150,12 +150,8 @@ class OrtRunner(Runner):
         self._names = [o.name for o in self.outputs]
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self.options.cuda_graph:
-            # a captured graph replays fixed device addresses: copy into the bound inputs
-            if self._binding is None:
-                self.bind(feeds)
-            for name, value in self._bound_inputs.items():
-                value.update_inplace(np.ascontiguousarray(feeds[name]))
+        if self.cuda_graph:
+            self.bind(feeds)  # a captured graph replays fixed device addresses: copy into them
             self.run_bound()
             return self.bound_outputs()
         return dict(zip(self._names, self._run(feeds)))
@@ -170,15 +166,25 @@ class OrtRunner(Runner):
         if not self.device_resident:
             self._bound = dict(feeds)
             return
+        if self.cuda_graph and self._binding is not None:
+            for name, value in self._bound_inputs.items():
+                if tuple(value.shape()) != feeds[name].shape:
+                    raise InfertoolError(
+                        f"{self.name}: a CUDA graph replays one input shape ({tuple(value.shape())}), not {feeds[name].shape}",
+                        hint="open one session per shape (bench does, per row)",
+                    )
+                value.update_inplace(np.ascontiguousarray(feeds[name]))
+            return
         ort = require("onnxruntime")
         device = self.device
         binding = self.session.io_binding()
         self._bound_inputs = {n: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a), "cuda", device) for n, a in feeds.items()}
         for name, value in self._bound_inputs.items():
             binding.bind_ortvalue_input(name, value)
-        if self.options.cuda_graph:
-            # output buffers must keep their addresses too: size them from one plain run
-            shapes = [a.shape for a in self._run(feeds)]
+        if self.cuda_graph:
+            # output buffers must keep their addresses too, so they are allocated here, before the
+            # first run captures the graph (a plain run would capture ORT's own buffers instead)
+            shapes = self._output_shapes(feeds)
             self._bound_outputs_values = [
                 ort.OrtValue.ortvalue_from_shape_and_type(shape, _numpy_type(spec.dtype), "cuda", device)
                 for shape, spec in zip(shapes, self.outputs)
@@ -189,6 +195,23 @@ class OrtRunner(Runner):
             for name in self._names:
                 binding.bind_output(name, "cuda", device)
         self._binding = binding
+
+    def _output_shapes(self, feeds: Mapping[str, np.ndarray]) -> list[tuple[int, ...]]:
+        """Output shapes from the model's symbolic dims; else from a throwaway session without a graph."""
+        sizes: dict[str, int] = {}
+        for spec in self.inputs:
+            for want, got in zip(spec.shape, feeds[spec.name].shape):
+                if isinstance(want, str):
+                    sizes[want] = got
+        shapes = [tuple(d if isinstance(d, int) else sizes.get(d, -1) for d in spec.shape) for spec in self.outputs]
+        if all(d >= 0 for shape in shapes for d in shape):
+            return shapes
+        probe = OrtRunner(self.model, self.name, replace(self.options, cuda_graph=False), self.device)
+        probe.prepare()
+        try:
+            return [a.shape for a in probe._run(feeds)]
+        finally:
+            probe.close()
 
     def run_bound(self) -> None:
         if self._binding is None:
@@ -202,7 +225,8 @@ class OrtRunner(Runner):
     def bound_outputs(self) -> dict[str, np.ndarray]:
         if self._binding is None:
             return self._bound_outputs
-        return {name: value.numpy() for name, value in zip(self._names, self._binding.get_outputs())}
+        values = self._bound_outputs_values or self._binding.get_outputs()
+        return {name: value.numpy() for name, value in zip(self._names, values)}
 
     def device_times(self, iterations: int) -> dict[str, list[int]]:
         if self.stream is None or self._binding is None:

@@ -1,0 +1,103 @@
+"""Benchmark models with random weights, defined here (no downloads, no torchvision).
+
+    infertool convert benchmarks/models.py:resnet50 --input-shape 1x3x224x224 -o resnet50.onnx
+    infertool convert benchmarks/models.py:bert_base --input-shape input_ids:1x128 --input-shape attention_mask:1x128 \\
+        --dtype int64 --dynamic-axis input_ids:1:seq --dynamic-axis attention_mask:1:seq -o bert.onnx
+"""
+
+import math
+
+import torch
+from torch import nn
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, cin: int, width: int, stride: int):
+        super().__init__()
+        cout = width * self.expansion
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True),
+            nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout),
+        )
+        self.skip = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.skip(x))
+
+
+class ResNet50(nn.Module):
+    """The ResNet-50 v1.5 layout: stem, bottleneck stages [3, 4, 6, 3], 1000 classes."""
+
+    def __init__(self, classes: int = 1000):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)]
+        cin = 64
+        for width, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+            for index in range(blocks):
+                layers.append(Bottleneck(cin, width, stride if index == 0 else 1))
+                cin = width * Bottleneck.expansion
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(image), 1), 1))
+
+
+class BertLayer(nn.Module):
+    def __init__(self, hidden: int, heads: int, intermediate: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.out = nn.Linear(hidden, hidden)
+        self.norm1 = nn.LayerNorm(hidden, eps=1e-12)
+        self.ffn = nn.Sequential(nn.Linear(hidden, intermediate), nn.GELU(), nn.Linear(intermediate, hidden))
+        self.norm2 = nn.LayerNorm(hidden, eps=1e-12)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        b, s, h = x.shape
+        q, k, v = self.qkv(x).view(b, s, 3, self.heads, h // self.heads).permute(2, 0, 3, 1, 4)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(h // self.heads) + bias
+        context = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, s, h)
+        x = self.norm1(x + self.out(context))
+        return self.norm2(x + self.ffn(x))
+
+
+class BertBase(nn.Module):
+    """BERT-base shapes: 12 layers, hidden 768, 12 heads, FFN 3072, vocab 30522; a 2-class head on [CLS]."""
+
+    def __init__(self, vocab: int = 30522, hidden: int = 768, layers: int = 12, heads: int = 12, intermediate: int = 3072):
+        super().__init__()
+        self.tokens = nn.Embedding(vocab, hidden)
+        self.positions = nn.Embedding(512, hidden)
+        self.norm = nn.LayerNorm(hidden, eps=1e-12)
+        self.layers = nn.ModuleList(BertLayer(hidden, heads, intermediate) for _ in range(layers))
+        self.classifier = nn.Linear(hidden, 2)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
+        x = self.norm(self.tokens(input_ids) + self.positions(positions))
+        bias = (attention_mask[:, None, None, :] <= 0).to(x.dtype) * -10000.0
+        for layer in self.layers:
+            x = layer(x, bias)
+        return self.classifier(x[:, 0])
+
+
+def resnet50() -> nn.Module:
+    torch.manual_seed(0)
+    model = ResNet50().eval()
+    for module in model.modules():  # torchvision's initialization keeps activations O(1)
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+    return model
+
+
+def bert_base() -> nn.Module:
+    torch.manual_seed(0)
+    model = BertBase().eval()
+    for module in model.modules():  # BERT's initializer range keeps activations sane
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+    return model

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -134,3 +135,25 @@ def copy_to_device(dst: DeviceBuffer, src: PinnedArray, nbytes: int, stream: Str
 def copy_to_host(dst: PinnedArray, src: DeviceBuffer, nbytes: int, stream: Stream) -> None:
     cudart = runtime()
     check(cudart.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream.handle))
+
+
+class Graph:
+    """A CUDA graph captured from the work `enqueue` puts on `stream`, replayed with `launch`."""
+
+    def __init__(self, stream: Stream, enqueue: Callable[[], None]) -> None:
+        cudart = runtime()
+        check(cudart.cudaStreamBeginCapture(stream.handle, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal))
+        try:
+            enqueue()
+        finally:
+            self.graph = check(cudart.cudaStreamEndCapture(stream.handle))
+        self.exec = check(cudart.cudaGraphInstantiate(self.graph, 0))
+
+    def launch(self, stream: Stream) -> None:
+        check(runtime().cudaGraphLaunch(self.exec, stream.handle))
+
+    def close(self) -> None:
+        if self.exec is not None:
+            check(runtime().cudaGraphExecDestroy(self.exec))
+            check(runtime().cudaGraphDestroy(self.graph))
+            self.exec = None

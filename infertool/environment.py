@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import platform
 import sys
@@ -61,10 +62,18 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _module_version(module: str) -> str | None:
+    """For a module installed without package metadata (a TensorRT tarball, say)."""
+    try:
+        return str(getattr(importlib.import_module(module), "__version__", "unknown version"))
+    except Exception:
+        return None
+
+
 def packages() -> list[Component]:
     found = []
     for shown, module, distributions in PACKAGES:
-        version = distribution_version(*distributions) if is_available(module) else None
+        version = (distribution_version(*distributions) or _module_version(module)) if is_available(module) else None
         found.append(Component(shown, version, hint="" if version else install_hint(module)))
     return found
 

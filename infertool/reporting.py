@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Protocol
+
+
+class Task(Protocol):
+    def __call__(self, steps: int = 1) -> None:
+        """Advance by `steps`."""
+
+    def describe(self, text: str) -> None:
+        """Replace the task's description (say, a build phase)."""
 
 
 class Reporter(Protocol):
     def note(self, message: str) -> None:
         """A remark the user should see (fallbacks, derived settings, warnings)."""
 
-    def task(self, description: str, total: int | None = None) -> contextlib.AbstractContextManager[Callable[[int], None]]:
-        """A unit of long work; the yielded callable advances it by n steps."""
+    def task(self, description: str, total: int | None = None) -> contextlib.AbstractContextManager[Task]:
+        """A unit of long work; the yielded task advances it."""
+
+
+class _NoTask:
+    def __call__(self, steps: int = 1) -> None:
+        pass
+
+    def describe(self, text: str) -> None:
+        pass
 
 
 class SilentReporter:
@@ -23,5 +39,5 @@ class SilentReporter:
         self.notes.append(message)
 
     @contextlib.contextmanager
-    def task(self, description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
-        yield lambda n=1: None
+    def task(self, description: str, total: int | None = None) -> Iterator[Task]:
+        yield _NoTask()

@@ -229,3 +229,20 @@ class QuantizeResult:
             "calibration": self.calibration, "accuracy": self.accuracy.to_dict(), "gates": self.gates,
             "passed": self.passed, "seconds": round(self.seconds, 3), "notes": list(self.notes),
         }
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    engine: ModelFile
+    sidecar: dict  # everything the .engine.json holds
+    timing_cache_loaded: bool
+    precision_report: dict | None  # the precision stage's quantize result, when one ran
+    seconds: float
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": "infertool.build/1", "engine": self.engine.to_dict(), "sidecar": self.sidecar,
+            "timing_cache_loaded": self.timing_cache_loaded, "precision_stage": self.precision_report,
+            "seconds": round(self.seconds, 3), "notes": list(self.notes),
+        }

@@ -51,7 +51,7 @@ class BenchOptions:
         return {
             "backends": list(self.backends), "batches": list(self.batches), "inputs": self.inputs.to_dict(),
             "warmup": self.warmup.to_dict(), "measure": self.measure.to_dict(),
-            "device": self.runner.device, "ort": self.runner.ort.to_dict(),
+            "device": self.runner.device, "ort": self.runner.ort.to_dict(), "trt": self.runner.trt.to_dict(),
             "reference": str(self.reference) if self.reference else None, "check_outputs": self.check_outputs,
             "tolerance_overrides": {"atol": self.atol, "rtol": self.rtol, "min_cosine": self.min_cosine},
             "percentile_method": PERCENTILE_METHOD, "timer": "time.perf_counter_ns per inference; CUDA events for gpu_* timings",
@@ -131,7 +131,8 @@ def _measure_row(model, backend, feeds, precision, options, references, reporter
     host = HostPeak()
     on_gpu = backend != "ort-cpu"
     gpu_before = gpu_used(device) if on_gpu else None
-    runner = runners.open_runner(backend, model, options.runner)
+    shapes = {name: tuple(array.shape) for name, array in feeds.items()}
+    runner = runners.open_runner(backend, model, options.runner, shapes, reporter)
     with reporter.task(f"{label}: loading"):
         runner.prepare()
     try:
@@ -145,7 +146,7 @@ def _measure_row(model, backend, feeds, precision, options, references, reporter
             outputs, mode = runner.bound_outputs(), DEVICE_RESIDENT
             with reporter.task(f"{label}: CUDA-event timing"):
                 device_ns = runner.device_times(timings[DEVICE_RESIDENT].count)
-            timings.update({f"gpu_{phase}" if not phase.startswith("gpu_") else phase: Stats.from_ns(ns) for phase, ns in device_ns.items() if ns})
+            timings.update({f"gpu_{phase}": Stats.from_ns(ns) for phase, ns in device_ns.items() if ns})
         memory = {
             "model_file_bytes": sum(p.stat().st_size for p in (model, onnx_model.external_data_path(model)) if p.exists()),
             "host_rss_increase_bytes": host.increase(),
@@ -158,18 +159,20 @@ def _measure_row(model, backend, feeds, precision, options, references, reporter
         runner.close()
     agreement = None
     warnings = []
+    row_precision = settings.get("precision") or precision  # a TensorRT engine may compute below the graph's type
     if references is not None:
-        atol, rtol, min_cosine = options.tolerance(precision)
+        atol, rtol, min_cosine = options.tolerance(row_precision)
         expected = references.outputs(batch, feeds)
         agreement = AgreementReport(
-            references.label, precision,
+            references.label, row_precision,
             tuple(compare(name, expected[name], outputs[name], atol, rtol, min_cosine) for name in expected),
         )
     latency = timings[mode]
     if latency.noisy:
         warnings.append(f"noisy: coefficient of variation {latency.cv:.1%} > 5%; close other work or raise --iterations")
-    shapes = {name: list(array.shape) for name, array in feeds.items()}
-    return BenchRow(backend, batch, precision, mode, timings, memory, shapes, settings, agreement, warnings=tuple(warnings))
+    warnings += settings.get("warnings", [])
+    input_shapes = {name: list(shape) for name, shape in shapes.items()}
+    return BenchRow(backend, batch, row_precision, mode, timings, memory, input_shapes, settings, agreement, warnings=tuple(warnings))
 
 
 def _with_speedups(rows: list[BenchRow]) -> list[BenchRow]:

@@ -26,7 +26,7 @@ def parse_batches(text: str | None) -> tuple[int | None, ...]:
 
 def bench(
     model: Path = typer.Argument(..., help="ONNX model."),
-    backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="ort-cpu, ort-cuda, ort-trt (repeatable; the first is the speedup baseline) [default: ort-cpu]."),
+    backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="ort-cpu, ort-cuda, ort-trt, trt (repeatable; the first is the speedup baseline) [default: ort-cpu]."),
     batch: Optional[str] = typer.Option(None, "--batch", metavar="N[,N...]", help="Batch sizes to sweep, one row each (the model's batch must be dynamic)."),
     inputs: Optional[Path] = options.inputs_option,
     input_data: str = options.input_data_option,
@@ -44,6 +44,12 @@ def bench(
     cuda_graph: bool = typer.Option(False, "--cuda-graph", help="Capture and replay a CUDA graph (ort-cuda, with IO binding)."),
     device: int = typer.Option(0, "--device", min=0, help="CUDA device index."),
     save_optimized: Optional[Path] = typer.Option(None, "--save-optimized", help="Save the graph ORT optimized for the first ORT backend."),
+    trt_precision: Optional[str] = typer.Option(None, "--trt-precision", metavar="fp32|fp16|bf16|best", help="trt backend: engine precision [default: what the ONNX graph carries, so both runtimes run the same graph]."),
+    workspace: Optional[str] = typer.Option(None, "--workspace", metavar="SIZE", help="trt backend: workspace limit, MiB (4096) or 512M / 4G."),
+    opt_level: Optional[int] = typer.Option(None, "--opt-level", min=0, max=5, help="trt backend: builder optimization level."),
+    timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="trt backend: timing cache to load and save."),
+    engine: Optional[Path] = typer.Option(None, "--engine", help="trt backend: run this prebuilt engine instead of building one."),
+    engine_cache: Optional[Path] = typer.Option(None, "--engine-cache", help="trt backend: folder of cached engines [default: ~/.cache/infertool/engines]."),
     reference: Optional[Path] = typer.Option(None, "--reference", help="ONNX model whose ort-cpu outputs are the reference [default: MODEL]; e.g. the fp32 original of a quantized model."),
     check: bool = typer.Option(True, "--check/--no-check", help="Compare every backend's outputs with the reference (mismatch: exit 1)."),
     atol: Optional[float] = typer.Option(None, "--atol", help="Agreement tolerance override [default: by precision]."),
@@ -71,7 +77,9 @@ def bench(
     from infertool.bench.timing import Budget
     from infertool.files import check_output
     from infertool.runners import RunnerOptions, check_name
+    from infertool.engine.build import parse_size
     from infertool.runners.ort import OPTIMIZATION_LEVELS, OrtOptions, parse_provider_options, save_optimized_model
+    from infertool.runners.trt import TrtOptions
 
     backends = tuple(dict.fromkeys(backend or ["ort-cpu"]))
     for name in backends:
@@ -80,8 +88,8 @@ def bench(
         raise InfertoolError(f"unknown --graph-opt '{graph_optimization}'", hint=f"choose from {', '.join(OPTIMIZATION_LEVELS)}")
     if gate_stat not in GATE_STATS:
         raise InfertoolError(f"unknown --gate-stat '{gate_stat}'", hint=f"choose from {', '.join(GATE_STATS)}")
-    if cuda_graph and (not io_binding or not any(b != "ort-cpu" for b in backends)):
-        raise InfertoolError("--cuda-graph needs a GPU backend with IO binding", hint="add --backend ort-cuda and drop --no-io-binding")
+    if cuda_graph and not any(b == "trt" or (b != "ort-cpu" and io_binding) for b in backends):
+        raise InfertoolError("--cuda-graph needs a GPU backend (with IO binding for ORT)", hint="add --backend ort-cuda or trt, and drop --no-io-binding")
     regression = parse_regression(max_regression)
     baseline_data = load_baseline(baseline) if baseline else None
     for path in (Path(json_out) if json_out and json_out != "-" else None, csv_out, markdown_out):
@@ -89,6 +97,11 @@ def bench(
             check_output(path, force)
     if not model.is_file():
         raise InfertoolError(f"model file {model} not found", hint="check the path")
+    if model.suffix == ".engine":
+        raise InfertoolError(
+            "bench takes the ONNX model, so every backend runs the same graph",
+            hint=f"infertool bench MODEL.onnx --backend trt --engine {model}",
+        )
     ort_options = OrtOptions(
         intra_op_threads=threads, inter_op_threads=inter_op_threads, graph_optimization=graph_optimization,
         provider_options=parse_provider_options(ort_option or []), io_binding=io_binding, cuda_graph=cuda_graph,
@@ -99,7 +112,10 @@ def bench(
         inputs=options.input_options(inputs, input_data, input_shape, seed, int_range, preprocess, resize, crop, mean, std, bgr, layout),
         warmup=Budget.parse_warmup(warmup),
         measure=Budget(iterations, duration),
-        runner=RunnerOptions(device=device, ort=ort_options),
+        runner=RunnerOptions(device=device, ort=ort_options, trt=TrtOptions(
+            precision=trt_precision, workspace=parse_size(workspace) if workspace else None, opt_level=opt_level,
+            timing_cache=timing_cache, engine=engine, cache_dir=engine_cache, cuda_graph=cuda_graph,
+        )),
         reference=reference,
         check_outputs=check,
         atol=atol, rtol=rtol, min_cosine=min_cosine,

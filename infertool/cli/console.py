@@ -6,12 +6,12 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from infertool.files import write_text_atomic
 
@@ -23,6 +23,18 @@ def _console(stderr: bool) -> Console:
 
 out = _console(stderr=False)
 err = _console(stderr=True)
+
+
+class _Task:
+    def __init__(self, progress: Progress, task_id: TaskID):
+        self._progress = progress
+        self._id = task_id
+
+    def __call__(self, steps: int = 1) -> None:
+        self._progress.advance(self._id, steps)
+
+    def describe(self, text: str) -> None:
+        self._progress.update(self._id, description=escape(text))
 
 
 class RichReporter:
@@ -50,11 +62,11 @@ class RichReporter:
             err.print(f"[yellow]note:[/] {escape(message)}", highlight=False)
 
     @contextlib.contextmanager
-    def task(self, description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
+    def task(self, description: str, total: int | None = None) -> Iterator[_Task]:
         started = time.perf_counter()
-        task_id = self._progress.add_task(description, total=total)
+        task_id = self._progress.add_task(escape(description), total=total)
         try:
-            yield lambda n=1: self._progress.advance(task_id, n)
+            yield _Task(self._progress, task_id)
         finally:
             self._progress.remove_task(task_id)
         if not self.quiet:

@@ -266,3 +266,22 @@ def quantize_result(result, console: Console) -> None:
     for name, gate in result.gates.items():
         value = "-" if gate["value"] is None else f"{gate['value']:.4f}"
         console.print(f"gate {name}: {value} (min {gate['min']}) {_mark(gate['passed'])}")
+
+
+def build_result(result, console: Console) -> None:
+    car = result.sidecar
+    table = Table(title=f"{car['onnx']['path']} → {result.engine.path}", show_header=False, title_justify="left")
+    table.add_row("TensorRT", f"{car['tensorrt_version']} on {car['gpu']['name']} (sm {car['gpu']['compute_capability']})")
+    plan = car["plan"]
+    path = f"graph precision stage: {plan['transform']}" if plan["transform"] else f"builder flags: {', '.join(plan['builder_flags']) or 'none'}"
+    table.add_row("precision", f"{car['precision']} ({path}; strongly typed: {plan['strongly_typed']})")
+    layers = car.get("layer_precisions")
+    table.add_row("layers", ", ".join(f"{k} {v}" for k, v in sorted(layers.items())) if layers else "-")
+    for index, profile in enumerate(car["profiles"]):
+        shapes = "; ".join(f"{n} {format_shape(s['min'])} / {format_shape(s['opt'])} / {format_shape(s['max'])}" for n, s in profile.items())
+        table.add_row(f"profile {index}", shapes or "static shapes")
+    table.add_row("engine", f"{size(car['engine_bytes'])}, device memory {size(car['device_memory_bytes'])}, built in {car['build_seconds']:.1f} s")
+    table.add_row("timing cache", "loaded and saved" if result.timing_cache_loaded else "saved" if car["options"]["timing_cache"] else "-")
+    for note in result.notes:
+        table.add_row("note", escape(note))
+    console.print(table)

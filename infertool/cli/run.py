@@ -13,8 +13,8 @@ from infertool.errors import InfertoolError
 
 
 def run(
-    model: Path = typer.Argument(..., help="ONNX model."),
-    backend: str = typer.Option("ort-cpu", "--backend", "-b", help="ort-cpu, ort-cuda or ort-trt."),
+    model: Path = typer.Argument(..., help="ONNX model or TensorRT engine (.engine)."),
+    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="ort-cpu, ort-cuda, ort-trt or trt [default: trt for .engine files, else ort-cpu]."),
     inputs: Optional[Path] = options.inputs_option,
     input_data: str = options.input_data_option,
     input_shape: Optional[List[str]] = options.input_shape_option,
@@ -42,7 +42,10 @@ def run(
     from infertool.runners.run import OutputSummary, RunResult, read_labels, run_model, save_outputs
     from infertool.runners.run import top_k as classify
 
+    backend = backend or ("trt" if model.suffix == ".engine" else "ort-cpu")
     check_name(backend)
+    if model.suffix == ".engine" and backend != "trt":
+        raise InfertoolError(f"{model} is a TensorRT engine; backend {backend} runs ONNX models", hint="drop --backend, or use --backend trt")
     if labels is not None and top_k is None:
         raise InfertoolError("--labels needs --top-k", hint="e.g. --top-k 5 --labels labels.txt")
     if output is not None:

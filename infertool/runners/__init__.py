@@ -6,13 +6,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infertool.errors import InfertoolError
+from infertool.reporting import Reporter, SilentReporter
 from infertool.runners.base import Runner
 from infertool.runners.ort import OrtOptions
+from infertool.runners.trt import TrtOptions
 
 BACKENDS = {
     "ort-cpu": "ONNX Runtime, CPU execution provider",
     "ort-cuda": "ONNX Runtime, CUDA execution provider",
     "ort-trt": "ONNX Runtime, TensorRT execution provider",
+    "trt": "TensorRT engine (built from the ONNX and cached, or given with --engine)",
 }
 
 
@@ -20,6 +23,7 @@ BACKENDS = {
 class RunnerOptions:
     device: int = 0  # CUDA device index
     ort: OrtOptions = field(default_factory=OrtOptions)
+    trt: TrtOptions = field(default_factory=TrtOptions)
 
 
 @dataclass(frozen=True)
@@ -40,10 +44,10 @@ def check_name(name: str) -> None:
 
 def status(name: str) -> BackendStatus:
     check_name(name)
-    from infertool.runners import ort
+    from infertool.runners import ort, trt
 
     try:
-        reason = ort.unavailable_reason(name)
+        reason = trt.unavailable_reason() if name == "trt" else ort.unavailable_reason(name)
     except Exception as exc:  # a broken install must read as unavailable, never crash the listing
         reason = f"check failed: {type(exc).__name__}: {exc}"
     return BackendStatus(name, BACKENDS[name], reason is None, reason or "")
@@ -59,9 +63,37 @@ def require_available(name: str) -> None:
         raise InfertoolError(f"backend {name} is unavailable: {found.reason}", hint="run 'infertool doctor' to see what is installed")
 
 
-def open_runner(name: str, model: Path, options: RunnerOptions) -> Runner:
-    """A runner, not yet prepared: use it as a context manager."""
-    check_name(name)
-    from infertool.runners.ort import OrtRunner
+def open_runner(
+    name: str, model: Path, options: RunnerOptions, shapes: dict[str, tuple[int, ...]] | None = None,
+    reporter: Reporter | None = None,
+) -> Runner:
+    """A runner, not yet prepared: use it as a context manager.
 
-    return OrtRunner(model, name, options.ort, options.device)
+    For `trt` on an ONNX model, `shapes` fix the engine's profile (min = opt = max, as trtexec's
+    --shapes) and the engine is built, or taken from the cache, here.
+    """
+    check_name(name)
+    if name != "trt":
+        from infertool.runners.ort import OrtRunner
+
+        return OrtRunner(model, name, options.ort, options.device)
+    from infertool.runners.trt import TrtRunner
+
+    if model.suffix == ".engine" or options.trt.engine is not None:
+        return TrtRunner(options.trt.engine or model, options.device, options.trt.cuda_graph)
+    from infertool import onnx_model
+    from infertool.engine.build import BuildOptions
+    from infertool.engine.cache import engine_for
+    from infertool.engine.profiles import ShapeProfile
+    from infertool.precision.detect import graph_precision
+
+    graph = onnx_model.load(model, load_external_data=False)
+    precision = options.trt.precision or graph_precision(graph)
+    dynamic = {spec.name for spec in onnx_model.input_specs(graph) if spec.dynamic_axes}
+    profile = ShapeProfile({n: (s, s, s) for n, s in (shapes or {}).items() if n in dynamic})
+    build = BuildOptions(
+        precision=precision, profiles=(profile,), workspace=options.trt.workspace, opt_level=options.trt.opt_level,
+        timing_cache=options.trt.timing_cache, device=options.device,
+    )
+    engine = engine_for(model, build, options.trt.cache_dir, reporter or SilentReporter())
+    return TrtRunner(engine, options.device, options.trt.cuda_graph)

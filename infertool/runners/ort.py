@@ -244,7 +244,7 @@ class OrtRunner(Runner):
         finally:
             start.close()
             end.close()
-        return {"gpu_compute": times}
+        return {"compute": times}
 
     def describe(self) -> dict:
         return {"providers": self.session.get_providers() if self.session else [], "device": self.device, **self.options.to_dict()}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from infertool import runners
+from infertool import onnx_model, runners
 from infertool.errors import InfertoolError, first_line
 from infertool.files import staged_output
 from infertool.inputs import FeedSource, InputOptions, write_pb_dir
@@ -116,11 +116,18 @@ def run_model(
     reporter: Reporter,
 ) -> tuple[dict[str, np.ndarray], dict[str, list[int]]]:
     runners.require_available(backend)
+    feeds = None
+    if model.suffix == ".onnx":  # inputs first: a TensorRT engine is built for their shapes
+        feeds = FeedSource(onnx_model.input_specs(onnx_model.load(model, load_external_data=False)), inputs).feeds(batch)
     with reporter.task(f"{backend}: loading {model.name}"):
-        runner = runners.open_runner(backend, model, runner_options)
+        shapes = None if feeds is None else {n: tuple(a.shape) for n, a in feeds.items()}
+        runner = runners.open_runner(backend, model, runner_options, shapes, reporter)
         runner.prepare()
     try:
-        feeds = FeedSource(runner.inputs, inputs).feeds(batch)
+        for warning in runner.describe().get("warnings", []):
+            reporter.note(warning)
+        if feeds is None:
+            feeds = FeedSource(runner.inputs, inputs).feeds(batch)
         with reporter.task(f"{backend}: inference"):
             outputs = runner.infer(feeds)
     finally:

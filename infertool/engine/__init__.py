@@ -1,0 +1,1 @@
+"""TensorRT engines: parse -> precision plan -> config -> build -> inspect -> save (+ sidecar JSON)."""

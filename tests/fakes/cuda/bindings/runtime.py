@@ -1,0 +1,174 @@
+"""FAKE cuda.bindings.runtime: host memory standing in for a GPU, for the fake TensorRT on CPU-only CI.
+
+Calls return (error, *values) tuples as cuda-python does. Work on a stream runs at once, unless the
+stream is capturing a graph, in which case it is recorded and replayed by cudaGraphLaunch.
+"""
+
+import ctypes
+import enum
+import time
+from dataclasses import dataclass, field
+
+
+class cudaError_t(enum.IntEnum):  # noqa: N801 (cuda-python's names)
+    cudaSuccess = 0
+    cudaErrorInvalidValue = 1
+    cudaErrorMemoryAllocation = 2
+
+
+class cudaMemcpyKind(enum.IntEnum):  # noqa: N801
+    cudaMemcpyHostToDevice = 1
+    cudaMemcpyDeviceToHost = 2
+
+
+class cudaStreamCaptureMode(enum.IntEnum):  # noqa: N801
+    cudaStreamCaptureModeGlobal = 0
+    cudaStreamCaptureModeThreadLocal = 1
+
+
+cudaStreamNonBlocking = 1
+OK = cudaError_t.cudaSuccess
+_buffers: dict[int, ctypes.Array] = {}
+
+
+@dataclass(eq=False)
+class _Stream:
+    recording: list | None = None
+
+    def __int__(self) -> int:  # the handle TensorRT receives as an integer
+        return id(self)
+
+
+streams: dict[int, _Stream] = {}
+
+
+@dataclass
+class _Event:
+    ns: int = 0
+
+
+@dataclass
+class _Graph:
+    work: list = field(default_factory=list)
+
+
+@dataclass
+class _Properties:
+    name: bytes = b"Fake GPU (host memory)"
+    major: int = 9
+    minor: int = 0
+    totalGlobalMem: int = 8 * 2**30  # noqa: N815
+
+
+def enqueue(stream, work) -> None:
+    """Run `work` now, or record it while `stream` captures (used by the fake TensorRT too)."""
+    if stream is not None and stream.recording is not None:
+        stream.recording.append(work)
+    else:
+        work()
+
+
+def cudaGetErrorName(error):  # noqa: N802
+    return OK, cudaError_t(error).name.encode()
+
+
+def cudaGetDeviceCount():  # noqa: N802
+    return OK, 1
+
+
+def cudaSetDevice(device):  # noqa: N802
+    return (OK,)
+
+
+def cudaGetDeviceProperties(device):  # noqa: N802
+    return OK, _Properties()
+
+
+def cudaMemGetInfo():  # noqa: N802
+    used = sum(ctypes.sizeof(b) for b in _buffers.values())
+    return OK, _Properties.totalGlobalMem - used, _Properties.totalGlobalMem
+
+
+def cudaMalloc(size):  # noqa: N802
+    buffer = (ctypes.c_byte * size)()
+    _buffers[ctypes.addressof(buffer)] = buffer
+    return OK, ctypes.addressof(buffer)
+
+
+cudaMallocHost = cudaMalloc
+
+
+def cudaFree(pointer):  # noqa: N802
+    _buffers.pop(int(pointer), None)
+    return (OK,)
+
+
+cudaFreeHost = cudaFree
+
+
+def cudaMemcpyAsync(dst, src, count, kind, stream):  # noqa: N802
+    enqueue(stream, lambda: ctypes.memmove(dst, src, count))
+    return (OK,)
+
+
+def cudaStreamCreateWithFlags(flags):  # noqa: N802
+    stream = _Stream()
+    streams[id(stream)] = stream
+    return OK, stream
+
+
+def cudaStreamSynchronize(stream):  # noqa: N802
+    return (OK,)
+
+
+def cudaStreamDestroy(stream):  # noqa: N802
+    streams.pop(id(stream), None)
+    return (OK,)
+
+
+def cudaEventCreate():  # noqa: N802
+    return OK, _Event()
+
+
+def cudaEventRecord(event, stream):  # noqa: N802
+    enqueue(stream, lambda: setattr(event, "ns", time.perf_counter_ns()))
+    return (OK,)
+
+
+def cudaEventSynchronize(event):  # noqa: N802
+    return (OK,)
+
+
+def cudaEventElapsedTime(start, end):  # noqa: N802
+    return OK, (end.ns - start.ns) / 1e6
+
+
+def cudaEventDestroy(event):  # noqa: N802
+    return (OK,)
+
+
+def cudaStreamBeginCapture(stream, mode):  # noqa: N802
+    stream.recording = []
+    return (OK,)
+
+
+def cudaStreamEndCapture(stream):  # noqa: N802
+    graph, stream.recording = _Graph(stream.recording or []), None
+    return OK, graph
+
+
+def cudaGraphInstantiate(graph, flags):  # noqa: N802
+    return OK, graph
+
+
+def cudaGraphLaunch(graph, stream):  # noqa: N802
+    for work in graph.work:
+        enqueue(stream, work)
+    return (OK,)
+
+
+def cudaGraphExecDestroy(graph):  # noqa: N802
+    return (OK,)
+
+
+cudaGraphDestroy = cudaGraphExecDestroy

@@ -1,0 +1,176 @@
+"""Every TensorRT (and cuda-python) name infertool touches, checked against the real bindings.
+
+The bindings wheels hold the real compiled modules (`tensorrt_bindings/tensorrt.so`, the cuda
+runtime bindings); TensorRT's libraries are not needed to read the names out of them. A TensorRT
+name counts as present when it ends one of the module's NUL-terminated strings (linkers merge a
+string into the tail of a longer one, so `Logger` lives inside `ILogger`). The strings cannot tell
+which class a member belongs to, so the version-specific BuilderFlag members are also modelled in
+the fake (absent on 11.x), which the flow tests run against.
+"""
+
+import json
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+from infertool.engine.tensorrt_api import WEAK_TYPING_FLAGS
+
+CACHE = ROOT / ".cache" / "bindings"
+WHEELS = {
+    "10": ("tensorrt-cu12-bindings==10.16.1.11", "tensorrt_bindings/tensorrt.so"),
+    "11": ("tensorrt-cu13-bindings==11.4.0.106", "tensorrt_bindings/tensorrt.so"),
+    "cudart": ("cuda-bindings==13.3.1", "cuda/bindings/runtime."),
+}
+FAKES = ROOT / "tests" / "fakes"
+TRT_SOURCES = [*sorted((ROOT / "infertool" / "engine").glob("*.py")), ROOT / "infertool" / "runners" / "trt.py"]
+# receivers of TensorRT objects in those sources, and the TensorRT class each stands for
+TRT_OBJECTS = ("builder", "config", "network", "parser", "engine", "context", "runtime", "optimization_profile", "error", "inspector")
+
+
+def _strings(data: bytes) -> set[str]:
+    found = set()
+    for piece in data.split(b"\x00"):
+        match = re.search(rb"[\x20-\x7e]+$", piece)
+        if match:
+            found.add(match.group().decode())
+    return found
+
+
+@pytest.fixture(scope="session")
+def bindings() -> dict[str, set[str]]:
+    """Names from the real modules, per version; wheels are downloaded once into .cache/."""
+    names = {}
+    for key, (requirement, member) in WHEELS.items():
+        folder = CACHE / requirement.replace("==", "-")
+        if not list(folder.glob("*.whl")):
+            folder.mkdir(parents=True, exist_ok=True)
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", requirement, "-d", str(folder)],
+                check=True, capture_output=True, timeout=600,
+            )
+        with zipfile.ZipFile(next(folder.glob("*.whl"))) as wheel:
+            module = next(n for n in wheel.namelist() if n.startswith(member) and n.endswith(".so"))
+            data = wheel.read(module)
+        # pybind11 (TensorRT) keeps names as NUL-terminated strings; Cython 3 (cuda-python) packs
+        # them into one table, so there any identifier-shaped token counts
+        names[key] = _strings(data) if key != "cudart" else {t.decode() for t in re.findall(rb"[A-Za-z_]\w{2,}", data)}
+    return names
+
+
+def present(name: str, names: set[str]) -> bool:
+    return any(s == name or s.endswith(name) for s in names)
+
+
+def test_bindings_tell_versions_apart(bindings):
+    """The check can fail: names 11.x removed are found in 10.x and not in 11.x."""
+    for removed in ("EXPLICIT_BATCH", "int8_calibrator", "platform_has_fast_fp16", "OBEY_PRECISION_CONSTRAINTS", "FP16"):
+        assert present(removed, bindings["10"]) and not present(removed, bindings["11"]), removed
+    assert not present("no_such_tensorrt_api", bindings["10"])
+
+
+def _code_names() -> set[str]:
+    """`trt.X.Y` chains and methods called on TensorRT objects, from the TensorRT code paths."""
+    names: set[str] = set()
+    for path in TRT_SOURCES:
+        text = path.read_text()
+        for chain in re.findall(r"\btrt\.([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)", text):
+            names.update(chain.split("."))
+        for receiver, member in re.findall(rf"(?<![\w.])(?:self\.)?({'|'.join(TRT_OBJECTS)})\.([a-z_]\w*)", text):
+            names.add(member)
+    return names
+
+
+def test_code_names_exist_in_both_versions(bindings):
+    names = _code_names()
+    assert {"execute_async_v3", "set_tensor_address", "build_serialized_network", "parse_from_file", "device_memory_size_v2"} <= names
+    weak = set(WEAK_TYPING_FLAGS.values())
+    for name in sorted(names - weak):
+        assert present(name, bindings["10"]), f"{name} is not in TensorRT 10.x"
+        assert present(name, bindings["11"]), f"{name} is not in TensorRT 11.x"
+
+
+def test_weak_typing_flags_are_10x_only(bindings):
+    """The 10.x builder-flag path uses names that exist there; 11.x dropped FP16 and INT8."""
+    for flag in WEAK_TYPING_FLAGS.values():
+        assert present(flag, bindings["10"]), flag
+    assert not present("FP16", bindings["11"])
+    assert not present("int8_calibrator", bindings["11"])
+
+
+def _fake_definitions(version: str) -> set[str]:
+    script = (
+        "import enum, inspect, json, tensorrt as t\n"
+        "names = set()\n"
+        "for name, obj in vars(t).items():\n"
+        "    if name.startswith('_') or name in ('ACCESSED', 'MAJOR') or inspect.ismodule(obj) or not (inspect.isclass(obj) or callable(obj)):\n"
+        "        continue\n"
+        "    if inspect.isfunction(obj) and obj.__module__ != 'tensorrt':\n"
+        "        continue\n"
+        "    names.add(name)\n"
+        "    if inspect.isclass(obj) and issubclass(obj, enum.Enum):\n"
+        "        names.update(obj.__members__)\n"
+        "    elif inspect.isclass(obj) and obj.__module__ == 'tensorrt' and not issubclass(obj, bytes):\n"
+        "        names.update(k for k in vars(obj) if not k.startswith('_'))\n"
+        "        names.update(k for k, v in vars(obj).items() if inspect.isclass(v) and issubclass(v, enum.Enum) for k in v.__members__)\n"
+        "print(json.dumps(sorted(names)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env={"PYTHONPATH": str(FAKES), "FAKE_TENSORRT_VERSION": version, "PATH": ""})
+    assert result.returncode == 0, result.stderr
+    return set(json.loads(result.stdout))
+
+
+@pytest.mark.parametrize("version", ["10.16.1.11", "11.4.0.106"])
+def test_fake_defines_only_real_names(bindings, version):
+    major = version.split(".")[0]
+    defined = _fake_definitions(version)
+    assert {"Builder", "OnnxParser", "IExecutionContext", "execute_async_v3"} <= defined
+    missing = sorted(n for n in defined if not present(n, bindings[major]))
+    assert not missing, f"the fake defines names TensorRT {version} lacks: {missing}"
+    if major == "11":
+        assert "FP16" not in defined  # BuilderFlag.FP16 is gone; DataType says HALF
+
+
+def test_fake_cuda_runtime_names_are_real(bindings):
+    source = (FAKES / "cuda" / "bindings" / "runtime.py").read_text()
+    defined = set(re.findall(r"^def (cuda\w+)", source, re.M)) | set(re.findall(r"^(cuda\w+) =", source, re.M))
+    defined |= set(re.findall(r"^class (cuda\w+)", source, re.M)) | set(re.findall(r"^    (cuda\w+) = \d", source, re.M))
+    assert {"cudaMalloc", "cudaMemcpyAsync", "cudaGraphLaunch", "cudaMemcpyHostToDevice"} <= defined
+    missing = sorted(n for n in defined if not present(n, bindings["cudart"]))
+    assert not missing, f"the fake cuda runtime defines names cuda-python lacks: {missing}"
+    used = set(re.findall(r"cudart\.(cuda\w+)|runtime\(\)\.(cuda\w+)", (ROOT / "infertool" / "cuda.py").read_text()))
+    used = {a or b for a, b in used}
+    assert used and not sorted(n for n in used if not present(n, bindings["cudart"]))
+
+
+@pytest.mark.parametrize("version", ["10.16.1.11", "11.4.0.106"])
+def test_names_touched_in_a_flow_are_real(bindings, version, tmp_path):
+    """Build, save, load and run through the fake, then check every member the code touched."""
+    script = f"""
+import json, sys
+sys.path.insert(0, {str(ROOT / 'tests')!r})
+from pathlib import Path
+import numpy as np, tensorrt
+from onnx_models import mlp
+from infertool.engine.build import BuildOptions, build_engine, profiles_for
+from infertool.reporting import SilentReporter
+from infertool.runners.trt import TrtRunner
+model = mlp(Path({str(tmp_path)!r}) / 'm.onnx')
+profiles, _ = profiles_for(model, [], {{}}, 4)
+build_engine(model, Path({str(tmp_path)!r}) / 'm.engine', BuildOptions(precision='fp16', profiles=profiles, timing_cache=Path({str(tmp_path)!r}) / 'tc', workspace=1 << 28, opt_level=3), SilentReporter())
+with TrtRunner(Path({str(tmp_path)!r}) / 'm.engine', cuda_graph=True) as runner:
+    runner.infer({{'x': np.ones((4, 16), np.float32)}})
+    runner.bind({{'x': np.ones((4, 16), np.float32)}}); runner.run_bound(); runner.device_times(2)
+print(json.dumps(sorted(tensorrt.ACCESSED)))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, env={"PYTHONPATH": f"{FAKES}:{ROOT}", "FAKE_TENSORRT_VERSION": version, "PATH": ""})
+    assert result.returncode == 0, result.stderr
+    touched = {name.split(".")[1] for name in json.loads(result.stdout.splitlines()[-1])}
+    assert {"set_input_shape", "execute_async_v3", "build_serialized_network"} <= touched
+    missing = sorted(n for n in touched if not present(n, bindings[version.split(".")[0]]))
+    assert not missing, f"the flow touched names TensorRT {version} lacks: {missing}"

@@ -37,7 +37,7 @@ def latency_table(model: str, precisions: list[str]) -> list[str]:
 
 def main() -> None:
     out = ["Median latency in ms (nearest rank); numpy I/O = end-to-end with host arrays, the others device-resident.", ""]
-    out += latency_table("resnet50", ["fp32", "fp16", "int8"]) + [""] + latency_table("bert", ["fp32", "fp16"])
+    out += latency_table("resnet50", ["fp32", "fp16", "int8"]) + [""] + latency_table("bert", ["fp32", "fp16", "fp16-keep"])
     fidelity = sorted(RESULTS.glob("fidelity_*.json")) + sorted((RESULTS.parent / "cpu").glob("fidelity_*.json"))
     if fidelity:
         out += ["", "| harness fidelity | backend | batch | bare loop ms | infertool ms | ratio |", "|---|---|---:|---:|---:|---:|"]

@@ -166,3 +166,13 @@ def test_already_quantized_is_refused(cnn, tmp_path):
     again = run_cli("quantize", first, "-p", "int8", "--calib-data", calib, "-o", tmp_path / "twice.onnx")
     assert again.returncode == 2 and "already int8" in one_line_error(again)
     assert not (tmp_path / "twice.onnx").exists()
+
+
+def test_generated_evaluation_inputs_follow_input_shape(tmp_path):
+    from onnx_models import two_inputs
+
+    model = two_inputs(tmp_path / "two.onnx")
+    report = quantize(model, "-p", "fp16", "--input-shape", "ids:1x7", "--int-range", "0:50", "--eval-samples", "4", "-o", tmp_path / "two16.onnx")
+    assert report["accuracy"]["samples"] == 4 and report["accuracy"]["min_cosine"] > 0.999
+    unsized = run_cli("quantize", model, "-p", "fp16", "-o", tmp_path / "x.onnx")
+    assert unsized.returncode == 2 and "dynamic dimension 'seq'" in one_line_error(unsized)

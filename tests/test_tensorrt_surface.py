@@ -13,7 +13,6 @@ import re
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -81,7 +80,7 @@ def _code_names() -> set[str]:
         text = path.read_text()
         for chain in re.findall(r"\btrt\.([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)", text):
             names.update(chain.split("."))
-        for receiver, member in re.findall(rf"(?<![\w.])(?:self\.)?({'|'.join(TRT_OBJECTS)})\.([a-z_]\w*)", text):
+        for member in re.findall(rf"(?<![\w.])(?:self\.)?(?:{'|'.join(TRT_OBJECTS)})\.([a-z_]\w*)", text):
             names.add(member)
     return names
 

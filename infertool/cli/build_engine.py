@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from infertool.cli import options, render
-from infertool.cli.console import RichReporter, emit_json, out
+from infertool.cli.console import RichReporter, show
 
 
 def build_engine(
@@ -70,10 +70,7 @@ def build_engine(
             reporter.note(note)
         result = run_build(model, output, replace(settings, notes=()), reporter)
     result = replace(result, notes=(*notes, *result.notes))
-    if json_out:
-        emit_json(result.to_dict(), json_out, force)
-    if json_out != "-":
-        render.build_result(result, out)
+    show(result, json_out, force, render.build_result)
 
 
 def register(app: typer.Typer) -> None:

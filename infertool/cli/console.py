@@ -6,13 +6,14 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
+from infertool.errors import CheckFailed
 from infertool.files import write_text_atomic
 
 def _console(stderr: bool) -> Console:
@@ -93,3 +94,22 @@ def emit_json(payload: dict, target: str, force: bool) -> None:
     else:
         write_text_atomic(Path(target), text, force)
         err.print(f"wrote {target}", highlight=False)
+
+
+def show(result, json_out: str | None, force: bool, renderer: Callable[[object, Console], None]) -> None:
+    """A result as JSON (stdout or file) and, unless the JSON went to stdout, as tables."""
+    if json_out:
+        emit_json(result.to_dict(), json_out, force)
+    if json_out != "-":
+        renderer(result, out)
+
+
+@contextlib.contextmanager
+def showing_failed_checks(json_out: str | None, force: bool, renderer: Callable[[object, Console], None]) -> Iterator[None]:
+    """A failed check still shows its report before the one-line error."""
+    try:
+        yield
+    except CheckFailed as failure:
+        if failure.result is not None:
+            show(failure.result, json_out, force, renderer)
+        raise

@@ -9,8 +9,7 @@ from typing import List, Optional
 import typer
 
 from infertool.cli import options, render
-from infertool.cli.console import RichReporter, emit_json, out
-from infertool.errors import CheckFailed
+from infertool.cli.console import RichReporter, show, showing_failed_checks
 
 
 class Exporter(str, Enum):
@@ -65,21 +64,9 @@ def convert(
         int_range=parse_int_range(int_range),
     )
     settings = ConvertOptions(output, export, atol, rtol, validate, force)
-    try:
-        with RichReporter(quiet) as reporter:
-            result = run_convert(source, settings, reporter)
-    except CheckFailed as failure:
-        if failure.result is not None:
-            _show(failure.result, json_out, force)
-        raise
-    _show(result, json_out, force)
-
-
-def _show(result, json_out: str | None, force: bool) -> None:
-    if json_out:
-        emit_json(result.to_dict(), json_out, force)
-    if json_out != "-":
-        render.convert_result(result, out)
+    with showing_failed_checks(json_out, force, render.convert_result), RichReporter(quiet) as reporter:
+        result = run_convert(source, settings, reporter)
+    show(result, json_out, force, render.convert_result)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,8 +8,7 @@ from typing import List, Optional
 import typer
 
 from infertool.cli import options, render
-from infertool.cli.console import RichReporter, emit_json, out
-from infertool.errors import CheckFailed
+from infertool.cli.console import RichReporter, show, showing_failed_checks
 
 
 def _names(values: Optional[List[str]]) -> tuple[str, ...]:
@@ -29,7 +28,7 @@ def quantize(
     exclude_op_types: Optional[List[str]] = typer.Option(None, "--exclude-op-types", metavar="OP[,OP]", help="Op types to keep in fp32 (repeatable)."),
     exclude_nodes: Optional[List[str]] = typer.Option(None, "--exclude-nodes", metavar="NAME[,NAME]", help="Node names to keep in fp32 (repeatable)."),
     keep_io_types: bool = typer.Option(True, "--keep-io-types/--no-keep-io-types", help="fp16/bf16: keep graph inputs and outputs fp32."),
-    block_fragile: bool = typer.Option(True, "--block-fragile/--no-block-fragile", help="fp16/bf16: keep Softmax/LayerNorm reductions, Exp, Pow, Sqrt in fp32."),
+    block_fragile: bool = typer.Option(True, "--block-fragile/--no-block-fragile", help="fp16/bf16: keep the reductions, Exp, Pow and Sqrt of decomposed Softmax/LayerNorm in fp32."),
     eval_data: Optional[str] = typer.Option(None, "--eval-data", metavar="PATH|random", help="Accuracy-report inputs [default: the calibration set, else generated]."),
     eval_samples: int = typer.Option(8, "--eval-samples", min=1, help="Generated evaluation samples."),
     eval_backend: str = typer.Option("ort-cpu", "--eval-backend", help="Backend that runs both models for the report (ort-cuda where the CPU lacks kernels)."),
@@ -72,21 +71,9 @@ def quantize(
         eval=data(eval_data), eval_samples=eval_samples, eval_backend=eval_backend, min_cosine=min_cosine,
         min_top1=min_top1, force=force, generated=data("random"),
     )
-    try:
-        with RichReporter(quiet) as reporter:
-            result = run_quantize(model, settings, reporter)
-    except CheckFailed as failure:
-        if failure.result is not None:
-            _show(failure.result, json_out, force)
-        raise
-    _show(result, json_out, force)
-
-
-def _show(result, json_out: Optional[str], force: bool) -> None:
-    if json_out:
-        emit_json(result.to_dict(), json_out, force)
-    if json_out != "-":
-        render.quantize_result(result, out)
+    with showing_failed_checks(json_out, force, render.quantize_result), RichReporter(quiet) as reporter:
+        result = run_quantize(model, settings, reporter)
+    show(result, json_out, force, render.quantize_result)
 
 
 def register(app: typer.Typer) -> None:

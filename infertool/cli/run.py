@@ -8,7 +8,7 @@ from typing import List, Optional
 import typer
 
 from infertool.cli import options, render
-from infertool.cli.console import RichReporter, emit_json, out
+from infertool.cli.console import RichReporter, show
 from infertool.errors import InfertoolError
 
 
@@ -65,10 +65,7 @@ def run(
         str(model), backend, shapes, tuple(OutputSummary.of(n, a) for n, a in outputs.items()),
         str(output) if output else None, ranked,
     )
-    if json_out:
-        emit_json(result.to_dict(), json_out, force)
-    if json_out != "-":
-        render.run_result(result, out)
+    show(result, json_out, force, render.run_result)
 
 
 def register(app: typer.Typer) -> None:

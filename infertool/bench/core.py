@@ -19,7 +19,7 @@ from infertool.precision.detect import graph_precision
 from infertool.reporting import Reporter
 from infertool.results import AgreementReport, BenchResult, BenchRow
 from infertool.runners import RunnerOptions
-from infertool.runners.base import DEVICE_RESIDENT, END_TO_END, Runner
+from infertool.runners.base import DEVICE_RESIDENT, END_TO_END
 from infertool.specs import format_shape
 
 REFERENCE_BACKEND = "ort-cpu"
@@ -117,7 +117,7 @@ def run_bench(model: Path, options: BenchOptions, reporter: Reporter) -> BenchRe
     return BenchResult(environment.fingerprint(), summary, options.to_dict(), tuple(rows), tuple(warnings))
 
 
-def _measure(runner: Runner, call, label: str, options: BenchOptions, reporter: Reporter) -> Stats:
+def _measure(call, label: str, options: BenchOptions, reporter: Reporter) -> Stats:
     with reporter.task(f"{label}: warm-up"):
         run_for(call, options.warmup)
     with reporter.task(f"{label}: measuring", total=options.measure.iterations) as advance:
@@ -137,12 +137,12 @@ def _measure_row(model, backend, feeds, precision, options, references, reporter
         runner.prepare()
     try:
         host.sample()
-        timings = {END_TO_END: _measure(runner, lambda: runner.infer(feeds), f"{label} end-to-end", options, reporter)}
+        timings = {END_TO_END: _measure(lambda: runner.infer(feeds), f"{label} end-to-end", options, reporter)}
         outputs = runner.infer(feeds)
         mode = END_TO_END
         if runner.device_resident:
             runner.bind(feeds)
-            timings[DEVICE_RESIDENT] = _measure(runner, runner.run_bound, f"{label} device-resident", options, reporter)
+            timings[DEVICE_RESIDENT] = _measure(runner.run_bound, f"{label} device-resident", options, reporter)
             outputs, mode = runner.bound_outputs(), DEVICE_RESIDENT
             with reporter.task(f"{label}: CUDA-event timing"):
                 device_ns = runner.device_times(timings[DEVICE_RESIDENT].count)

@@ -329,7 +329,7 @@ def _export_dynamo(model, args, names, output_names, labels, opset, onnx_path, t
 def _export_torchscript(model, args, names, output_names, batched_outputs, labels, options, onnx_path, torch) -> None:
     dynamic_axes = {name: axes for name, axes in labels.items() if axes}
     if options.dynamic_batch:
-        dynamic_axes.update({name: {0: "batch"} for name in output_names})
+        dynamic_axes.update({name: {0: "batch"} for name in batched_outputs})
     try:
         with _quiet_export():
             torch.onnx.export(

@@ -75,7 +75,7 @@ def bench(
     from infertool.bench.core import BenchOptions, run_bench
     from infertool.bench.gate import GATE_STATS, gate, load_baseline, parse_regression
     from infertool.bench.timing import Budget
-    from infertool.files import check_output
+    from infertool.files import check_output, write_text_atomic
     from infertool.runners import RunnerOptions, check_name
     from infertool.engine.build import parse_size
     from infertool.runners.ort import OPTIMIZATION_LEVELS, OrtOptions, parse_provider_options, save_optimized_model
@@ -136,12 +136,8 @@ def bench(
     if json_out:
         emit_json(payload, json_out, force)
     if csv_out:
-        from infertool.files import write_text_atomic
-
         write_text_atomic(csv_out, render.bench_csv(result), force)
     if markdown_out:
-        from infertool.files import write_text_atomic
-
         text = render.bench_markdown(result)
         write_text_atomic(markdown_out, text, force)
         summary = os.environ.get("GITHUB_STEP_SUMMARY")

@@ -63,12 +63,12 @@ def build_engine(
     settings = BuildOptions(
         precision=precision, profiles=profiles, workspace=parse_size(workspace) if workspace else None, opt_level=opt_level,
         timing_cache=timing_cache, version_compatible=version_compatible, hardware_compat=hardware_compat, verbose=verbose,
-        calib=calib, calib_method=calib_method, calib_samples=calib_samples, device=device, force=force, notes=tuple(notes),
+        calib=calib, calib_method=calib_method, calib_samples=calib_samples, device=device, force=force,
     )
     with RichReporter(quiet) as reporter:
         for note in notes:
             reporter.note(note)
-        result = run_build(model, output, replace(settings, notes=()), reporter)
+        result = run_build(model, output, settings, reporter)
     result = replace(result, notes=(*notes, *result.notes))
     show(result, json_out, force, render.build_result)
 

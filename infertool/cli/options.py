@@ -19,7 +19,6 @@ input_shape_option = typer.Option(
 seed_option = typer.Option(0, "--seed", help="Seed of generated inputs.")
 int_range_option = typer.Option("0:100", "--int-range", metavar="LOW:HIGH", help="Range [LOW, HIGH) of generated integer inputs (token ids).")
 
-OptionalStr = Optional[str]
 
 inputs_option = typer.Option(
     None, "--inputs", metavar="PATH",

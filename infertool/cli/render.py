@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from infertool.bench.stats import throughput
 from infertool.specs import format_shape
 
 
@@ -113,10 +114,9 @@ def bench_tables(result, console: Console) -> None:
     for row in result.rows:
         stats = row.latency
         cv = f"{stats.cv:.1%}" if not stats.noisy else f"[yellow]{stats.cv:.1%}[/]"
-        per_second = stats.count / (stats.total / 1e3) if stats.total else 0.0
         latency.add_row(
             row.backend, str(row.batch), row.precision, MODE_LABELS[row.latency_mode], _ms(stats.median), _ms(stats.p90),
-            _ms(stats.p99), _ms(stats.mean), cv, f"{per_second * row.batch:,.1f}",
+            _ms(stats.p99), _ms(stats.mean), cv, f"{throughput(stats, row.batch)['samples_per_s']:,.1f}",
             "-" if row.speedup is None else f"{row.speedup:.2f}x",
         )
     console.print(latency)
@@ -207,12 +207,11 @@ def bench_markdown(result) -> str:
     ]
     for row in result.rows:
         stats = row.latency
-        per_second = stats.count / (stats.total / 1e3) if stats.total else 0.0
         gpu = row.memory.get("gpu_bytes")
         agreement = "-" if row.agreement is None else ("ok" if row.agreement.passed else "**FAIL**")
         lines.append(
             f"| {row.backend} | {row.batch} | {MODE_LABELS[row.latency_mode]} | {_ms(stats.median)} | {_ms(stats.p90)} | "
-            f"{_ms(stats.p99)} | {stats.cv:.1%} | {per_second * row.batch:,.1f} | "
+            f"{_ms(stats.p99)} | {stats.cv:.1%} | {throughput(stats, row.batch)['samples_per_s']:,.1f} | "
             f"{'-' if row.speedup is None else f'{row.speedup:.2f}x'} | {'-' if gpu is None else size(gpu)} | {agreement} |"
         )
     if result.gate is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,6 @@ class BuildOptions:
     calib_samples: int | None = None
     device: int = 0
     force: bool = False
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict:
         return {
@@ -128,7 +127,7 @@ def build_engine(onnx_path: Path, output: Path, options: BuildOptions, reporter:
     trt = tensorrt_api.tensorrt()
     started = time.perf_counter()
     model = onnx_model.load(onnx_path, load_external_data=False)
-    notes = list(options.notes)
+    notes: list[str] = []
     plan = precision_plan.plan(options.precision, graph_precision(model), tensorrt_api.major(), options.calib is not None, notes)
     gpu = gpu_identity(options.device)
     with staged_output(output, options.force) as staging:

@@ -10,9 +10,6 @@ import numpy as np
 
 from infertool.errors import InfertoolError
 
-EXPORTERS = ("auto", "dynamo", "torchscript")
-
-
 @dataclass(frozen=True)
 class DynamicAxis:
     input: str

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import inspect
-import io
 import os
-import sys
-import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +14,7 @@ import numpy as np
 from infertool.errors import InfertoolError, first_line
 from infertool.exporters.base import ExportedModel, ExportOptions, axis_labels
 from infertool.lazy import require
+from infertool.quiet import quiet
 from infertool.reporting import Reporter
 from infertool.specs import bind_unnamed, input_dtypes
 
@@ -31,26 +28,9 @@ def is_keras_source(source: str) -> bool:
     return path.suffix in KERAS_SUFFIXES or (path / "saved_model.pb").is_file()
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence TensorFlow: Python prints and warnings, and its native (absl) log lines on fd 2."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def _import_tensorflow() -> tuple[Any, Any]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with _quiet():
+    with quiet(native_stderr=True):
         tf = require("tensorflow", "Keras sources")
         tf2onnx = require("tf2onnx", "Keras sources")
     tf.get_logger().setLevel("ERROR")
@@ -73,7 +53,7 @@ def _load_keras(path: Path, options: ExportOptions) -> Any:
     import keras
 
     try:
-        with _quiet():
+        with quiet(native_stderr=True):
             return keras.models.load_model(
                 str(path), compile=False, safe_mode=not options.trust_model,
                 custom_objects=_custom_objects(options.custom_objects),
@@ -149,7 +129,7 @@ def export_keras(source: str, options: ExportOptions, onnx_path: Path, reporter:
             example_shapes[name] = tuple(example)
     with reporter.task("converting with tf2onnx"):
         try:
-            with _quiet():
+            with quiet(native_stderr=True):
                 model_proto, _ = tf2onnx.convert.from_function(function, input_signature=specs, opset=opset)
         except Exception as exc:
             raise InfertoolError(f"tf2onnx conversion failed: {first_line(exc)}", hint="see --debug for the trace") from exc
@@ -185,7 +165,7 @@ def _keras_model(path: Path, options: ExportOptions, tf: Any) -> tuple[Callable,
 
 def _saved_model(path: Path, tf: Any) -> tuple[Callable, list[str], dict[str, Any]]:
     try:
-        with _quiet():
+        with quiet(native_stderr=True):
             loaded = tf.saved_model.load(str(path))
     except Exception as exc:
         raise InfertoolError(f"loading SavedModel {path} failed: {first_line(exc)}") from exc

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import inspect
-import io
-import logging
 import sys
-import warnings
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,12 +19,15 @@ from infertool.errors import InfertoolError, first_line
 from infertool.exporters.base import ExportedModel, ExportOptions, axis_labels
 from infertool.inputs import generated_feeds
 from infertool.lazy import is_available, require
+from infertool.quiet import quiet
 from infertool.reporting import Reporter
 from infertool.specs import bind_unnamed, input_dtypes
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".torchscript")
 DYNAMO_OPSET = 18  # the dynamo exporter's native opset; it cannot reliably go lower
 TORCHSCRIPT_OPSET = 17
+# torch.onnx prints progress to stdout and logs freely through these
+EXPORT_LOGGERS = ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")
 
 
 def is_torch_source(source: str) -> bool:
@@ -176,22 +175,6 @@ def _load_weights(model: Any, weights: Path, torch: Any) -> None:
         raise InfertoolError(f"loading --weights {weights} failed: {first_line(exc)}") from exc
 
 
-@contextlib.contextmanager
-def _quiet_export() -> Iterator[None]:
-    """torch.onnx prints progress to stdout and warns freely; keep stdout clean for --json."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
-    levels = [lg.level for lg in loggers]
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            for lg, level in zip(loggers, levels):
-                lg.setLevel(level)
-
-
 def _to_torch(array: np.ndarray, torch: Any) -> Any:
     if array.dtype.name == "bfloat16":
         return torch.from_numpy(array.astype(np.float32)).to(torch.bfloat16)
@@ -303,7 +286,7 @@ def _export_dynamo(model, args, names, output_names, labels, opset, onnx_path, t
     }
     big = sum(p.numel() * p.element_size() for p in model.parameters()) >= onnx_model.EXTERNAL_DATA_THRESHOLD
     try:
-        with _quiet_export():
+        with quiet(EXPORT_LOGGERS):
             torch.onnx.export(
                 model, args, str(onnx_path), dynamo=True, input_names=names, output_names=output_names,
                 dynamic_shapes=dynamic_shapes if any(dynamic_shapes.values()) else None,
@@ -331,7 +314,7 @@ def _export_torchscript(model, args, names, output_names, batched_outputs, label
     if options.dynamic_batch:
         dynamic_axes.update({name: {0: "batch"} for name in batched_outputs})
     try:
-        with _quiet_export():
+        with quiet(EXPORT_LOGGERS):
             torch.onnx.export(
                 model, args, str(onnx_path), dynamo=False, input_names=names, output_names=output_names,
                 dynamic_axes=dynamic_axes or None, opset_version=options.opset or TORCHSCRIPT_OPSET,

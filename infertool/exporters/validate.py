@@ -16,10 +16,6 @@ from infertool.reporting import Reporter
 from infertool.results import BatchAgreement, ValidationReport
 from infertool.specs import resolve_shapes
 
-DEFAULT_ATOL = 1e-4
-DEFAULT_RTOL = 1e-3
-
-
 def check_structure(path: Path) -> tuple[str, str]:
     """onnx.checker (full) and strict shape inference; raise CheckFailed naming the problem."""
     import onnx

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 from collections.abc import Iterable
 
 import numpy as np
@@ -13,6 +10,7 @@ from onnx import TensorProto, numpy_helper
 
 from infertool.errors import InfertoolError, first_line
 from infertool.lazy import require
+from infertool.quiet import quiet
 
 # Numerically fragile ops kept in fp32 by default: the pieces of a decomposed Softmax or LayerNorm
 # (reductions, Pow, Sqrt, Exp), where fp16 overflows or loses small terms. The fused Softmax and
@@ -76,8 +74,7 @@ def to_float16(model: onnx.ModelProto, keep_io_types: bool, op_block: list[str],
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            logging.getLogger("onnxruntime.transformers.float16").setLevel(logging.ERROR)
+        with quiet(("onnxruntime.transformers.float16",)):
             converted = convert_float_to_float16(
                 model, keep_io_types=keep_io_types, op_block_list=op_block, node_block_list=node_block,
                 disable_shape_infer=model.ByteSize() > 2**31 - 2**24,

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +10,7 @@ import numpy as np
 
 from infertool.errors import InfertoolError, first_line
 from infertool.lazy import require
+from infertool.quiet import quiet
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 # where TensorRT fuses Q/DQ: the inputs of convolutions and matrix products
@@ -35,19 +33,6 @@ class QdqSettings:
             "per_channel": self.per_channel, "exclude_op_types": list(self.exclude_op_types),
             "exclude_nodes": list(self.exclude_nodes), "calibration_cache": str(self.cache) if self.cache else None,
         }
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """onnxruntime's quantizer prints progress to stdout and warns through logging."""
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        root.setLevel(level)
 
 
 def _reader(batches: list[dict[str, np.ndarray]], advance: Callable[[int], None]):
@@ -88,7 +73,7 @@ def quantize_static(
     }[settings.method]
     symmetric = settings.target == "tensorrt"  # TensorRT takes zero points of 0 only
     try:
-        with _quiet():
+        with quiet():
             ort_quantize_static(
                 str(source), str(output), _reader(batches, advance) if batches is not None else None,
                 quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types, per_channel=settings.per_channel,
@@ -116,7 +101,7 @@ def quantize_dynamic(source: Path, output: Path, settings: QdqSettings, large: b
     from onnxruntime.quantization import quantize_dynamic as ort_quantize_dynamic
 
     try:
-        with _quiet():
+        with quiet():
             ort_quantize_dynamic(
                 str(source), str(output), per_channel=settings.per_channel, weight_type=QuantType.QInt8,
                 nodes_to_exclude=list(settings.exclude_nodes), use_external_data_format=large,
@@ -131,7 +116,7 @@ def preprocess(source: Path, output: Path) -> bool:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     try:
-        with _quiet():
+        with quiet():
             quant_pre_process(str(source), str(output), skip_symbolic_shape=False)
         return True
     except Exception:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,16 @@ def require_available(name: str) -> None:
         raise InfertoolError(f"backend {name} is unavailable: {found.reason}", hint="run 'infertool doctor' to see what is installed")
 
 
+@functools.lru_cache(maxsize=4)
+def _graph_facts(path: str, mtime_ns: int) -> tuple[str, frozenset[str]]:
+    """The graph's precision and its dynamic inputs, read once per model file (bench asks per row)."""
+    from infertool import onnx_model
+    from infertool.precision.detect import graph_precision
+
+    graph = onnx_model.load(Path(path), load_external_data=False)
+    return graph_precision(graph), frozenset(s.name for s in onnx_model.input_specs(graph) if s.dynamic_axes)
+
+
 def open_runner(
     name: str, model: Path, options: RunnerOptions, shapes: dict[str, tuple[int, ...]] | None = None,
     reporter: Reporter | None = None,
@@ -81,15 +92,12 @@ def open_runner(
 
     if model.suffix == ".engine" or options.trt.engine is not None:
         return TrtRunner(options.trt.engine or model, options.device, options.trt.cuda_graph)
-    from infertool import onnx_model
     from infertool.engine.build import BuildOptions
     from infertool.engine.cache import engine_for
     from infertool.engine.profiles import ShapeProfile
-    from infertool.precision.detect import graph_precision
 
-    graph = onnx_model.load(model, load_external_data=False)
-    precision = options.trt.precision or graph_precision(graph)
-    dynamic = {spec.name for spec in onnx_model.input_specs(graph) if spec.dynamic_axes}
+    graph_precision, dynamic = _graph_facts(str(model), model.stat().st_mtime_ns)
+    precision = options.trt.precision or graph_precision
     profile = ShapeProfile({n: (s, s, s) for n, s in (shapes or {}).items() if n in dynamic})
     build = BuildOptions(
         precision=precision, profiles=(profile,), workspace=options.trt.workspace, opt_level=options.trt.opt_level,

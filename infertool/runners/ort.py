@@ -158,7 +158,7 @@ class OrtRunner(Runner):
 
     def _run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         try:
-            return self.session.run(self._names, dict(feeds))
+            return self.session.run(self._names, feeds)
         except Exception as exc:
             raise _runtime_error(self.name, exc) from exc
 

@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 EXTRAS ?= cpu,torch,keras,dev
 DEMO := build/demo
 
-.PHONY: install demo test clean
+.PHONY: install demo lint test clean
 
 install: $(VENV)/.installed
 
@@ -22,7 +22,11 @@ demo: install
 	$(BIN)/infertool convert examples/tiny_cnn.py:build --input-shape 1x3x64x64 -o $(DEMO)/tiny_cnn.onnx --force
 	$(BIN)/infertool bench $(DEMO)/tiny_cnn.onnx --backend ort-cpu --batch 1,8,32 --markdown $(DEMO)/bench.md --json $(DEMO)/bench.json --force
 
-test: install
+lint: install
+	$(BIN)/ruff check infertool tests benchmarks examples
+	$(BIN)/lint-imports
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -14,11 +14,12 @@ import statistics
 import time
 from pathlib import Path
 
-from infertool import environment, runners
-from infertool.bench.stats import Stats
-from infertool.bench.timing import Budget, run_for
-from infertool.inputs import FeedSource, InputOptions
-from infertool.runners.ort import OrtOptions
+from infertool import environment
+from infertool.backends import registry
+from infertool.backends.base import OrtOptions, RunnerOptions
+from infertool.feeds import FeedSource, InputOptions
+from infertool.measure.timing import Budget, run_for
+from infertool.stats import Stats
 
 
 def bare_loop(call, iterations: int) -> float:
@@ -42,13 +43,13 @@ def main() -> None:
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args()
 
-    options = runners.RunnerOptions(ort=OrtOptions(cuda_graph=args.cuda_graph, intra_op_threads=args.threads))
-    runner = runners.open_runner(args.backend, args.model, options)
+    options = RunnerOptions(cuda_graph=args.cuda_graph, ort=OrtOptions(intra_op_threads=args.threads))
+    runner = registry.get(args.backend).open(args.model, options)
     runner.prepare()
     feeds = FeedSource(runner.inputs, InputOptions()).feeds(args.batch)
     if runner.device_resident:
         runner.bind(feeds)
-        session, binding = runner.session, runner._binding
+        session, binding = runner.session, runner.io_binding
         infertool_call, bare_call, mode = runner.run_bound, (lambda: session.run_with_iobinding(binding)), "device_resident"
     else:
         session, names = runner.session, [o.name for o in runner.outputs]

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from infertool.errors import InfertoolError
-from infertool.lazy import require
+from infertool.optional import require
 
 
 @cache
@@ -58,6 +58,13 @@ def mem_used(device: int) -> int:
     set_device(device)
     free, total = check(runtime().cudaMemGetInfo())
     return int(total) - int(free)
+
+
+def gpu_identity(device: int) -> dict:
+    """Index, name and compute capability: what an engine is built for and checked against."""
+    set_device(device)
+    properties = device_properties(device)
+    return {"index": device, "name": properties["name"], "compute_capability": properties["compute_capability"]}
 
 
 def device_properties(device: int) -> dict:

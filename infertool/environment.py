@@ -9,14 +9,13 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from infertool.lazy import distribution_version, install_hint, is_available
+from infertool.optional import distribution_version, install_hint, is_available
 
 
 @dataclass(frozen=True)
 class Component:
     name: str
     version: str | None
-    detail: str = ""
     hint: str = ""  # how to install it when missing
 
     def to_dict(self) -> dict:

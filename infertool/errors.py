@@ -1,4 +1,15 @@
-"""The error types the CLI turns into one-line messages and exit codes."""
+"""The error types, one per exit code; the CLI turns each into one line and its code.
+
+| exit | type               | meaning                                                        |
+|------|--------------------|----------------------------------------------------------------|
+| 0    | -                  | done                                                           |
+| 1    | CheckFailed        | a check ran and failed (parity, accuracy, agreement, gate);    |
+|      |                    | nothing is written                                             |
+| 2    | InfertoolError     | a usage or input mistake, or an unmet requirement              |
+| 2    | MissingDependency  | an optional package is absent; the hint names its pip extra    |
+| 2    | BackendFailure     | a runtime (ONNX Runtime, TensorRT) failed on this model/input  |
+| 3    | anything else      | a bug in infertool                                             |
+"""
 
 from __future__ import annotations
 
@@ -16,6 +27,14 @@ class InfertoolError(Exception):
     def one_line(self) -> str:
         text = " ".join(self.message.split())
         return f"{text} (hint: {self.hint})" if self.hint else text
+
+
+class MissingDependency(InfertoolError):
+    """An optional package is not installed; `hint` says how to install it."""
+
+
+class BackendFailure(InfertoolError):
+    """A runtime failed on this model or these inputs (its own error, not infertool's)."""
 
 
 class CheckFailed(InfertoolError):

@@ -32,11 +32,8 @@ class _NoTask:
 
 
 class SilentReporter:
-    def __init__(self) -> None:
-        self.notes: list[str] = []
-
     def note(self, message: str) -> None:
-        self.notes.append(message)
+        pass
 
     @contextlib.contextmanager
     def task(self, description: str, total: int | None = None) -> Iterator[Task]:

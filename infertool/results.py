@@ -1,11 +1,15 @@
-"""Result records of every command, with `to_dict()`: the JSON schemas live here."""
+"""Result records of every command, with `to_dict()`: each command's JSON schema lives here
+(the engine sidecar, a file format rather than a result, in engine/sidecar.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from infertool.compare import Agreement
-from infertool.specs import TensorSpec
+import numpy as np
+
+from infertool.agreement import Agreement
+from infertool.stats import throughput
+from infertool.tensors import TensorSpec
 
 
 @dataclass(frozen=True)
@@ -34,10 +38,9 @@ class BatchAgreement:
 
 @dataclass(frozen=True)
 class ValidationReport:
-    """Optimum-style checks of an export: checker, shape inference, parity with the source model."""
+    """Optimum-style checks of an export: checker and strict shape inference (a report exists
+    only when both passed; a failure raises instead), then parity with the source model."""
 
-    checker: str
-    shape_inference: str
     reference: str  # what the ONNX outputs were compared with
     atol: float
     rtol: float
@@ -49,7 +52,7 @@ class ValidationReport:
 
     def to_dict(self) -> dict:
         return {
-            "passed": self.passed, "checker": self.checker, "shape_inference": self.shape_inference,
+            "passed": self.passed, "checker": "ok", "shape_inference": "ok",
             "reference": self.reference, "atol": self.atol, "rtol": self.rtol,
             "batches": [b.to_dict() for b in self.batches],
         }
@@ -115,8 +118,6 @@ class BenchRow:
         return self.timings[self.latency_mode]
 
     def to_dict(self) -> dict:
-        from infertool.bench.stats import throughput
-
         return {
             "backend": self.backend, "batch": self.batch, "precision": self.precision,
             "latency_mode": self.latency_mode, "latency_ms": self.latency.to_dict(),
@@ -236,7 +237,7 @@ class BuildResult:
     engine: ModelFile
     sidecar: dict  # everything the .engine.json holds
     timing_cache_loaded: bool
-    precision_report: dict | None  # the precision stage's quantize result, when one ran
+    precision_report: dict | None  # the precision stage (graph, calibration, accuracy), when one ran
     seconds: float
     notes: tuple[str, ...] = ()
 
@@ -245,4 +246,74 @@ class BuildResult:
             "schema": "infertool.build/1", "engine": self.engine.to_dict(), "sidecar": self.sidecar,
             "timing_cache_loaded": self.timing_cache_loaded, "precision_stage": self.precision_report,
             "seconds": round(self.seconds, 3), "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class OutputSummary:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    min: float | None
+    max: float | None
+    mean: float | None
+    nan: int
+    inf: int
+
+    @classmethod
+    def of(cls, name: str, array: np.ndarray) -> OutputSummary:
+        if array.size == 0 or array.dtype.kind not in "biuf":
+            return cls(name, array.shape, str(array.dtype), None, None, None, 0, 0)
+        values = array.astype(np.float64)
+        finite = values[np.isfinite(values)]
+        return cls(
+            name, array.shape, str(array.dtype),
+            float(finite.min()) if finite.size else None, float(finite.max()) if finite.size else None,
+            float(finite.mean()) if finite.size else None, int(np.isnan(values).sum()), int(np.isinf(values).sum()),
+        )
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "shape": list(self.shape)}
+
+
+@dataclass(frozen=True)
+class TopK:
+    output: str
+    rows: tuple[tuple[tuple[int, str, float, float], ...], ...]  # per sample: (class, label, score, probability)
+
+    def to_dict(self) -> dict:
+        return {
+            "output": self.output,
+            "rows": [[{"class": c, "label": label, "score": s, "probability": p} for c, label, s, p in row] for row in self.rows],
+        }
+
+
+@dataclass(frozen=True)
+class RunResult:
+    model: str
+    backend: str
+    inputs: dict
+    outputs: tuple[OutputSummary, ...]
+    saved: str | None
+    top_k: TopK | None
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": "infertool.run/1", "model": self.model, "backend": self.backend, "inputs": self.inputs,
+            "outputs": [o.to_dict() for o in self.outputs], "saved": self.saved,
+            "top_k": self.top_k.to_dict() if self.top_k else None,
+        }
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    fingerprint: dict
+    components: tuple[dict, ...]
+    backends: tuple[dict, ...]
+    warnings: tuple[str, ...]
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": "infertool.doctor/1", **self.fingerprint, "components": list(self.components),
+            "backends": list(self.backends), "warnings": list(self.warnings),
         }

@@ -11,14 +11,14 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from conftest import ROOT, one_line_error, ort_run, run_cli
-from onnx_models import mlp, two_inputs
-
+from infertool.cli.parse import profiles as parse_profiles
+from infertool.cli.parse import size as parse_size
 from infertool.engine import plan as precision_plan
-from infertool.engine.build import parse_size
-from infertool.engine.profiles import parse_profiles
 from infertool.engine.sidecar import check_compatible
 from infertool.errors import InfertoolError
+
+from conftest import ROOT, one_line_error, ort_run, run_cli
+from onnx_models import mlp, two_inputs
 
 FAKES = str(ROOT / "tests" / "fakes")
 TRT10 = {"PYTHONPATH": FAKES, "FAKE_TENSORRT_VERSION": "10.16.1.11"}

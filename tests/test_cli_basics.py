@@ -2,9 +2,9 @@ import json
 import subprocess
 import sys
 
-from conftest import ROOT, run_cli
-
 from infertool.cli.app import normalize_argv
+
+from conftest import ROOT, run_cli
 
 HEAVY = ("torch", "tensorflow", "keras", "onnxruntime", "tensorrt", "tf2onnx")
 

@@ -4,15 +4,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from onnx_models import image_classifier, mlp, two_inputs
-
-from infertool import onnx_model
+from infertool import onnx_io
 from infertool.errors import InfertoolError
-from infertool.inputs import PRESETS, FeedSource, ImagePreprocess, InputOptions, read_pb_dir, write_pb_dir
+from infertool.feeds import PRESETS, FeedSource, ImagePreprocess, InputOptions, read_pb_dir, write_pb_dir
+
+from onnx_models import image_classifier, mlp, two_inputs
 
 
 def specs(path):
-    return onnx_model.input_specs(onnx_model.load(path))
+    return onnx_io.input_specs(onnx_io.load(path))
 
 
 def test_pb_round_trip(tmp_path):

@@ -1,10 +1,14 @@
 import numpy as np
 import pytest
 
-from infertool.compare import compare
+from infertool.agreement import compare
+from infertool.cli.parse import dtype as parse_dtype
+from infertool.cli.parse import int_range as parse_int_range
+from infertool.cli.parse import named_shape as parse_named_shape
+from infertool.cli.parse import named_shapes as parse_named_shapes
 from infertool.errors import InfertoolError
-from infertool.inputs import generated_feeds, parse_int_range
-from infertool.specs import TensorSpec, parse_dtype, parse_named_shape, parse_named_shapes, resolve_shapes
+from infertool.feeds import generated_feeds
+from infertool.tensors import TensorSpec, resolve_shapes
 
 
 def test_parse_named_shape():

@@ -2,10 +2,11 @@ import time
 
 import pytest
 
-from infertool.bench.gate import parse_regression
-from infertool.bench.stats import Stats, nearest_rank, throughput
-from infertool.bench.timing import Budget, run_for
+from infertool.cli.parse import regression as parse_regression
+from infertool.cli.parse import warmup as parse_warmup
 from infertool.errors import InfertoolError
+from infertool.measure.timing import Budget, run_for
+from infertool.stats import Stats, nearest_rank, throughput
 
 
 def test_nearest_rank_percentiles():
@@ -37,11 +38,11 @@ def test_budget_runs_until_both_count_and_time():
 
 
 def test_warmup_parsing():
-    assert Budget.parse_warmup("10") == Budget(10, 0.0)
-    assert Budget.parse_warmup("200ms") == Budget(3, 0.2)
-    assert Budget.parse_warmup("2s") == Budget(3, 2.0)
+    assert parse_warmup("10") == Budget(10, 0.0)
+    assert parse_warmup("200ms") == Budget(3, 0.2)
+    assert parse_warmup("2s") == Budget(3, 2.0)
     with pytest.raises(InfertoolError):
-        Budget.parse_warmup("ten")
+        parse_warmup("ten")
 
 
 def test_regression_parsing():

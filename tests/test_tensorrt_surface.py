@@ -16,9 +16,9 @@ import zipfile
 
 import pytest
 
-from conftest import ROOT
-
 from infertool.engine.tensorrt_api import WEAK_TYPING_FLAGS
+
+from conftest import ROOT
 
 CACHE = ROOT / ".cache" / "bindings"
 WHEELS = {
@@ -27,7 +27,7 @@ WHEELS = {
     "cudart": ("cuda-bindings==13.3.1", "cuda/bindings/runtime."),
 }
 FAKES = ROOT / "tests" / "fakes"
-TRT_SOURCES = [*sorted((ROOT / "infertool" / "engine").glob("*.py")), ROOT / "infertool" / "runners" / "trt.py"]
+TRT_SOURCES = [*sorted((ROOT / "infertool" / "engine").glob("*.py")), ROOT / "infertool" / "backends" / "tensorrt.py"]
 # receivers of TensorRT objects in those sources, and the TensorRT class each stands for
 TRT_OBJECTS = ("builder", "config", "network", "parser", "engine", "context", "runtime", "optimization_profile", "error", "inspector")
 
@@ -156,11 +156,13 @@ sys.path.insert(0, {str(ROOT / 'tests')!r})
 from pathlib import Path
 import numpy as np, tensorrt
 from onnx_models import mlp
-from infertool.engine.build import BuildOptions, build_engine, profiles_for
+from infertool import onnx_io
+from infertool.backends.tensorrt import TrtRunner
+from infertool.engine.build import BuildOptions, build_engine
+from infertool.engine.profiles import resolve_profiles
 from infertool.reporting import SilentReporter
-from infertool.runners.trt import TrtRunner
-model = mlp(Path({str(tmp_path)!r}) / 'm.onnx')
-profiles, _ = profiles_for(model, [], {{}}, 4)
+model = onnx_io.describe(mlp(Path({str(tmp_path)!r}) / 'm.onnx'))
+profiles = tuple(resolve_profiles(list(model.inputs), [], {{}}, 4, []))
 build_engine(model, Path({str(tmp_path)!r}) / 'm.engine', BuildOptions(precision='fp16', profiles=profiles, timing_cache=Path({str(tmp_path)!r}) / 'tc', workspace=1 << 28, opt_level=3), SilentReporter())
 with TrtRunner(Path({str(tmp_path)!r}) / 'm.engine', cuda_graph=True) as runner:
     runner.infer({{'x': np.ones((4, 16), np.float32)}})

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from infertool.errors import CheckFailed
 from infertool.files import write_text_atomic
 
+
 def _console(stderr: bool) -> Console:
     """Wide tables when piped (CI logs, files); the terminal's width otherwise."""
     probe = Console(stderr=stderr)
@@ -43,7 +44,6 @@ class RichReporter:
 
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
-        self.notes: list[str] = []
         self._progress = Progress(
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=err, transient=True,
@@ -58,7 +58,6 @@ class RichReporter:
         self._progress.stop()
 
     def note(self, message: str) -> None:
-        self.notes.append(message)
         if not self.quiet:
             err.print(f"[yellow]note:[/] {escape(message)}", highlight=False)
 

@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
-from infertool.cli import options, render
-from infertool.cli.console import emit_json, out
+from infertool.cli import render
+from infertool.cli.console import show
+from infertool.cli.groups import Output, command
 
 
-def doctor(json_out: Optional[str] = options.json_option, force: bool = options.force_option) -> None:
+@command
+def doctor(output: Output = None) -> None:
     """Versions of python, numpy, onnx, onnxruntime (+ providers), torch, TensorFlow/Keras, TensorRT, cuda-python; GPUs; which bench backends can run."""
-    from infertool import environment, runners
+    from infertool.pipelines.doctor import doctor as diagnose
 
-    fingerprint = environment.fingerprint()
-    components = []
-    for component in environment.packages():
-        detail = ""
-        if component.name == "onnxruntime" and component.version:
-            detail = "providers: " + ", ".join(fingerprint["onnxruntime_providers"])
-        components.append({**component.to_dict(), "detail": detail})
-    report = {
-        "schema": "infertool.doctor/1", **fingerprint, "components": components,
-        "backends": [b.to_dict() for b in runners.available()], "warnings": environment.conflicts(),
-    }
-    if json_out:
-        emit_json(report, json_out, force)
-    if json_out != "-":
-        render.doctor_report(report, out)
+    show(diagnose(), output.json_out, output.force, render.doctor_report)
 
 
 def register(app: typer.Typer) -> None:

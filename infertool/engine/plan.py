@@ -8,9 +8,7 @@ from dataclasses import dataclass
 
 from infertool.engine.tensorrt_api import WEAK_TYPING_FLAGS
 from infertool.errors import InfertoolError
-
-PRECISIONS = ("fp32", "fp16", "bf16", "int8", "fp8", "best")
-REDUCED = ("fp16", "bf16", "int8", "fp8")
+from infertool.vocabulary import BUILD_PRECISIONS, REDUCED_PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -28,9 +26,9 @@ class PrecisionPlan:
 
 def plan(requested: str, graph: str, trt_major: int, calibration: bool, notes: list[str]) -> PrecisionPlan:
     """The build path for a precision request, given the ONNX graph's own precision."""
-    if requested not in PRECISIONS:
-        raise InfertoolError(f"unknown precision '{requested}'", hint=f"choose from {', '.join(PRECISIONS)}")
-    expect = REDUCED if requested == "best" else () if requested == "fp32" else (requested,)
+    if requested not in BUILD_PRECISIONS:
+        raise InfertoolError(f"unknown precision '{requested}'", hint=f"choose from {', '.join(BUILD_PRECISIONS)}")
+    expect = REDUCED_PRECISIONS if requested == "best" else () if requested == "fp32" else (requested,)
     if graph != "fp32":
         if requested not in (graph, "best"):
             raise InfertoolError(f"the ONNX model is already {graph}; it cannot build as {requested}", hint=f"use --precision {graph}, or give its fp32 original")

@@ -1,4 +1,4 @@
-"""Optimization profiles in trtexec's vocabulary: --min-shapes / --opt-shapes / --max-shapes."""
+"""Optimization profiles (trtexec's min / opt / max shapes), checked against the model."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from infertool.errors import InfertoolError
-from infertool.specs import TensorSpec, check_names, format_shape, parse_named_shape, resolve_shapes
+from infertool.tensors import TensorSpec, check_names, format_shape, resolve_shapes
 
 Shape = tuple[int, ...]
 
@@ -21,39 +21,13 @@ class ShapeProfile:
         return {name: {"min": list(lo), "opt": list(opt), "max": list(hi)} for name, (lo, opt, hi) in self.shapes.items()}
 
 
-def _parse_one(text: str, option: str) -> dict[str, Shape]:
-    """`x:1x3x224x224,mask:1x128` (trtexec's form)."""
-    shapes: dict[str, Shape] = {}
-    for entry in text.split(","):
-        name, dims = parse_named_shape(entry.strip(), option)
-        if name is None:
-            raise InfertoolError(f"{option} '{entry}' needs an input name", hint=f"write {option} name:1x3x224x224")
-        shapes[name] = dims
-    return shapes
-
-
-def parse_profiles(mins: list[str], opts: list[str], maxs: list[str]) -> list[dict[str, tuple[Shape, Shape, Shape]]]:
-    """The k-th --min-shapes, --opt-shapes and --max-shapes together make profile k."""
-    if not (len(mins) == len(opts) == len(maxs)):
+def check_bounds(name: str, lo: Shape, opt: Shape, hi: Shape) -> None:
+    """min <= opt <= max in every dimension, at one rank."""
+    if not (len(lo) == len(opt) == len(hi)) or not all(a <= b <= c for a, b, c in zip(lo, opt, hi)):
         raise InfertoolError(
-            f"got {len(mins)} --min-shapes, {len(opts)} --opt-shapes and {len(maxs)} --max-shapes",
-            hint="give the three together, once per optimization profile",
+            f"profile for '{name}' needs min <= opt <= max in every dimension of equal rank "
+            f"(got {format_shape(lo)}, {format_shape(opt)}, {format_shape(hi)})"
         )
-    profiles = []
-    for lo_text, opt_text, hi_text in zip(mins, opts, maxs):
-        lo, opt, hi = (_parse_one(t, o) for t, o in ((lo_text, "--min-shapes"), (opt_text, "--opt-shapes"), (hi_text, "--max-shapes")))
-        if not (lo.keys() == opt.keys() == hi.keys()):
-            raise InfertoolError("--min-shapes, --opt-shapes and --max-shapes of one profile must name the same inputs")
-        profile = {}
-        for name in lo:
-            if not (len(lo[name]) == len(opt[name]) == len(hi[name])) or not all(a <= b <= c for a, b, c in zip(lo[name], opt[name], hi[name])):
-                raise InfertoolError(
-                    f"profile for '{name}' needs min <= opt <= max in every dimension of equal rank "
-                    f"(got {format_shape(lo[name])}, {format_shape(opt[name])}, {format_shape(hi[name])})"
-                )
-            profile[name] = (lo[name], opt[name], hi[name])
-        profiles.append(profile)
-    return profiles
 
 
 def resolve_profiles(

@@ -6,15 +6,13 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from infertool.errors import InfertoolError, first_line
-from infertool.lazy import install_hint
+from infertool import dtypes
+from infertool.errors import MissingDependency, first_line
+from infertool.optional import install_hint
 
 # BuilderFlag members that TensorRT 11 removed (it is always strongly typed); used on 10.x only.
 WEAK_TYPING_FLAGS = {"fp16": "FP16", "bf16": "BF16", "int8": "INT8", "fp8": "FP8"}
 
-# TensorRT DataType member -> dtype name
-DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32",
-          "INT64": "int64", "BOOL": "bool", "UINT8": "uint8", "FP8": "float8e4m3fn"}
 
 
 @cache
@@ -23,9 +21,9 @@ def tensorrt() -> Any:
     try:
         import tensorrt as trt
     except ImportError as exc:
-        raise InfertoolError(f"TensorRT is not installed: {first_line(exc)}", hint=install_hint("tensorrt")) from exc
+        raise MissingDependency(f"TensorRT is not installed: {first_line(exc)}", hint=install_hint("tensorrt")) from exc
     except OSError as exc:  # the bindings load, the libnvinfer libraries do not
-        raise InfertoolError(f"TensorRT's libraries cannot be loaded: {first_line(exc)}", hint=install_hint("tensorrt")) from exc
+        raise MissingDependency(f"TensorRT's libraries cannot be loaded: {first_line(exc)}", hint=install_hint("tensorrt")) from exc
     return trt
 
 
@@ -43,7 +41,7 @@ def major() -> int:
 
 
 def dtype_name(trt_dtype: Any) -> str:
-    return DTYPES.get(getattr(trt_dtype, "name", str(trt_dtype)).rsplit(".", 1)[-1], str(trt_dtype))
+    return dtypes.from_trt(getattr(trt_dtype, "name", str(trt_dtype)).rsplit(".", 1)[-1])
 
 
 def make_logger(verbose: bool, sink: Callable[[str], None]) -> Any:

@@ -10,22 +10,12 @@ import numpy as np
 
 from infertool.errors import InfertoolError
 
+
 @dataclass(frozen=True)
 class DynamicAxis:
     input: str
     axis: int
     label: str
-
-    @classmethod
-    def parse(cls, text: str) -> DynamicAxis:
-        """`name:index:label`, e.g. `input_ids:1:seq`."""
-        parts = text.rsplit(":", 2)
-        if len(parts) != 3 or not parts[0] or not parts[1].isdigit() or not parts[2].isidentifier():
-            raise InfertoolError(
-                f"malformed --dynamic-axis '{text}'",
-                hint="write name:index:label, e.g. input_ids:1:seq (the label a Python identifier)",
-            )
-        return cls(parts[0], int(parts[1]), parts[2])
 
 
 @dataclass(frozen=True)

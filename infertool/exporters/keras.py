@@ -13,10 +13,10 @@ import numpy as np
 
 from infertool.errors import InfertoolError, first_line
 from infertool.exporters.base import ExportedModel, ExportOptions, axis_labels
-from infertool.lazy import require
+from infertool.optional import require
 from infertool.quiet import quiet
 from infertool.reporting import Reporter
-from infertool.specs import bind_unnamed, input_dtypes
+from infertool.tensors import bind_unnamed, input_dtypes
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 TF2ONNX_MAX_OPSET = 18
@@ -60,7 +60,7 @@ def _load_keras(path: Path, options: ExportOptions) -> Any:
             )
     except Exception as exc:
         text = str(exc)
-        if "safe_mode" in text or "Lambda" in text and "unsafe" in text.lower():
+        if "safe_mode" in text or ("Lambda" in text and "unsafe" in text.lower()):
             raise InfertoolError(
                 f"{path} has a Lambda layer, whose code runs when the model is loaded",
                 hint="pass --trust-model only if you trust its author",
@@ -188,7 +188,7 @@ def _saved_model(path: Path, tf: Any) -> tuple[Callable, list[str], dict[str, An
 
 def _name_dims(model: Any, names: list[str], labels: dict[str, dict[int, str]], dynamic_batch: bool) -> None:
     """tf2onnx leaves symbolic dims as `unk__N`: name them after --dynamic-axis labels and `batch`."""
-    from infertool.onnx_model import rename_dims
+    from infertool.onnx_io import rename_dims
 
     renames: dict[tuple[str, int], str] = {(n, axis): label for n in names for axis, label in labels[n].items()}
     symbols = {}

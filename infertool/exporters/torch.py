@@ -14,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from infertool import onnx_model
+from infertool import onnx_io
 from infertool.errors import InfertoolError, first_line
 from infertool.exporters.base import ExportedModel, ExportOptions, axis_labels
-from infertool.inputs import generated_feeds
-from infertool.lazy import is_available, require
+from infertool.feeds import generated_feeds
+from infertool.optional import is_available, require
 from infertool.quiet import quiet
 from infertool.reporting import Reporter
-from infertool.specs import bind_unnamed, input_dtypes
+from infertool.tensors import bind_unnamed, input_dtypes
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".torchscript")
 DYNAMO_OPSET = 18  # the dynamo exporter's native opset; it cannot reliably go lower
@@ -198,10 +198,8 @@ def _flatten_outputs(result: Any, torch: Any) -> tuple[list[Any], list[str]]:
     return tensors, [f"output_{i}" for i in range(len(tensors))]
 
 
-def export_torch(source: str, options: ExportOptions, onnx_path: Path, reporter: Reporter) -> ExportedModel:
-    torch = require("torch", "PyTorch sources")
-    with reporter.task("loading the PyTorch model"):
-        loaded = load_source(source, options, torch)
+def _input_layout(loaded: TorchSource, options: ExportOptions) -> tuple[list[str], dict, dict]:
+    """The inputs to export (a leading run of forward()'s parameters), their shapes and dtypes."""
     shapes = bind_unnamed(options.input_shapes, loaded.input_names, "--input-shape")
     dtypes = input_dtypes(options.input_dtypes, loaded.input_names)
     for name, tensor in zip(loaded.input_names, loaded.example or []):
@@ -220,6 +218,14 @@ def export_torch(source: str, options: ExportOptions, onnx_path: Path, reporter:
             f"inputs {', '.join(names)} skip an earlier forward() parameter",
             hint=f"forward() takes {', '.join(loaded.input_names)} in this order; give shapes for a leading run of them",
         )
+    return names, shapes, dtypes
+
+
+def export_torch(source: str, options: ExportOptions, onnx_path: Path, reporter: Reporter) -> ExportedModel:
+    torch = require("torch", "PyTorch sources")
+    with reporter.task("loading the PyTorch model"):
+        loaded = load_source(source, options, torch)
+    names, shapes, dtypes = _input_layout(loaded, options)
     labels = axis_labels(names, {n: len(shapes[n]) for n in names}, options)
     feeds = generated_feeds({n: shapes[n] for n in names}, dtypes, options.seed, options.int_range)
     model = loaded.model
@@ -284,7 +290,7 @@ def _export_dynamo(model, args, names, output_names, labels, opset, onnx_path, t
         name: {axis: dims.setdefault(label, torch.export.Dim(label, min=1)) for axis, label in labels[name].items()}
         for name in names
     }
-    big = sum(p.numel() * p.element_size() for p in model.parameters()) >= onnx_model.EXTERNAL_DATA_THRESHOLD
+    big = sum(p.numel() * p.element_size() for p in model.parameters()) >= onnx_io.EXTERNAL_DATA_THRESHOLD
     try:
         with quiet(EXPORT_LOGGERS):
             torch.onnx.export(
@@ -294,13 +300,13 @@ def _export_dynamo(model, args, names, output_names, labels, opset, onnx_path, t
             )
     except Exception as exc:
         raise InfertoolError(first_line(exc)) from exc
-    written = onnx_model.load(onnx_path, load_external_data=False)
-    if opset is not None and onnx_model.opset(written) != opset:
+    written = onnx_io.load(onnx_path, load_external_data=False)
+    if opset is not None and onnx_io.opset(written) != opset:
         raise InfertoolError(
-            f"the dynamo exporter wrote opset {onnx_model.opset(written)}, not the requested {opset}",
+            f"the dynamo exporter wrote opset {onnx_io.opset(written)}, not the requested {opset}",
             hint=f"use --opset {DYNAMO_OPSET} or --exporter torchscript",
         )
-    for spec in onnx_model.input_specs(written):
+    for spec in onnx_io.input_specs(written):
         static = [f"{spec.name}:{axis}" for axis in labels.get(spec.name, {}) if isinstance(spec.shape[axis], int)]
         if static:
             raise InfertoolError(

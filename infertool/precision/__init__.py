@@ -1,1 +1,1 @@
-"""Precision as a property of the ONNX graph: detection, fp16/bf16 conversion, int8/fp8 Q/DQ."""
+"""Precision as pure ONNX -> ONNX transforms: fp16 / bf16 casts, int8 / fp8 Q/DQ with calibration."""

@@ -9,7 +9,7 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 from infertool.errors import InfertoolError, first_line
-from infertool.lazy import require
+from infertool.optional import require
 from infertool.quiet import quiet
 
 # Numerically fragile ops kept in fp32 by default: the pieces of a decomposed Softmax or LayerNorm
@@ -94,7 +94,7 @@ def drop_duplicate_producers(graph: onnx.GraphProto) -> None:
     for node in graph.node:
         clash = next((first[o] for o in node.output if o in first), None)
         if clash is None:
-            first.update({o: node for o in node.output})
+            first.update(dict.fromkeys(node.output, node))
             kept.append(node)
             continue
         same = (clash.op_type, list(clash.input), list(clash.output), list(clash.attribute)) == (

@@ -3,36 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from infertool.errors import InfertoolError, first_line
-from infertool.lazy import require
+from infertool.optional import require
+from infertool.precision.settings import PrecisionSettings
 from infertool.quiet import quiet
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 # where TensorRT fuses Q/DQ: the inputs of convolutions and matrix products
 TENSORRT_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
-
-
-@dataclass(frozen=True)
-class QdqSettings:
-    precision: str  # int8 | fp8
-    target: str  # tensorrt | ort
-    method: str
-    per_channel: bool
-    exclude_op_types: tuple[str, ...]
-    exclude_nodes: tuple[str, ...]
-    cache: Path | None
-
-    def to_dict(self) -> dict:
-        return {
-            "precision": self.precision, "target": self.target, "calibration_method": self.method,
-            "per_channel": self.per_channel, "exclude_op_types": list(self.exclude_op_types),
-            "exclude_nodes": list(self.exclude_nodes), "calibration_cache": str(self.cache) if self.cache else None,
-        }
 
 
 def _reader(batches: list[dict[str, np.ndarray]], advance: Callable[[int], None]):
@@ -52,7 +34,7 @@ def _reader(batches: list[dict[str, np.ndarray]], advance: Callable[[int], None]
 
 
 def quantize_static(
-    source: Path, output: Path, settings: QdqSettings, batches: list[dict[str, np.ndarray]] | None,
+    source: Path, output: Path, settings: PrecisionSettings, batches: list[dict[str, np.ndarray]] | None,
     advance: Callable[[int], None], large: bool,
 ) -> None:
     require("onnxruntime", "quantization")
@@ -70,7 +52,7 @@ def quantize_static(
     op_types = [op for op in op_types if op not in settings.exclude_op_types]
     method = CalibrationMethod.Distribution if fp8 else {
         "minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile,
-    }[settings.method]
+    }[settings.calib_method]
     symmetric = settings.target == "tensorrt"  # TensorRT takes zero points of 0 only
     try:
         with quiet():
@@ -80,7 +62,7 @@ def quantize_static(
                 activation_type=activation, weight_type=QuantType.QFLOAT8E4M3FN if fp8 else QuantType.QInt8,
                 nodes_to_exclude=list(settings.exclude_nodes), calibrate_method=method,
                 use_external_data_format=large,
-                calibration_cache_path=str(settings.cache) if settings.cache else None,
+                calibration_cache_path=str(settings.calib_cache) if settings.calib_cache else None,
                 extra_options={
                     "ActivationSymmetric": symmetric, "WeightSymmetric": True,
                     # TensorRT keeps biases in float; an int32 bias DequantizeLinear does not fuse there
@@ -94,7 +76,7 @@ def quantize_static(
         raise InfertoolError(f"{settings.precision} quantization failed: {first_line(exc)}", hint="see --debug for the trace") from exc
 
 
-def quantize_dynamic(source: Path, output: Path, settings: QdqSettings, large: bool) -> None:
+def quantize_dynamic(source: Path, output: Path, settings: PrecisionSettings, large: bool) -> None:
     """int8 weights with activations quantized at run time: CPU only, no calibration."""
     require("onnxruntime", "quantization")
     from onnxruntime.quantization import QuantType

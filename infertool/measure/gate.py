@@ -11,17 +11,6 @@ from infertool.results import BenchResult, GateReport, GateRow
 GATE_STATS = ("median", "mean", "p90", "p95", "p99", "min")
 
 
-def parse_regression(text: str) -> float:
-    """`10%` or `10` -> 0.10."""
-    try:
-        value = float(text.strip().removesuffix("%"))
-    except ValueError:
-        value = -1.0
-    if value < 0:
-        raise InfertoolError(f"malformed --max-regression '{text}'", hint="give a percentage, e.g. 10%")
-    return value / 100
-
-
 def load_baseline(path: Path) -> dict:
     if not path.is_file():
         raise InfertoolError(f"baseline {path} not found", hint="save one with infertool bench --json baseline.json")

@@ -6,7 +6,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-
 # per precision: (atol, rtol, min_cosine); an output passes with allclose(atol, rtol) or cosine >= min_cosine
 PRECISION_TOLERANCES = {
     "fp32": (1e-4, 1e-3, 0.99999),

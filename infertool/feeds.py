@@ -8,22 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from infertool.dtypes import is_float, numpy_dtype
 from infertool.errors import InfertoolError, first_line
-from infertool.specs import TensorSpec, bind_unnamed, check_names, format_shape, is_float, numpy_dtype, resolve_shapes
+from infertool.tensors import TensorSpec, bind_unnamed, check_names, format_shape, resolve_shapes
 
 DEFAULT_INT_RANGE = (0, 100)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
-
-
-def parse_int_range(text: str) -> tuple[int, int]:
-    low, sep, high = text.partition(":")
-    try:
-        bounds = (int(low), int(high))
-    except ValueError:
-        bounds = None
-    if not sep or bounds is None or bounds[0] >= bounds[1]:
-        raise InfertoolError(f"malformed --int-range '{text}'", hint="write LOW:HIGH with LOW < HIGH, e.g. 0:30522")
-    return bounds
 
 
 def generated_feeds(

@@ -1,4 +1,5 @@
-"""The TensorRT runner: a deserialized engine, device buffers and a stream through cuda-python.
+"""The TensorRT backend: engines built (and cached) from the ONNX, run from device buffers and a
+stream through cuda-python.
 
 Timing follows trtexec: host-to-device copies, device compute and device-to-host copies are
 timed apart with CUDA events; `run_bound` times the engine on device-resident buffers.
@@ -7,53 +8,62 @@ timed apart with CUDA events; `run_bound` times the engine on device-resident bu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from infertool import cuda
+from infertool.backends import registry
+from infertool.backends.base import Backend, Capabilities, Runner, RunnerInfo, RunnerOptions
+from infertool.dtypes import numpy_dtype
 from infertool.engine import sidecar as sidecars
 from infertool.engine import tensorrt_api
-from infertool.errors import InfertoolError
-from infertool.runners.base import Runner
-from infertool.specs import TensorSpec, format_shape, numpy_dtype
-
-LOWEST_FIRST = ("fp8", "int8", "bf16", "fp16", "fp32")
-
-
-@dataclass(frozen=True)
-class TrtOptions:
-    precision: str | None = None  # None: what the ONNX graph carries
-    workspace: int | None = None
-    opt_level: int | None = None
-    timing_cache: Path | None = None
-    engine: Path | None = None  # a prebuilt engine instead of building one
-    cache_dir: Path | None = None
-    cuda_graph: bool = False
-
-    def to_dict(self) -> dict:
-        return {
-            "precision": self.precision, "workspace_bytes": self.workspace, "builder_optimization_level": self.opt_level,
-            "timing_cache": str(self.timing_cache) if self.timing_cache else None,
-            "engine": str(self.engine) if self.engine else None, "cuda_graph": self.cuda_graph,
-        }
+from infertool.engine.build import BuildOptions
+from infertool.engine.cache import engine_for
+from infertool.engine.profiles import ShapeProfile
+from infertool.errors import BackendFailure, InfertoolError
+from infertool.onnx_io import ModelInfo
+from infertool.optional import install_hint, is_available
+from infertool.reporting import Reporter
+from infertool.tensors import TensorSpec, format_shape
+from infertool.vocabulary import LOWEST_FIRST
 
 
-def unavailable_reason() -> str | None:
-    from infertool.lazy import install_hint, is_available
+class TensorrtBackend(Backend):
+    name = "trt"
+    description = "TensorRT engine (built from the ONNX and cached, or given with --engine); never run on real TensorRT in this project's CI"
+    extra = "trt"
+    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, builds_engines=True, runs_engines=True)
 
-    if not is_available("tensorrt"):
-        return f"TensorRT is not installed ({install_hint('tensorrt')})"
-    try:
-        tensorrt_api.tensorrt()
-    except InfertoolError as exc:
-        return exc.message
-    if not is_available("cuda"):
-        return f"cuda-python is not installed ({install_hint('cuda')})"
-    from infertool import cuda
+    def unavailable_reason(self) -> str | None:
+        if not is_available("tensorrt"):
+            return f"TensorRT is not installed ({install_hint('tensorrt')}); it runs on NVIDIA GPUs only"
+        try:
+            tensorrt_api.tensorrt()
+        except InfertoolError as exc:
+            return exc.message
+        if not is_available("cuda"):
+            return f"cuda-python is not installed ({install_hint('cuda')})"
+        return None if cuda.device_count() > 0 else "no CUDA GPU"
 
-    return None if cuda.device_count() > 0 else "no CUDA GPU"
+    def prepare(self, model: ModelInfo, options: RunnerOptions, shapes: Mapping[str, tuple[int, ...]], reporter: Reporter) -> Path:
+        """The given engine, else the cached engine for these shapes (min = opt = max, as trtexec's
+        --shapes), built here when missing."""
+        if options.engine.engine is not None:
+            return options.engine.engine
+        profile = ShapeProfile({n: (s, s, s) for n, s in shapes.items() if n in model.dynamic_inputs})
+        build = BuildOptions(
+            precision=options.engine.precision or model.precision, profiles=(profile,), workspace=options.engine.workspace,
+            opt_level=options.engine.opt_level, timing_cache=options.engine.timing_cache, device=options.device,
+        )
+        return engine_for(model, build, options.engine.cache_dir, reporter)
+
+    def open(self, artifact: Path, options: RunnerOptions) -> Runner:
+        return TrtRunner(artifact, options.device, options.cuda_graph)
+
+
+registry.register(TensorrtBackend())
 
 
 def _engine_precision(sidecar: dict | None) -> str | None:
@@ -66,7 +76,6 @@ def _engine_precision(sidecar: dict | None) -> str | None:
 
 
 class TrtRunner(Runner):
-    name = "trt"
     device_resident = True
 
     def __init__(self, engine: Path, device: int = 0, cuda_graph: bool = False):
@@ -83,11 +92,10 @@ class TrtRunner(Runner):
         self.stream: Any = None
         self.context: Any = None
         self.engine: Any = None
+        self.logger: Any = None
+        self.runtime: Any = None
 
     def prepare(self) -> None:
-        from infertool import cuda
-        from infertool.engine.build import gpu_identity
-
         trt = tensorrt_api.tensorrt()
         if not self.model.is_file():
             raise InfertoolError(f"engine {self.model} not found", hint="build one with infertool build-engine")
@@ -95,7 +103,7 @@ class TrtRunner(Runner):
         if self.sidecar is None:
             self.warnings.append(f"{self.model.name} has no infertool sidecar: TensorRT version and GPU were not checked")
         else:
-            self.warnings += sidecars.check_compatible(self.model, self.sidecar, tensorrt_api.version(), gpu_identity(self.device))
+            self.warnings += sidecars.check_compatible(self.model, self.sidecar, tensorrt_api.version(), cuda.gpu_identity(self.device))
         self.logger = tensorrt_api.make_logger(False, lambda message: None)
         self.runtime = trt.Runtime(self.logger)
         if self.sidecar and self.sidecar.get("version_compatible"):
@@ -107,16 +115,13 @@ class TrtRunner(Runner):
         if self.context is None:
             raise InfertoolError(f"TensorRT could not create an execution context for {self.model} (GPU memory?)", hint="free the GPU or use a smaller profile")
         self.stream = cuda.Stream()
-        self._names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        for name in self._names:
+        for name in (self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)):
             shape = tuple(d if d >= 0 else None for d in self.engine.get_tensor_shape(name))
             spec = TensorSpec(name, tensorrt_api.dtype_name(self.engine.get_tensor_dtype(name)), shape)
             (self.inputs if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else self.outputs).append(spec)
 
     def _allocate(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
         """Set input shapes and (re)allocate device and pinned host buffers when they change."""
-        from infertool import cuda
-
         if self._shapes == dict(shapes):
             return
         self._free()
@@ -142,14 +147,10 @@ class TrtRunner(Runner):
             np.copyto(self._host[spec.name].array, feeds[spec.name], casting="same_kind")
 
     def _h2d(self) -> None:
-        from infertool import cuda
-
         for spec in self.inputs:
             cuda.copy_to_device(self._device[spec.name], self._host[spec.name], self._nbytes[spec.name], self.stream)
 
     def _d2h(self) -> None:
-        from infertool import cuda
-
         for spec in self.outputs:
             cuda.copy_to_host(self._host[spec.name], self._device[spec.name], self._nbytes[spec.name], self.stream)
 
@@ -157,7 +158,7 @@ class TrtRunner(Runner):
         if self._graph is not None:
             self._graph.launch(self.stream)
         elif not self.context.execute_async_v3(self.stream.ptr):
-            raise InfertoolError(f"TensorRT execution failed: {' | '.join(self.logger.messages[-2:])}")
+            raise BackendFailure(f"TensorRT execution failed: {' | '.join(self.logger.messages[-2:])}")
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._allocate({n: tuple(a.shape) for n, a in feeds.items()})
@@ -169,8 +170,6 @@ class TrtRunner(Runner):
         return {spec.name: self._host[spec.name].array.copy() for spec in self.outputs}
 
     def bind(self, feeds: Mapping[str, np.ndarray]) -> None:
-        from infertool import cuda
-
         self._allocate({n: tuple(a.shape) for n, a in feeds.items()})
         self._copy_in(feeds)
         self._h2d()
@@ -190,8 +189,6 @@ class TrtRunner(Runner):
         return {spec.name: self._host[spec.name].array.copy() for spec in self.outputs}
 
     def device_times(self, iterations: int) -> dict[str, list[int]]:
-        from infertool import cuda
-
         events = [cuda.Event() for _ in range(4)]
         times: dict[str, list[int]] = {"h2d": [], "compute": [], "d2h": []}
         try:
@@ -213,13 +210,14 @@ class TrtRunner(Runner):
     def memory(self) -> dict:
         return {"engine_bytes": self.model.stat().st_size, "device_memory_bytes": int(self.engine.device_memory_size_v2)}
 
-    def describe(self) -> dict:
+    def info(self) -> RunnerInfo:
         sidecar = self.sidecar or {}
-        return {
-            "tensorrt_version": tensorrt_api.version(), "tensorrt_module": tensorrt_api.module_path(), "engine": str(self.model), "precision": _engine_precision(self.sidecar),
-            "plan": sidecar.get("plan"), "profiles": sidecar.get("profiles"), "device": self.device,
-            "cuda_graph": self.cuda_graph, "warnings": self.warnings,
-        }
+        precision = _engine_precision(self.sidecar)
+        return RunnerInfo(precision, {
+            "tensorrt_version": tensorrt_api.version(), "tensorrt_module": tensorrt_api.module_path(), "engine": str(self.model),
+            "precision": precision, "plan": sidecar.get("plan"), "profiles": sidecar.get("profiles"), "device": self.device,
+            "cuda_graph": self.cuda_graph,
+        }, tuple(self.warnings))
 
     def _free(self) -> None:
         if self._graph is not None:

@@ -1,79 +1,117 @@
-"""ONNX Runtime runners: CPU, CUDA (IO binding, CUDA graphs, CUDA-event timing) and the TensorRT EP."""
+"""ONNX Runtime backends: CPU, CUDA (IO binding, CUDA graphs, CUDA-event timing) and the TensorRT EP."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from infertool.errors import InfertoolError, first_line
+from infertool import dtypes
+from infertool.backends import registry
+from infertool.backends.base import Backend, Capabilities, OrtOptions, Runner, RunnerInfo, RunnerOptions
+from infertool.errors import BackendFailure, InfertoolError, first_line
 from infertool.files import staged_output
-from infertool.lazy import is_available, require
-from infertool.runners.base import Runner
-from infertool.specs import ORT_DTYPES, TensorSpec
+from infertool.optional import is_available, require
+from infertool.tensors import TensorSpec
 
-PROVIDERS = {"ort-cpu": "CPUExecutionProvider", "ort-cuda": "CUDAExecutionProvider", "ort-trt": "TensorrtExecutionProvider"}
 OPTIMIZATION_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 
 
-@dataclass(frozen=True)
-class OrtOptions:
-    intra_op_threads: int | None = None
-    inter_op_threads: int | None = None
-    graph_optimization: str = "all"
-    provider_options: Mapping[str, str] = field(default_factory=dict)
-    io_binding: bool = True
-    cuda_graph: bool = False
+class OrtBackend(Backend):
+    """An ONNX Runtime execution provider."""
 
-    def to_dict(self) -> dict:
-        return {
-            "intra_op_threads": self.intra_op_threads, "inter_op_threads": self.inter_op_threads,
-            "graph_optimization": self.graph_optimization, "provider_options": dict(self.provider_options),
-            "io_binding": self.io_binding, "cuda_graph": self.cuda_graph,
-        }
+    provider: ClassVar[str]
+    cuda_graph_key: ClassVar[str | None] = None  # the provider option that turns CUDA graphs on
+    user_stream: ClassVar[bool] = False  # runs on a stream infertool gives it, so CUDA events can time it
+
+    def unavailable_reason(self) -> str | None:
+        if not is_available("onnxruntime"):
+            return "onnxruntime is not installed (pip install 'infertool[cpu]' or 'infertool[gpu]')"
+        import onnxruntime
+
+        if self.provider not in onnxruntime.get_available_providers():
+            return f"this onnxruntime build has no {self.provider} (pip install 'infertool[gpu]': onnxruntime-gpu, instead of onnxruntime)"
+        if not self.capabilities.on_gpu:
+            return None
+        from infertool.environment import gpus
+
+        found, reason = gpus()
+        return None if found else f"no CUDA GPU: {reason}"
+
+    def provider_chain(self, options: RunnerOptions, stream: Any) -> list[tuple[str, dict]]:
+        """(provider, options) pairs, preferred first; the CPU provider takes what the others cannot."""
+        if not self.capabilities.on_gpu:
+            return [(self.provider, dict(options.ort.provider_options))]
+        provider_options = {"device_id": str(options.device), **options.ort.provider_options}
+        if options.cuda_graph and self.cuda_graph_key:
+            provider_options[self.cuda_graph_key] = "1"
+        if stream is not None:
+            provider_options["user_compute_stream"] = str(stream.ptr)
+        return [(self.provider, provider_options), ("CPUExecutionProvider", {})]
+
+    def open(self, artifact: Path, options: RunnerOptions) -> Runner:
+        return OrtRunner(artifact, self, options)
+
+    def save_optimized(self, model: Path, options: RunnerOptions, path: Path, force: bool) -> None:
+        """Write the graph ONNX Runtime optimized for this provider (atomically)."""
+        with staged_output(path, force) as staging:
+            runner = OrtRunner(model, self, options)
+            try:
+                runner.prepare(optimized_path=staging / path.name)
+            finally:
+                runner.close()
 
 
-def parse_provider_options(texts: list[str]) -> dict[str, str]:
-    options = {}
-    for text in texts:
-        key, sep, value = text.partition("=")
-        if not sep or not key.strip():
-            raise InfertoolError(f"malformed --ort-option '{text}'", hint="write key=value, e.g. prefer_nhwc=1")
-        options[key.strip()] = value.strip()
-    return options
+class OrtCpu(OrtBackend):
+    name = "ort-cpu"
+    description = "ONNX Runtime, CPU execution provider"
+    extra = "cpu"
+    provider = "CPUExecutionProvider"
+    capabilities = Capabilities(saves_optimized=True)
 
 
-def unavailable_reason(backend: str) -> str | None:
-    """Why this ORT backend cannot run here, or None."""
-    if not is_available("onnxruntime"):
-        return "onnxruntime is not installed (pip install 'infertool[cpu]' or 'infertool[gpu]')"
-    import onnxruntime
+class OrtCuda(OrtBackend):
+    name = "ort-cuda"
+    description = "ONNX Runtime, CUDA execution provider"
+    extra = "gpu"
+    provider = "CUDAExecutionProvider"
+    cuda_graph_key = "enable_cuda_graph"
+    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, saves_optimized=True)
+    user_stream = True
 
-    provider = PROVIDERS[backend]
-    if provider not in onnxruntime.get_available_providers():
-        extra = "pip install 'infertool[gpu]' (onnxruntime-gpu, instead of onnxruntime)"
-        return f"this onnxruntime build has no {provider} ({extra})"
-    if backend == "ort-cpu":
-        return None
-    from infertool.environment import gpus
 
-    found, reason = gpus()
-    if not found:
-        return f"no CUDA GPU: {reason}"
-    if backend == "ort-trt":
-        import ctypes.util
+class OrtTensorrt(OrtBackend):
+    name = "ort-trt"
+    description = "ONNX Runtime, TensorRT execution provider"
+    extra = "gpu,trt"
+    provider = "TensorrtExecutionProvider"
+    cuda_graph_key = "trt_cuda_graph_enable"
+    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, saves_optimized=True)
 
-        if not any(ctypes.util.find_library(name) for name in ("nvinfer", "nvinfer_10", "nvinfer_11")):
-            return "TensorRT libraries (libnvinfer) are not on the library path (pip install 'infertool[trt]')"
-    return None
+    def unavailable_reason(self) -> str | None:
+        reason = super().unavailable_reason()
+        if reason is None:
+            import ctypes.util
+
+            if not any(ctypes.util.find_library(name) for name in ("nvinfer", "nvinfer_10", "nvinfer_11")):
+                return "TensorRT libraries (libnvinfer) are not on the library path: the TensorRT EP needs TensorRT itself (pip install 'infertool[gpu,trt]')"
+        return reason
+
+    def provider_chain(self, options: RunnerOptions, stream: Any) -> list[tuple[str, dict]]:
+        chain = super().provider_chain(options, stream)
+        return [chain[0], ("CUDAExecutionProvider", {"device_id": str(options.device)}), *chain[1:]]
+
+
+for _backend in (OrtCpu(), OrtCuda(), OrtTensorrt()):
+    registry.register(_backend)
 
 
 def _spec(node: Any) -> TensorSpec:
     shape = tuple(d if isinstance(d, int) else (d or None) for d in node.shape)
-    return TensorSpec(node.name, ORT_DTYPES.get(node.type, node.type), shape)
+    return TensorSpec(node.name, dtypes.from_ort(node.type), shape)
 
 
 def session_options(options: OrtOptions, optimized_path: Path | None = None) -> Any:
@@ -93,56 +131,47 @@ def session_options(options: OrtOptions, optimized_path: Path | None = None) -> 
 
 
 class OrtRunner(Runner):
-    def __init__(self, model: Path, backend: str, options: OrtOptions, device: int = 0):
+    def __init__(self, model: Path, backend: OrtBackend, options: RunnerOptions):
         super().__init__(model)
-        self.name = backend
+        self.backend = backend
         self.options = options
-        self.device = device
-        self.provider = PROVIDERS[backend]
-        self.on_gpu = backend != "ort-cpu"
-        self.device_resident = self.on_gpu and options.io_binding
-        self.cuda_graph = self.on_gpu and options.cuda_graph  # a CPU backend in the same run ignores it
+        self.device = options.device
+        self.device_resident = backend.capabilities.device_resident and options.io_binding
+        self.cuda_graph = backend.capabilities.cuda_graphs and self.device_resident and options.cuda_graph
         self.session: Any = None
         self.stream: Any = None
         self._binding: Any = None
         self._bound_inputs: dict[str, Any] = {}
         self._bound_outputs_values: list[Any] = []
+        self._names: list[str] = []
 
-    def _providers(self) -> list:
-        if not self.on_gpu:
-            return [(self.provider, dict(self.options.provider_options))]
-        provider_options = {"device_id": str(self.device), **self.options.provider_options}
-        if self.cuda_graph:
-            key = "trt_cuda_graph_enable" if self.name == "ort-trt" else "enable_cuda_graph"
-            provider_options[key] = "1"
-        if is_available("cuda") and self.name == "ort-cuda":
-            from infertool import cuda
-
-            cuda.set_device(self.device)
-            self.stream = cuda.Stream()  # ORT runs on it, so CUDA events can time its work
-            provider_options["user_compute_stream"] = str(self.stream.ptr)
-        providers = [(self.provider, provider_options)]
-        if self.name == "ort-trt":
-            providers.append(("CUDAExecutionProvider", {"device_id": str(self.device)}))
-        return [*providers, ("CPUExecutionProvider", {})]
+    @property
+    def io_binding(self) -> Any:
+        """The session's IO binding once inputs are bound on the device (for bare-loop comparisons)."""
+        return self._binding
 
     def prepare(self, optimized_path: Path | None = None) -> None:
         ort = require("onnxruntime", "ONNX Runtime backends")
-        providers = self._providers()
+        if self.backend.user_stream and is_available("cuda"):
+            from infertool import cuda
+
+            cuda.set_device(self.device)
+            self.stream = cuda.Stream()
+        chain = self.backend.provider_chain(replace(self.options, cuda_graph=self.cuda_graph), self.stream)
         try:
             self.session = ort.InferenceSession(
-                str(self.model), session_options(self.options, optimized_path),
-                providers=[p for p, _ in providers], provider_options=[o for _, o in providers],
+                str(self.model), session_options(self.options.ort, optimized_path),
+                providers=[p for p, _ in chain], provider_options=[o for _, o in chain],
             )
         except Exception as exc:
             text = first_line(exc)
             if "Invalid" in text or "Protobuf" in text or "parsing" in text.lower() or "Load model" in text:
                 raise InfertoolError(f"ONNX Runtime cannot load {self.model}: {text}", hint="check the file; re-export it if it is corrupt") from exc
-            raise InfertoolError(f"{self.name}: creating the session failed: {text}") from exc
+            raise BackendFailure(f"{self.backend.name}: creating the session failed: {text}") from exc
         active = self.session.get_providers()
-        if self.provider not in active:
-            raise InfertoolError(
-                f"{self.name}: {self.provider} did not load (active: {', '.join(active)})",
+        if self.backend.provider not in active:
+            raise BackendFailure(
+                f"{self.backend.name}: {self.backend.provider} did not load (active: {', '.join(active)})",
                 hint="check the CUDA / cuDNN / TensorRT libraries that onnxruntime-gpu needs (infertool doctor)",
             )
         self.inputs = [_spec(i) for i in self.session.get_inputs()]
@@ -160,7 +189,7 @@ class OrtRunner(Runner):
         try:
             return self.session.run(self._names, feeds)
         except Exception as exc:
-            raise _runtime_error(self.name, exc) from exc
+            raise _runtime_error(self.backend.name, exc) from exc
 
     def bind(self, feeds: Mapping[str, np.ndarray]) -> None:
         if not self.device_resident:
@@ -170,7 +199,7 @@ class OrtRunner(Runner):
             for name, value in self._bound_inputs.items():
                 if tuple(value.shape()) != feeds[name].shape:
                     raise InfertoolError(
-                        f"{self.name}: a CUDA graph replays one input shape ({tuple(value.shape())}), not {feeds[name].shape}",
+                        f"{self.backend.name}: a CUDA graph replays one input shape ({tuple(value.shape())}), not {feeds[name].shape}",
                         hint="open one session per shape (bench does, per row)",
                     )
                 value.update_inplace(np.ascontiguousarray(feeds[name]))
@@ -206,10 +235,10 @@ class OrtRunner(Runner):
         shapes = [tuple(d if isinstance(d, int) else sizes.get(d, -1) for d in spec.shape) for spec in self.outputs]
         if all(d >= 0 for shape in shapes for d in shape):
             return shapes
-        probe = OrtRunner(self.model, self.name, replace(self.options, cuda_graph=False), self.device)
+        probe = OrtRunner(self.model, self.backend, replace(self.options, cuda_graph=False))
         probe.prepare()
         try:
-            return [a.shape for a in probe._run(feeds)]
+            return [a.shape for a in probe.infer(feeds).values()]
         finally:
             probe.close()
 
@@ -220,7 +249,7 @@ class OrtRunner(Runner):
         try:
             self.session.run_with_iobinding(self._binding)
         except Exception as exc:
-            raise _runtime_error(self.name, exc) from exc
+            raise _runtime_error(self.backend.name, exc) from exc
 
     def bound_outputs(self) -> dict[str, np.ndarray]:
         if self._binding is None:
@@ -246,8 +275,11 @@ class OrtRunner(Runner):
             end.close()
         return {"compute": times}
 
-    def describe(self) -> dict:
-        return {"providers": self.session.get_providers() if self.session else [], "device": self.device, **self.options.to_dict()}
+    def info(self) -> RunnerInfo:
+        return RunnerInfo(settings={
+            "providers": self.session.get_providers() if self.session else [], "device": self.device,
+            **self.options.ort.to_dict(), "io_binding": self.device_resident, "cuda_graph": self.cuda_graph,
+        })
 
     def close(self) -> None:
         self._binding = None
@@ -260,23 +292,11 @@ class OrtRunner(Runner):
 
 
 def _numpy_type(dtype: str) -> Any:
-    from infertool.specs import numpy_dtype
-
-    return numpy_dtype(dtype).type
+    return dtypes.numpy_dtype(dtype).type
 
 
-def _runtime_error(backend: str, exc: Exception) -> InfertoolError:
+def _runtime_error(backend: str, exc: Exception) -> BackendFailure:
     text = first_line(exc)
     if "out of memory" in text.lower() or "Failed to allocate" in text:
-        return InfertoolError(f"{backend}: GPU out of memory: {text}", hint="use a smaller --batch")
-    return InfertoolError(f"{backend}: inference failed: {text}")
-
-
-def save_optimized_model(model: Path, backend: str, options: OrtOptions, device: int, path: Path, force: bool) -> None:
-    """Write the graph ONNX Runtime optimized for this backend (atomically)."""
-    with staged_output(path, force) as staging:
-        runner = OrtRunner(model, backend, options, device)
-        try:
-            runner.prepare(optimized_path=staging / path.name)
-        finally:
-            runner.close()
+        return BackendFailure(f"{backend}: GPU out of memory: {text}", hint="use a smaller --batch")
+    return BackendFailure(f"{backend}: inference failed: {text}")

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import gc
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-
-from infertool.errors import InfertoolError
 
 PROGRESS_EVERY_NS = 100_000_000
 
@@ -19,19 +16,6 @@ class Budget:
 
     iterations: int
     seconds: float
-
-    @classmethod
-    def parse_warmup(cls, text: str) -> Budget:
-        """`10` (iterations) or `200ms` / `2s` (time; at least 3 iterations)."""
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*", text)
-        if not match:
-            raise InfertoolError(f"malformed --warmup '{text}'", hint="give iterations (10) or a time (200ms, 2s)")
-        value, unit = float(match.group(1)), match.group(2)
-        if unit is None:
-            if not value.is_integer():
-                raise InfertoolError(f"--warmup {text}: iterations must be a whole number")
-            return cls(int(value), 0.0)
-        return cls(3, value / 1000 if unit == "ms" else value)
 
     def to_dict(self) -> dict:
         return {"iterations": self.iterations, "seconds": self.seconds}

@@ -7,7 +7,7 @@ import importlib.metadata
 import importlib.util
 from types import ModuleType
 
-from infertool.errors import InfertoolError
+from infertool.errors import MissingDependency
 
 # import name -> the pip extra that installs it
 EXTRAS = {
@@ -45,7 +45,7 @@ def require(module: str, purpose: str | None = None) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as exc:
         what = f" (needed for {purpose})" if purpose else ""
-        raise InfertoolError(
+        raise MissingDependency(
             f"{module} is not installed{what}: {exc}", hint=install_hint(module)
         ) from exc
 

@@ -1,62 +1,13 @@
-"""Tensor specs, dtypes and the shape strings users type (`name:1x3x224x224`)."""
+"""Tensor specs and concrete shapes for them."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-import numpy as np
-
 from infertool.errors import InfertoolError
 
 Dim = int | str | None  # a size, a symbolic name, or unknown
-
-_DTYPE_ALIASES = {
-    "fp32": "float32", "float": "float32", "float32": "float32",
-    "fp16": "float16", "half": "float16", "float16": "float16",
-    "bf16": "bfloat16", "bfloat16": "bfloat16",
-    "fp64": "float64", "double": "float64", "float64": "float64",
-    "int8": "int8", "uint8": "uint8", "int16": "int16", "uint16": "uint16",
-    "int32": "int32", "uint32": "uint32", "int64": "int64", "uint64": "uint64",
-    "bool": "bool",
-}
-
-# ONNX TensorProto element type -> dtype name
-ONNX_DTYPES = {
-    1: "float32", 2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64",
-    9: "bool", 10: "float16", 11: "float64", 12: "uint32", 13: "uint64", 16: "bfloat16",
-    17: "float8e4m3fn", 19: "float8e5m2",
-}
-
-# ONNX Runtime's type strings ("tensor(float)") -> dtype name
-ORT_DTYPES = {
-    "tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64",
-    "tensor(bfloat16)": "bfloat16", "tensor(int8)": "int8", "tensor(uint8)": "uint8",
-    "tensor(int16)": "int16", "tensor(uint16)": "uint16", "tensor(int32)": "int32",
-    "tensor(uint32)": "uint32", "tensor(int64)": "int64", "tensor(uint64)": "uint64",
-    "tensor(bool)": "bool",
-}
-
-
-def parse_dtype(text: str) -> str:
-    name = _DTYPE_ALIASES.get(text.strip().lower())
-    if name is None:
-        raise InfertoolError(
-            f"unknown dtype '{text}'", hint=f"use one of {', '.join(sorted(set(_DTYPE_ALIASES.values())))}"
-        )
-    return name
-
-
-def numpy_dtype(name: str) -> np.dtype:
-    if name == "bfloat16":
-        import ml_dtypes  # shipped with onnx's and tensorflow's dependencies
-
-        return np.dtype(ml_dtypes.bfloat16)
-    return np.dtype(name)
-
-
-def is_float(dtype: str) -> bool:
-    return dtype.startswith(("float", "bfloat"))
 
 
 @dataclass(frozen=True)
@@ -75,53 +26,6 @@ class TensorSpec:
 
 def format_shape(shape: Iterable[Dim]) -> str:
     return "x".join("?" if d is None else str(d) for d in shape) or "scalar"
-
-
-def parse_dims(text: str, what: str) -> tuple[int, ...]:
-    text = text.strip()
-    if text in ("", "scalar"):
-        return ()
-    dims = []
-    for part in text.replace(",", "x").split("x"):
-        if not part.strip().isdigit() or int(part) <= 0:
-            raise InfertoolError(
-                f"malformed {what} '{text}': '{part}' is not a positive integer",
-                hint="write dimensions as 1x3x224x224",
-            )
-        dims.append(int(part))
-    return tuple(dims)
-
-
-def parse_named_shape(text: str, option: str = "--input-shape") -> tuple[str | None, tuple[int, ...]]:
-    """`name:1x3x224x224` -> ("name", (1, 3, 224, 224)); a bare `1x3x224x224` has no name.
-
-    The name is everything before the last colon, so TensorFlow-style names (`x:0`) work.
-    """
-    name, sep, dims = text.rpartition(":")
-    if sep and not name:
-        raise InfertoolError(f"malformed {option} '{text}': empty input name", hint="write name:1x3x224x224")
-    return (name if sep else None), parse_dims(dims, f"{option} value")
-
-
-def parse_named_shapes(texts: Iterable[str], option: str = "--input-shape") -> dict[str | None, tuple[int, ...]]:
-    shapes: dict[str | None, tuple[int, ...]] = {}
-    for text in texts:
-        name, dims = parse_named_shape(text, option)
-        if name in shapes:
-            raise InfertoolError(f"{option} given twice for '{name or 'the input'}'")
-        shapes[name] = dims
-    if None in shapes and len(shapes) > 1:
-        raise InfertoolError(f"{option}: name every shape when giving several", hint="write name:1x3x224x224")
-    return shapes
-
-
-def parse_named_dtypes(texts: Iterable[str]) -> dict[str | None, str]:
-    """`--dtype int64` (every input) or `--dtype ids:int64` (one input)."""
-    dtypes: dict[str | None, str] = {}
-    for text in texts:
-        name, sep, dtype = text.rpartition(":")
-        dtypes[name if sep else None] = parse_dtype(dtype)
-    return dtypes
 
 
 def input_dtypes(given: Mapping[str | None, str], names: list[str], default: str = "float32") -> dict[str, str]:

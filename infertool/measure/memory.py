@@ -6,7 +6,7 @@ from pathlib import Path
 
 import psutil
 
-from infertool.lazy import is_available
+from infertool.optional import is_available
 
 _STATUS = Path("/proc/self/status")
 _CLEAR_REFS = Path("/proc/self/clear_refs")

@@ -1,0 +1,1 @@
+"""Backends: the runtimes a model runs on, one file per family, found through `registry`."""

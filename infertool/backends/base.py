@@ -1,0 +1,171 @@
+"""What every backend is: a `Backend` (availability, capabilities, prepare, open) and the
+`Runner` it opens. One file per backend family registers its backends (see registry.py)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from infertool.errors import InfertoolError
+from infertool.onnx_io import ModelInfo
+from infertool.reporting import Reporter
+from infertool.tensors import TensorSpec
+
+# timing modes, as the table and JSON name them
+END_TO_END = "end_to_end"  # host arrays in, host arrays out (copies included)
+DEVICE_RESIDENT = "device_resident"  # inputs and outputs stay on the device (IO binding / bound buffers)
+
+
+@dataclass(frozen=True)
+class OrtOptions:
+    """ONNX Runtime session settings (ort-* backends)."""
+
+    intra_op_threads: int | None = None
+    inter_op_threads: int | None = None
+    graph_optimization: str = "all"
+    provider_options: Mapping[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "intra_op_threads": self.intra_op_threads, "inter_op_threads": self.inter_op_threads,
+            "graph_optimization": self.graph_optimization, "provider_options": dict(self.provider_options),
+        }
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How an engine backend gets its engine: built from the ONNX (and cached), or given."""
+
+    precision: str | None = None  # None: what the ONNX graph carries
+    workspace: int | None = None
+    opt_level: int | None = None
+    timing_cache: Path | None = None
+    engine: Path | None = None  # a prebuilt engine instead of building one
+    cache_dir: Path | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "precision": self.precision, "workspace_bytes": self.workspace, "builder_optimization_level": self.opt_level,
+            "timing_cache": str(self.timing_cache) if self.timing_cache else None,
+            "engine": str(self.engine) if self.engine else None,
+        }
+
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    """Everything a backend may read; each reads the groups that concern it."""
+
+    device: int = 0  # CUDA device index
+    io_binding: bool = True  # GPU backends: also time device-resident inputs and outputs
+    cuda_graph: bool = False  # capture and replay a CUDA graph where the backend can
+    ort: OrtOptions = field(default_factory=OrtOptions)
+    engine: EngineOptions = field(default_factory=EngineOptions)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    on_gpu: bool = False
+    device_resident: bool = False  # can keep inputs and outputs on the device while timed
+    cuda_graphs: bool = False  # can capture and replay CUDA graphs (needs device_resident)
+    builds_engines: bool = False  # prepare() turns the ONNX into an engine first
+    runs_engines: bool = False  # opens serialized engine files (.engine) as well
+    saves_optimized: bool = False  # can write the graph it optimized (bench --save-optimized)
+
+
+@dataclass(frozen=True)
+class RunnerInfo:
+    """What produced the numbers: the settings in effect, for the JSON."""
+
+    precision: str | None = None  # what the runtime computes in, where it may differ from the graph's
+    settings: Mapping[str, object] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+
+class Runner(ABC):
+    """prepare / infer / close, usable as a context manager.
+
+    Device runners also keep inputs and outputs on the device (`bind` then `run_bound`), so the
+    bench loop can time the runtime apart from host copies, and time device work with CUDA events.
+    """
+
+    device_resident = False  # whether bind/run_bound avoid host copies
+
+    def __init__(self, model: Path):
+        self.model = model
+        self.inputs: list[TensorSpec] = []
+        self.outputs: list[TensorSpec] = []
+        self._bound: Mapping[str, np.ndarray] = {}
+        self._bound_outputs: dict[str, np.ndarray] = {}
+
+    @abstractmethod
+    def prepare(self) -> None:
+        """Load the model; fills `inputs` and `outputs`."""
+
+    @abstractmethod
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One inference on host arrays, returning host arrays."""
+
+    def bind(self, feeds: Mapping[str, np.ndarray]) -> None:
+        """Stage inputs (and output buffers) for `run_bound`."""
+        self._bound = dict(feeds)
+
+    def run_bound(self) -> None:
+        """One inference on the staged inputs; returns when the results are ready."""
+        self._bound_outputs = self.infer(self._bound)
+
+    def bound_outputs(self) -> dict[str, np.ndarray]:
+        return self._bound_outputs
+
+    def device_times(self, iterations: int) -> dict[str, list[int]]:
+        """Per-iteration device times in ns from CUDA events, by phase; empty where not measurable."""
+        return {}
+
+    def memory(self) -> dict:
+        """Runner-specific memory figures (engine size, device memory of the execution context...)."""
+        return {}
+
+    def info(self) -> RunnerInfo:
+        """The settings that produced the numbers."""
+        return RunnerInfo()
+
+    def close(self) -> None:
+        """Release the session, buffers and streams."""
+
+    def __enter__(self) -> Runner:
+        self.prepare()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Backend(ABC):
+    """A runtime infertool can run a model on. Subclasses set the class attributes and register
+    an instance with `registry.register`."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    extra: ClassVar[str]  # the pip extra that installs what it needs
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    @abstractmethod
+    def unavailable_reason(self) -> str | None:
+        """Why it cannot run here (naming what to install), or None. Must not raise for a missing package."""
+
+    def prepare(self, model: ModelInfo, options: RunnerOptions, shapes: Mapping[str, tuple[int, ...]], reporter: Reporter) -> Path:
+        """The file `open` runs for this model at these input shapes: the ONNX itself by default;
+        an engine built (or found in the cache) for engine backends."""
+        return model.path
+
+    @abstractmethod
+    def open(self, artifact: Path, options: RunnerOptions) -> Runner:
+        """A runner over `artifact`, not yet prepared: use it as a context manager."""
+
+    def save_optimized(self, model: Path, options: RunnerOptions, path: Path, force: bool) -> None:
+        """Write the graph this backend optimized (capabilities.saves_optimized)."""
+        raise InfertoolError(f"backend {self.name} cannot save an optimized graph", hint="use an ort-* backend")

@@ -1,1 +1,0 @@
-"""Measuring: timing loops, statistics, memory probes, and the bench orchestration."""

@@ -1,0 +1,151 @@
+"""Option groups: dataclasses whose fields are typer options, declared once and shared.
+
+A command annotates a parameter with a group; `@command` expands the group into its options
+for typer and hands the command a filled-in instance. Each group turns itself into the core's
+option objects (`to_...`), so all text parsing stays in the CLI layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, get_type_hints
+
+import typer
+
+from infertool.cli import parse
+from infertool.errors import InfertoolError
+
+JSON_HELP = "Write the result as JSON: to stdout with a bare --json, or to PATH (ending in .json)."
+
+
+def command(func: Callable) -> Callable:
+    """Expand parameters annotated with an option group into the group's options."""
+    hints = get_type_hints(func)
+    params, groups = [], {}
+    for param in inspect.signature(func).parameters.values():
+        kind = hints.get(param.name)
+        if dataclasses.is_dataclass(kind):
+            groups[param.name] = kind
+            group_hints = get_type_hints(kind)
+            params += [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=group_hints[f.name])
+                       for f in dataclasses.fields(kind)]
+        else:
+            params.append(param.replace(annotation=kind, kind=inspect.Parameter.KEYWORD_ONLY))
+
+    @functools.wraps(func)
+    def wrapper(**values: object) -> object:
+        for name, kind in groups.items():
+            values[name] = kind(**{f.name: values.pop(f.name) for f in dataclasses.fields(kind)})
+        return func(**values)
+
+    wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    return wrapper
+
+
+@dataclass
+class Output:
+    json_out: Optional[str] = typer.Option(None, "--json", metavar="[PATH]", help=JSON_HELP)
+    force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing output files.")
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or notes on stderr.")
+
+    @property
+    def json_path(self) -> Path | None:
+        return Path(self.json_out) if self.json_out and self.json_out != "-" else None
+
+
+@dataclass
+class Generated:
+    """The shapes, seed and integer range of generated inputs."""
+
+    input_shape: Optional[List[str]] = typer.Option(
+        None, "--input-shape", metavar="NAME:DIMS",
+        help="Input shape, e.g. x:1x3x224x224 (repeatable; the name may be left out for a single-input model).",
+    )
+    seed: int = typer.Option(0, "--seed", help="Seed of generated inputs.")
+    int_range: str = typer.Option("0:100", "--int-range", metavar="LOW:HIGH", help="Range [LOW, HIGH) of generated integer inputs (token ids).")
+
+    def shapes(self) -> dict:
+        return parse.named_shapes(self.input_shape or [])
+
+
+@dataclass
+class Image:
+    """How image files become tensors."""
+
+    preprocess: str = typer.Option("imagenet", "--preprocess", metavar="PRESET", help="Image preset: imagenet, inception, unit (x/255), raw (0-255).")
+    resize: Optional[int] = typer.Option(None, "--resize", help="Resize the shorter image side to this many pixels first.")
+    crop: Optional[str] = typer.Option(None, "--crop", metavar="HxW", help="Center crop [default: the model's input size, else the preset's].")
+    mean: Optional[str] = typer.Option(None, "--mean", metavar="R,G,B", help="Per-channel mean subtracted after scaling.")
+    std: Optional[str] = typer.Option(None, "--std", metavar="R,G,B", help="Per-channel std divided by after the mean.")
+    bgr: bool = typer.Option(False, "--bgr", help="Feed channels as BGR instead of RGB.")
+    layout: Optional[str] = typer.Option(None, "--layout", metavar="nchw|nhwc", help="Image tensor layout [default: read off the model's input shape].")
+
+    def to_preprocess(self):
+        from infertool.feeds import PRESETS
+
+        pre = PRESETS[parse.choice(self.preprocess, PRESETS, "--preprocess")]
+        if self.layout is not None:
+            parse.choice(self.layout, ("nchw", "nhwc"), "--layout")
+        changes: dict = {"bgr": self.bgr, "layout": self.layout}
+        if self.resize is not None:
+            changes["resize"] = self.resize
+        if self.crop is not None:
+            size = parse.dims(self.crop, "--crop")
+            if len(size) not in (1, 2):
+                raise InfertoolError(f"malformed --crop '{self.crop}'", hint="write HxW, e.g. 224x224")
+            changes["crop"] = (size[0], size[-1])
+        if self.mean is not None:
+            changes["mean"] = parse.floats(self.mean, "--mean")
+        if self.std is not None:
+            changes["std"] = parse.floats(self.std, "--std")
+        return dataclasses.replace(pre, **changes)
+
+
+def data_options(path: Path | None, generator: str, generated: Generated, image: Image):
+    """InputOptions from a path (else generated data of `generator`) and the shared groups."""
+    from infertool.feeds import InputOptions
+
+    parse.choice(generator, ("random", "zeros"), "--input-data")
+    return InputOptions(path, generator, generated.shapes(), generated.seed, parse.int_range(generated.int_range), image.to_preprocess())
+
+
+@dataclass
+class Inputs:
+    """Where run and bench inputs come from."""
+
+    inputs: Optional[Path] = typer.Option(
+        None, "--inputs", metavar="PATH",
+        help="Input data: .npz (by input name), .npy, a test_data_set_N dir of input_K.pb, an image or a folder of images.",
+    )
+    input_data: str = typer.Option("random", "--input-data", metavar="random|zeros", help="Generated inputs when --inputs is not given.")
+
+    def to_options(self, generated: Generated, image: Image):
+        return data_options(self.inputs, self.input_data, generated, image)
+
+
+@dataclass
+class Calibration:
+    calib_data: Optional[str] = typer.Option(None, "--calib-data", metavar="PATH|random", help="Calibration inputs: npz, .npy, .pb dir, images; 'random' for speed tests only.")
+    calib_method: str = typer.Option("minmax", "--calib-method", metavar="minmax|entropy|percentile", help="int8 calibration (fp8 always uses onnxruntime's distribution method).")
+    calib_samples: Optional[int] = typer.Option(None, "--calib-samples", min=1, help="Calibration samples to use [default: all; 32 with random].")
+
+    def to_options(self, generated: Generated, image: Image):
+        return data(self.calib_data, generated, image)
+
+
+def data(value: str | None, generated: Generated, image: Image):
+    """`PATH` or `random` -> InputOptions; None stays None."""
+    if value is None:
+        return None
+    return data_options(None if value == "random" else Path(value), "random", generated, image)
+
+
+@dataclass
+class Device:
+    device: int = typer.Option(0, "--device", min=0, help="CUDA device index.")

@@ -1,0 +1,1 @@
+"""Measuring: the timing loop, memory probes, and the regression gate's comparison."""

@@ -1,0 +1,148 @@
+"""Reading and writing ONNX files: friendly errors, IO specs, external data past 2 GB, and
+`ModelInfo`, the description of a model that a command reads once and hands down."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+from google.protobuf.message import DecodeError
+
+from infertool import dtypes
+from infertool.errors import InfertoolError, first_line
+from infertool.files import file_sha256
+from infertool.tensors import TensorSpec
+
+# protobuf cannot serialize a message of 2 GiB or more; stay clear of it
+EXTERNAL_DATA_THRESHOLD = 1_800_000_000
+
+QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger", "DynamicQuantizeLinear"}
+FLOAT8 = {onnx.TensorProto.FLOAT8E4M3FN, onnx.TensorProto.FLOAT8E4M3FNUZ, onnx.TensorProto.FLOAT8E5M2, onnx.TensorProto.FLOAT8E5M2FNUZ}
+FLOATS = {onnx.TensorProto.FLOAT: "fp32", onnx.TensorProto.FLOAT16: "fp16", onnx.TensorProto.BFLOAT16: "bf16", onnx.TensorProto.DOUBLE: "fp64"}
+
+
+def load(path: Path, load_external_data: bool = True) -> onnx.ModelProto:
+    if not path.is_file():
+        raise InfertoolError(f"model file {path} not found", hint="check the path")
+    try:
+        return onnx.load(str(path), load_external_data=load_external_data)
+    except (DecodeError, onnx.onnx_cpp2py_export.checker.ValidationError, OSError, ValueError) as exc:
+        raise InfertoolError(
+            f"{path} is not a readable ONNX model ({first_line(exc)})",
+            hint="re-export it, or check that its external data file sits beside it",
+        ) from exc
+
+
+def opset(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _spec(value: onnx.ValueInfoProto) -> TensorSpec:
+    tensor = value.type.tensor_type
+    dims = []
+    for dim in tensor.shape.dim:
+        if dim.HasField("dim_value"):
+            dims.append(dim.dim_value)
+        else:
+            dims.append(dim.dim_param or None)
+    return TensorSpec(value.name, dtypes.from_onnx(tensor.elem_type), tuple(dims))
+
+
+def input_specs(model: onnx.ModelProto) -> list[TensorSpec]:
+    initializers = {i.name for i in model.graph.initializer}
+    return [_spec(v) for v in model.graph.input if v.name not in initializers]
+
+
+def output_specs(model: onnx.ModelProto) -> list[TensorSpec]:
+    return [_spec(v) for v in model.graph.output]
+
+
+def graph_precision(model: onnx.ModelProto) -> str:
+    """fp8 or int8 when the graph holds quantization ops; else the float type of most weight elements."""
+    graph = model.graph
+    initializers = {t.name: t for t in graph.initializer}
+    if any(n.op_type in QUANTIZED_OPS for n in graph.node):
+        for node in graph.node:
+            if node.op_type == "QuantizeLinear" and len(node.input) > 2:
+                zero_point = initializers.get(node.input[2])
+                if zero_point is not None and zero_point.data_type in FLOAT8:
+                    return "fp8"
+        return "int8"
+    weights: Counter[str] = Counter()
+    for tensor in graph.initializer:
+        if tensor.data_type in FLOATS:
+            count = 1
+            for dim in tensor.dims:
+                count *= dim
+            weights[FLOATS[tensor.data_type]] += max(1, count)
+    return weights.most_common(1)[0][0] if weights else "fp32"
+
+
+def rename_dims(model: onnx.ModelProto, names: dict[tuple[str, int], str]) -> None:
+    """Set `dim_param` of (tensor name, axis) pairs among the graph's inputs and outputs."""
+    for value in [*model.graph.input, *model.graph.output]:
+        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
+            label = names.get((value.name, axis))
+            if label is not None:
+                dim.dim_param = label
+
+
+def external_data_path(path: Path) -> Path:
+    return path.with_name(path.name + ".data")
+
+
+def file_bytes(path: Path) -> int:
+    """The model's size on disk, its external data included."""
+    data = external_data_path(path)
+    return path.stat().st_size + (data.stat().st_size if data.exists() else 0)
+
+
+def save(model: onnx.ModelProto, path: Path) -> bool:
+    """Write `model` to `path`; past ~1.8 GB of weights they go to `<name>.data` beside it.
+
+    Returns whether external data was used.
+    """
+    weights = sum(t.ByteSize() for t in model.graph.initializer)
+    external = weights >= EXTERNAL_DATA_THRESHOLD
+    if external:
+        onnx.save_model(
+            model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
+            location=external_data_path(path).name, size_threshold=1024,
+        )
+    else:
+        onnx.save_model(model, str(path))
+    return external
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """An ONNX model as every layer needs it: read, hashed and typed once per command."""
+
+    path: Path
+    sha256: str
+    bytes: int
+    precision: str
+    opset: int
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    @property
+    def dynamic_inputs(self) -> frozenset[str]:
+        return frozenset(s.name for s in self.inputs if s.dynamic_axes)
+
+    def to_dict(self) -> dict:
+        return {
+            "path": str(self.path), "sha256": self.sha256, "bytes": self.bytes, "precision": self.precision,
+            "opset": self.opset, "inputs": [s.to_dict() for s in self.inputs], "outputs": [s.to_dict() for s in self.outputs],
+        }
+
+
+def describe(path: Path, model: onnx.ModelProto | None = None) -> ModelInfo:
+    """The model's description; pass `model` when the caller has loaded it already."""
+    proto = model if model is not None else load(path, load_external_data=False)
+    return ModelInfo(
+        path, file_sha256(path), file_bytes(path), graph_precision(proto), opset(proto),
+        tuple(input_specs(proto)), tuple(output_specs(proto)),
+    )

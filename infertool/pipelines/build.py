@@ -1,0 +1,66 @@
+"""`build-engine`: profiles checked against the model, the engine built, and the precision
+stage's graph (TensorRT 11) checked for accuracy on inputs of the profile's shapes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from infertool import onnx_io
+from infertool.engine import tensorrt_api
+from infertool.engine.build import BuildOptions, build_engine
+from infertool.engine.profiles import ShapeProfile, resolve_profiles
+from infertool.errors import InfertoolError
+from infertool.feeds import FeedSource, InputOptions
+from infertool.files import check_output
+from infertool.onnx_io import ModelInfo
+from infertool.pipelines.accuracy import evaluate
+from infertool.reporting import Reporter
+from infertool.results import AccuracyReport, BuildResult
+from infertool.tensors import bind_unnamed
+
+EVALUATION_SAMPLES = 8
+REVIEW_BACKEND = "ort-cpu"
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    output: Path
+    options: BuildOptions  # profiles are filled in here
+    profiles: tuple[dict, ...] = ()  # name -> (min, opt, max), as given
+    shapes: dict = field(default_factory=dict)  # --input-shape values (name or None -> dims) for inputs without a profile
+    batch: int | None = None
+    generated: InputOptions = field(default_factory=InputOptions)  # seed and int range of the precision stage's check
+
+
+def _review(model: ModelInfo, profiles: tuple[ShapeProfile, ...], generated: InputOptions, reporter: Reporter):
+    """The accuracy check of the precision stage, on calibration data or on generated inputs
+    of the first profile's opt shapes. It informs; it does not stop the build."""
+    opt = {name: shapes[1] for name, shapes in profiles[0].shapes.items()} if profiles else {}
+
+    def review(original: Path, converted: Path, precision: str, samples: dict | None) -> dict:
+        data = "the calibration set"
+        if samples is None:
+            data = f"{EVALUATION_SAMPLES} generated samples (seed {generated.seed})"
+            samples = FeedSource(list(model.inputs), replace(generated, path=None, shapes=opt)).feeds(EVALUATION_SAMPLES)
+        try:
+            report = evaluate(original, converted, converted, list(model.inputs), samples, data, precision, REVIEW_BACKEND, reporter)
+        except InfertoolError as exc:
+            report = AccuracyReport(REVIEW_BACKEND, data, EVALUATION_SAMPLES, unavailable=exc.one_line())
+        return {"accuracy": report.to_dict()}
+
+    return review
+
+
+def build(model_path: Path, request: BuildRequest, reporter: Reporter) -> BuildResult:
+    check_output(request.output, request.options.force)
+    tensorrt_api.tensorrt()  # fail first, naming the extra, where TensorRT is missing
+    model = onnx_io.describe(model_path)
+    notes: list[str] = []
+    named = bind_unnamed(request.shapes, [s.name for s in model.inputs], "--input-shape")
+    profiles = tuple(resolve_profiles(list(model.inputs), list(request.profiles), named, request.batch, notes))
+    for note in notes:
+        reporter.note(note)
+    options = replace(request.options, profiles=profiles)
+    result = build_engine(model, request.output, options, reporter, _review(model, profiles, request.generated, reporter))
+    return replace(result, notes=(*notes, *result.notes))

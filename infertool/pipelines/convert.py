@@ -1,0 +1,99 @@
+"""`convert`: a source model -> validated ONNX, through the exporter of its framework (imported lazily)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from infertool import onnx_io
+from infertool.errors import CheckFailed, InfertoolError
+from infertool.exporters.base import ExportOptions
+from infertool.files import file_sha256, staged_output
+from infertool.reporting import Reporter
+from infertool.results import ConvertResult, ModelFile
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    output: Path | None
+    export: ExportOptions
+    atol: float
+    rtol: float
+    validate: bool = True
+    force: bool = False
+
+
+def detect_framework(source: str) -> str:
+    from infertool.exporters.keras import is_keras_source
+    from infertool.exporters.torch import is_torch_source
+
+    if source.endswith(".onnx"):
+        raise InfertoolError(f"{source} is already ONNX", hint="use it directly with bench, run or quantize")
+    if is_keras_source(source):
+        return "keras"
+    if is_torch_source(source):
+        return "pytorch"
+    path = Path(source)
+    if not path.exists():
+        raise InfertoolError(
+            f"source model {source} not found",
+            hint="give a file (.pt .ts .pt2 .keras .h5), a SavedModel directory, or a factory file.py:function",
+        )
+    raise InfertoolError(
+        f"unknown model format '{path.suffix or path.name}'",
+        hint="supported: .pt/.pth/.ts (TorchScript or torch.save), .pt2, .keras, .h5, SavedModel directories, file.py:function",
+    )
+
+
+def default_output(source: str) -> Path:
+    if ":" in source and not Path(source).exists():
+        return Path(source.rpartition(":")[2] + ".onnx")
+    return Path(Path(source.rstrip("/")).stem + ".onnx")
+
+
+def convert(source: str, options: ConvertOptions, reporter: Reporter) -> ConvertResult:
+    from infertool.exporters.validate import validate_export
+
+    started = time.perf_counter()
+    framework = detect_framework(source)
+    output = options.output or default_output(source)
+    if output.suffix != ".onnx":
+        raise InfertoolError(f"output {output} should end in .onnx", hint="e.g. -o model.onnx")
+    if framework == "keras":
+        from infertool.exporters.keras import export_keras as export
+    else:
+        from infertool.exporters.torch import export_torch as export
+    with staged_output(output, options.force) as staging:
+        raw_dir = staging / "raw"
+        raw_dir.mkdir()
+        exported = export(source, options.export, raw_dir / "model.onnx", reporter)
+        model = onnx_io.load(raw_dir / "model.onnx")
+        final = staging / output.name
+        external = onnx_io.save(model, final)
+        del model
+        shutil.rmtree(raw_dir)
+        report = None
+        if options.validate:
+            report = validate_export(
+                final, exported.reference, exported.framework, exported.example_shapes, options.atol, options.rtol,
+                options.export.seed, options.export.int_range, reporter,
+            )
+        written = onnx_io.load(final, load_external_data=False)
+        result = ConvertResult(
+            source=source, framework=framework, exporter=exported.exporter,
+            output=ModelFile(str(output), file_sha256(final), final.stat().st_size, external),
+            opset=onnx_io.opset(written),
+            inputs=tuple(onnx_io.input_specs(written)), outputs=tuple(onnx_io.output_specs(written)),
+            seconds=time.perf_counter() - started, validation=report, notes=tuple(exported.notes),
+        )
+        if report is not None and not report.passed:
+            worst = max((a for b in report.batches for a in b.outputs if not a.passed), key=lambda a: a.max_abs)
+            raise CheckFailed(
+                f"the ONNX model disagrees with the {framework} model: output '{worst.name}' max abs error "
+                f"{worst.max_abs:.3g} exceeds atol {options.atol:g} / rtol {options.rtol:g}; {output} was not written",
+                hint="loosen --atol/--rtol if the difference is expected, or try --exporter torchscript",
+                result=replace(result, output=replace(result.output, path="")),
+            )
+    return result

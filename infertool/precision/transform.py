@@ -1,0 +1,133 @@
+"""The precision stage: an fp32 ONNX graph to fp16 / bf16 (casts) or int8 / fp8 (Q/DQ), checked.
+
+Pure ONNX -> ONNX: no runtime runs the result here. The quantize pipeline adds the accuracy
+report; the engine build uses the graph as TensorRT's precision source.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from infertool import onnx_io
+from infertool.errors import InfertoolError, first_line
+from infertool.precision import floats, qdq
+from infertool.precision.settings import PrecisionSettings
+from infertool.reporting import Reporter
+from infertool.vocabulary import QUANTIZE_PRECISIONS, QUANTIZE_TARGETS
+
+
+@dataclass(frozen=True)
+class TransformResult:
+    graph: dict  # node counts of the converted graph
+    calibration: dict | None  # method, batches, cache use (int8 / fp8)
+    notes: tuple[str, ...] = ()
+
+
+def check_request(graph_precision: str, settings: PrecisionSettings, calibrated: bool) -> None:
+    """Refuse what cannot work, before any data is read."""
+    if settings.precision not in QUANTIZE_PRECISIONS:
+        raise InfertoolError(f"unknown precision '{settings.precision}'", hint=f"choose from {', '.join(QUANTIZE_PRECISIONS)}")
+    if settings.target not in QUANTIZE_TARGETS:
+        raise InfertoolError(f"unknown target '{settings.target}'", hint=f"choose from {', '.join(QUANTIZE_TARGETS)}")
+    if graph_precision != "fp32":
+        raise InfertoolError(f"the model is already {graph_precision}", hint="quantize its fp32 original")
+    if settings.precision == "int8-dynamic" and settings.target == "tensorrt":
+        raise InfertoolError(
+            "TensorRT cannot run dynamically quantized graphs (DynamicQuantizeLinear, MatMulInteger)",
+            hint="use --precision int8 with --calib-data for TensorRT, or --target ort for ONNX Runtime on the CPU",
+        )
+    if settings.precision == "fp8" and settings.calib_method != "minmax":
+        raise InfertoolError("fp8 calibrates with onnxruntime's distribution method only", hint="drop --calib-method")
+    if settings.calib_method not in qdq.CALIBRATION_METHODS:
+        raise InfertoolError(f"unknown --calib-method '{settings.calib_method}'", hint=f"choose from {', '.join(qdq.CALIBRATION_METHODS)}")
+    cached = settings.calib_cache is not None and settings.calib_cache.is_file()
+    if settings.precision in ("int8", "fp8") and not calibrated and not cached:
+        raise InfertoolError(
+            f"{settings.precision} needs calibration data",
+            hint="give --calib-data PATH (npz, .pb dir, images), or --calib-data random for speed tests only",
+        )
+
+
+def convert(
+    source: Path, model: onnx.ModelProto, output: Path, settings: PrecisionSettings,
+    batches: list[dict[str, np.ndarray]] | None, reporter: Reporter,
+) -> TransformResult:
+    """Write the `settings.precision` graph of `model` (read from `source`) to `output`, checked.
+
+    `batches` are the calibration inputs (int8 / fp8); `output`'s folder takes scratch files,
+    which are removed.
+    """
+    if settings.precision in ("fp16", "bf16"):
+        with reporter.task(f"converting to {settings.precision}"):
+            ops = floats.block_list(settings.exclude_op_types, settings.block_fragile)
+            to_float = floats.to_float16 if settings.precision == "fp16" else floats.to_bfloat16
+            result = to_float(model, settings.keep_io_types, ops, list(settings.exclude_nodes))
+            onnx_io.save(result, output)
+        transformed = TransformResult(_float_summary(result, settings.precision), None)
+    else:
+        transformed = _quantize(source, model.ByteSize() >= onnx_io.EXTERNAL_DATA_THRESHOLD, output, settings, batches, reporter)
+    try:
+        onnx.checker.check_model(str(output))
+    except Exception as exc:
+        raise InfertoolError(f"the {settings.precision} model fails onnx.checker: {first_line(exc)}", hint="report this model") from exc
+    return transformed
+
+
+def _quantize(
+    source: Path, large: bool, output: Path, settings: PrecisionSettings,
+    batches: list[dict[str, np.ndarray]] | None, reporter: Reporter,
+) -> TransformResult:
+    notes = []
+    prepared = output.with_name("prepared.tmp")
+    if not qdq.preprocess(source, prepared):
+        prepared = source
+        notes.append("onnxruntime's quantization pre-processing failed; quantized the model as it is")
+    calibration = None
+    if settings.precision == "int8-dynamic":
+        with reporter.task("quantizing int8 weights (dynamic)"):
+            qdq.quantize_dynamic(prepared, output, settings, large)
+    else:
+        cache_hit = settings.calib_cache is not None and settings.calib_cache.is_file()
+        method = "distribution" if settings.precision == "fp8" else settings.calib_method
+        with reporter.task(f"calibrating ({'cached ranges' if cache_hit else method})", total=None if batches is None else len(batches)) as advance:
+            qdq.quantize_static(prepared, output, settings, batches, advance, large)
+        calibration = {
+            "method": method, "batches": None if batches is None else len(batches),
+            "cache": str(settings.calib_cache) if settings.calib_cache else None, "cache_hit": cache_hit,
+        }
+    for leftover in output.parent.glob("prepared.tmp*"):
+        leftover.unlink()
+    return TransformResult(_qdq_summary(onnx_io.load(output), settings.target), calibration, tuple(notes))
+
+
+def _float_summary(model: onnx.ModelProto, precision: str) -> dict:
+    target = onnx.TensorProto.FLOAT16 if precision == "fp16" else onnx.TensorProto.BFLOAT16
+    kinds = Counter(t.data_type for t in model.graph.initializer)
+    return {
+        "nodes": len(model.graph.node),
+        "casts": sum(n.op_type == "Cast" for n in model.graph.node),
+        f"{precision}_initializers": kinds.get(target, 0),
+        "fp32_initializers": kinds.get(onnx.TensorProto.FLOAT, 0),
+    }
+
+
+def _qdq_summary(model: onnx.ModelProto, target: str) -> dict:
+    ops = Counter(n.op_type for n in model.graph.node)
+    initializers = {t.name: t for t in model.graph.initializer}
+    nonzero = 0
+    for node in model.graph.node:
+        if node.op_type in ("QuantizeLinear", "DequantizeLinear") and len(node.input) > 2 and node.input[2] in initializers:
+            nonzero += int(np.any(onnx.numpy_helper.to_array(initializers[node.input[2]]).astype(np.float32) != 0))
+    if target == "tensorrt" and nonzero:
+        raise InfertoolError(f"{nonzero} Q/DQ nodes have non-zero zero points, which TensorRT rejects", hint="report this; use --target ort meanwhile")
+    quantized = sorted({n.op_type for n in model.graph.node if n.op_type not in ("QuantizeLinear", "DequantizeLinear", "Cast")} & set(qdq.TENSORRT_OPS))
+    return {
+        "nodes": len(model.graph.node), "quantize_linear": ops.get("QuantizeLinear", 0),
+        "dequantize_linear": ops.get("DequantizeLinear", 0), "nonzero_zero_points": nonzero,
+        "quantized_op_types": quantized, "dynamic_quantize_linear": ops.get("DynamicQuantizeLinear", 0),
+    }

@@ -1,0 +1,21 @@
+"""The precision vocabulary every layer shares."""
+
+from __future__ import annotations
+
+# what a graph computes in (onnx_io.graph_precision reads it off the graph)
+GRAPH_PRECISIONS = ("fp32", "fp16", "bf16", "int8", "fp8")
+# below fp32
+REDUCED_PRECISIONS = ("fp16", "bf16", "int8", "fp8")
+# how an engine that mixes several precisions is labelled: by its lowest
+LOWEST_FIRST = ("fp8", "int8", "bf16", "fp16", "fp32")
+# `quantize -p`: casts (fp16, bf16), Q/DQ (int8, fp8), or ORT's dynamic int8
+QUANTIZE_PRECISIONS = ("fp16", "bf16", "int8", "fp8", "int8-dynamic")
+QUANTIZE_TARGETS = ("tensorrt", "ort")
+# `build-engine -p`: also fp32, and best (the fastest the builder finds)
+BUILD_PRECISIONS = ("fp32", "fp16", "bf16", "int8", "fp8", "best")
+# the precision whose tolerance a quantized graph is judged by
+TOLERANCE_CLASS = {"int8-dynamic": "int8"}
+
+
+def tolerance_class(precision: str) -> str:
+    return TOLERANCE_CLASS.get(precision, precision)

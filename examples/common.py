@@ -20,12 +20,14 @@ ROOT = Path(__file__).resolve().parent.parent
 # pip install --no-deps: only their ONNX files are used (rapidocr's own code needs OpenCV, silero-vad's torch)
 MODEL_PACKAGES = {"rapidocr-onnxruntime": "1.4.4", "silero-vad": "6.2.3"}
 ENGINE_BACKENDS = ("trt", "trt-rtx")  # build engines with build-engine first
-WORDS = (
-    "the quick brown fox jumps over lazy dog invoice total amount date number street city station train ticket price coffee "
-    "open close exit entry north south river bridge market hotel museum garden library school office bank post road avenue "
-    "park square tower gate hall center menu table water light green blue yellow orange paper music video phone order "
-    "sale free sample model engine speed metric report window door house farm field stone cloud storm winter summer"
-).split()
+_TEXT = (
+    "the quick brown fox jumps over lazy dog invoice total amount date number street city station train ticket "
+    "price coffee open close exit entry north south river bridge market hotel museum garden library school "
+    "office bank post road avenue park square tower gate hall center menu table water light green blue yellow "
+    "orange paper music video phone order sale free sample model engine speed metric report window door house "
+    "farm field stone cloud storm winter summer"
+)
+WORDS = _TEXT.split()
 
 
 def model_file(package: str, name: str) -> Path:

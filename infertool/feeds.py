@@ -278,7 +278,7 @@ def fit_batch(feeds: Mapping[str, np.ndarray], specs: list[TensorSpec], batch: i
         if spec.shape and not isinstance(spec.shape[0], int) and array.shape[0] != batch:
             reps = -(-batch // array.shape[0])
             array = np.concatenate([array] * reps)[:batch] if reps > 1 else array[:batch]
-        fitted[spec.name] = np.ascontiguousarray(array)
+        fitted[spec.name] = np.ascontiguousarray(array) if array.ndim else array  # ascontiguousarray makes a scalar 1-D
     return fitted
 
 
@@ -337,7 +337,7 @@ class FeedSource:
         """The name of each sample of the file inputs (see `sample_names`)."""
         if self._file is None:
             return []
-        return sample_names(self.options.path, min((a.shape[0] for a in self._file.values() if a.ndim), default=1))
+        return sample_names(self.options.path, sample_count(self._file))
 
     def feeds(self, batch: int | None) -> dict[str, np.ndarray]:
         if self._file is not None:
@@ -347,14 +347,21 @@ class FeedSource:
         return generated_feeds(shapes, dtypes, self.options.seed, self.options.int_range, self.options.generator == "zeros")
 
 
+def sample_count(feeds: Mapping[str, np.ndarray]) -> int:
+    """Rows of stacked samples (scalar inputs, such as a sample rate, have none)."""
+    return min((a.shape[0] for a in feeds.values() if a.ndim), default=1)
+
+
 def split_batches(feeds: Mapping[str, np.ndarray], specs: list[TensorSpec], size: int) -> list[dict[str, np.ndarray]]:
     """Cut stacked samples into batches of `size` rows (the last may be short), or of the model's
-    fixed batch (repeating samples to fill one, dropping a remainder)."""
-    count = min(a.shape[0] for a in feeds.values())
-    fixed = next((s.shape[0] for s in specs if s.shape and isinstance(s.shape[0], int)), None)
+    fixed batch (repeating samples to fill one, dropping a remainder). The fixed batch is the first
+    input's (a later input's fixed axis 0, e.g. [2, batch, 128], is no batch); scalars go whole."""
+    count = sample_count(feeds)
+    first = next((s for s in specs if s.shape), None)
+    fixed = first.shape[0] if first is not None and isinstance(first.shape[0], int) else None
     if fixed is not None and count < fixed:
-        feeds = {n: np.concatenate([a] * -(-fixed // count))[:fixed] for n, a in feeds.items()}
+        feeds = {n: np.concatenate([a] * -(-fixed // count))[:fixed] if a.ndim else a for n, a in feeds.items()}
         count = fixed
     step = fixed or size
     stop = count - count % step if fixed else count
-    return [{n: np.ascontiguousarray(a[i : i + step]) for n, a in feeds.items()} for i in range(0, stop, step)]
+    return [{n: np.ascontiguousarray(a[i : i + step]) if a.ndim else a for n, a in feeds.items()} for i in range(0, stop, step)]

@@ -14,8 +14,22 @@ import onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import (  # noqa: E402
-    ENGINE_BACKENDS, CommandFailed, arguments, colours, environment_line, infertool, latency_row, model_file, noisy, pct, phrase,
-    quantized, table, text_crop, usable_backends, write_results,
+    ENGINE_BACKENDS,
+    CommandFailed,
+    arguments,
+    colours,
+    environment_line,
+    infertool,
+    latency_row,
+    model_file,
+    noisy,
+    pct,
+    phrase,
+    quantized,
+    table,
+    text_crop,
+    usable_backends,
+    write_results,
 )
 
 CLASSES = ("0", "180")  # the model's two outputs, as PaddleOCR's label_list names them

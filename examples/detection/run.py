@@ -18,8 +18,22 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import (  # noqa: E402
-    ENGINE_BACKENDS, CommandFailed, arguments, colours, environment_line, font, infertool, known_backends, latency_row,
-    model_file, pct, phrase, quantized, table, usable_backends, write_results,
+    ENGINE_BACKENDS,
+    CommandFailed,
+    arguments,
+    colours,
+    environment_line,
+    font,
+    infertool,
+    known_backends,
+    latency_row,
+    model_file,
+    pct,
+    phrase,
+    quantized,
+    table,
+    usable_backends,
+    write_results,
 )
 
 SIZE = (640, 480)  # scene width, height: both multiples of 32, as the detector wants

@@ -13,7 +13,7 @@ from infertool.backends import registry
 from infertool.backends.base import RunnerOptions
 from infertool.dtypes import numpy_dtype
 from infertool.errors import InfertoolError, first_line
-from infertool.feeds import split_batches
+from infertool.feeds import sample_count, split_batches
 from infertool.labels import GroundTruth, task_accuracy
 from infertool.reporting import Reporter
 from infertool.results import AccuracyReport
@@ -47,7 +47,7 @@ def evaluate(
 ) -> AccuracyReport:
     """Both models on `samples`; `shown_as` names the converted model in messages; with `labelled`,
     each model's accuracy against the ground truth as well."""
-    count = min(a.shape[0] for a in samples.values())
+    count = sample_count(samples)
     batches = split_batches(samples, specs, EVALUATION_BATCH)
     registry.require(backend)
     with reporter.task(f"evaluating on {backend} ({data})", total=2 * len(batches)) as advance:

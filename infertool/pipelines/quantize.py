@@ -10,7 +10,7 @@ import numpy as np
 
 from infertool import onnx_io
 from infertool.errors import CheckFailed, InfertoolError
-from infertool.feeds import FeedSource, InputOptions, sample_names, split_batches
+from infertool.feeds import FeedSource, InputOptions, sample_count, sample_names, split_batches
 from infertool.files import file_sha256, staged_output
 from infertool.labels import classes_for, read_labels_csv
 from infertool.pipelines.accuracy import Labelled, evaluate
@@ -53,17 +53,19 @@ def _samples(source: FeedSource, options: InputOptions, wanted: int | None, what
     if options.path is None:
         return source.feeds(wanted or RANDOM_SAMPLES)
     feeds = source.feeds(None)
-    available = min(a.shape[0] for a in feeds.values())
+    available = sample_count(feeds)
     if wanted is not None and available < wanted:
         raise InfertoolError(f"{what} has {available} samples, fewer than the {wanted} asked for", hint=f"give more data or lower --calib-samples to {available}")
-    return {n: a[: wanted or available] for n, a in feeds.items()}
+    if wanted is None:
+        return feeds
+    return {n: a[:wanted] if a.ndim else a for n, a in feeds.items()}
 
 
 def _calibration(specs: list[TensorSpec], options: QuantizeOptions, notes: list[str]) -> dict[str, np.ndarray] | None:
     if options.calib is None:
         return None
     samples = _samples(FeedSource(specs, options.calib), options.calib, options.calib_samples, "the calibration data")
-    count = min(a.shape[0] for a in samples.values())
+    count = sample_count(samples)
     if options.calib.path is None:
         notes.append("calibrated on generated random data: fine for speed tests, meaningless for accuracy")
     elif count < FEW_SAMPLES and options.settings.precision in ("int8", "fp8"):
@@ -89,7 +91,7 @@ def _ground_truth(options: QuantizeOptions, samples: dict[str, np.ndarray]) -> L
     if path is None:
         raise InfertoolError("--labels-csv needs real evaluation samples", hint="give --eval-data PATH or --calib-data PATH (the labelled samples)")
     truth = read_labels_csv(options.labels)
-    return Labelled(classes_for(truth, sample_names(path, min(a.shape[0] for a in samples.values())), str(path)), truth)
+    return Labelled(classes_for(truth, sample_names(path, sample_count(samples)), str(path)), truth)
 
 
 def _gates(accuracy: AccuracyReport, options: QuantizeOptions) -> dict:
@@ -117,7 +119,7 @@ def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> 
         stage = transform.convert(model_path, model, converted, settings, batches, reporter)
         del model
         calibration = None if stage.calibration is None else {
-            **stage.calibration, "samples": None if calib is None else min(a.shape[0] for a in calib.values()),
+            **stage.calibration, "samples": None if calib is None else sample_count(calib),
             "data": str(options.calib.path) if options.calib and options.calib.path else "random" if options.calib else None,
         }
         accuracy = evaluate(model_path, converted, options.output, specs, samples, data, settings.precision, options.eval_backend, reporter, labelled)

@@ -99,6 +99,10 @@ def topological_sort(graph: onnx.GraphProto) -> None:
     nodes = [graph.node[i] for i in order]
     del graph.node[:]
     graph.node.extend(nodes)
+    for node in graph.node:  # If / Loop / Scan bodies get casts appended too
+        for attribute in node.attribute:
+            for body in [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs):
+                topological_sort(body)
 
 
 def to_float16(model: onnx.ModelProto, keep_io_types: bool, op_block: list[str], node_block: list[str]) -> onnx.ModelProto:

@@ -96,6 +96,9 @@ def _quantize(
     if settings.precision == "int8-dynamic":
         with reporter.task("quantizing int8 weights (dynamic)"):
             qdq.quantize_dynamic(prepared, output, settings, large)
+            quantized = onnx_io.load(output)
+            floats.topological_sort(quantized.graph)  # onnxruntime leaves If bodies unsorted
+            onnx_io.save(quantized, output)
     else:
         cache_hit = settings.calib_cache is not None and settings.calib_cache.is_file()
         method = "distribution" if settings.precision == "fp8" else settings.calib_method

@@ -98,3 +98,13 @@ def test_example_quick(tmp_path, example):
         with Image.open(tmp_path / "boxes.png") as picture:
             assert picture.size == (1280, 960)
         assert "| ort-cpu | in the graph |" in results
+
+
+def test_int8_leaves_nothing_in_the_working_folder(tmp_path):
+    """onnxruntime's symbolic shape inference gives up on the recogniser and saves
+    sym_shape_infer_temp.onnx (10 MB) in the working folder; quantize must not leave it there."""
+    model = shipped("rapidocr-onnxruntime", "ch_PP-OCRv4_rec_infer.onnx")
+    done = run_cli("quantize", model, "-p", "int8", "-o", tmp_path / "out" / "rec.int8.onnx", "--calib-data", "random", "--calib-samples", "2",
+                   "--input-shape", "x:1x3x48x320", "--eval-samples", "1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["out", "out/rec.int8.onnx"]

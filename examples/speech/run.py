@@ -189,8 +189,8 @@ def ctc(args, backends: list[str], failures: list[str], log: Path) -> str:
     model = model_file("rapidocr-onnxruntime", "ch_PP-OCRv4_rec_infer.onnx")
     classes = alphabet(model)
     lines, calibration = args.out / "lines", args.out / "lines_calib"
-    texts = make_lines(lines, 12 if args.quick else 120, seed=3)
-    make_lines(calibration, 4 if args.quick else 32, seed=4)
+    texts = make_lines(lines, 12 if args.quick else 60, seed=3)
+    make_lines(calibration, 4 if args.quick else 24, seed=4)
     inputs = args.out / "lines.npz"
     preset = ["--preprocess", "paddleocr-rec"]
     infertool("run", model, "-b", backends[0], "--inputs", lines, *preset, "--save-inputs", inputs, "-o", args.out / "lines_fp32.npz", "--force", log=log)

@@ -4,10 +4,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The CPU build of torch; a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
-EXTRAS ?= cpu,torch,keras,dev
+EXTRAS ?= cpu,torch,keras,dev,examples
+# Real-weight models for the examples and their tests: only their ONNX files are used, so without
+# their dependencies (rapidocr's code wants OpenCV; silero-vad's wants torch, which must stay as pinned).
+MODEL_PACKAGES := rapidocr-onnxruntime==1.4.4 silero-vad==6.2.3
+# make examples EXAMPLE_BACKENDS=ort-cpu,ort-cuda,trt,trt-rtx on a GPU machine
+EXAMPLE_BACKENDS ?= ort-cpu
 DEMO := build/demo
 
-.PHONY: install demo lint test clean
+.PHONY: install demo examples lint test clean
 
 install: $(VENV)/.installed
 
@@ -16,11 +21,17 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install -q --no-deps $(MODEL_PACKAGES)
 	touch $@
 
 demo: install
 	$(BIN)/infertool convert examples/tiny_cnn.py:build --input-shape 1x3x64x64 -o $(DEMO)/tiny_cnn.onnx --force
 	$(BIN)/infertool bench $(DEMO)/tiny_cnn.onnx --backend ort-cpu --batch 1,8,32 --markdown $(DEMO)/bench.md --json $(DEMO)/bench.json --force
+
+examples: install
+	$(BIN)/python examples/classification/run.py --backends $(EXAMPLE_BACKENDS)
+	$(BIN)/python examples/detection/run.py --backends $(EXAMPLE_BACKENDS)
+	$(BIN)/python examples/speech/run.py --backends $(EXAMPLE_BACKENDS)
 
 lint: install
 	$(BIN)/ruff check infertool tests benchmarks examples

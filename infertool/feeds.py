@@ -1,13 +1,15 @@
-"""Input feeds: generated (random, zeros), .npz/.npy, ONNX `.pb` test-data dirs, and images."""
+"""Input feeds: generated (random, zeros), .npz/.npy, ONNX `.pb` test-data dirs, images and audio."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from infertool.audio import AUDIO_PRESETS, AUDIO_SUFFIXES, AudioPreprocess, audio_files, load_audio
 from infertool.dtypes import is_float, numpy_dtype
 from infertool.errors import InfertoolError, first_line
 from infertool.tensors import TensorSpec, bind_unnamed, check_names, format_shape, resolve_shapes
@@ -47,7 +49,9 @@ def generated_feeds(
 
 @dataclass(frozen=True)
 class ImagePreprocess:
-    """Image -> tensor: resize the shorter side, center-crop, scale, normalize, order channels, lay out."""
+    """Image -> tensor: resize the shorter side, center-crop (or, with `pad`, resize to the crop's height
+    keeping the aspect ratio and pad the right with zeros after normalizing, as PaddleOCR does; or,
+    with `multiple` and no crop, round each side to a multiple), scale, normalize, order channels, lay out."""
 
     resize: int | None = 256
     crop: tuple[int, int] | None = (224, 224)
@@ -56,12 +60,16 @@ class ImagePreprocess:
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
     bgr: bool = False
     layout: str | None = None  # nchw | nhwc; None: read it off the model's input shape
+    pad: bool = False
+    multiple: int | None = None
 
     def to_dict(self) -> dict:
         return {
             "resize": self.resize, "crop": list(self.crop) if self.crop else None, "scale": self.scale,
             "mean": list(self.mean), "std": list(self.std), "bgr": self.bgr, "layout": self.layout,
+            "pad": self.pad, "multiple": self.multiple,
         }
+
 
 
 PRESETS = {
@@ -69,6 +77,11 @@ PRESETS = {
     "inception": ImagePreprocess(resize=342, crop=(299, 299), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)),
     "unit": ImagePreprocess(resize=None, crop=None, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)),
     "raw": ImagePreprocess(resize=None, crop=None, scale=1.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)),
+    # PaddleOCR (as RapidOCR feeds it): BGR, (x/255 - 0.5)/0.5; the detector takes sides rounded to a
+    # multiple of 32, the orientation classifier 48x192 and the recogniser 48x320 text crops, right-padded
+    "paddleocr": ImagePreprocess(resize=None, crop=None, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), bgr=True, multiple=32),
+    "paddleocr-cls": ImagePreprocess(resize=None, crop=(48, 192), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), bgr=True, pad=True),
+    "paddleocr-rec": ImagePreprocess(resize=None, crop=(48, 320), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), bgr=True, pad=True),
 }
 
 
@@ -91,6 +104,36 @@ def _image_layout(spec: TensorSpec, wanted: str | None) -> str:
     )
 
 
+def _geometry(image, pre: ImagePreprocess, resize: int | None, crop: tuple[int, int] | None):
+    """Resize and crop (or fit for padding, or round to a multiple) a PIL image."""
+    from PIL import Image
+
+    bilinear = Image.Resampling.BILINEAR
+    if resize:
+        w, h = image.size
+        factor = resize / min(w, h)
+        image = image.resize((max(1, round(w * factor)), max(1, round(h * factor))), bilinear)
+    w, h = image.size
+    if crop and pre.pad:  # the crop's height, the aspect ratio kept, at most the crop's width
+        return image.resize((min(crop[1], math.ceil(crop[0] * w / h)), crop[0]), bilinear)
+    if crop:
+        if w < crop[1] or h < crop[0]:
+            image = image.resize((max(w, crop[1]), max(h, crop[0])), bilinear)
+            w, h = image.size
+        left, top = (w - crop[1]) // 2, (h - crop[0]) // 2
+        return image.crop((left, top, left + crop[1], top + crop[0]))
+    if pre.multiple:
+        step = pre.multiple
+        return image.resize((max(step, round(w / step) * step), max(step, round(h / step) * step)), bilinear)
+    return image
+
+
+def _padded(pixels: np.ndarray, crop: tuple[int, int]) -> np.ndarray:
+    canvas = np.zeros((crop[0], crop[1], pixels.shape[2]), np.float32)
+    canvas[:, : pixels.shape[1]] = pixels
+    return canvas
+
+
 def load_images(files: list[Path], spec: TensorSpec, pre: ImagePreprocess) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
@@ -105,25 +148,15 @@ def load_images(files: list[Path], spec: TensorSpec, pre: ImagePreprocess) -> np
     for file in files:
         try:
             with Image.open(file) as image:
-                image = image.convert("RGB")
-                if resize:
-                    w, h = image.size
-                    factor = resize / min(w, h)
-                    image = image.resize((max(1, round(w * factor)), max(1, round(h * factor))), Image.Resampling.BILINEAR)
-                if crop:
-                    w, h = image.size
-                    if w < crop[1] or h < crop[0]:
-                        image = image.resize((max(w, crop[1]), max(h, crop[0])), Image.Resampling.BILINEAR)
-                        w, h = image.size
-                    left, top = (w - crop[1]) // 2, (h - crop[0]) // 2
-                    image = image.crop((left, top, left + crop[1], top + crop[0]))
-                pixels = np.asarray(image, dtype=np.float32)
-        except (UnidentifiedImageError, OSError) as exc:
+                pixels = np.asarray(_geometry(image.convert("RGB"), pre, resize, crop), dtype=np.float32)
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
             raise InfertoolError(f"cannot read image {file}: {first_line(exc)}", hint="give JPEG/PNG/BMP files") from exc
+        pixels = (pixels * pre.scale - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
+        if pre.pad and crop:
+            pixels = _padded(pixels, crop)
         if arrays and pixels.shape[:2] != size:
             raise InfertoolError(f"image {file} is {pixels.shape[0]}x{pixels.shape[1]}, the first {size[0]}x{size[1]}", hint="give --crop so all images match")
         size = pixels.shape[:2]
-        pixels = (pixels * pre.scale - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
         if pre.bgr:
             pixels = pixels[..., ::-1]
         arrays.append(pixels.transpose(2, 0, 1) if layout == "nchw" else pixels)
@@ -169,7 +202,18 @@ def write_pb_dir(tensors: Mapping[str, np.ndarray], folder: Path, prefix: str = 
         (folder / f"{prefix}_{index}.pb").write_bytes(numpy_helper.from_array(array, name).SerializeToString())
 
 
-def read_tensor_file(path: Path, specs: list[TensorSpec], pre: ImagePreprocess) -> dict[str, np.ndarray]:
+def media_kind(path: Path) -> str | None:
+    """'image' or 'audio' for a media file or a folder of them, else None."""
+    if path.suffix.lower() in IMAGE_SUFFIXES or (path.is_dir() and image_files(path)):
+        return "image"
+    if path.suffix.lower() in AUDIO_SUFFIXES or (path.is_dir() and audio_files(path)):
+        return "audio"
+    return None
+
+
+def read_tensor_file(
+    path: Path, specs: list[TensorSpec], pre: ImagePreprocess, audio: AudioPreprocess = AUDIO_PRESETS["waveform"], notes: list[str] | None = None,
+) -> dict[str, np.ndarray]:
     """Inputs from a file or directory; checked against the model's specs by `check_feeds`."""
     names = [s.name for s in specs]
     if not path.exists():
@@ -187,7 +231,11 @@ def read_tensor_file(path: Path, specs: list[TensorSpec], pre: ImagePreprocess) 
             return {names[0]: np.load(path, allow_pickle=False)}
         except (OSError, ValueError) as exc:
             raise InfertoolError(f"cannot read {path}: {first_line(exc)}") from exc
-    if path.suffix.lower() in IMAGE_SUFFIXES or (path.is_dir() and image_files(path)):
+    if media_kind(path) == "audio":
+        if len(specs) != 1:
+            raise InfertoolError(f"audio feeds models with one input; this one has {', '.join(names)}", hint="give .npz for models with several inputs")
+        return {specs[0].name: load_audio(audio_files(path), specs[0], audio, [] if notes is None else notes)}
+    if media_kind(path) == "image":
         images = [s for s in specs if is_float(s.dtype) and len(s.shape) == 4]
         if len(specs) != 1 or not images:
             raise InfertoolError("images feed models with one 4-D float input", hint="give .npz for models with several inputs")
@@ -230,7 +278,7 @@ def fit_batch(feeds: Mapping[str, np.ndarray], specs: list[TensorSpec], batch: i
         if spec.shape and not isinstance(spec.shape[0], int) and array.shape[0] != batch:
             reps = -(-batch // array.shape[0])
             array = np.concatenate([array] * reps)[:batch] if reps > 1 else array[:batch]
-        fitted[spec.name] = np.ascontiguousarray(array)
+        fitted[spec.name] = np.ascontiguousarray(array) if array.ndim else array  # ascontiguousarray makes a scalar 1-D
     return fitted
 
 
@@ -247,13 +295,25 @@ class InputOptions:
     seed: int = 0
     int_range: tuple[int, int] = DEFAULT_INT_RANGE
     preprocess: ImagePreprocess = PRESETS["imagenet"]
+    audio: AudioPreprocess = AUDIO_PRESETS["waveform"]
+    media: str | None = None  # image | audio: the kind of file the preset named by the user is for
 
     def to_dict(self) -> dict:
+        kind = media_kind(self.path) if self.path else None
         return {
             "path": str(self.path) if self.path else None, "generator": None if self.path else self.generator,
             "shapes": {k or "": list(v) for k, v in self.shapes.items()}, "seed": self.seed,
             "int_range": list(self.int_range), "preprocess": self.preprocess.to_dict() if self.path else None,
+            "audio": self.audio.to_dict() if kind == "audio" else None,
         }
+
+
+def sample_names(path: Path, count: int) -> list[str]:
+    """The name of each of `count` samples read from `path`: media file names, else row indices."""
+    kind = media_kind(path)
+    if kind is not None and path.is_dir():
+        return [f.name for f in (image_files(path) if kind == "image" else audio_files(path))][:count]
+    return [path.name] if kind is not None else [str(i) for i in range(count)]
 
 
 class FeedSource:
@@ -263,11 +323,21 @@ class FeedSource:
         self.specs = specs
         self.options = options
         self.names = [s.name for s in specs]
+        self.notes: list[str] = []  # what reading the file changed (resampled, mixed to mono, ...)
         self._file: dict[str, np.ndarray] | None = None
         if options.path is not None:
-            self._file = read_tensor_file(options.path, specs, options.preprocess)
+            kind = media_kind(options.path) if options.path.exists() else None
+            if options.media and kind and kind != options.media:
+                raise InfertoolError(f"--preprocess names an {options.media} preset, but {options.path} is {kind}", hint=f"drop --preprocess, or give {options.media} inputs")
+            self._file = read_tensor_file(options.path, specs, options.preprocess, options.audio, self.notes)
             check_feeds(self._file, specs, str(options.path))
         self.shapes = bind_unnamed(options.shapes, self.names, "--input-shape")
+
+    def samples(self) -> list[str]:
+        """The name of each sample of the file inputs (see `sample_names`)."""
+        if self._file is None:
+            return []
+        return sample_names(self.options.path, sample_count(self._file))
 
     def feeds(self, batch: int | None) -> dict[str, np.ndarray]:
         if self._file is not None:
@@ -277,14 +347,21 @@ class FeedSource:
         return generated_feeds(shapes, dtypes, self.options.seed, self.options.int_range, self.options.generator == "zeros")
 
 
+def sample_count(feeds: Mapping[str, np.ndarray]) -> int:
+    """Rows of stacked samples (scalar inputs, such as a sample rate, have none)."""
+    return min((a.shape[0] for a in feeds.values() if a.ndim), default=1)
+
+
 def split_batches(feeds: Mapping[str, np.ndarray], specs: list[TensorSpec], size: int) -> list[dict[str, np.ndarray]]:
     """Cut stacked samples into batches of `size` rows (the last may be short), or of the model's
-    fixed batch (repeating samples to fill one, dropping a remainder)."""
-    count = min(a.shape[0] for a in feeds.values())
-    fixed = next((s.shape[0] for s in specs if s.shape and isinstance(s.shape[0], int)), None)
+    fixed batch (repeating samples to fill one, dropping a remainder). The fixed batch is the first
+    input's (a later input's fixed axis 0, e.g. [2, batch, 128], is no batch); scalars go whole."""
+    count = sample_count(feeds)
+    first = next((s for s in specs if s.shape), None)
+    fixed = first.shape[0] if first is not None and isinstance(first.shape[0], int) else None
     if fixed is not None and count < fixed:
-        feeds = {n: np.concatenate([a] * -(-fixed // count))[:fixed] for n, a in feeds.items()}
+        feeds = {n: np.concatenate([a] * -(-fixed // count))[:fixed] if a.ndim else a for n, a in feeds.items()}
         count = fixed
     step = fixed or size
     stop = count - count % step if fixed else count
-    return [{n: np.ascontiguousarray(a[i : i + step]) for n, a in feeds.items()} for i in range(0, stop, step)]
+    return [{n: np.ascontiguousarray(a[i : i + step]) if a.ndim else a for n, a in feeds.items()} for i in range(0, stop, step)]

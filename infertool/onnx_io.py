@@ -43,10 +43,10 @@ def _spec(value: onnx.ValueInfoProto) -> TensorSpec:
     tensor = value.type.tensor_type
     dims = []
     for dim in tensor.shape.dim:
-        if dim.HasField("dim_value"):
+        if dim.HasField("dim_value") and dim.dim_value >= 0:
             dims.append(dim.dim_value)
         else:
-            dims.append(dim.dim_param or None)
+            dims.append(dim.dim_param or None)  # a negative size (Paddle exports write -1) is unknown too
     return TensorSpec(value.name, dtypes.from_onnx(tensor.elem_type), tuple(dims))
 
 

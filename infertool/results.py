@@ -100,6 +100,20 @@ class AgreementReport:
 
 
 @dataclass(frozen=True)
+class TaskAccuracy:
+    """A classifier's accuracy against ground truth (a labels CSV), not against another model."""
+
+    labels: str  # the labels file
+    output: str  # the classifier output judged
+    samples: int  # labelled samples evaluated
+    top1: float
+    top5: float | None  # None with fewer than 5 classes
+
+    def to_dict(self) -> dict:
+        return {"labels": self.labels, "output": self.output, "samples": self.samples, "top1": self.top1, "top5": self.top5}
+
+
+@dataclass(frozen=True)
 class BenchRow:
     backend: str
     batch: int
@@ -112,6 +126,7 @@ class BenchRow:
     agreement: AgreementReport | None = None
     speedup: float | None = None
     warnings: tuple[str, ...] = ()
+    accuracy: TaskAccuracy | None = None  # against --labels-csv, on every labelled sample
 
     @property
     def latency(self):
@@ -126,6 +141,7 @@ class BenchRow:
             "speedup": None if self.speedup is None else round(self.speedup, 4),
             "memory": self.memory, "agreement": self.agreement.to_dict() if self.agreement else None,
             "input_shapes": self.input_shapes, "settings": self.settings, "warnings": list(self.warnings),
+            "accuracy": self.accuracy.to_dict() if self.accuracy else None,
         }
 
 
@@ -190,6 +206,8 @@ class AccuracyReport:
     samples: int
     outputs: tuple[Agreement, ...] = ()
     unavailable: str = ""  # why the converted model could not be evaluated
+    original_accuracy: TaskAccuracy | None = None  # both models against --labels-csv
+    converted_accuracy: TaskAccuracy | None = None
 
     @property
     def min_cosine(self) -> float | None:
@@ -203,6 +221,10 @@ class AccuracyReport:
         return {
             "backend": self.backend, "data": self.data, "samples": self.samples, "unavailable": self.unavailable or None,
             "min_cosine": self.min_cosine, "top1": self.top1, "outputs": [a.to_dict() for a in self.outputs],
+            "ground_truth": None if self.original_accuracy is None else {
+                "original": self.original_accuracy.to_dict(),
+                "converted": self.converted_accuracy.to_dict() if self.converted_accuracy else None,
+            },
         }
 
 
@@ -296,12 +318,13 @@ class RunResult:
     outputs: tuple[OutputSummary, ...]
     saved: str | None
     top_k: TopK | None
+    saved_inputs: str | None = None
 
     def to_dict(self) -> dict:
         return {
             "schema": "infertool.run/1", "model": self.model, "backend": self.backend, "inputs": self.inputs,
             "outputs": [o.to_dict() for o in self.outputs], "saved": self.saved,
-            "top_k": self.top_k.to_dict() if self.top_k else None,
+            "top_k": self.top_k.to_dict() if self.top_k else None, "saved_inputs": self.saved_inputs,
         }
 
 

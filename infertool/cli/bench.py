@@ -11,7 +11,7 @@ import typer
 
 from infertool.cli import parse, render
 from infertool.cli.console import RichReporter, emit_json, err, out
-from infertool.cli.groups import Device, Generated, Image, Inputs, Output, command
+from infertool.cli.groups import Device, Generated, Image, Inputs, Output, Truth, command
 from infertool.errors import CheckFailed
 
 
@@ -65,7 +65,7 @@ class Reports:
     markdown_out: Optional[Path] = typer.Option(None, "--markdown", help="Write a Markdown table (also appended to $GITHUB_STEP_SUMMARY when set).")
 
 
-def _options(backend, batch, inputs, generated, image, timing, ort, engine, agreement, gate, device, force):
+def _options(backend, batch, inputs, generated, image, timing, ort, engine, agreement, gate, device, force, truth):
     from infertool.backends.base import EngineOptions, OrtOptions, RunnerOptions
     from infertool.backends.onnxruntime import OPTIMIZATION_LEVELS
     from infertool.measure.gate import GATE_STATS
@@ -86,7 +86,7 @@ def _options(backend, batch, inputs, generated, image, timing, ort, engine, agre
         inputs=inputs.to_options(generated, image), warmup=parse.warmup(timing.warmup),
         measure=Budget(timing.iterations, timing.duration), runner=runner, reference=agreement.reference,
         check_outputs=agreement.check, atol=agreement.atol, rtol=agreement.rtol, min_cosine=agreement.min_cosine,
-        gate=gate_options, save_optimized=ort.save_optimized, force=force,
+        gate=gate_options, save_optimized=ort.save_optimized, force=force, labels=truth.labels_csv,
     )
 
 
@@ -117,13 +117,13 @@ def bench(
     batch: Optional[str] = typer.Option(None, "--batch", metavar="N[,N...]", help="Batch sizes to sweep, one row each (the model's batch must be dynamic)."),
     inputs: Inputs = None, generated: Generated = None, image: Image = None, timing: Timing = None, ort: Ort = None,
     engine: Engine = None, agreement: Agreement = None, gate: Gate = None, device: Device = None, reports: Reports = None,
-    output: Output = None,
+    truth: Truth = None, output: Output = None,
 ) -> None:
     """Benchmark an ONNX model on one or more backends: latency statistics, throughput, memory, output agreement."""
     from infertool.files import check_output
     from infertool.pipelines.bench import run_bench
 
-    settings = _options(backend, batch, inputs, generated, image, timing, ort, engine, agreement, gate, device, output.force)
+    settings = _options(backend, batch, inputs, generated, image, timing, ort, engine, agreement, gate, device, output.force, truth)
     for path in (output.json_path, reports.csv_out, reports.markdown_out):
         if path is not None:
             check_output(path, output.force)

@@ -76,20 +76,39 @@ class Generated:
 
 @dataclass
 class Image:
-    """How image files become tensors."""
+    """How image and audio files become tensors."""
 
-    preprocess: str = typer.Option("imagenet", "--preprocess", metavar="PRESET", help="Image preset: imagenet, inception, unit (x/255), raw (0-255).")
+    preprocess: Optional[str] = typer.Option(
+        None, "--preprocess", metavar="PRESET",
+        help="Image preset: imagenet (the default for images), inception, unit (x/255), raw (0-255), paddleocr (BGR, (x/255-0.5)/0.5, "
+        "sides a multiple of 32), paddleocr-cls / paddleocr-rec (48x192 / 48x320 text crops, right-padded); audio preset: waveform "
+        "(the default for .wav), logmel (25 ms / 10 ms log-mel power, mel bands from the model's input, else 80).",
+    )
     resize: Optional[int] = typer.Option(None, "--resize", help="Resize the shorter image side to this many pixels first.")
     crop: Optional[str] = typer.Option(None, "--crop", metavar="HxW", help="Center crop [default: the model's input size, else the preset's].")
     mean: Optional[str] = typer.Option(None, "--mean", metavar="R,G,B", help="Per-channel mean subtracted after scaling.")
     std: Optional[str] = typer.Option(None, "--std", metavar="R,G,B", help="Per-channel std divided by after the mean.")
     bgr: bool = typer.Option(False, "--bgr", help="Feed channels as BGR instead of RGB.")
     layout: Optional[str] = typer.Option(None, "--layout", metavar="nchw|nhwc", help="Image tensor layout [default: read off the model's input shape].")
+    sample_rate: int = typer.Option(16000, "--sample-rate", min=1, metavar="HZ", help="Audio: the model's sample rate; .wav files at another rate are resampled, several channels mixed to mono.")
+
+    def to_audio(self):
+        from infertool.audio import AUDIO_PRESETS
+
+        pre = AUDIO_PRESETS.get(self.preprocess or "waveform", AUDIO_PRESETS["waveform"])
+        return dataclasses.replace(pre, sample_rate=self.sample_rate)
+
+    def media(self) -> str | None:
+        from infertool.audio import AUDIO_PRESETS
+
+        return None if self.preprocess is None else "audio" if self.preprocess in AUDIO_PRESETS else "image"
 
     def to_preprocess(self):
+        from infertool.audio import AUDIO_PRESETS
         from infertool.feeds import PRESETS
 
-        pre = PRESETS[parse.choice(self.preprocess, PRESETS, "--preprocess")]
+        name = "imagenet" if self.preprocess in (None, *AUDIO_PRESETS) else self.preprocess
+        pre = PRESETS[parse.choice(name, [*PRESETS, *AUDIO_PRESETS], "--preprocess")]
         if self.layout is not None:
             parse.choice(self.layout, ("nchw", "nhwc"), "--layout")
         changes: dict = {"bgr": self.bgr, "layout": self.layout}
@@ -112,7 +131,9 @@ def data_options(path: Path | None, generator: str, generated: Generated, image:
     from infertool.feeds import InputOptions
 
     parse.choice(generator, ("random", "zeros"), "--input-data")
-    return InputOptions(path, generator, generated.shapes(), generated.seed, parse.int_range(generated.int_range), image.to_preprocess())
+    return InputOptions(
+        path, generator, generated.shapes(), generated.seed, parse.int_range(generated.int_range), image.to_preprocess(), image.to_audio(), image.media(),
+    )
 
 
 @dataclass
@@ -144,6 +165,14 @@ def data(value: str | None, generated: Generated, image: Image):
     if value is None:
         return None
     return data_options(None if value == "random" else Path(value), "random", generated, image)
+
+
+@dataclass
+class Truth:
+    labels_csv: Optional[Path] = typer.Option(
+        None, "--labels-csv", metavar="FILE",
+        help="Ground truth, sample,class lines (sample: a file name of the inputs folder, or a row index): report top-1 / top-5 accuracy beside agreement.",
+    )
 
 
 @dataclass

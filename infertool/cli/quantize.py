@@ -9,7 +9,7 @@ import typer
 
 from infertool.cli import parse, render
 from infertool.cli.console import RichReporter, show, showing_failed_checks
-from infertool.cli.groups import Calibration, Generated, Image, Output, command, data
+from infertool.cli.groups import Calibration, Generated, Image, Output, Truth, command, data
 
 
 @command
@@ -30,7 +30,7 @@ def quantize(
     eval_backend: str = typer.Option("ort-cpu", "--eval-backend", help="Backend that runs both models for the report (ort-cuda where the CPU lacks kernels)."),
     min_cosine: Optional[float] = typer.Option(None, "--min-cosine", help="Fail (exit 1) below this cosine similarity on any output."),
     min_top1: Optional[float] = typer.Option(None, "--min-top1", help="Fail (exit 1) below this top-1 agreement (0-1)."),
-    generated: Generated = None, image: Image = None, output: Output = None,
+    truth: Truth = None, generated: Generated = None, image: Image = None, output: Output = None,
 ) -> None:
     """Convert an fp32 ONNX model to fp16/bf16 (casts) or int8/fp8 (Q/DQ, calibrated) and report its accuracy."""
     from infertool.backends import registry
@@ -50,7 +50,7 @@ def quantize(
     request = QuantizeOptions(
         output=result_path, settings=settings, calib=calibration.to_options(generated, image), calib_samples=calibration.calib_samples,
         eval=data(eval_data, generated, image), eval_samples=eval_samples, eval_backend=eval_backend, min_cosine=min_cosine,
-        min_top1=min_top1, force=output.force, generated=data("random", generated, image),
+        min_top1=min_top1, force=output.force, generated=data("random", generated, image), labels=truth.labels_csv,
     )
     with showing_failed_checks(output.json_out, output.force, render.quantize_result), RichReporter(output.quiet) as reporter:
         result = run_quantize(model, request, reporter)

@@ -163,6 +163,21 @@ def _agreement_table(checked: list) -> Table:
     return agreement
 
 
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _task_table(rows: list) -> Table:
+    first = rows[0].accuracy
+    table = Table(title=f"accuracy against {first.labels} (ground truth; output '{first.output}')", title_justify="left")
+    for column in ("backend", "batch", "prec", "samples", "top-1", "top-5"):
+        table.add_column(column, justify="left" if column in ("backend", "prec") else "right")
+    for row in rows:
+        a = row.accuracy
+        table.add_row(row.backend, str(row.batch), row.precision, str(a.samples), _pct(a.top1), _pct(a.top5))
+    return table
+
+
 def _gate_table(gate) -> Table:
     table = Table(title=f"regression gate vs {gate.baseline} ({gate.stat}, limit +{gate.max_regression:.0%})", title_justify="left")
     for column in ("backend", "batch", "baseline ms", "now ms", "change", "result"):
@@ -181,6 +196,9 @@ def bench_tables(result, console: Console) -> None:
     checked = [r for r in result.rows if r.agreement is not None]
     if checked:
         console.print(_agreement_table(checked))
+    labelled = [r for r in result.rows if r.accuracy is not None]
+    if labelled:
+        console.print(_task_table(labelled))
     if result.gate is not None:
         console.print(_gate_table(result.gate))
         for note in result.gate.notes:
@@ -191,7 +209,7 @@ CSV_COLUMNS = (
     "backend", "batch", "precision", "latency_mode", "median_ms", "mean_ms", "min_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms",
     "std_ms", "cv", "iterations", "inferences_per_s", "samples_per_s", "speedup", "end_to_end_median_ms",
     "device_resident_median_ms", "gpu_compute_median_ms", "model_file_bytes", "host_rss_increase_bytes", "gpu_bytes",
-    "agreement_passed", "max_abs_err", "min_cosine",
+    "agreement_passed", "max_abs_err", "min_cosine", "top1_accuracy", "top5_accuracy",
 )
 
 
@@ -214,6 +232,7 @@ def bench_csv(result) -> str:
             row.memory.get("model_file_bytes"), row.memory.get("host_rss_increase_bytes"), row.memory.get("gpu_bytes"),
             None if row.agreement is None else row.agreement.passed,
             max((a.max_abs for a in outputs), default=None), min((a.cosine for a in outputs), default=None),
+            None if row.accuracy is None else row.accuracy.top1, None if row.accuracy is None else row.accuracy.top5,
         ])
     return buffer.getvalue()
 
@@ -235,6 +254,11 @@ def bench_markdown(result) -> str:
             f"{_ms(stats.p99)} | {stats.cv:.1%} | {throughput(stats, row.batch)['samples_per_s']:,.1f} | "
             f"{'-' if row.speedup is None else f'{row.speedup:.2f}x'} | {'-' if gpu is None else size(gpu)} | {agreement} |"
         )
+    labelled = [r for r in result.rows if r.accuracy is not None]
+    if labelled:
+        lines += ["", f"Accuracy against `{labelled[0].accuracy.labels}` ({labelled[0].accuracy.samples} samples):", "",
+                  "| backend | batch | prec | top-1 | top-5 |", "|---|---:|---|---:|---:|"]
+        lines += [f"| {r.backend} | {r.batch} | {r.precision} | {_pct(r.accuracy.top1)} | {_pct(r.accuracy.top5)} |" for r in labelled]
     if result.gate is not None:
         lines += ["", f"Regression gate ({result.gate.stat}, limit +{result.gate.max_regression:.0%}): "
                   + ("passed" if result.gate.passed else "**FAILED**")]
@@ -260,6 +284,8 @@ def run_result(result, console: Console) -> None:
         console.print(ranked)
     if result.saved:
         console.print(f"saved outputs to {result.saved}")
+    if result.saved_inputs:
+        console.print(f"saved inputs to {result.saved_inputs}")
 
 
 def quantize_result(result, console: Console) -> None:
@@ -283,6 +309,15 @@ def quantize_result(result, console: Console) -> None:
             pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
             report.add_row(a.name, _num(a.max_abs), _num(a.mean_abs), f"{a.cosine:.6f}", pct(a.top1), pct(a.top5), _mark(a.passed))
         console.print(report)
+    if accuracy.original_accuracy is not None:
+        original, converted = accuracy.original_accuracy, accuracy.converted_accuracy
+        truth = Table(title=f"accuracy against {escape(original.labels)} ({original.samples} labelled samples, output '{escape(original.output)}')", title_justify="left")
+        for column in ("model", "top-1", "top-5"):
+            truth.add_column(column, justify="left" if column == "model" else "right")
+        truth.add_row(f"original ({result.source.path})", _pct(original.top1), _pct(original.top5))
+        if converted is not None:
+            truth.add_row(f"{result.precision} ({result.output.path})", _pct(converted.top1), _pct(converted.top5))
+        console.print(truth)
     for name, gate in result.gates.items():
         value = "-" if gate["value"] is None else f"{gate['value']:.4f}"
         console.print(f"gate {name}: {value} (min {gate['min']}) {_mark(gate['passed'])}")

@@ -20,6 +20,7 @@ def run(
     result_path: Optional[Path] = typer.Option(None, "--output", "-o", help="Save every output: out.npz (by output name) or a folder of output_K.pb."),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="Show the top K classes of a classifier output."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Class names, one per line (with --top-k)."),
+    save_inputs: Optional[Path] = typer.Option(None, "--save-inputs", help="Save the exact tensors fed: in.npz (by input name) or a folder of input_K.pb; --inputs reads either back."),
     inputs: Inputs = None, generated: Generated = None, image: Image = None, device: Device = None, output: Output = None,
 ) -> None:
     """Run MODEL once on real inputs: a summary per output (shape, dtype, range, NaN/Inf), optional top-k, saved outputs."""
@@ -30,7 +31,7 @@ def run(
 
     request = RunRequest(
         model, backend, inputs.to_options(generated, image), batch, RunnerOptions(device=device.device), result_path, top_k,
-        labels, output.force,
+        labels, output.force, save_inputs,
     )
     if output.json_path is not None:
         check_output(output.json_path, output.force)

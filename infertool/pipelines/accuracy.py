@@ -3,6 +3,7 @@ report of quantize and of build-engine's precision stage."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +13,20 @@ from infertool.backends import registry
 from infertool.backends.base import RunnerOptions
 from infertool.dtypes import numpy_dtype
 from infertool.errors import InfertoolError, first_line
-from infertool.feeds import split_batches
+from infertool.feeds import sample_count, split_batches
+from infertool.labels import GroundTruth, task_accuracy
 from infertool.reporting import Reporter
 from infertool.results import AccuracyReport
 from infertool.tensors import TensorSpec
 from infertool.vocabulary import tolerance_class
 
 EVALUATION_BATCH = 8
+
+
+@dataclass(frozen=True)
+class Labelled:
+    classes: np.ndarray  # per evaluation sample; -1: unlabelled
+    truth: GroundTruth
 
 
 def _outputs(path: Path, backend: str, batches: list[dict[str, np.ndarray]], advance) -> dict[str, np.ndarray]:
@@ -35,10 +43,11 @@ def _outputs(path: Path, backend: str, batches: list[dict[str, np.ndarray]], adv
 
 def evaluate(
     original: Path, converted: Path, shown_as: Path, specs: list[TensorSpec], samples: dict[str, np.ndarray],
-    data: str, precision: str, backend: str, reporter: Reporter,
+    data: str, precision: str, backend: str, reporter: Reporter, labelled: Labelled | None = None,
 ) -> AccuracyReport:
-    """Both models on `samples`; `shown_as` names the converted model in messages."""
-    count = min(a.shape[0] for a in samples.values())
+    """Both models on `samples`; `shown_as` names the converted model in messages; with `labelled`,
+    each model's accuracy against the ground truth as well."""
+    count = sample_count(samples)
     batches = split_batches(samples, specs, EVALUATION_BATCH)
     registry.require(backend)
     with reporter.task(f"evaluating on {backend} ({data})", total=2 * len(batches)) as advance:
@@ -47,9 +56,13 @@ def evaluate(
             candidate = _outputs(converted, backend, batches, advance)
         except InfertoolError as exc:
             reason = exc.message.replace(str(converted), str(shown_as))
-            return AccuracyReport(backend, data, count, unavailable=f"{reason} (try --eval-backend ort-cuda on a GPU)")
+            return AccuracyReport(backend, data, count, unavailable=f"{reason} (try --eval-backend ort-cuda on a GPU)", original_accuracy=_truth(reference, labelled))
         except Exception as exc:
-            return AccuracyReport(backend, data, count, unavailable=first_line(exc))
+            return AccuracyReport(backend, data, count, unavailable=first_line(exc), original_accuracy=_truth(reference, labelled))
     atol, rtol, cosine = tolerance(tolerance_class(precision))
     outputs = tuple(compare(n, reference[n], candidate[n].astype(reference[n].dtype), atol, rtol, cosine) for n in reference)
-    return AccuracyReport(backend, data, count, outputs)
+    return AccuracyReport(backend, data, count, outputs, original_accuracy=_truth(reference, labelled), converted_accuracy=_truth(candidate, labelled))
+
+
+def _truth(outputs: dict[str, np.ndarray], labelled: Labelled | None):
+    return None if labelled is None else task_accuracy(outputs, labelled.classes, labelled.truth)

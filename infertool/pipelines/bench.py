@@ -14,6 +14,7 @@ from infertool.backends import registry
 from infertool.backends.base import DEVICE_RESIDENT, END_TO_END, Backend, OrtOptions, Runner, RunnerOptions
 from infertool.errors import CheckFailed, InfertoolError
 from infertool.feeds import FeedSource, InputOptions
+from infertool.labels import LabelledSet, classes_for, read_labels_csv
 from infertool.measure.gate import gate, load_baseline
 from infertool.measure.memory import HostPeak, gpu_used
 from infertool.measure.timing import Budget, run_for
@@ -47,6 +48,7 @@ class BenchOptions:
     gate: GateOptions | None = None
     save_optimized: Path | None = None  # the graph the first backend that can optimized
     force: bool = False
+    labels: Path | None = None  # ground truth (sample -> class) for top-1 / top-5 accuracy per row
 
     def tolerance(self, precision: str) -> tuple[float, float, float | None]:
         atol, rtol, cosine = tolerance(precision)
@@ -65,6 +67,7 @@ class BenchOptions:
             "reference": str(self.reference) if self.reference else None, "check_outputs": self.check_outputs,
             "tolerance_overrides": {"atol": self.atol, "rtol": self.rtol, "min_cosine": self.min_cosine},
             "percentile_method": PERCENTILE_METHOD, "timer": "time.perf_counter_ns per inference; CUDA events for gpu_* timings",
+            "labels": str(self.labels) if self.labels else None,
         }
 
 
@@ -107,6 +110,8 @@ def _check_request(model: Path, options: BenchOptions) -> list[Backend]:
         raise InfertoolError("--cuda-graph needs a GPU backend that can replay CUDA graphs (with IO binding)", hint="add --backend ort-cuda or trt, and drop --no-io-binding")
     if options.save_optimized is not None and not any(b.capabilities.saves_optimized for b in backends):
         raise InfertoolError("--save-optimized needs a backend that optimizes the graph (an ORT backend)")
+    if options.labels is not None and options.inputs.path is None:
+        raise InfertoolError("--labels-csv needs --inputs: the labelled samples", hint="e.g. --inputs crops/ --labels-csv crops/labels.csv")
     return backends
 
 
@@ -126,8 +131,14 @@ def run_bench(model_path: Path, options: BenchOptions, reporter: Reporter) -> Be
         first.save_optimized(model_path, options.runner, options.save_optimized, options.force)
         reporter.note(f"saved the graph optimized for {first.name} to {options.save_optimized}")
     source = FeedSource(list(model.inputs), options.inputs)
+    for note in source.notes:
+        reporter.note(note)
+    labelled = None
+    if options.labels is not None:
+        truth = read_labels_csv(options.labels)
+        labelled = LabelledSet(source.feeds(None), classes_for(truth, source.samples(), str(options.inputs.path)), truth)
     references = _References(model_path, options) if options.check_outputs else None
-    rows = [_measure_row(model, backend, source.feeds(batch), options, references, reporter) for backend in backends for batch in options.batches]
+    rows = [_measure_row(model, backend, source.feeds(batch), options, references, reporter, labelled) for backend in backends for batch in options.batches]
     rows = _with_speedups(rows)
     warnings = [f"{r.backend} batch {r.batch}: {w}" for r in rows for w in r.warnings]
     result = BenchResult(environment.fingerprint(), model.to_dict(), options.to_dict(), tuple(rows), tuple(warnings))
@@ -175,7 +186,7 @@ def _timings(runner: Runner, feeds: dict, label: str, options: BenchOptions, rep
     return timings, outputs, mode
 
 
-def _measure_row(model: ModelInfo, backend: Backend, feeds, options: BenchOptions, references, reporter) -> BenchRow:
+def _measure_row(model: ModelInfo, backend: Backend, feeds, options: BenchOptions, references, reporter, labelled: LabelledSet | None) -> BenchRow:
     batch = next((a.shape[0] for a in feeds.values() if a.ndim), 1)
     label = f"{backend.name} batch {batch}"
     device = options.runner.device
@@ -196,6 +207,10 @@ def _measure_row(model: ModelInfo, backend: Backend, feeds, options: BenchOption
             **runner.memory(),
         }
         info = runner.info()
+        accuracy = None
+        if labelled is not None:
+            with reporter.task(f"{label}: accuracy on {len(labelled.classes)} labelled samples"):
+                accuracy = labelled.evaluate(runner.infer, batch)
     finally:
         runner.close()
     precision = info.precision or model.precision  # an engine may compute below the graph's type
@@ -210,7 +225,7 @@ def _measure_row(model: ModelInfo, backend: Backend, feeds, options: BenchOption
     if timings[mode].noisy:
         warnings.insert(0, f"noisy: coefficient of variation {timings[mode].cv:.1%} > 5%; close other work or raise --iterations")
     input_shapes = {name: list(shape) for name, shape in shapes.items()}
-    return BenchRow(backend.name, batch, precision, mode, timings, memory, input_shapes, dict(info.settings), agreement, warnings=tuple(warnings))
+    return BenchRow(backend.name, batch, precision, mode, timings, memory, input_shapes, dict(info.settings), agreement, warnings=tuple(warnings), accuracy=accuracy)
 
 
 def _with_speedups(rows: list[BenchRow]) -> list[BenchRow]:

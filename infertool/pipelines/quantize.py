@@ -10,9 +10,10 @@ import numpy as np
 
 from infertool import onnx_io
 from infertool.errors import CheckFailed, InfertoolError
-from infertool.feeds import FeedSource, InputOptions, split_batches
+from infertool.feeds import FeedSource, InputOptions, sample_count, sample_names, split_batches
 from infertool.files import file_sha256, staged_output
-from infertool.pipelines.accuracy import evaluate
+from infertool.labels import classes_for, read_labels_csv
+from infertool.pipelines.accuracy import Labelled, evaluate
 from infertool.precision import transform
 from infertool.precision.settings import PrecisionSettings
 from infertool.reporting import Reporter
@@ -37,11 +38,13 @@ class QuantizeOptions:
     min_cosine: float | None = None
     min_top1: float | None = None
     force: bool = False
+    labels: Path | None = None  # ground truth (sample -> class) of the evaluation samples
 
     def to_dict(self) -> dict:
         return {
             **self.settings.to_dict(), "calibration_samples": self.calib_samples,
             "eval_backend": self.eval_backend, "min_cosine": self.min_cosine, "min_top1": self.min_top1,
+            "labels": str(self.labels) if self.labels else None,
         }
 
 
@@ -50,17 +53,19 @@ def _samples(source: FeedSource, options: InputOptions, wanted: int | None, what
     if options.path is None:
         return source.feeds(wanted or RANDOM_SAMPLES)
     feeds = source.feeds(None)
-    available = min(a.shape[0] for a in feeds.values())
+    available = sample_count(feeds)
     if wanted is not None and available < wanted:
         raise InfertoolError(f"{what} has {available} samples, fewer than the {wanted} asked for", hint=f"give more data or lower --calib-samples to {available}")
-    return {n: a[: wanted or available] for n, a in feeds.items()}
+    if wanted is None:
+        return feeds
+    return {n: a[:wanted] if a.ndim else a for n, a in feeds.items()}
 
 
 def _calibration(specs: list[TensorSpec], options: QuantizeOptions, notes: list[str]) -> dict[str, np.ndarray] | None:
     if options.calib is None:
         return None
     samples = _samples(FeedSource(specs, options.calib), options.calib, options.calib_samples, "the calibration data")
-    count = min(a.shape[0] for a in samples.values())
+    count = sample_count(samples)
     if options.calib.path is None:
         notes.append("calibrated on generated random data: fine for speed tests, meaningless for accuracy")
     elif count < FEW_SAMPLES and options.settings.precision in ("int8", "fp8"):
@@ -76,6 +81,17 @@ def _evaluation_data(specs: list[TensorSpec], options: QuantizeOptions, calib: d
     if calib is not None:
         return calib, "the calibration set"
     return FeedSource(specs, options.generated).feeds(options.eval_samples), f"{options.eval_samples} generated samples (seed {options.generated.seed})"
+
+
+def _ground_truth(options: QuantizeOptions, samples: dict[str, np.ndarray]) -> Labelled | None:
+    """The class of each evaluation sample, from --labels-csv."""
+    if options.labels is None:
+        return None
+    path = options.eval.path if options.eval is not None else options.calib.path if options.calib is not None else None
+    if path is None:
+        raise InfertoolError("--labels-csv needs real evaluation samples", hint="give --eval-data PATH or --calib-data PATH (the labelled samples)")
+    truth = read_labels_csv(options.labels)
+    return Labelled(classes_for(truth, sample_names(path, sample_count(samples)), str(path)), truth)
 
 
 def _gates(accuracy: AccuracyReport, options: QuantizeOptions) -> dict:
@@ -95,17 +111,18 @@ def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> 
     specs = list(info.inputs)
     notes: list[str] = []
     calib = _calibration(specs, options, notes)
+    samples, data = _evaluation_data(specs, options, calib)
+    labelled = _ground_truth(options, samples)
     with staged_output(options.output, options.force) as staging:
         converted = staging / options.output.name
         batches = None if calib is None else split_batches(calib, specs, CALIBRATION_BATCH)
         stage = transform.convert(model_path, model, converted, settings, batches, reporter)
         del model
         calibration = None if stage.calibration is None else {
-            **stage.calibration, "samples": None if calib is None else min(a.shape[0] for a in calib.values()),
+            **stage.calibration, "samples": None if calib is None else sample_count(calib),
             "data": str(options.calib.path) if options.calib and options.calib.path else "random" if options.calib else None,
         }
-        samples, data = _evaluation_data(specs, options, calib)
-        accuracy = evaluate(model_path, converted, options.output, specs, samples, data, settings.precision, options.eval_backend, reporter)
+        accuracy = evaluate(model_path, converted, options.output, specs, samples, data, settings.precision, options.eval_backend, reporter, labelled)
         result = QuantizeResult(
             source=ModelFile(str(model_path), info.sha256, model_path.stat().st_size),
             output=ModelFile(str(options.output), file_sha256(converted), converted.stat().st_size, onnx_io.external_data_path(converted).exists()),

@@ -13,6 +13,7 @@ from infertool.backends.base import Backend, RunnerOptions
 from infertool.errors import InfertoolError, first_line
 from infertool.feeds import FeedSource, InputOptions, write_pb_dir
 from infertool.files import check_output, staged_output
+from infertool.labels import classifier_output
 from infertool.reporting import Reporter
 from infertool.results import OutputSummary, RunResult, TopK
 
@@ -28,6 +29,7 @@ class RunRequest:
     top_k: int | None = None
     labels: Path | None = None
     force: bool = False
+    save_inputs: Path | None = None  # the exact tensors fed: in.npz, or a folder of input_K.pb (readable by --inputs)
 
 
 def read_labels(path: Path) -> list[str]:
@@ -38,11 +40,10 @@ def read_labels(path: Path) -> list[str]:
 
 
 def _classifier_scores(outputs: dict[str, np.ndarray]) -> tuple[str, np.ndarray]:
-    """The first float output shaped [batch, classes] (trailing 1s ignored)."""
-    for name, array in outputs.items():
-        if array.ndim >= 2 and all(d == 1 for d in array.shape[2:]) and array.shape[1] > 1 and array.dtype.kind == "f":
-            return name, array.reshape(array.shape[:2])
-    raise InfertoolError("--top-k needs an output shaped [batch, classes]", hint="drop --top-k for this model")
+    found = classifier_output(outputs)
+    if found is None:
+        raise InfertoolError("--top-k needs an output shaped [batch, classes]", hint="drop --top-k for this model")
+    return found
 
 
 def top_k(outputs: dict[str, np.ndarray], k: int, labels: list[str] | None) -> TopK:
@@ -61,16 +62,16 @@ def top_k(outputs: dict[str, np.ndarray], k: int, labels: list[str] | None) -> T
     return TopK(name, tuple(rows))
 
 
-def save_outputs(outputs: dict[str, np.ndarray], path: Path, force: bool) -> None:
-    """`.npz` keyed by output name, or a folder of `output_K.pb` TensorProtos."""
+def save_outputs(outputs: dict[str, np.ndarray], path: Path, force: bool, prefix: str = "output") -> None:
+    """`.npz` keyed by tensor name, or a folder of `<prefix>_K.pb` TensorProtos."""
     if path.suffix == ".npz":
         with staged_output(path, force) as staging:
             np.savez(staging / path.name, **outputs)
     elif path.suffix == "":
         with staged_output(path, force, directory=True) as staging:
-            write_pb_dir(outputs, staging / path.name)
+            write_pb_dir(outputs, staging / path.name, prefix)
     else:
-        raise InfertoolError(f"cannot save outputs as '{path.suffix}'", hint="use out.npz, or a folder name for output_K.pb files")
+        raise InfertoolError(f"cannot save {prefix}s as '{path.suffix}'", hint=f"use a .npz file, or a folder name for {prefix}_K.pb files")
 
 
 def _check(request: RunRequest) -> Backend:
@@ -79,8 +80,11 @@ def _check(request: RunRequest) -> Backend:
         raise InfertoolError(f"{request.model} is a TensorRT engine; backend {backend.name} runs ONNX models", hint="drop --backend, or name a backend that runs engines")
     if request.labels is not None and request.top_k is None:
         raise InfertoolError("--labels needs --top-k", hint="e.g. --top-k 5 --labels labels.txt")
-    if request.output is not None:
-        check_output(request.output, request.force, directory=request.output.suffix == "")
+    for path in (request.output, request.save_inputs):
+        if path is not None:
+            check_output(path, request.force, directory=path.suffix == "")
+    if request.output is not None and request.output == request.save_inputs:
+        raise InfertoolError(f"--output and --save-inputs are both {request.output}", hint="give two paths")
     return backend
 
 
@@ -89,7 +93,10 @@ def _infer(backend: Backend, request: RunRequest, reporter: Reporter) -> tuple[d
     model, feeds, artifact = None, None, request.model
     if request.model.suffix != ".engine":  # inputs first: an engine is built for their shapes
         model = onnx_io.describe(request.model)
-        feeds = FeedSource(list(model.inputs), request.inputs).feeds(request.batch)
+        source = FeedSource(list(model.inputs), request.inputs)
+        feeds = source.feeds(request.batch)
+        for note in source.notes:
+            reporter.note(note)
     with reporter.task(f"{backend.name}: loading {request.model.name}"):
         if model is not None:
             artifact = backend.prepare(model, request.runner, {n: tuple(a.shape) for n, a in feeds.items()}, reporter)
@@ -116,7 +123,10 @@ def run(request: RunRequest, reporter: Reporter) -> RunResult:
     ranked = top_k(outputs, request.top_k, labels) if request.top_k else None
     if request.output is not None:
         save_outputs(outputs, request.output, request.force)
+    if request.save_inputs is not None:
+        save_outputs(feeds, request.save_inputs, request.force, prefix="input")
     return RunResult(
         str(request.model), backend.name, {n: list(a.shape) for n, a in feeds.items()},
         tuple(OutputSummary.of(n, a) for n, a in outputs.items()), str(request.output) if request.output else None, ranked,
+        str(request.save_inputs) if request.save_inputs else None,
     )

@@ -18,6 +18,37 @@ from infertool.quiet import quiet
 # in fp32, and keeping them fp32 cost BERT-base about 30 % at batch 32-256 on the CUDA EP for no
 # accuracy gain (benchmarks/README.md). --exclude-op-types adds them back.
 FRAGILE_OPS = ("Pow", "Sqrt", "Reciprocal", "ReduceMean", "ReduceSum", "ReduceSumSquare", "ReduceL2", "ReduceLogSumExp", "Exp", "Log")
+FP16_MAX = 65504.0
+
+
+def beyond_fp16(model: onnx.ModelProto) -> dict[str, tuple[str, float]]:
+    """Nodes with a float weight beyond fp16's range: node name -> (op type, largest |value|).
+    Converted, the weight would be clamped to 65504 (a BatchNormalization variance of 1e7 in
+    PaddleOCR's detector is), so these nodes are to stay fp32. Such weights held by Constant nodes
+    become initializers (which the converter leaves fp32 when only kept nodes read them), and
+    unnamed nodes among them are named after their first output, so they can be kept."""
+    graph = model.graph
+    initializers = {t.name: t for t in graph.initializer}
+    constants = {n.output[0]: n for n in graph.node if n.op_type == "Constant" and n.attribute and n.attribute[0].type == onnx.AttributeProto.TENSOR}
+    found: dict[str, tuple[str, float]] = {}
+    moved = []
+    for node in graph.node:
+        for name in node.input:
+            tensor = initializers[name] if name in initializers else constants[name].attribute[0].t if name in constants else None
+            if tensor is None or tensor.data_type != TensorProto.FLOAT:
+                continue
+            values = np.abs(numpy_helper.to_array(tensor))
+            largest = float(values[np.isfinite(values)].max(initial=0.0))
+            if largest > FP16_MAX:
+                node.name = node.name or f"{node.output[0]}_{node.op_type}"
+                found[node.name] = (node.op_type, max(largest, found.get(node.name, ("", 0.0))[1]))
+                if name in constants:
+                    initializers[name] = numpy_helper.from_array(numpy_helper.to_array(tensor), name)
+                    graph.initializer.append(initializers[name])
+                    moved.append(constants.pop(name))
+    for constant in moved:
+        graph.node.remove(constant)
+    return found
 
 
 def block_list(extra_op_types: Iterable[str], fragile: bool) -> list[str]:
@@ -68,6 +99,10 @@ def topological_sort(graph: onnx.GraphProto) -> None:
     nodes = [graph.node[i] for i in order]
     del graph.node[:]
     graph.node.extend(nodes)
+    for node in graph.node:  # If / Loop / Scan bodies get casts appended too
+        for attribute in node.attribute:
+            for body in [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs):
+                topological_sort(body)
 
 
 def to_float16(model: onnx.ModelProto, keep_io_types: bool, op_block: list[str], node_block: list[str]) -> onnx.ModelProto:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -97,9 +98,15 @@ def preprocess(source: Path, output: Path) -> bool:
     """onnxruntime's recommended pre-pass (shape inference, basic graph optimizations); False if it fails."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    try:
+    here = os.getcwd()
+    try:  # where symbolic shape inference gives up, onnxruntime saves sym_shape_infer_temp.onnx in the working folder
+        os.chdir(output.parent)
         with quiet():
-            quant_pre_process(str(source), str(output), skip_symbolic_shape=False)
+            quant_pre_process(str(source.resolve()), str(output.resolve()), skip_symbolic_shape=False)
         return True
     except Exception:
         return False
+    finally:
+        os.chdir(here)
+        for leftover in output.parent.glob("sym_shape_infer_temp*"):
+            leftover.unlink()

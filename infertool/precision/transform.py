@@ -66,9 +66,14 @@ def convert(
         with reporter.task(f"converting to {settings.precision}"):
             ops = floats.block_list(settings.exclude_op_types, settings.block_fragile)
             to_float = floats.to_float16 if settings.precision == "fp16" else floats.to_bfloat16
-            result = to_float(model, settings.keep_io_types, ops, list(settings.exclude_nodes))
+            wide = floats.beyond_fp16(model) if settings.precision == "fp16" else {}
+            result = to_float(model, settings.keep_io_types, ops, list(dict.fromkeys([*settings.exclude_nodes, *wide])))
             onnx_io.save(result, output)
-        transformed = TransformResult(_float_summary(result, settings.precision), None)
+        notes = [] if not wide else [
+            f"kept {len(wide)} nodes in fp32, their weights beyond fp16's range (±65504): "
+            + ", ".join(f"{name} ({op}, |w| up to {value:.3g})" for name, (op, value) in list(wide.items())[:4]) + (" …" if len(wide) > 4 else "")
+        ]
+        transformed = TransformResult(_float_summary(result, settings.precision), None, tuple(notes))
     else:
         transformed = _quantize(source, model.ByteSize() >= onnx_io.EXTERNAL_DATA_THRESHOLD, output, settings, batches, reporter)
     try:
@@ -91,6 +96,9 @@ def _quantize(
     if settings.precision == "int8-dynamic":
         with reporter.task("quantizing int8 weights (dynamic)"):
             qdq.quantize_dynamic(prepared, output, settings, large)
+            quantized = onnx_io.load(output)
+            floats.topological_sort(quantized.graph)  # onnxruntime leaves If bodies unsorted
+            onnx_io.save(quantized, output)
     else:
         cache_hit = settings.calib_cache is not None and settings.calib_cache.is_file()
         method = "distribution" if settings.precision == "fp8" else settings.calib_method

@@ -112,6 +112,7 @@ class BenchRow:
     agreement: AgreementReport | None = None
     speedup: float | None = None
     warnings: tuple[str, ...] = ()
+    startup: dict = field(default_factory=dict)  # load_ms, first_inference_ms: kept apart from the steady-state timings
 
     @property
     def latency(self):
@@ -125,7 +126,7 @@ class BenchRow:
             "timings_ms": {mode: stats.to_dict() for mode, stats in self.timings.items()},
             "speedup": None if self.speedup is None else round(self.speedup, 4),
             "memory": self.memory, "agreement": self.agreement.to_dict() if self.agreement else None,
-            "input_shapes": self.input_shapes, "settings": self.settings, "warnings": list(self.warnings),
+            "input_shapes": self.input_shapes, "settings": self.settings, "warnings": list(self.warnings), "startup_ms": self.startup,
         }
 
 
@@ -296,12 +297,13 @@ class RunResult:
     outputs: tuple[OutputSummary, ...]
     saved: str | None
     top_k: TopK | None
+    startup: dict = field(default_factory=dict)  # load_ms, first_inference_ms (the one inference: a first one)
 
     def to_dict(self) -> dict:
         return {
             "schema": "infertool.run/1", "model": self.model, "backend": self.backend, "inputs": self.inputs,
             "outputs": [o.to_dict() for o in self.outputs], "saved": self.saved,
-            "top_k": self.top_k.to_dict() if self.top_k else None,
+            "top_k": self.top_k.to_dict() if self.top_k else None, "startup_ms": self.startup,
         }
 
 

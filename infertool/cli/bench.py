@@ -29,7 +29,7 @@ class Ort:
     graph_opt: str = typer.Option("all", "--graph-opt", metavar="all|extended|basic|disable", help="ORT graph optimization level.")
     ort_option: Optional[List[str]] = typer.Option(None, "--ort-option", metavar="KEY=VALUE", help="Execution provider option, e.g. prefer_nhwc=1 (repeatable).")
     io_binding: bool = typer.Option(True, "--io-binding/--no-io-binding", help="On GPU backends also time device-resident inputs/outputs (IO binding).")
-    cuda_graph: bool = typer.Option(False, "--cuda-graph", help="Capture and replay a CUDA graph (ort-cuda and trt, with IO binding).")
+    cuda_graph: bool = typer.Option(False, "--cuda-graph", help="Capture and replay a CUDA graph (ort-cuda and trt, with IO binding; trt-rtx: its whole-graph capture strategy).")
     save_optimized: Optional[Path] = typer.Option(None, "--save-optimized", help="Save the graph ORT optimized for the first ORT backend.")
 
 
@@ -41,6 +41,7 @@ class Engine:
     timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="trt backend: timing cache to load and save.")
     engine: Optional[Path] = typer.Option(None, "--engine", help="trt backend: run this prebuilt engine instead of building one.")
     engine_cache: Optional[Path] = typer.Option(None, "--engine-cache", help="trt backend: folder of cached engines [default: ~/.cache/infertool/engines].")
+    runtime_cache: Optional[Path] = typer.Option(None, "--runtime-cache", help="trt-rtx backend: cache of kernels compiled just in time, loaded if it exists and saved.")
 
 
 @dataclass
@@ -79,7 +80,7 @@ def _options(backend, batch, inputs, generated, image, timing, ort, engine, agre
         ort=OrtOptions(ort.threads, ort.inter_op_threads, parse.choice(ort.graph_opt, OPTIMIZATION_LEVELS, "--graph-opt"),
                        parse.provider_options(ort.ort_option or [])),
         engine=EngineOptions(engine.trt_precision, parse.size(engine.workspace) if engine.workspace else None, engine.opt_level,
-                             engine.timing_cache, engine.engine, engine.engine_cache),
+                             engine.timing_cache, engine.engine, engine.engine_cache, runtime_cache=engine.runtime_cache),
     )
     return BenchOptions(
         backends=tuple(dict.fromkeys(backend or ["ort-cpu"])), batches=parse.batches(batch),

@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The CPU build of torch; a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
-EXTRAS ?= cpu,torch,keras,dev
+# trt-rtx: TensorRT-RTX builds real engines on a CPU-only machine, so the tests drive a real TensorRT-family builder.
+EXTRAS ?= cpu,torch,keras,trt-rtx,dev
 DEMO := build/demo
 
 .PHONY: install demo lint test clean

@@ -15,7 +15,7 @@ from infertool.backends import registry
 from infertool.backends.base import Capabilities, Runner, RunnerInfo, RunnerOptions
 from infertool.backends.tensorrt import TensorrtBackend, TrtRunner
 from infertool.engine.tensorrt_api import TENSORRT_RTX, Flavour
-from infertool.errors import BackendFailure
+from infertool.errors import BackendFailure, InfertoolError
 from infertool.files import write_bytes_atomic
 
 
@@ -27,10 +27,18 @@ class TensorrtRtxBackend(TensorrtBackend):
     capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, builds_engines=True, runs_engines=True)
     flavour: Flavour = TENSORRT_RTX
 
+    def unavailable_reason(self) -> str | None:
+        reason = super().unavailable_reason()
+        try:
+            self.flavour.load()
+        except InfertoolError:
+            return reason
+        return reason and f"{reason}; engines can still be built here (build-engine --backend trt-rtx needs no GPU)"
+
     def gpu_reason(self) -> str | None:
         count = cuda.device_count()
         if count == 0:
-            return "no CUDA GPU (build-engine --backend trt-rtx builds engines without one)"
+            return "no CUDA GPU"
         gpus = [cuda.device_properties(index) for index in range(count)]
         if any(self.flavour.runs(gpu["compute_capability"]) for gpu in gpus):
             return None

@@ -149,11 +149,12 @@ def _memory_table(result) -> Table:
 def _startup_table(result) -> Table:
     """Load and first-inference times, apart from the steady state (TensorRT-RTX compiles kernels then)."""
     table = Table(title="start-up (not in the latencies above)", title_justify="left")
-    for column in ("backend", "batch", "load ms", "of which JIT ms", "first inference ms"):
+    jit = any(r.settings.get("jit_context_ms") is not None for r in result.rows)
+    for column in ("backend", "batch", "load ms", *(["of which JIT ms"] if jit else []), "first inference ms"):
         table.add_column(column, justify="left" if column == "backend" else "right")
     for row in result.rows:
-        jit = row.settings.get("jit_context_ms")
-        table.add_row(row.backend, str(row.batch), _ms(row.startup.get("load_ms")), "-" if jit is None else _ms(jit), _ms(row.startup.get("first_inference_ms")))
+        compiled = [_ms(row.settings.get("jit_context_ms"))] if jit else []
+        table.add_row(row.backend, str(row.batch), _ms(row.startup.get("load_ms")), *compiled, _ms(row.startup.get("first_inference_ms")))
     return table
 
 

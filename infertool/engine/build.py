@@ -138,7 +138,7 @@ def _add_profiles(flavour: Flavour, builder: Any, network: Any, config: Any, pro
             optimization_profile.set_shape(name, lo, opt, hi)
         if config.add_optimization_profile(optimization_profile) < 0:
             raise InfertoolError(
-                f"{flavour.name} refused optimization profile {index}: {' | '.join(logger.errors()[-1:])}",
+                f"{flavour.name} refused optimization profile {index}: {' | '.join(logger.errors())}",
                 hint="every dimension needs min <= opt <= max, and the model's fixed dimensions as they are",
             )
 

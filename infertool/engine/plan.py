@@ -1,4 +1,4 @@
-"""Which precision path a build takes on TensorRT 10.x (builder flags) and 11.x (always strongly typed)."""
+"""Which precision path a build takes on TensorRT 10.x (builder flags) and 11.x / TensorRT-RTX (always strongly typed)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def plan(requested: str, graph: str, trt_major: int, calibration: bool, notes: l
     target = "fp16" if requested == "best" else requested
     if trt_major >= 11:
         if requested == "best":
-            notes.append("best on TensorRT 11 without --calib-data: an fp16 graph (give --calib-data for int8)")
+            notes.append("best on TensorRT 11 / TensorRT-RTX without --calib-data: an fp16 graph (give --calib-data for int8)")
         return PrecisionPlan(requested, target, (), True, expect)
     return PrecisionPlan(requested, None, (WEAK_TYPING_FLAGS[target],), False, expect)
 

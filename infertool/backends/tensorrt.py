@@ -139,17 +139,17 @@ class TrtRunner(Runner):
     def prepare(self) -> None:
         trt = self.flavour.load()
         self._check()
-        name = self.flavour.name
+        library = self.flavour.name
         self.logger = tensorrt_api.make_logger(self.flavour, False, lambda message: None)
         self.runtime = trt.Runtime(self.logger)
         if self.sidecar and self.sidecar.get("version_compatible"):
             self.runtime.engine_host_code_allowed = True
         self.engine = self.runtime.deserialize_cuda_engine(self.model.read_bytes())
         if self.engine is None:
-            raise InfertoolError(f"{name} could not deserialize {self.model}: {' | '.join(self.logger.errors()[-2:] or self.logger.messages[-2:])}", hint="rebuild the engine here")
+            raise InfertoolError(f"{library} could not deserialize {self.model}: {' | '.join(self.logger.errors()[-2:] or self.logger.messages[-2:])}", hint="rebuild the engine here")
         self.context = self._create_context()
         if self.context is None:
-            raise InfertoolError(f"{name} could not create an execution context for {self.model}: {' | '.join(self.logger.errors()[-2:]) or 'GPU memory?'}", hint="free the GPU or use a smaller profile")
+            raise InfertoolError(f"{library} could not create an execution context for {self.model}: {' | '.join(self.logger.errors()[-2:]) or 'GPU memory?'}", hint="free the GPU or use a smaller profile")
         self.stream = cuda.Stream()
         for name in (self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)):
             shape = tuple(d if d >= 0 else None for d in self.engine.get_tensor_shape(name))

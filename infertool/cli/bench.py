@@ -35,7 +35,7 @@ class Ort:
 
 @dataclass
 class Engine:
-    trt_precision: Optional[str] = typer.Option(None, "--trt-precision", metavar="fp32|fp16|bf16|best", help="trt / trt-rtx backends: engine precision [default: what the ONNX graph carries, so both runtimes run the same graph].")
+    trt_precision: Optional[str] = typer.Option(None, "--trt-precision", metavar="fp32|fp16|bf16|best", help="trt / trt-rtx: engine precision [default: what the ONNX graph carries, so both runtimes run the same graph].")
     workspace: Optional[str] = typer.Option(None, "--workspace", metavar="SIZE", help="trt backend: workspace limit, MiB (4096) or 512M / 4G.")
     opt_level: Optional[int] = typer.Option(None, "--opt-level", min=0, max=5, help="trt backend: builder optimization level.")
     timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="trt backend: timing cache to load and save.")

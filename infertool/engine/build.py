@@ -220,11 +220,11 @@ def _onnx_node(source: Path, layer: str) -> tuple[str, str]:
     return (named, nodes[named]) if named else (layer, "op unknown")
 
 
-def _check_precision(plan: precision_plan.PrecisionPlan, built: _Built, output: Path) -> None:
+def _check_precision(plan: precision_plan.PrecisionPlan, built: _Built, output: Path, flavour: Flavour) -> None:
     if plan.expect and built.precisions is not None and not any(built.precisions.get(p) for p in plan.expect):
         found = ", ".join(f"{k} {v}" for k, v in sorted(built.precisions.items())) or "none"
         raise CheckFailed(
-            f"the engine has no {'/'.join(plan.expect)} layer (layers by type: {found}); TensorRT chose other "
+            f"the engine has no {'/'.join(plan.expect)} layer (layers by type: {found}); {flavour.name} chose other "
             f"kernels, so {output} was not written",
             hint="check that the GPU supports the precision, or inspect with --verbose",
         )
@@ -259,7 +259,7 @@ def build_engine(
             source, stage_report = _precision_stage(model, plan.transform, options, staging, reporter, review)
         built_sha256 = file_sha256(source) if source != model.path else None
         built = _build(trt, source, options, plan, reporter)
-        _check_precision(plan, built, output)
+        _check_precision(plan, built, output, flavour)
         (staging / output.name).write_bytes(built.engine)
         for leftover in staging.glob("*.onnx*"):
             leftover.unlink()

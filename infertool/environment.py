@@ -47,6 +47,8 @@ PACKAGES = (
     ("keras", "keras", ("keras",)),
     ("tf2onnx", "tf2onnx", ("tf2onnx",)),
     ("tensorrt", "tensorrt", ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt_cu13_bindings", "tensorrt_cu12_bindings")),
+    ("tensorrt-rtx", "tensorrt_rtx", ("tensorrt-rtx-cu13", "tensorrt-rtx-cu12", "tensorrt_rtx_cu13_bindings", "tensorrt_rtx_cu12_bindings")),
+    ("onnxruntime-ep-nv-tensorrt-rtx", "onnxruntime_ep_nv_tensorrt_rtx", ("onnxruntime-ep-nv-tensorrt-rtx-cu13", "onnxruntime-ep-nv-tensorrt-rtx-cu12")),
     ("cuda-python", "cuda", ("cuda-bindings", "cuda-python")),
     ("nvidia-ml-py", "pynvml", ("nvidia-ml-py",)),
 )

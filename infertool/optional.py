@@ -18,6 +18,8 @@ EXTRAS = {
     "keras": "keras",
     "tf2onnx": "keras",
     "tensorrt": "trt",
+    "tensorrt_rtx": "trt-rtx",
+    "onnxruntime_ep_nv_tensorrt_rtx": "ort-trt-rtx",
     "cuda": "gpu",
     "pynvml": "gpu",
 }

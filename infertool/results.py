@@ -127,6 +127,7 @@ class BenchRow:
     speedup: float | None = None
     warnings: tuple[str, ...] = ()
     accuracy: TaskAccuracy | None = None  # against --labels-csv, on every labelled sample
+    startup: dict = field(default_factory=dict)  # load_ms, first_inference_ms: kept apart from the steady-state timings
 
     @property
     def latency(self):
@@ -140,7 +141,7 @@ class BenchRow:
             "timings_ms": {mode: stats.to_dict() for mode, stats in self.timings.items()},
             "speedup": None if self.speedup is None else round(self.speedup, 4),
             "memory": self.memory, "agreement": self.agreement.to_dict() if self.agreement else None,
-            "input_shapes": self.input_shapes, "settings": self.settings, "warnings": list(self.warnings),
+            "input_shapes": self.input_shapes, "settings": self.settings, "warnings": list(self.warnings), "startup_ms": self.startup,
             "accuracy": self.accuracy.to_dict() if self.accuracy else None,
         }
 
@@ -319,12 +320,13 @@ class RunResult:
     saved: str | None
     top_k: TopK | None
     saved_inputs: str | None = None
+    startup: dict = field(default_factory=dict)  # load_ms, first_inference_ms (the one inference: a first one)
 
     def to_dict(self) -> dict:
         return {
             "schema": "infertool.run/1", "model": self.model, "backend": self.backend, "inputs": self.inputs,
             "outputs": [o.to_dict() for o in self.outputs], "saved": self.saved,
-            "top_k": self.top_k.to_dict() if self.top_k else None, "saved_inputs": self.saved_inputs,
+            "top_k": self.top_k.to_dict() if self.top_k else None, "saved_inputs": self.saved_inputs, "startup_ms": self.startup,
         }
 
 

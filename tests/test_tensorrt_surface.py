@@ -1,4 +1,4 @@
-"""Every TensorRT (and cuda-python) name infertool touches, checked against the real bindings.
+"""Every TensorRT, TensorRT-RTX (and cuda-python) name infertool touches, checked against the real bindings.
 
 The bindings wheels hold the real compiled modules (`tensorrt_bindings/tensorrt.so`, the cuda
 runtime bindings); TensorRT's libraries are not needed to read the names out of them. A TensorRT
@@ -6,6 +6,10 @@ name counts as present when it ends one of the module's NUL-terminated strings (
 string into the tail of a longer one, so `Logger` lives inside `ILogger`). The strings cannot tell
 which class a member belongs to, so the version-specific BuilderFlag members are also modelled in
 the fake (absent on 11.x), which the flow tests run against.
+
+TensorRT-RTX is installed (the `trt-rtx` extra), so its names are checked exactly, member by class,
+on the real module: the code shared with TensorRT 10/11, the TensorRT-RTX-only code, the fake
+tensorrt_rtx, and every member a build-load-run flow through that fake touched.
 """
 
 import json
@@ -27,9 +31,15 @@ WHEELS = {
     "cudart": ("cuda-bindings==13.3.1", "cuda/bindings/runtime."),
 }
 FAKES = ROOT / "tests" / "fakes"
-TRT_SOURCES = [*sorted((ROOT / "infertool" / "engine").glob("*.py")), ROOT / "infertool" / "backends" / "tensorrt.py"]
+RTX_SOURCES = [ROOT / "infertool" / "engine" / "rtx.py", ROOT / "infertool" / "backends" / "tensorrt_rtx.py"]  # TensorRT-RTX only
+TRT_SOURCES = [*(p for p in sorted((ROOT / "infertool" / "engine").glob("*.py")) if p not in RTX_SOURCES), ROOT / "infertool" / "backends" / "tensorrt.py"]
 # receivers of TensorRT objects in those sources, and the TensorRT class each stands for
 TRT_OBJECTS = ("builder", "config", "network", "parser", "engine", "context", "runtime", "optimization_profile", "error", "inspector")
+RECEIVERS = {
+    "builder": "Builder", "config": "IBuilderConfig", "network": "INetworkDefinition", "parser": "OnnxParser", "engine": "ICudaEngine",
+    "context": "IExecutionContext", "runtime": "Runtime", "optimization_profile": "IOptimizationProfile", "error": "ParserError",
+    "inspector": "EngineInspector", "runtime_config": "IRuntimeConfig", "runtime_cache": "IRuntimeCache",
+}
 
 
 def _strings(data: bytes) -> set[str]:
@@ -73,10 +83,10 @@ def test_bindings_tell_versions_apart(bindings):
     assert not present("no_such_tensorrt_api", bindings["10"])
 
 
-def _code_names() -> set[str]:
+def _code_names(sources=TRT_SOURCES) -> set[str]:
     """`trt.X.Y` chains and methods called on TensorRT objects, from the TensorRT code paths."""
     names: set[str] = set()
-    for path in TRT_SOURCES:
+    for path in sources:
         text = path.read_text()
         for chain in re.findall(r"\btrt\.([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)", text):
             names.update(chain.split("."))
@@ -102,19 +112,19 @@ def test_weak_typing_flags_are_10x_only(bindings):
     assert not present("int8_calibrator", bindings["11"])
 
 
-def _fake_definitions(version: str) -> set[str]:
+def _fake_definitions(version: str, module: str = "tensorrt") -> set[str]:
     script = (
-        "import enum, inspect, json, tensorrt as t\n"
+        f"import enum, inspect, json, {module} as t\n"
         "names = set()\n"
         "for name, obj in vars(t).items():\n"
         "    if name.startswith('_') or name in ('ACCESSED', 'MAJOR') or inspect.ismodule(obj) or not (inspect.isclass(obj) or callable(obj)):\n"
         "        continue\n"
-        "    if inspect.isfunction(obj) and obj.__module__ != 'tensorrt':\n"
+        "    if inspect.isfunction(obj) and obj.__module__ != t.__name__:\n"
         "        continue\n"
         "    names.add(name)\n"
         "    if inspect.isclass(obj) and issubclass(obj, enum.Enum):\n"
         "        names.update(obj.__members__)\n"
-        "    elif inspect.isclass(obj) and obj.__module__ == 'tensorrt' and not issubclass(obj, bytes):\n"
+        "    elif inspect.isclass(obj) and obj.__module__ == t.__name__ and not issubclass(obj, bytes):\n"
         "        names.update(k for k in vars(obj) if not k.startswith('_'))\n"
         "        names.update(k for k, v in vars(obj).items() if inspect.isclass(v) and issubclass(v, enum.Enum) for k in v.__members__)\n"
         "print(json.dumps(sorted(names)))\n"
@@ -175,3 +185,106 @@ print(json.dumps(sorted(tensorrt.ACCESSED)))
     assert {"set_input_shape", "execute_async_v3", "build_serialized_network"} <= touched
     missing = sorted(n for n in touched if not present(n, bindings[version.split(".")[0]]))
     assert not missing, f"the flow touched names TensorRT {version} lacks: {missing}"
+
+
+# ---------------------------------------------------------------- TensorRT-RTX, on the real module
+
+RTX_ENV = {"PYTHONPATH": f"{FAKES}:{ROOT}", "FAKE_CUDA_COMPUTE_CAPABILITY": "8.9", "PATH": ""}
+
+
+@pytest.fixture(scope="session")
+def rtx():
+    import tensorrt_rtx  # the real one: the trt-rtx extra installs it (make test)
+
+    assert "fakes" not in tensorrt_rtx.__file__
+    return tensorrt_rtx
+
+
+def _has(module, owner: str | None, name: str) -> bool:
+    return hasattr(getattr(module, owner), name) if owner else hasattr(module, name)
+
+
+def _code_members(sources) -> set[tuple[str | None, str]]:
+    """(class, member) for calls on TensorRT objects, (None, X) and (X, Y) for `trt.X.Y` chains."""
+    found: set[tuple[str | None, str]] = set()
+    for path in sources:
+        text = path.read_text()
+        for chain in re.findall(r"\btrt\.([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)", text):
+            owner, _, member = chain.rpartition(".")
+            found.add((owner or None, member))
+        pattern = rf"(?<![\w.])(?:self\.)?({'|'.join(RECEIVERS)})\.([a-z_]\w*)"
+        found.update((RECEIVERS[receiver], member) for receiver, member in re.findall(pattern, text))
+    return found
+
+
+def test_rtx_tells_itself_apart(rtx):
+    """The exact check can fail: TensorRT-RTX has no precision flags, and targets TensorRT 10 lacks."""
+    assert not _has(rtx, "BuilderFlag", "FP16") and not _has(rtx, "IBuilderConfig", "int8_calibrator")
+    assert _has(rtx, "IBuilderConfig", "set_compute_capability") and _has(rtx, "ICudaEngine", "create_runtime_config")
+    assert not _has(rtx, "ComputeCapability", "SM90") and not _has(rtx, "ComputeCapability", "SM100")
+
+
+def test_code_names_exist_in_tensorrt_rtx(rtx, bindings):
+    """The code TensorRT-RTX shares with TensorRT 10/11, and its own, name only real members;
+    its own code names nothing TensorRT 10 has not got (it must stay out of the shared path)."""
+    from infertool.engine.tensorrt_api import TENSORRT_RTX
+
+    shared, own = _code_members(TRT_SOURCES), _code_members(RTX_SOURCES)
+    assert ("IBuilderConfig", "num_compute_capabilities") in own and ("IRuntimeConfig", "create_runtime_cache") in own
+    weak = set(WEAK_TYPING_FLAGS.values())
+    missing = sorted(f"{o}.{n}" if o else n for o, n in shared | own if n not in weak and not _has(rtx, o, n))
+    assert not missing, f"TensorRT-RTX 1.7 has no {missing}"
+    assert all(_has(rtx, "ComputeCapability", "SM" + t.replace(".", "")) for t in TENSORRT_RTX.targets)
+    assert not present("set_compute_capability", bindings["10"])
+
+
+def test_fake_rtx_defines_only_real_members(rtx):
+    defined = _fake_definitions("1.7.1.116", "tensorrt_rtx")
+    script = (
+        "import enum, inspect, json, tensorrt_rtx as t\n"
+        "print(json.dumps({n: sorted(k for k in (o.__members__ if issubclass(o, enum.Enum) else vars(o)) if not k.startswith('_'))"
+        " for n, o in vars(t).items() if inspect.isclass(o) and o.__module__ == 'tensorrt_rtx' and not n.startswith('_')}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=RTX_ENV)
+    assert result.returncode == 0, result.stderr
+    members = json.loads(result.stdout)
+    assert {"IRuntimeConfig", "IRuntimeCache", "ComputeCapability", "CudaGraphStrategy"} <= set(members) and "FP16" not in defined
+    missing = sorted(f"{c}.{m}" for c, names in members.items() for m in [None, *names] if not _has(rtx, c if m else None, m or c))
+    assert not missing, f"the fake tensorrt_rtx defines what TensorRT-RTX 1.7 lacks: {missing}"
+
+
+def test_names_touched_in_an_rtx_flow_are_real(rtx, tmp_path):
+    """Build, save, load (runtime config, runtime cache, CUDA-graph strategy) and run through the fake,
+    then check every Class.member the code touched on the real module."""
+    script = f"""
+import json, sys
+sys.path.insert(0, {str(ROOT / 'tests')!r})
+from pathlib import Path
+import numpy as np, tensorrt_rtx
+from onnx_models import mlp
+from infertool import onnx_io
+from infertool.backends.tensorrt_rtx import RtxRunner
+from infertool.engine.build import BuildOptions, build_engine
+from infertool.engine.profiles import resolve_profiles
+from infertool.engine.tensorrt_api import TENSORRT_RTX
+from infertool.reporting import SilentReporter
+folder = Path({str(tmp_path)!r})
+model = onnx_io.describe(mlp(folder / 'm.onnx'))
+profiles = tuple(resolve_profiles(list(model.inputs), [], {{}}, 4, []))
+options = BuildOptions(precision='fp16', profiles=profiles, workspace=1 << 28, opt_level=3, flavour=TENSORRT_RTX, compute_capabilities=('8.6', '8.9'))
+build_engine(model, folder / 'm.engine', options, SilentReporter())
+for _ in range(2):
+    with RtxRunner(folder / 'm.engine', cuda_graph=True, runtime_cache=folder / 'jit.cache') as runner:
+        runner.infer({{'x': np.ones((4, 16), np.float32)}})
+        runner.bind({{'x': np.ones((4, 16), np.float32)}}); runner.run_bound(); runner.device_times(2)
+print(json.dumps([runner.cache_loaded, sorted(tensorrt_rtx.ACCESSED)]))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, env=RTX_ENV)
+    assert result.returncode == 0, result.stderr
+    cache_loaded, accessed = json.loads(result.stdout.splitlines()[-1])
+    assert cache_loaded is True
+    touched = {tuple(name.split(".", 1)) for name in accessed}
+    assert {("IBuilderConfig", "set_compute_capability"), ("IRuntimeConfig", "set_runtime_cache"), ("IRuntimeCache", "deserialize"),
+            ("ICudaEngine", "create_runtime_config"), ("IExecutionContext", "execute_async_v3")} <= touched
+    missing = sorted(f"{c}.{m}" for c, m in touched if not _has(rtx, c, m))
+    assert not missing, f"the flow touched what TensorRT-RTX 1.7 lacks: {missing}"

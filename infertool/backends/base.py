@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -15,6 +15,10 @@ from infertool.errors import InfertoolError
 from infertool.onnx_io import ModelInfo
 from infertool.reporting import Reporter
 from infertool.tensors import TensorSpec
+
+if TYPE_CHECKING:
+    from infertool.engine.build import BuildOptions, StageReview
+    from infertool.results import BuildResult
 
 # timing modes, as the table and JSON name them
 END_TO_END = "end_to_end"  # host arrays in, host arrays out (copies included)
@@ -47,12 +51,13 @@ class EngineOptions:
     timing_cache: Path | None = None
     engine: Path | None = None  # a prebuilt engine instead of building one
     cache_dir: Path | None = None
+    runtime_cache: Path | None = None  # TensorRT-RTX: kernels compiled just in time, loaded and saved
 
     def to_dict(self) -> dict:
         return {
             "precision": self.precision, "workspace_bytes": self.workspace, "builder_optimization_level": self.opt_level,
             "timing_cache": str(self.timing_cache) if self.timing_cache else None,
-            "engine": str(self.engine) if self.engine else None,
+            "engine": str(self.engine) if self.engine else None, "runtime_cache": str(self.runtime_cache) if self.runtime_cache else None,
         }
 
 
@@ -169,3 +174,17 @@ class Backend(ABC):
     def save_optimized(self, model: Path, options: RunnerOptions, path: Path, force: bool) -> None:
         """Write the graph this backend optimized (capabilities.saves_optimized)."""
         raise InfertoolError(f"backend {self.name} cannot save an optimized graph", hint="use an ort-* backend")
+
+    def check_builder(self) -> None:
+        """Raise (naming the extra) where the engine builder cannot load (capabilities.builds_engines).
+        Building may need less than running: no GPU, for an ahead-of-time builder."""
+        raise InfertoolError(f"backend {self.name} does not build engines", hint="choose one that does (infertool doctor lists the backends)")
+
+    def build_engine(self, model: ModelInfo, output: Path, options: BuildOptions, reporter: Reporter, review: StageReview | None = None) -> BuildResult:
+        """Build an engine file (+ sidecar) for `build-engine` (capabilities.builds_engines)."""
+        self.check_builder()
+        raise NotImplementedError
+
+    def claims(self, path: Path) -> bool:
+        """Whether this backend's library built this engine file (capabilities.runs_engines)."""
+        return False

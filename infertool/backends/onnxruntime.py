@@ -52,6 +52,10 @@ class OrtBackend(Backend):
             provider_options["user_compute_stream"] = str(stream.ptr)
         return [(self.provider, provider_options), ("CPUExecutionProvider", {})]
 
+    def create_session(self, ort: Any, model: Path, so: Any, chain: list[tuple[str, dict]]) -> Any:
+        """The session, on the providers of `chain` (a plug-in EP is added to the session options instead)."""
+        return ort.InferenceSession(str(model), so, providers=[p for p, _ in chain], provider_options=[o for _, o in chain])
+
     def open(self, artifact: Path, options: RunnerOptions) -> Runner:
         return OrtRunner(artifact, self, options)
 
@@ -159,10 +163,7 @@ class OrtRunner(Runner):
             self.stream = cuda.Stream()
         chain = self.backend.provider_chain(replace(self.options, cuda_graph=self.cuda_graph), self.stream)
         try:
-            self.session = ort.InferenceSession(
-                str(self.model), session_options(self.options.ort, optimized_path),
-                providers=[p for p, _ in chain], provider_options=[o for _, o in chain],
-            )
+            self.session = self.backend.create_session(ort, self.model, session_options(self.options.ort, optimized_path), chain)
         except Exception as exc:
             text = first_line(exc)
             if "Invalid" in text or "Protobuf" in text or "parsing" in text.lower() or "Load model" in text:

@@ -91,8 +91,9 @@ def require(name: str) -> Backend:
 
 
 def default_for(model: Path) -> Backend:
-    """The backend `run` uses when none is named: the first that opens engine files for an
-    engine, the reference backend for an ONNX model."""
+    """The backend `run` uses when none is named: for an engine, the one whose library built it
+    (read from its sidecar), else the first that opens engine files; the reference backend for an ONNX model."""
     if model.suffix == ".engine":
-        return next(b for b in (get(n) for n in names()) if b.capabilities.runs_engines)
+        engines = [b for b in (get(n) for n in names()) if b.capabilities.runs_engines]
+        return next((b for b in engines if b.claims(model)), engines[0])
     return get(REFERENCE)

@@ -1,5 +1,6 @@
 """The TensorRT backend: engines built (and cached) from the ONNX, run from device buffers and a
-stream through cuda-python.
+stream through cuda-python. Its flavour (TensorRT here) is a class attribute: the TensorRT-RTX
+backend (tensorrt_rtx.py) is this one with another flavour and a runtime configuration.
 
 Timing follows trtexec: host-to-device copies, device compute and device-to-host copies are
 timed apart with CUDA events; `run_bound` times the engine on device-resident buffers.
@@ -8,6 +9,7 @@ timed apart with CUDA events; `run_bound` times the engine on device-resident bu
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +21,15 @@ from infertool.backends.base import Backend, Capabilities, Runner, RunnerInfo, R
 from infertool.dtypes import numpy_dtype
 from infertool.engine import sidecar as sidecars
 from infertool.engine import tensorrt_api
-from infertool.engine.build import BuildOptions
+from infertool.engine.build import BuildOptions, StageReview, build_engine
 from infertool.engine.cache import engine_for
 from infertool.engine.profiles import ShapeProfile
+from infertool.engine.tensorrt_api import TENSORRT, Flavour
 from infertool.errors import BackendFailure, InfertoolError
 from infertool.onnx_io import ModelInfo
 from infertool.optional import install_hint, is_available
 from infertool.reporting import Reporter
+from infertool.results import BuildResult
 from infertool.tensors import TensorSpec, format_shape
 from infertool.vocabulary import LOWEST_FIRST
 
@@ -35,17 +39,37 @@ class TensorrtBackend(Backend):
     description = "TensorRT engine (built from the ONNX and cached, or given with --engine); never run on real TensorRT in this project's CI"
     extra = "trt"
     capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, builds_engines=True, runs_engines=True)
+    flavour: Flavour = TENSORRT
 
     def unavailable_reason(self) -> str | None:
-        if not is_available("tensorrt"):
-            return f"TensorRT is not installed ({install_hint('tensorrt')}); it runs on NVIDIA GPUs only"
+        flavour = self.flavour
+        if not is_available(flavour.module):
+            return f"{flavour.name} is not installed ({install_hint(flavour.module)}); it runs on NVIDIA GPUs only"
         try:
-            tensorrt_api.tensorrt()
+            flavour.load()
         except InfertoolError as exc:
             return exc.message
         if not is_available("cuda"):
             return f"cuda-python is not installed ({install_hint('cuda')})"
+        return self.gpu_reason()
+
+    def gpu_reason(self) -> str | None:
+        """Why the GPUs here cannot run this flavour's engines, or None."""
         return None if cuda.device_count() > 0 else "no CUDA GPU"
+
+    def check_builder(self) -> None:
+        self.flavour.load()
+
+    def build_engine(self, model: ModelInfo, output: Path, options: BuildOptions, reporter: Reporter, review: StageReview | None = None) -> BuildResult:
+        return build_engine(model, output, replace(options, flavour=self.flavour), reporter, review)
+
+    def claims(self, path: Path) -> bool:
+        sidecar = sidecars.read(path) if path.is_file() else None
+        return sidecar is not None and sidecar.get("flavour", TENSORRT.name) == self.flavour.name
+
+    def targets(self, device: int) -> tuple[str, ...]:
+        """The compute capabilities an engine built here for `bench`/`run` targets (none: the GPU it is built on)."""
+        return ()
 
     def prepare(self, model: ModelInfo, options: RunnerOptions, shapes: Mapping[str, tuple[int, ...]], reporter: Reporter) -> Path:
         """The given engine, else the cached engine for these shapes (min = opt = max, as trtexec's
@@ -56,6 +80,7 @@ class TensorrtBackend(Backend):
         build = BuildOptions(
             precision=options.engine.precision or model.precision, profiles=(profile,), workspace=options.engine.workspace,
             opt_level=options.engine.opt_level, timing_cache=options.engine.timing_cache, device=options.device,
+            flavour=self.flavour, compute_capabilities=self.targets(options.device),
         )
         return engine_for(model, build, options.engine.cache_dir, reporter)
 
@@ -77,6 +102,8 @@ def _engine_precision(sidecar: dict | None) -> str | None:
 
 class TrtRunner(Runner):
     device_resident = True
+    flavour: Flavour = TENSORRT
+    captures_graphs = True  # --cuda-graph: capture and replay the engine's launch here
 
     def __init__(self, engine: Path, device: int = 0, cuda_graph: bool = False):
         super().__init__(engine)
@@ -95,25 +122,34 @@ class TrtRunner(Runner):
         self.logger: Any = None
         self.runtime: Any = None
 
-    def prepare(self) -> None:
-        trt = tensorrt_api.tensorrt()
+    def _check(self) -> None:
+        """Refuse, before deserializing, an engine of another flavour, version or GPU."""
         if not self.model.is_file():
             raise InfertoolError(f"engine {self.model} not found", hint="build one with infertool build-engine")
         self.sidecar = sidecars.read(self.model)
         if self.sidecar is None:
-            self.warnings.append(f"{self.model.name} has no infertool sidecar: TensorRT version and GPU were not checked")
+            sidecars.check_unlabelled(self.model, self.flavour)
+            self.warnings.append(f"{self.model.name} has no infertool sidecar: {self.flavour.name} version and GPU were not checked")
         else:
-            self.warnings += sidecars.check_compatible(self.model, self.sidecar, tensorrt_api.version(), cuda.gpu_identity(self.device))
-        self.logger = tensorrt_api.make_logger(False, lambda message: None)
+            self.warnings += sidecars.check_compatible(self.model, self.sidecar, self.flavour.version(), cuda.gpu_identity(self.device), self.flavour)
+
+    def _create_context(self) -> Any:
+        return self.engine.create_execution_context()
+
+    def prepare(self) -> None:
+        trt = self.flavour.load()
+        self._check()
+        library = self.flavour.name
+        self.logger = tensorrt_api.make_logger(self.flavour, False, lambda message: None)
         self.runtime = trt.Runtime(self.logger)
         if self.sidecar and self.sidecar.get("version_compatible"):
             self.runtime.engine_host_code_allowed = True
         self.engine = self.runtime.deserialize_cuda_engine(self.model.read_bytes())
         if self.engine is None:
-            raise InfertoolError(f"TensorRT could not deserialize {self.model}: {' | '.join(self.logger.messages[-2:])}", hint="rebuild the engine here")
-        self.context = self.engine.create_execution_context()
+            raise InfertoolError(f"{library} could not deserialize {self.model}: {' | '.join(self.logger.errors()[-2:] or self.logger.messages[-2:])}", hint="rebuild the engine here")
+        self.context = self._create_context()
         if self.context is None:
-            raise InfertoolError(f"TensorRT could not create an execution context for {self.model} (GPU memory?)", hint="free the GPU or use a smaller profile")
+            raise InfertoolError(f"{library} could not create an execution context for {self.model}: {' | '.join(self.logger.errors()[-2:]) or 'GPU memory?'}", hint="free the GPU or use a smaller profile")
         self.stream = cuda.Stream()
         for name in (self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)):
             shape = tuple(d if d >= 0 else None for d in self.engine.get_tensor_shape(name))
@@ -158,7 +194,7 @@ class TrtRunner(Runner):
         if self._graph is not None:
             self._graph.launch(self.stream)
         elif not self.context.execute_async_v3(self.stream.ptr):
-            raise BackendFailure(f"TensorRT execution failed: {' | '.join(self.logger.messages[-2:])}")
+            raise BackendFailure(f"{self.flavour.name} execution failed: {' | '.join(self.logger.errors()[-2:] or self.logger.messages[-2:])}")
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._allocate({n: tuple(a.shape) for n, a in feeds.items()})
@@ -174,7 +210,7 @@ class TrtRunner(Runner):
         self._copy_in(feeds)
         self._h2d()
         self.stream.synchronize()
-        if self.cuda_graph and self._graph is None:
+        if self.cuda_graph and self.captures_graphs and self._graph is None:
             self._execute()  # one plain run first: TensorRT finishes lazy set-up outside the capture
             self.stream.synchronize()
             self._graph = cuda.Graph(self.stream, self._execute)
@@ -214,7 +250,7 @@ class TrtRunner(Runner):
         sidecar = self.sidecar or {}
         precision = _engine_precision(self.sidecar)
         return RunnerInfo(precision, {
-            "tensorrt_version": tensorrt_api.version(), "tensorrt_module": tensorrt_api.module_path(), "engine": str(self.model),
+            "flavour": self.flavour.name, "tensorrt_version": self.flavour.version(), "tensorrt_module": self.flavour.module_path(), "engine": str(self.model),
             "precision": precision, "plan": sidecar.get("plan"), "profiles": sidecar.get("profiles"), "device": self.device,
             "cuda_graph": self.cuda_graph,
         }, tuple(self.warnings))

@@ -29,18 +29,19 @@ class Ort:
     graph_opt: str = typer.Option("all", "--graph-opt", metavar="all|extended|basic|disable", help="ORT graph optimization level.")
     ort_option: Optional[List[str]] = typer.Option(None, "--ort-option", metavar="KEY=VALUE", help="Execution provider option, e.g. prefer_nhwc=1 (repeatable).")
     io_binding: bool = typer.Option(True, "--io-binding/--no-io-binding", help="On GPU backends also time device-resident inputs/outputs (IO binding).")
-    cuda_graph: bool = typer.Option(False, "--cuda-graph", help="Capture and replay a CUDA graph (ort-cuda and trt, with IO binding).")
+    cuda_graph: bool = typer.Option(False, "--cuda-graph", help="Capture and replay a CUDA graph (ort-cuda and trt, with IO binding; trt-rtx: its whole-graph capture strategy).")
     save_optimized: Optional[Path] = typer.Option(None, "--save-optimized", help="Save the graph ORT optimized for the first ORT backend.")
 
 
 @dataclass
 class Engine:
-    trt_precision: Optional[str] = typer.Option(None, "--trt-precision", metavar="fp32|fp16|bf16|best", help="trt backend: engine precision [default: what the ONNX graph carries, so both runtimes run the same graph].")
+    trt_precision: Optional[str] = typer.Option(None, "--trt-precision", metavar="fp32|fp16|bf16|best", help="trt / trt-rtx: engine precision [default: what the ONNX graph carries, so both runtimes run the same graph].")
     workspace: Optional[str] = typer.Option(None, "--workspace", metavar="SIZE", help="trt backend: workspace limit, MiB (4096) or 512M / 4G.")
     opt_level: Optional[int] = typer.Option(None, "--opt-level", min=0, max=5, help="trt backend: builder optimization level.")
     timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="trt backend: timing cache to load and save.")
-    engine: Optional[Path] = typer.Option(None, "--engine", help="trt backend: run this prebuilt engine instead of building one.")
-    engine_cache: Optional[Path] = typer.Option(None, "--engine-cache", help="trt backend: folder of cached engines [default: ~/.cache/infertool/engines].")
+    engine: Optional[Path] = typer.Option(None, "--engine", help="trt / trt-rtx backends: run this prebuilt engine instead of building one.")
+    engine_cache: Optional[Path] = typer.Option(None, "--engine-cache", help="trt / trt-rtx backends: folder of cached engines [default: ~/.cache/infertool/engines].")
+    runtime_cache: Optional[Path] = typer.Option(None, "--runtime-cache", help="trt-rtx backend: cache of kernels compiled just in time, loaded if it exists and saved.")
 
 
 @dataclass
@@ -79,7 +80,7 @@ def _options(backend, batch, inputs, generated, image, timing, ort, engine, agre
         ort=OrtOptions(ort.threads, ort.inter_op_threads, parse.choice(ort.graph_opt, OPTIMIZATION_LEVELS, "--graph-opt"),
                        parse.provider_options(ort.ort_option or [])),
         engine=EngineOptions(engine.trt_precision, parse.size(engine.workspace) if engine.workspace else None, engine.opt_level,
-                             engine.timing_cache, engine.engine, engine.engine_cache),
+                             engine.timing_cache, engine.engine, engine.engine_cache, runtime_cache=engine.runtime_cache),
     )
     return BenchOptions(
         backends=tuple(dict.fromkeys(backend or ["ort-cpu"])), batches=parse.batches(batch),

@@ -1,4 +1,4 @@
-"""`infertool build-engine`: a serialized TensorRT engine (+ sidecar JSON) from an ONNX model."""
+"""`infertool build-engine`: a serialized TensorRT or TensorRT-RTX engine (+ sidecar JSON) from an ONNX model."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from infertool.cli.groups import Calibration, Device, Generated, Image, Output, 
 def build_engine(
     model: Path = typer.Argument(..., help="ONNX model."),
     engine_path: Path = typer.Option(..., "--output", "-o", help="Engine file to write (a .engine.json sidecar goes beside it)."),
-    precision: str = typer.Option("fp32", "--precision", "-p", metavar="fp32|fp16|bf16|int8|fp8|best", help="Requested precision; on TensorRT 11 it is written into the graph first (casts or Q/DQ)."),
+    backend: str = typer.Option("trt", "--backend", "-b", metavar="trt|trt-rtx", help="Which TensorRT builds: trt (TensorRT 10/11, on this GPU) or trt-rtx (TensorRT-RTX, ahead of time, no GPU needed)."),
+    compute_capability: Optional[str] = typer.Option(None, "--compute-capability", metavar="CC[,CC...]", help="trt-rtx: target GPUs, e.g. 8.6,8.9,12.0 or sm86,sm89 (current: this GPU) [default: Ampere and later]."),
+    precision: str = typer.Option("fp32", "--precision", "-p", metavar="fp32|fp16|bf16|int8|fp8|best", help="Requested precision; on TensorRT 11 and TensorRT-RTX it is written into the graph first (casts or Q/DQ)."),
     min_shapes: Optional[List[str]] = typer.Option(None, "--min-shapes", metavar="NAME:DIMS[,...]", help="Profile minimum, trtexec style (repeat the three options for more profiles)."),
     opt_shapes: Optional[List[str]] = typer.Option(None, "--opt-shapes", metavar="NAME:DIMS[,...]", help="Profile optimum."),
     max_shapes: Optional[List[str]] = typer.Option(None, "--max-shapes", metavar="NAME:DIMS[,...]", help="Profile maximum."),
@@ -33,6 +35,8 @@ def build_engine(
 
     Written against the TensorRT 10.x and 11.x Python APIs; in this project's CI it runs on a fake
     TensorRT only (TensorRT cannot be installed there), so it has not been run on real TensorRT.
+    With --backend trt-rtx it drives the real TensorRT-RTX builder, which needs no GPU (CI builds
+    real engines that way); running them needs an RTX / Ampere or later GPU (not Hopper).
     """
     from infertool.engine.build import HARDWARE_COMPAT, BuildOptions
     from infertool.pipelines.build import BuildRequest, build
@@ -43,9 +47,10 @@ def build_engine(
         hardware_compat=parse.choice(hardware_compat, HARDWARE_COMPAT, "--hardware-compat"), verbose=verbose,
         calib=calibration.to_options(generated, image), calib_method=calibration.calib_method,
         calib_samples=calibration.calib_samples, device=device.device, force=output.force,
+        compute_capabilities=parse.compute_capabilities(compute_capability) if compute_capability else (),
     )
     profiles = tuple(parse.profiles(min_shapes or [], opt_shapes or [], max_shapes or []))
-    request = BuildRequest(engine_path, options, profiles, generated.shapes(), batch, data_options(None, "random", generated, image))
+    request = BuildRequest(engine_path, options, profiles, generated.shapes(), batch, data_options(None, "random", generated, image), backend=backend)
     with RichReporter(output.quiet) as reporter:
         result = build(model, request, reporter)
     show(result, output.json_out, output.force, render.build_result)

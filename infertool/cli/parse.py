@@ -189,3 +189,19 @@ def profiles(mins: list[str], opts: list[str], maxs: list[str]) -> list[dict[str
             check_bounds(name, lo[name], opt[name], hi[name])
         found.append({name: (lo[name], opt[name], hi[name]) for name in lo})
     return found
+
+
+def compute_capabilities(text: str) -> tuple[str, ...]:
+    """`8.6,8.9,12.0` or `sm86,sm_89,sm120` -> ("8.6", "8.9", "12.0"); `current` is kept (this GPU's)."""
+    found = []
+    for part in text.split(","):
+        item = part.strip().lower()
+        match = re.fullmatch(r"(?:sm_?)?(\d+)(?:\.(\d+))?", item)
+        if item == "current":
+            found.append(item)
+        elif match and (match.group(2) is not None or len(match.group(1)) >= 2):
+            major, minor = match.groups() if match.group(2) is not None else (match.group(1)[:-1], match.group(1)[-1])
+            found.append(f"{int(major)}.{int(minor)}")
+        else:
+            raise InfertoolError(f"malformed --compute-capability '{part.strip()}'", hint="write 8.6,8.9,12.0 (or sm86,sm89,sm120, or current)")
+    return tuple(dict.fromkeys(found))

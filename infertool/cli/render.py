@@ -146,6 +146,18 @@ def _memory_table(result) -> Table:
     return memory
 
 
+def _startup_table(result) -> Table:
+    """Load and first-inference times, apart from the steady state (TensorRT-RTX compiles kernels then)."""
+    table = Table(title="start-up (not in the latencies above)", title_justify="left")
+    jit = any(r.settings.get("jit_context_ms") is not None for r in result.rows)
+    for column in ("backend", "batch", "load ms", *(["of which JIT ms"] if jit else []), "first inference ms"):
+        table.add_column(column, justify="left" if column == "backend" else "right")
+    for row in result.rows:
+        compiled = [_ms(row.settings.get("jit_context_ms"))] if jit else []
+        table.add_row(row.backend, str(row.batch), _ms(row.startup.get("load_ms")), *compiled, _ms(row.startup.get("first_inference_ms")))
+    return table
+
+
 def _agreement_table(checked: list) -> Table:
     agreement = Table(
         title=f"output agreement with {checked[0].agreement.reference} (same inputs)", title_justify="left",
@@ -193,6 +205,8 @@ def bench_tables(result, console: Console) -> None:
     if any(len(r.timings) > 1 for r in result.rows):
         console.print(_split_table(result))
     console.print(_memory_table(result))
+    if any(r.startup for r in result.rows):
+        console.print(_startup_table(result))
     checked = [r for r in result.rows if r.agreement is not None]
     if checked:
         console.print(_agreement_table(checked))
@@ -282,6 +296,8 @@ def run_result(result, console: Console) -> None:
             for rank, (cls, label, score, probability) in enumerate(row, 1):
                 ranked.add_row(str(sample), str(rank), str(cls), escape(label), f"{score:.4g}", f"{probability:.2%}")
         console.print(ranked)
+    if result.startup:
+        console.print(f"load {_ms(result.startup.get('load_ms'))} ms, inference {_ms(result.startup.get('first_inference_ms'))} ms (a first inference: not a steady-state latency)")
     if result.saved:
         console.print(f"saved outputs to {result.saved}")
     if result.saved_inputs:
@@ -326,7 +342,12 @@ def quantize_result(result, console: Console) -> None:
 def build_result(result, console: Console) -> None:
     car = result.sidecar
     table = Table(title=f"{car['onnx']['path']} → {result.engine.path}", show_header=False, title_justify="left")
-    table.add_row("TensorRT", f"{car['tensorrt_version']} on {car['gpu']['name']} (sm {car['gpu']['compute_capability']})")
+    flavour = car.get("flavour", "TensorRT")
+    if car["gpu"] is not None:
+        table.add_row(flavour, f"{car['tensorrt_version']} on {car['gpu']['name']} (sm {car['gpu']['compute_capability']})")
+    else:
+        targets = car.get("compute_capabilities")
+        table.add_row(flavour, f"{car['tensorrt_version']}, ahead of time for " + (f"compute capability {', '.join(targets)}" if targets else "its default targets"))
     plan = car["plan"]
     path = f"graph precision stage: {plan['transform']}" if plan["transform"] else f"builder flags: {', '.join(plan['builder_flags']) or 'none'}"
     table.add_row("precision", f"{car['precision']} ({path}; strongly typed: {plan['strongly_typed']})")
@@ -335,7 +356,8 @@ def build_result(result, console: Console) -> None:
     for index, profile in enumerate(car["profiles"]):
         shapes = "; ".join(f"{n} {format_shape(s['min'])} / {format_shape(s['opt'])} / {format_shape(s['max'])}" for n, s in profile.items())
         table.add_row(f"profile {index}", shapes or "static shapes")
-    table.add_row("engine", f"{size(car['engine_bytes'])}, device memory {size(car['device_memory_bytes'])}, built in {car['build_seconds']:.1f} s")
+    memory = "not known until loaded on a GPU" if car["device_memory_bytes"] is None else size(car["device_memory_bytes"])
+    table.add_row("engine", f"{size(car['engine_bytes'])}, device memory {memory}, built in {car['build_seconds']:.1f} s")
     table.add_row("timing cache", "loaded and saved" if result.timing_cache_loaded else "saved" if car["options"]["timing_cache"] else "-")
     for note in result.notes:
         table.add_row("note", escape(note))

@@ -15,22 +15,24 @@ from infertool.cli.groups import Device, Generated, Image, Inputs, Output, comma
 @command
 def run(
     model: Path = typer.Argument(..., help="ONNX model or TensorRT engine (.engine)."),
-    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="Backend to run on (`infertool doctor` lists them) [default: trt for .engine files, else ort-cpu]."),
+    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="Backend to run on (`infertool doctor` lists them) [default: for .engine files the one whose library built it (trt or trt-rtx), else ort-cpu]."),
     batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Batch size (dynamic batch only; file inputs are repeated or cut to it)."),
     result_path: Optional[Path] = typer.Option(None, "--output", "-o", help="Save every output: out.npz (by output name) or a folder of output_K.pb."),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="Show the top K classes of a classifier output."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Class names, one per line (with --top-k)."),
     save_inputs: Optional[Path] = typer.Option(None, "--save-inputs", help="Save the exact tensors fed: in.npz (by input name) or a folder of input_K.pb; --inputs reads either back."),
+    runtime_cache: Optional[Path] = typer.Option(None, "--runtime-cache", help="trt-rtx backend: cache of kernels compiled just in time, loaded if it exists and saved."),
     inputs: Inputs = None, generated: Generated = None, image: Image = None, device: Device = None, output: Output = None,
 ) -> None:
     """Run MODEL once on real inputs: a summary per output (shape, dtype, range, NaN/Inf), optional top-k, saved outputs."""
-    from infertool.backends.base import RunnerOptions
+    from infertool.backends.base import EngineOptions, RunnerOptions
     from infertool.files import check_output
     from infertool.pipelines.run import RunRequest
     from infertool.pipelines.run import run as run_model
 
     request = RunRequest(
-        model, backend, inputs.to_options(generated, image), batch, RunnerOptions(device=device.device), result_path, top_k,
+        model, backend, inputs.to_options(generated, image), batch,
+        RunnerOptions(device=device.device, engine=EngineOptions(runtime_cache=runtime_cache)), result_path, top_k,
         labels, output.force, save_inputs,
     )
     if output.json_path is not None:

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from infertool import cuda
 from infertool.engine import sidecar as sidecars
-from infertool.engine import tensorrt_api
 from infertool.engine.build import BuildOptions, build_engine
 from infertool.onnx_io import ModelInfo
 from infertool.reporting import Reporter
@@ -24,18 +23,20 @@ def cache_dir(override: Path | None = None) -> Path:
 
 
 def engine_for(model: ModelInfo, options: BuildOptions, directory: Path | None, reporter: Reporter) -> Path:
-    """The cached engine for this ONNX, precision, profiles, TensorRT version and GPU; built if missing."""
+    """The cached engine for this ONNX, precision, profiles, TensorRT flavour and version, and GPU
+    (TensorRT-RTX: compute-capability targets); built if missing."""
     folder = cache_dir(directory)
+    flavour = options.flavour
     settings = {k: v for k, v in options.to_dict().items() if k != "timing_cache"}
     key = {
-        "onnx_sha256": model.sha256, "tensorrt": tensorrt_api.version(), "gpu": cuda.gpu_identity(options.device),
-        "options": settings,
+        "onnx_sha256": model.sha256, "flavour": flavour.name, "tensorrt": flavour.version(),
+        "gpu": None if flavour.ahead_of_time else cuda.gpu_identity(options.device), "options": settings,
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = folder / f"{model.path.stem}-{options.precision}-{digest}.engine"
     if path.is_file() and sidecars.read(path) is not None:
         reporter.note(f"reusing the cached engine {path}")
         return path
-    timing = options.timing_cache or folder / "timing.cache"
+    timing = None if flavour.ahead_of_time else options.timing_cache or folder / "timing.cache"
     build_engine(model, path, replace(options, force=True, timing_cache=timing), reporter)
     return path

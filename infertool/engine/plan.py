@@ -1,4 +1,4 @@
-"""Which precision path a build takes on TensorRT 10.x (builder flags) and 11.x (always strongly typed)."""
+"""Which precision path a build takes on TensorRT 10.x (builder flags) and 11.x / TensorRT-RTX (always strongly typed)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def plan(requested: str, graph: str, trt_major: int, calibration: bool, notes: l
     target = "fp16" if requested == "best" else requested
     if trt_major >= 11:
         if requested == "best":
-            notes.append("best on TensorRT 11 without --calib-data: an fp16 graph (give --calib-data for int8)")
+            notes.append("best on TensorRT 11 / TensorRT-RTX without --calib-data: an fp16 graph (give --calib-data for int8)")
         return PrecisionPlan(requested, target, (), True, expect)
     return PrecisionPlan(requested, None, (WEAK_TYPING_FLAGS[target],), False, expect)
 
@@ -70,3 +70,22 @@ def layer_precisions(info: dict) -> Counter | None:
         text = " ".join(str(v) for t in tensors if isinstance(t, dict) for k, v in t.items() if k != "Name")
         counts.update({kind for kind, pattern in _TYPES if re.search(pattern, text)})
     return counts
+
+
+def layers_from_log(messages: list[str]) -> dict:
+    """The engine's layers as its builder logs them (verbose, detailed profiling), in the inspector's
+    JSON form: for a build that cannot load its engine here (TensorRT-RTX, ahead of time, no GPU).
+    A layer line reads `Name: n, LayerType: t, Inputs: [ {...} ], Constants: [...], Outputs: [ {...} ], TacticName: ...`."""
+    report = next((m for m in reversed(messages) if m.startswith("Layers:")), "")
+    layers = []
+    for line in report.splitlines()[1:]:
+        if not line.startswith("Name: "):
+            break
+        inputs = line.partition(", Inputs: [")[2].partition("], Constants: [")[0].partition("], Outputs: [")[0]
+        outputs = line.partition("], Outputs: [")[2].partition("], TacticName:")[0]
+        layers.append({
+            "Name": line[6:].partition(",")[0],
+            "Inputs": [{"DataType": t} for t in re.findall(r"Datatype: (\w+)", inputs)],
+            "Outputs": [{"DataType": t} for t in re.findall(r"Datatype: (\w+)", outputs)],
+        })
+    return {"Layers": layers}

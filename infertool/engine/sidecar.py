@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from infertool.engine.tensorrt_api import FLAVOURS, TENSORRT, Flavour
 from infertool.errors import InfertoolError, first_line
 
 SCHEMA = "infertool.engine/1"
+TURING = "7.5"  # TensorRT-RTX's default targets leave it out
 
 
 def sidecar_path(engine_path: Path) -> Path:
@@ -32,19 +34,47 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in text.split(".") if p.isdigit())
 
 
-def check_compatible(engine_path: Path, sidecar: dict, trt_version: str, gpu: dict) -> list[str]:
-    """Refuse an engine this TensorRT or GPU cannot run, before deserialization can crash. Returns warnings."""
+def check_compatible(engine_path: Path, sidecar: dict, trt_version: str, gpu: dict, flavour: Flavour = TENSORRT) -> list[str]:
+    """Refuse an engine this TensorRT flavour, version or GPU cannot run, before deserialization can crash. Returns warnings."""
     warnings = []
-    built = sidecar["tensorrt_version"]
+    built, built_flavour = sidecar["tensorrt_version"], sidecar.get("flavour", TENSORRT.name)
+    if built_flavour != flavour.name:
+        other = FLAVOURS.get(built_flavour)
+        raise InfertoolError(
+            f"{engine_path} is a {built_flavour} {built} engine; {flavour.name} cannot load it",
+            hint=f"run it with --backend {other.backend}" if other else "rebuild it with infertool build-engine",
+        )
     if built != trt_version:
         same_major = _version_tuple(built)[:1] == _version_tuple(trt_version)[:1]
         newer = _version_tuple(trt_version) >= _version_tuple(built)
         if not (sidecar.get("version_compatible") and same_major and newer):
             raise InfertoolError(
-                f"{engine_path} was built with TensorRT {built}; this is TensorRT {trt_version}",
-                hint="rebuild it here with infertool build-engine (or build with --version-compatible)",
+                f"{engine_path} was built with {flavour.name} {built}; this is {flavour.name} {trt_version}",
+                hint="rebuild it here with infertool build-engine" + ("" if flavour.ahead_of_time else " (or build with --version-compatible)"),
             )
-        warnings.append(f"version-compatible engine from TensorRT {built} running on {trt_version}")
+        warnings.append(f"version-compatible engine from {flavour.name} {built} running on {trt_version}")
+    if flavour.ahead_of_time:
+        _check_targets(engine_path, sidecar, gpu, flavour)
+        return warnings
+    return warnings + _check_gpu(engine_path, sidecar, gpu)
+
+
+def _check_targets(engine_path: Path, sidecar: dict, gpu: dict, flavour: Flavour) -> None:
+    """An ahead-of-time engine runs on the compute capabilities it was built for."""
+    capability = gpu["compute_capability"]
+    unsupported = flavour.unsupported_gpu(gpu["name"], capability)
+    if unsupported:
+        raise InfertoolError(f"{engine_path} cannot run here: {unsupported}", hint=f"run it on a GPU {flavour.name} supports")
+    targets = sidecar.get("compute_capabilities")
+    if (targets and capability not in targets) or (not targets and capability == TURING):
+        built_for = ", ".join(targets) if targets else flavour.default_targets
+        raise InfertoolError(
+            f"{engine_path} was built for compute capability {built_for}; this GPU ({gpu['name']}) has {capability}",
+            hint=f"rebuild it with --compute-capability {capability} (or a list that includes it)",
+        )
+
+
+def _check_gpu(engine_path: Path, sidecar: dict, gpu: dict) -> list[str]:
     built_gpu = sidecar["gpu"]
     if built_gpu["compute_capability"] != gpu["compute_capability"]:
         portable = sidecar.get("hardware_compat") == "ampere+" and _version_tuple(gpu["compute_capability"]) >= (8, 0)
@@ -54,7 +84,19 @@ def check_compatible(engine_path: Path, sidecar: dict, trt_version: str, gpu: di
                 f"this GPU is {gpu['name']} (sm {gpu['compute_capability']})",
                 hint="rebuild it on this GPU, or build with --hardware-compat ampere+",
             )
-        warnings.append(f"hardware-compatible engine from sm {built_gpu['compute_capability']} on sm {gpu['compute_capability']}")
-    elif built_gpu["name"] != gpu["name"]:
-        warnings.append(f"engine built on {built_gpu['name']}, running on {gpu['name']}: tactics may be slower than a rebuild")
-    return warnings
+        return [f"hardware-compatible engine from sm {built_gpu['compute_capability']} on sm {gpu['compute_capability']}"]
+    if built_gpu["name"] != gpu["name"]:
+        return [f"engine built on {built_gpu['name']}, running on {gpu['name']}: tactics may be slower than a rebuild"]
+    return []
+
+
+def check_unlabelled(engine_path: Path, flavour: Flavour) -> None:
+    """An engine without a sidecar: refuse one whose header shows another flavour built it."""
+    with engine_path.open("rb") as handle:
+        head = handle.read(8)
+    for other in FLAVOURS.values():
+        if other != flavour and other.plan_magic and head.startswith(other.plan_magic):
+            raise InfertoolError(
+                f"{engine_path} is a {other.name} engine (its header says so); {flavour.name} cannot load it",
+                hint=f"run it with --backend {other.backend}",
+            )

@@ -3,6 +3,7 @@ reference; then the verdicts (agreement, regression gate)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -196,9 +197,15 @@ def _measure_row(model: ModelInfo, backend: Backend, feeds, options: BenchOption
     artifact = backend.prepare(model, options.runner, shapes, reporter)
     runner = backend.open(artifact, options.runner)
     with reporter.task(f"{label}: loading"):
+        started = time.perf_counter()
         runner.prepare()
+        startup = {"load_ms": (time.perf_counter() - started) * 1e3}
     try:
         host.sample()
+        with reporter.task(f"{label}: first inference"):  # where lazy set-up lands (TensorRT-RTX: kernels for the shape)
+            started = time.perf_counter()
+            runner.infer(feeds)
+            startup["first_inference_ms"] = (time.perf_counter() - started) * 1e3
         timings, outputs, mode = _timings(runner, feeds, label, options, reporter)
         gpu_after = gpu_used(device) if gpu_before is not None else None
         memory = {
@@ -225,7 +232,10 @@ def _measure_row(model: ModelInfo, backend: Backend, feeds, options: BenchOption
     if timings[mode].noisy:
         warnings.insert(0, f"noisy: coefficient of variation {timings[mode].cv:.1%} > 5%; close other work or raise --iterations")
     input_shapes = {name: list(shape) for name, shape in shapes.items()}
-    return BenchRow(backend.name, batch, precision, mode, timings, memory, input_shapes, dict(info.settings), agreement, warnings=tuple(warnings), accuracy=accuracy)
+    return BenchRow(
+        backend.name, batch, precision, mode, timings, memory, input_shapes, dict(info.settings), agreement, warnings=tuple(warnings),
+        accuracy=accuracy, startup={k: round(v, 3) for k, v in startup.items()},
+    )
 
 
 def _with_speedups(rows: list[BenchRow]) -> list[BenchRow]:

@@ -1,5 +1,6 @@
-"""`build-engine`: profiles checked against the model, the engine built, and the precision
-stage's graph (TensorRT 11) checked for accuracy on inputs of the profile's shapes."""
+"""`build-engine`: profiles checked against the model, the engine built by the backend's TensorRT
+flavour, and the precision stage's graph (TensorRT 11, TensorRT-RTX) checked for accuracy on inputs
+of the profile's shapes."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from infertool import onnx_io
-from infertool.engine import tensorrt_api
-from infertool.engine.build import BuildOptions, build_engine
+from infertool.backends import registry
+from infertool.engine.build import BuildOptions
 from infertool.engine.profiles import ShapeProfile, resolve_profiles
 from infertool.errors import InfertoolError
 from infertool.feeds import FeedSource, InputOptions
@@ -26,11 +27,12 @@ REVIEW_BACKEND = "ort-cpu"
 @dataclass(frozen=True)
 class BuildRequest:
     output: Path
-    options: BuildOptions  # profiles are filled in here
+    options: BuildOptions  # profiles are filled in here; the flavour by the backend
     profiles: tuple[dict, ...] = ()  # name -> (min, opt, max), as given
     shapes: dict = field(default_factory=dict)  # --input-shape values (name or None -> dims) for inputs without a profile
     batch: int | None = None
     generated: InputOptions = field(default_factory=InputOptions)  # seed and int range of the precision stage's check
+    backend: str = "trt"  # a backend that builds engines (capabilities.builds_engines)
 
 
 def _review(model: ModelInfo, profiles: tuple[ShapeProfile, ...], generated: InputOptions, reporter: Reporter):
@@ -54,7 +56,11 @@ def _review(model: ModelInfo, profiles: tuple[ShapeProfile, ...], generated: Inp
 
 def build(model_path: Path, request: BuildRequest, reporter: Reporter) -> BuildResult:
     check_output(request.output, request.options.force)
-    tensorrt_api.tensorrt()  # fail first, naming the extra, where TensorRT is missing
+    backend = registry.get(request.backend)
+    if not backend.capabilities.builds_engines:
+        engines = [n for n in registry.names() if registry.get(n).capabilities.builds_engines]
+        raise InfertoolError(f"backend {backend.name} does not build engines", hint=f"choose {' or '.join(engines)}")
+    backend.check_builder()  # fail first, naming the extra, where the library is missing
     model = onnx_io.describe(model_path)
     notes: list[str] = []
     named = bind_unnamed(request.shapes, [s.name for s in model.inputs], "--input-shape")
@@ -62,5 +68,5 @@ def build(model_path: Path, request: BuildRequest, reporter: Reporter) -> BuildR
     for note in notes:
         reporter.note(note)
     options = replace(request.options, profiles=profiles)
-    result = build_engine(model, request.output, options, reporter, _review(model, profiles, request.generated, reporter))
+    result = backend.build_engine(model, request.output, options, reporter, _review(model, profiles, request.generated, reporter))
     return replace(result, notes=(*notes, *result.notes))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,7 +89,8 @@ def _check(request: RunRequest) -> Backend:
     return backend
 
 
-def _infer(backend: Backend, request: RunRequest, reporter: Reporter) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+def _infer(backend: Backend, request: RunRequest, reporter: Reporter, startup: dict) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Inputs and outputs of one inference; the load and inference times go into `startup` (ms)."""
     registry.require(backend.name)
     model, feeds, artifact = None, None, request.model
     if request.model.suffix != ".engine":  # inputs first: an engine is built for their shapes
@@ -101,14 +103,19 @@ def _infer(backend: Backend, request: RunRequest, reporter: Reporter) -> tuple[d
         if model is not None:
             artifact = backend.prepare(model, request.runner, {n: tuple(a.shape) for n, a in feeds.items()}, reporter)
         runner = backend.open(artifact, request.runner)
+        started = time.perf_counter()
         runner.prepare()
+        startup["load_ms"] = round((time.perf_counter() - started) * 1e3, 3)
     try:
         for warning in runner.info().warnings:
             reporter.note(warning)
         if feeds is None:
             feeds = FeedSource(runner.inputs, request.inputs).feeds(request.batch)
         with reporter.task(f"{backend.name}: inference"):
-            return feeds, runner.infer(feeds)
+            started = time.perf_counter()
+            outputs = runner.infer(feeds)
+            startup["first_inference_ms"] = round((time.perf_counter() - started) * 1e3, 3)
+            return feeds, outputs
     finally:
         runner.close()
 
@@ -119,7 +126,8 @@ def run(request: RunRequest, reporter: Reporter) -> RunResult:
     labels = read_labels(request.labels) if request.labels else None
     if not request.model.is_file():
         raise InfertoolError(f"model file {request.model} not found", hint="check the path")
-    feeds, outputs = _infer(backend, request, reporter)
+    startup: dict = {}
+    feeds, outputs = _infer(backend, request, reporter, startup)
     ranked = top_k(outputs, request.top_k, labels) if request.top_k else None
     if request.output is not None:
         save_outputs(outputs, request.output, request.force)
@@ -128,5 +136,5 @@ def run(request: RunRequest, reporter: Reporter) -> RunResult:
     return RunResult(
         str(request.model), backend.name, {n: list(a.shape) for n, a in feeds.items()},
         tuple(OutputSummary.of(n, a) for n, a in outputs.items()), str(request.output) if request.output else None, ranked,
-        str(request.save_inputs) if request.save_inputs else None,
+        str(request.save_inputs) if request.save_inputs else None, startup,
     )

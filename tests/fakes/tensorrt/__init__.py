@@ -5,6 +5,11 @@ FAKE_TENSORRT_VERSION (default 10.16.1.11); on 11.x the weak-typing BuilderFlag 
 as in the real 11.x bindings. Its engine is JSON around the ONNX model, run by ONNX Runtime on the
 CPU, reading and writing the fake cuda runtime's host-memory "device" buffers.
 FAKE_TENSORRT_DECLINE=fp16 makes it pick fp32 kernels although fp16 was asked for (as TensorRT may).
+
+Loaded as `tensorrt_rtx` (tests/fakes/tensorrt_rtx) it is a FAKE TensorRT-RTX 1.7.1.116
+(FAKE_TENSORRT_RTX_VERSION): TensorRT 11's API, plus compute-capability targets (set in the order
+the real builder needs), a runtime configuration with a runtime cache and CUDA-graph strategy, and
+engines that start with TensorRT-RTX's `vtrt` tag.
 """
 
 import base64
@@ -15,8 +20,10 @@ import os
 
 import numpy as np
 
-__version__ = os.environ.get("FAKE_TENSORRT_VERSION", "10.16.1.11")
-MAJOR = int(__version__.split(".")[0])
+RTX = __name__ == "tensorrt_rtx"
+__version__ = os.environ.get("FAKE_TENSORRT_RTX_VERSION", "1.7.1.116") if RTX else os.environ.get("FAKE_TENSORRT_VERSION", "10.16.1.11")
+MAJOR = 11 if RTX else int(__version__.split(".")[0])  # TensorRT-RTX has TensorRT 11's API
+MAGIC = b"vtrt" if RTX else b""
 ACCESSED: set[str] = set()  # "Class.member" names the code touched, checked against the real bindings
 
 
@@ -56,6 +63,10 @@ HardwareCompatibilityLevel = enum.IntEnum("HardwareCompatibilityLevel", ["NONE",
 LayerInformationFormat = enum.IntEnum("LayerInformationFormat", ["ONELINE", "JSON"])
 TensorIOMode = enum.IntEnum("TensorIOMode", ["NONE", "INPUT", "OUTPUT"])
 DataType = enum.IntEnum("DataType", ["FLOAT", "HALF", "BF16", "INT8", "INT32", "INT64", "BOOL", "UINT8", "FP8"])
+if RTX:
+    ComputeCapability = enum.IntEnum("ComputeCapability", ["NONE", "CURRENT", "SM75", "SM80", "SM86", "SM89", "SM120", "SM121"])
+    CudaGraphStrategy = enum.IntEnum("CudaGraphStrategy", ["DISABLED", "WHOLE_GRAPH_CAPTURE"])
+    DynamicShapesKernelSpecializationStrategy = enum.IntEnum("DynamicShapesKernelSpecializationStrategy", ["LAZY", "EAGER", "NONE"])
 
 _ONNX_TYPES = {1: "FLOAT", 10: "HALF", 16: "BF16", 3: "INT8", 6: "INT32", 7: "INT64", 9: "BOOL", 2: "UINT8"}
 _NUMPY = {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8, "INT32": np.int32, "INT64": np.int64, "BOOL": np.bool_, "UINT8": np.uint8}
@@ -83,18 +94,43 @@ class ParserError(_Api):
         return self._values[3]
 
 
+class ITensor(_Api):
+    def __init__(self, spec):
+        self.name, self.dtype, self.shape = spec["name"], DataType[spec["dtype"]], list(spec["shape"])
+
+
 class INetworkDefinition(_Api):
     def __init__(self, flags):
         self.flags = flags
-        self.model = None
+        self._model = None
+
+    def _tensors(self, mode):
+        return [ITensor(t) for t in _io(self._model) if t["mode"] == mode]
+
+    @property
+    def num_inputs(self):
+        return len(self._tensors("INPUT"))
+
+    def get_input(self, index):
+        return self._tensors("INPUT")[index]
+
+    @property
+    def num_outputs(self):
+        return len(self._tensors("OUTPUT"))
+
+    def get_output(self, index):
+        return self._tensors("OUTPUT")[index]
 
 
 class IOptimizationProfile(_Api):
     def __init__(self):
-        self.shapes = {}
+        self._shapes = {}
 
     def set_shape(self, input, min, opt, max):  # noqa: A002 (TensorRT's keyword names)
-        self.shapes[input] = (list(min), list(opt), list(max))
+        self._shapes[input] = (list(min), list(opt), list(max))
+
+    def _valid(self):
+        return all(len(lo) == len(opt) == len(hi) and all(a <= b <= c for a, b, c in zip(lo, opt, hi)) for lo, opt, hi in self._shapes.values())
 
 
 class ITimingCache(_Api):
@@ -108,12 +144,24 @@ class ITimingCache(_Api):
 class IBuilderConfig(_Api):
     def __init__(self):
         self.flags = set()
-        self.profiles = []
+        self._profiles = []
         self.profiling_verbosity = ProfilingVerbosity.LAYER_NAMES_ONLY
         self.builder_optimization_level = 3
         self.hardware_compatibility_level = HardwareCompatibilityLevel.NONE
         self.progress_monitor = None
         self._cache = None
+        self._logger = None
+        if RTX:
+            self.num_compute_capabilities = 0
+            self._targets = {}
+
+    if RTX:
+        def set_compute_capability(self, compute_capability, index):
+            """False past num_compute_capabilities, as the real builder (set the count first)."""
+            if not 0 <= index < self.num_compute_capabilities:
+                return False
+            self._targets[index] = ComputeCapability(compute_capability).name
+            return True
 
     def set_memory_pool_limit(self, pool, pool_size):
         self.workspace = pool_size
@@ -122,8 +170,12 @@ class IBuilderConfig(_Api):
         self.flags.add(BuilderFlag(flag).name)
 
     def add_optimization_profile(self, profile):
-        self.profiles.append(profile.shapes)
-        return len(self.profiles) - 1
+        if not profile._valid():
+            names = ", ".join(profile._shapes)
+            self._logger.log(ILogger.Severity.ERROR, f"IOptimizationProfile::isValid: Error Code 4: API Usage Error (Invalid optimization profiles for input tensors {names}, please ensure that the optimization profiles satisfy MIN<=OPT<=MAX. In isValid at /_src/optimizer/api/optimizationProfile.cpp:367)")
+            return -1
+        self._profiles.append(profile._shapes)
+        return len(self._profiles) - 1
 
     def create_timing_cache(self, serialized_timing_cache):
         return ITimingCache(serialized_timing_cache)
@@ -150,7 +202,7 @@ class OnnxParser(_Api):
         for index, node in enumerate(graph_model.graph.node):
             if node.op_type in self._UNSUPPORTED:
                 self._errors.append(ParserError(index, node.name, node.op_type, f"No importer registered for op: {node.op_type}"))
-        self._network.model = graph_model
+        self._network._model = graph_model
         return not self._errors
 
     @property
@@ -194,15 +246,17 @@ class Builder(_Api):
         return INetworkDefinition(flags)
 
     def create_builder_config(self):
-        return IBuilderConfig()
+        config = IBuilderConfig()
+        config._logger = self._logger
+        return config
 
     def create_optimization_profile(self):
         return IOptimizationProfile()
 
     def build_serialized_network(self, network, config):
-        io = _io(network.model)
+        io = _io(network._model)
         dynamic = [t["name"] for t in io if t["mode"] == "INPUT" and -1 in t["shape"]]
-        if dynamic and not any(all(n in p for n in dynamic) for p in config.profiles):
+        if dynamic and not any(all(n in p for n in dynamic) for p in config._profiles):
             self._logger.log(ILogger.Severity.ERROR, "Network has dynamic or shape inputs, but no optimization profile has been defined.")
             return None
         strongly_typed = MAJOR >= 11 or bool(network.flags & (1 << int(NetworkDefinitionCreationFlag.STRONGLY_TYPED)))
@@ -212,15 +266,37 @@ class Builder(_Api):
                 config.progress_monitor.step_complete("Building engine", step)
             config.progress_monitor.phase_finish("Building engine")
         engine = {
-            "fake_tensorrt": __version__, "onnx": base64.b64encode(network.model.SerializeToString()).decode(), "io": io,
-            "profiles": config.profiles, "precision": _layer_precision(network.model, config.flags, strongly_typed),
-            "layers": [[n.name, n.op_type] for n in network.model.graph.node],
+            "fake_tensorrt": __version__, "onnx": base64.b64encode(network._model.SerializeToString()).decode(), "io": io,
+            "profiles": config._profiles, "precision": _layer_precision(network._model, config.flags, strongly_typed),
+            "layers": [[n.name, n.op_type] for n in network._model.graph.node],
         }
-        return IHostMemory(json.dumps(engine).encode())
+        if RTX:
+            engine["targets"] = [config._targets[i] for i in range(config.num_compute_capabilities)]
+        kind = _FORMATS[engine["precision"]][1]
+        self._logger.log(ILogger.Severity.VERBOSE, "Layers:\n" + "\n".join(
+            f"Name: {name}, LayerType: {op}, Inputs: [ {{ Name: {name}_in, Dimensions: [-1], Datatype: {kind}, Format: (Linear) }}], "
+            f"Constants: [], Outputs: [ {{ Name: {name}_out, Datatype: {kind} }}], TacticName: fake, StreamId: 0, Metadata: [ONNX Layer: {name}]"
+            for name, op in engine["layers"]
+        ) + "\n\nI/O Tensors:\n")
+        return IHostMemory(MAGIC + json.dumps(engine).encode())
 
 
 class IHostMemory(bytes):
     """Serialized engine bytes (the real one exposes the buffer protocol)."""
+
+
+def _gpu_capability():
+    from cuda.bindings import runtime
+
+    props = runtime.cudaGetDeviceProperties(0)[1]
+    return f"{props.major}.{props.minor}"
+
+
+def _runs_here(targets):
+    """TensorRT-RTX's runtime: not on 9.0 / 10.x; explicit targets must include this GPU's."""
+    major, minor = map(int, _gpu_capability().split("."))
+    supported = (major, minor) in {(7, 5), (8, 0), (8, 6), (8, 9)} or major >= 12
+    return supported and (not targets or f"SM{major}{minor}" in targets)
 
 
 class Runtime(_Api):
@@ -229,10 +305,16 @@ class Runtime(_Api):
         self.engine_host_code_allowed = False
 
     def deserialize_cuda_engine(self, serialized_engine):
+        blob = bytes(serialized_engine)
         try:
-            data = json.loads(bytes(serialized_engine))
+            if not blob.startswith(MAGIC):
+                raise ValueError("no TensorRT-RTX tag")
+            data = json.loads(blob[len(MAGIC):])
         except ValueError:
             self._logger.log(ILogger.Severity.ERROR, "Serialization assertion failed: magic tag mismatch")
+            return None
+        if RTX and not _runs_here(data["targets"]):
+            self._logger.log(ILogger.Severity.ERROR, f"The engine cannot run on this GPU, which has compute capability {_gpu_capability()}. Supported compute capabilities: 8.0 8.6 8.9 12.0 12.1 >12.0")
             return None
         if data.get("fake_tensorrt") != __version__:
             self._logger.log(ILogger.Severity.ERROR, f"The engine plan file is not compatible with this version of TensorRT ({__version__})")
@@ -275,8 +357,12 @@ class ICudaEngine(_Api):
     def get_tensor_profile_shape(self, name, profile_index):
         return self._data["profiles"][profile_index][name]
 
-    def create_execution_context(self):
+    def create_execution_context(self, runtime_config=None):
         return IExecutionContext(self)
+
+    if RTX:
+        def create_runtime_config(self):
+            return IRuntimeConfig()
 
     def create_engine_inspector(self):
         return EngineInspector(self._data)
@@ -336,3 +422,37 @@ class IExecutionContext(_Api):
 
         runtime.enqueue(runtime.streams.get(stream_handle), work)
         return True
+
+
+class IRuntimeCache(_Api):
+    """Kernels compiled just in time; valid only for this (fake) TensorRT-RTX version."""
+
+    def __init__(self):
+        self._data = b""
+
+    def serialize(self):
+        return memoryview(f"fake runtime cache {__version__}".encode())
+
+    def deserialize(self, blob):
+        if bytes(blob) != f"fake runtime cache {__version__}".encode():
+            return False
+        self._data = bytes(blob)
+        return True
+
+
+class IRuntimeConfig(_Api):
+    def __init__(self):
+        self.cuda_graph_strategy = CudaGraphStrategy.DISABLED
+        self.dynamic_shapes_kernel_specialization_strategy = DynamicShapesKernelSpecializationStrategy.LAZY
+        self._cache = None
+
+    def create_runtime_cache(self):
+        return IRuntimeCache()
+
+    def set_runtime_cache(self, cache):
+        self._cache = cache
+        return True
+
+
+if not RTX:
+    del IRuntimeCache, IRuntimeConfig

@@ -6,6 +6,7 @@ stream is capturing a graph, in which case it is recorded and replayed by cudaGr
 
 import ctypes
 import enum
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -52,11 +53,14 @@ class _Graph:
     work: list = field(default_factory=list)
 
 
+_CAPABILITY = os.environ.get("FAKE_CUDA_COMPUTE_CAPABILITY", "9.0").split(".")  # 9.0 as the H100 this project's GPU runs use
+
+
 @dataclass
 class _Properties:
     name: bytes = b"Fake GPU (host memory)"
-    major: int = 9
-    minor: int = 0
+    major: int = int(_CAPABILITY[0])
+    minor: int = int(_CAPABILITY[1])
     totalGlobalMem: int = 8 * 2**30  # noqa: N815
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from infertool import cuda, onnx_io
+from infertool.engine import debug_tensors as debug
 from infertool.engine import plan as precision_plan
 from infertool.engine import sidecar as sidecars
 from infertool.engine import tensorrt_api
@@ -51,6 +52,8 @@ class BuildOptions:
     calib_samples: int | None = None
     device: int = 0
     force: bool = False
+    debug_tensors: tuple[str, ...] = ()  # tensors to read back at run time (debug layers)
+    keep_fusions: bool = True  # debug tensors: mark unfused tensors where TensorRT can, rather than each one
 
     def to_dict(self) -> dict:
         return {
@@ -58,6 +61,7 @@ class BuildOptions:
             "builder_optimization_level": self.opt_level, "timing_cache": str(self.timing_cache) if self.timing_cache else None,
             "version_compatible": self.version_compatible, "hardware_compat": self.hardware_compat,
             "calibration_method": self.calib_method if self.calib else None, "device": self.device,
+            "debug_tensors": list(self.debug_tensors), "keep_fusions": self.keep_fusions,
         }
 
 
@@ -69,6 +73,8 @@ class _Built:
     precisions: Any
     io: dict
     device_memory: int
+    layers: list  # engine layers with the ONNX nodes they came from
+    marked: debug.Marked | None  # the debug tensors marked
 
 
 def calibration_samples(model: ModelInfo, options: BuildOptions) -> dict | None:
@@ -153,6 +159,7 @@ def _build(trt: Any, source: Path, options: BuildOptions, plan: precision_plan.P
     network = builder.create_network(flags)
     with reporter.task(f"parsing {source.name}"):
         _parse(trt, source, network, logger)
+    marked = debug.mark(network, options.debug_tensors, options.keep_fusions) if options.debug_tensors else None
     config, cache_loaded = _configure(trt, builder, options, plan)
     with reporter.task("building the TensorRT engine") as task:
         monitor = tensorrt_api.progress_monitor(lambda phase, step, steps: task.describe(f"building: {phase} {step}/{steps}"))
@@ -171,7 +178,10 @@ def _build(trt: Any, source: Path, options: BuildOptions, plan: precision_plan.P
         if engine is None:
             raise InfertoolError("TensorRT could not load the engine it built: " + " | ".join(logger.messages[-3:]))
         info = json.loads(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
-        return _Built(engine_bytes, seconds, cache_loaded, precision_plan.layer_precisions(info), _io_specs(trt, engine), int(engine.device_memory_size_v2))
+        return _Built(
+            engine_bytes, seconds, cache_loaded, precision_plan.layer_precisions(info), _io_specs(trt, engine), int(engine.device_memory_size_v2),
+            debug.layers(info), marked,
+        )
 
 
 def _check_precision(plan: precision_plan.PrecisionPlan, built: _Built, output: Path) -> None:
@@ -211,6 +221,7 @@ def build_engine(
             "build_seconds": round(built.seconds, 3), "engine_bytes": len(built.engine), "device_memory_bytes": built.device_memory,
             "version_compatible": options.version_compatible, "hardware_compat": options.hardware_compat,
             "options": options.to_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "layers": built.layers, "debug_tensors": built.marked.to_dict() if built.marked else None,
         }
         sidecars.sidecar_path(staging / output.name).write_text(json.dumps(sidecar, indent=2) + "\n")
     return BuildResult(

@@ -56,7 +56,7 @@ def _samples(source: FeedSource, options: InputOptions, wanted: int | None, what
     return {n: a[: wanted or available] for n, a in feeds.items()}
 
 
-def _calibration(specs: list[TensorSpec], options: QuantizeOptions, notes: list[str]) -> dict[str, np.ndarray] | None:
+def calibration_data(specs: list[TensorSpec], options: QuantizeOptions, notes: list[str]) -> dict[str, np.ndarray] | None:
     if options.calib is None:
         return None
     samples = _samples(FeedSource(specs, options.calib), options.calib, options.calib_samples, "the calibration data")
@@ -68,7 +68,7 @@ def _calibration(specs: list[TensorSpec], options: QuantizeOptions, notes: list[
     return samples
 
 
-def _evaluation_data(specs: list[TensorSpec], options: QuantizeOptions, calib: dict | None) -> tuple[dict[str, np.ndarray], str]:
+def evaluation_data(specs: list[TensorSpec], options: QuantizeOptions, calib: dict | None) -> tuple[dict[str, np.ndarray], str]:
     if options.eval is not None:
         generated = options.eval.path is None
         samples = _samples(FeedSource(specs, options.eval), options.eval, options.eval_samples if generated else None, "the evaluation data")
@@ -94,7 +94,7 @@ def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> 
     transform.check_request(info.precision, settings, options.calib is not None)
     specs = list(info.inputs)
     notes: list[str] = []
-    calib = _calibration(specs, options, notes)
+    calib = calibration_data(specs, options, notes)
     with staged_output(options.output, options.force) as staging:
         converted = staging / options.output.name
         batches = None if calib is None else split_batches(calib, specs, CALIBRATION_BATCH)
@@ -104,7 +104,7 @@ def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> 
             **stage.calibration, "samples": None if calib is None else min(a.shape[0] for a in calib.values()),
             "data": str(options.calib.path) if options.calib and options.calib.path else "random" if options.calib else None,
         }
-        samples, data = _evaluation_data(specs, options, calib)
+        samples, data = evaluation_data(specs, options, calib)
         accuracy = evaluate(model_path, converted, options.output, specs, samples, data, settings.precision, options.eval_backend, reporter)
         result = QuantizeResult(
             source=ModelFile(str(model_path), info.sha256, model_path.stat().st_size),

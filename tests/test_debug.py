@@ -4,6 +4,8 @@ ONNX Runtime sessions: an fp16 overflow, an int8-crushed outlier channel calibra
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,7 @@ import pytest
 from infertool.cli.parse import names
 from infertool.errors import InfertoolError
 
-from conftest import one_line_error, run_cli
+from conftest import ROOT, one_line_error, run_cli
 from onnx_models import fp16_overflow, int8_outlier, mlp
 
 pytestmark = pytest.mark.slow
@@ -144,3 +146,13 @@ def test_name_lists_read_files(tmp_path):
     assert names(["a,b", f"@{tmp_path / 'keep.txt'}", "a"]) == ("a", "b", "conv1", "conv2")
     with pytest.raises(InfertoolError, match="needs a file name"):
         names(["@"])
+
+
+def test_debug_help_imports_no_ml_framework():
+    for command in (["debug", "--help"], ["debug", "layers", "--help"], ["debug", "precision", "--help"]):
+        code = (
+            f"import sys\nfrom infertool.cli.app import main\ntry:\n    main({command!r})\nexcept SystemExit:\n    pass\n"
+            "print('HEAVY=' + ','.join(m for m in ('torch', 'tensorflow', 'onnxruntime', 'tensorrt', 'tensorrt_rtx') if m in sys.modules))"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+        assert "Usage" in result.stdout and result.stdout.rstrip().endswith("HEAVY="), (command, result.stdout[-300:])

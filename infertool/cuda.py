@@ -144,6 +144,13 @@ def copy_to_host(dst: PinnedArray, src: DeviceBuffer, nbytes: int, stream: Strea
     check(cudart.cudaMemcpyAsync(dst.ptr, src.ptr, nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, stream.handle))
 
 
+def read_device(dst: int, src: int, nbytes: int, stream: int) -> None:
+    """Copy `nbytes` of device memory at `src` to host memory at `dst` once `stream`'s work is done."""
+    cudart = runtime()
+    check(cudart.cudaStreamSynchronize(stream))
+    check(cudart.cudaMemcpy(dst, src, nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost))
+
+
 class Graph:
     """A CUDA graph captured from the work `enqueue` puts on `stream`, replayed with `launch`."""
 

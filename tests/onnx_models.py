@@ -75,3 +75,55 @@ def big_weights(path: Path, megabytes: int = 64) -> Path:
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 1])], [w],
     )
     return _save(graph, path)
+
+
+def fp16_overflow(path: Path, gain: float = 3e4) -> Path:
+    """x[batch,16] -> project -> relu -> amplify (x gain: values ~1e5, past fp16's 65504) ->
+    normalise (LayerNormalization, back to O(1)) -> head -> y[batch,10]. Fine in fp32, NaN in fp16."""
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((16, 32)).astype(np.float32) * 0.3, "w1"),
+        numpy_helper.from_array(np.array(gain, np.float32), "gain"),
+        numpy_helper.from_array(np.ones(32, np.float32), "ln_scale"), numpy_helper.from_array(np.zeros(32, np.float32), "ln_bias"),
+        numpy_helper.from_array(rng.standard_normal((32, 10)).astype(np.float32) * 0.3, "w2"),
+    ]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["h"], name="project"),
+        helper.make_node("Relu", ["h"], ["r"], name="relu"),
+        helper.make_node("Mul", ["r", "gain"], ["big"], name="amplify"),
+        helper.make_node("LayerNormalization", ["big", "ln_scale", "ln_bias"], ["norm"], name="normalise", axis=-1),
+        helper.make_node("MatMul", ["norm", "w2"], ["y"], name="head"),
+    ]
+    graph = helper.make_graph(
+        nodes, "fp16_overflow", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 10])], inits,
+    )
+    return _save(graph, path)
+
+
+def int8_outlier(path: Path, gain: float = 200.0) -> Path:
+    """image[batch,3,64,64] -> conv1 -> relu1 -> boost (channel 0 x gain: an outlier channel) ->
+    conv2 (reads the other channels) -> relu2 -> pool -> flatten -> head -> logits[batch,10].
+    Per-tensor int8 of conv2's input spends its range on the outlier and crushes the rest."""
+    rng = np.random.default_rng(0)
+    w2 = rng.standard_normal((8, 8, 3, 3)).astype(np.float32) * 0.2
+    w2[:, 0] *= 0.005
+    gains = np.ones((1, 8, 1, 1), np.float32)
+    gains[0, 0] = gain
+    arrays = {"w1": rng.standard_normal((8, 3, 3, 3)).astype(np.float32) * 0.3, "b1": np.zeros(8, np.float32), "gain": gains,
+              "w2": w2, "b2": np.zeros(8, np.float32), "w3": rng.standard_normal((8, 10)).astype(np.float32)}
+    nodes = [
+        helper.make_node("Conv", ["image", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c1"], ["a1"], name="relu1"),
+        helper.make_node("Mul", ["a1", "gain"], ["act"], name="boost"),
+        helper.make_node("Conv", ["act", "w2", "b2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c2"], ["a2"], name="relu2"),
+        helper.make_node("GlobalAveragePool", ["a2"], ["pooled"], name="pool"),
+        helper.make_node("Flatten", ["pooled"], ["flat"], name="flatten"),
+        helper.make_node("MatMul", ["flat", "w3"], ["logits"], name="head"),
+    ]
+    graph = helper.make_graph(
+        nodes, "int8_outlier", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 64, 64])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])], [numpy_helper.from_array(a, n) for n, a in arrays.items()],
+    )
+    return _save(graph, path)

@@ -1,11 +1,16 @@
-"""Graph repairs applied after onnxruntime's float16 converter."""
+"""Graph repairs applied after onnxruntime's float16 converter, and the fp16 storage emulation."""
 
+import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from infertool.errors import InfertoolError
-from infertool.precision.floats import drop_duplicate_producers, topological_sort
+from infertool.precision.emulate import emulate
+from infertool.precision.floats import block_list, drop_duplicate_producers, to_float16, topological_sort
+
+from conftest import ort_run
+from onnx_models import fp16_overflow
 
 
 def graph(nodes):
@@ -32,3 +37,36 @@ def test_identical_duplicate_casts_are_dropped():
     clash = graph([cast, helper.make_node("Cast", ["x"], ["x16"], to=TensorProto.BFLOAT16), back])
     with pytest.raises(InfertoolError, match="twice"):
         drop_duplicate_producers(clash)
+
+
+def test_kept_nodes_read_each_other_in_fp32(tmp_path):
+    """onnxruntime's converter casts a kept node's output to fp16 and back for a kept reader, which
+    rounds (and overflows) it anyway; the round trip is dropped and the tensor keeps its name."""
+    model = onnx.load(fp16_overflow(tmp_path / "m.onnx"))
+    kept = to_float16(model, True, block_list([], True), ["amplify", "normalise"])
+    onnx.checker.check_model(kept, full_check=True)
+    nodes = {n.name: n for n in kept.graph.node}
+    assert nodes["amplify"].output[0] == "big" and nodes["normalise"].input[0] == "big"
+    everything = to_float16(model, True, block_list([], True), [n.name for n in model.graph.node])
+    assert [n.op_type for n in everything.graph.node] == [n.op_type for n in model.graph.node]  # no cast left at all
+    assert [n.output[0] for n in everything.graph.node] == [n.output[0] for n in model.graph.node]
+
+
+def test_emulation_rounds_every_fp16_tensor_as_stored(tmp_path):
+    gain = numpy_helper.from_array(np.array(3e4, np.float32), "gain")
+    nodes = [helper.make_node("Mul", ["x", "gain"], ["a"], name="up"), helper.make_node("Div", ["a", "gain"], ["y"], name="down")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])], [gain])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    converted = to_float16(model, True, block_list([], True), [])
+    emulated = emulate(converted)
+    onnx.checker.check_model(emulated, full_check=True)
+    assert {"a", "y"} <= {o for n in emulated.graph.node for o in n.output}  # the converted graph's names
+    onnx.save(emulated, tmp_path / "e.onnx")
+    x = np.array([3.0, 1.0001, 1e-6, -2.5], np.float32)
+    got = ort_run(tmp_path / "e.onnx", {"x": x})["y"]
+    g16 = np.float16(3e4).astype(np.float32)
+    with np.errstate(over="ignore"):
+        a = (x.astype(np.float16).astype(np.float32) * g16).astype(np.float16)
+        expected = (a.astype(np.float32) / g16).astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(got, expected)
+    assert np.isinf(got[0]) and got[1] != x[1]  # overflow and rounding, as fp16 storage has them

@@ -288,3 +288,35 @@ print(json.dumps([runner.cache_loaded, sorted(tensorrt_rtx.ACCESSED)]))
             ("ICudaEngine", "create_runtime_config"), ("IExecutionContext", "execute_async_v3")} <= touched
     missing = sorted(f"{c}.{m}" for c, m in touched if not _has(rtx, c, m))
     assert not missing, f"the flow touched what TensorRT-RTX 1.7 lacks: {missing}"
+
+
+@pytest.mark.parametrize("version", ["10.16.1.11", "11.4.0.106"])
+def test_names_touched_reading_debug_tensors_are_real(bindings, version, tmp_path):
+    """debug layers' TensorRT path: debug tensors marked both ways, built, run, read back through the listener."""
+    script = f"""
+import json, sys
+sys.path.insert(0, {str(ROOT / 'tests')!r})
+from pathlib import Path
+import numpy as np, tensorrt
+from onnx_models import fp16_overflow
+from infertool import onnx_io
+from infertool.backends.tensorrt import TrtRunner
+from infertool.engine.build import BuildOptions, build_engine
+from infertool.engine.profiles import ShapeProfile
+from infertool.reporting import SilentReporter
+folder = Path({str(tmp_path)!r})
+model = onnx_io.describe(fp16_overflow(folder / 'm.onnx'))
+for keep in (False, True):
+    options = BuildOptions(profiles=(ShapeProfile({{'x': ((2, 16), (2, 16), (2, 16))}}),), debug_tensors=('h', 'big'), keep_fusions=keep)
+    build_engine(model, folder / f'{{keep}}.engine', options, SilentReporter())
+    with TrtRunner(folder / f'{{keep}}.engine') as runner:
+        runner.infer({{'x': np.ones((2, 16), np.float32)}})
+        assert runner.intermediates(), keep
+print(json.dumps(sorted(tensorrt.ACCESSED)))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, env={"PYTHONPATH": f"{FAKES}:{ROOT}", "FAKE_TENSORRT_VERSION": version, "PATH": ""})
+    assert result.returncode == 0, result.stderr
+    touched = {name.split(".")[1] for name in json.loads(result.stdout.splitlines()[-1])}
+    assert {"mark_debug", "mark_unfused_tensors_as_debug_tensors", "set_debug_listener", "unfused_tensors_debug_state", "get_layer"} <= touched
+    missing = sorted(n for n in touched if not present(n, bindings[version.split(".")[0]]))
+    assert not missing, f"the debug flow touched names TensorRT {version} lacks: {missing}"

@@ -52,12 +52,15 @@ class EngineOptions:
     engine: Path | None = None  # a prebuilt engine instead of building one
     cache_dir: Path | None = None
     runtime_cache: Path | None = None  # TensorRT-RTX: kernels compiled just in time, loaded and saved
+    debug_tensors: tuple[str, ...] = ()  # network tensors to read back at run time (debug layers)
+    keep_fusions: bool = True  # debug tensors: where TensorRT can, mark unfused tensors rather than each one
 
     def to_dict(self) -> dict:
         return {
             "precision": self.precision, "workspace_bytes": self.workspace, "builder_optimization_level": self.opt_level,
             "timing_cache": str(self.timing_cache) if self.timing_cache else None,
             "engine": str(self.engine) if self.engine else None, "runtime_cache": str(self.runtime_cache) if self.runtime_cache else None,
+            "debug_tensors": len(self.debug_tensors),
         }
 
 
@@ -80,6 +83,8 @@ class Capabilities:
     builds_engines: bool = False  # prepare() turns the ONNX into an engine first
     runs_engines: bool = False  # opens serialized engine files (.engine) as well
     saves_optimized: bool = False  # can write the graph it optimized (bench --save-optimized)
+    reduced_floats: bool = True  # computes fp16 / bf16 graphs in those types (ORT's CPU provider runs most of their ops in fp32)
+    debug_tensors: bool = False  # returns intermediate tensors without making them graph outputs (TensorRT debug tensors)
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,10 @@ class Runner(ABC):
 
     def device_times(self, iterations: int) -> dict[str, list[int]]:
         """Per-iteration device times in ns from CUDA events, by phase; empty where not measurable."""
+        return {}
+
+    def intermediates(self) -> dict[str, np.ndarray]:
+        """The debug tensors the last `infer` produced, by engine tensor name (capabilities.debug_tensors)."""
         return {}
 
     def memory(self) -> dict:

@@ -74,7 +74,7 @@ class OrtCpu(OrtBackend):
     description = "ONNX Runtime, CPU execution provider"
     extra = "cpu"
     provider = "CPUExecutionProvider"
-    capabilities = Capabilities(saves_optimized=True)
+    capabilities = Capabilities(saves_optimized=True, reduced_floats=False)
 
 
 class OrtCuda(OrtBackend):

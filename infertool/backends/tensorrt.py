@@ -19,6 +19,7 @@ from infertool import cuda
 from infertool.backends import registry
 from infertool.backends.base import Backend, Capabilities, Runner, RunnerInfo, RunnerOptions
 from infertool.dtypes import numpy_dtype
+from infertool.engine import debug_tensors as debug
 from infertool.engine import sidecar as sidecars
 from infertool.engine import tensorrt_api
 from infertool.engine.build import BuildOptions, StageReview, build_engine
@@ -38,7 +39,7 @@ class TensorrtBackend(Backend):
     name = "trt"
     description = "TensorRT engine (built from the ONNX and cached, or given with --engine); never run on real TensorRT in this project's CI"
     extra = "trt"
-    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, builds_engines=True, runs_engines=True)
+    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, builds_engines=True, runs_engines=True, debug_tensors=True)
     flavour: Flavour = TENSORRT
 
     def unavailable_reason(self) -> str | None:
@@ -81,6 +82,7 @@ class TensorrtBackend(Backend):
             precision=options.engine.precision or model.precision, profiles=(profile,), workspace=options.engine.workspace,
             opt_level=options.engine.opt_level, timing_cache=options.engine.timing_cache, device=options.device,
             flavour=self.flavour, compute_capabilities=self.targets(options.device),
+            debug_tensors=options.engine.debug_tensors, keep_fusions=options.engine.keep_fusions,
         )
         return engine_for(model, build, options.engine.cache_dir, reporter)
 
@@ -121,6 +123,7 @@ class TrtRunner(Runner):
         self.engine: Any = None
         self.logger: Any = None
         self.runtime: Any = None
+        self._capture: Any = None  # the debug listener, for engines built with debug tensors
 
     def _check(self) -> None:
         """Refuse, before deserializing, an engine of another flavour, version or GPU."""
@@ -151,6 +154,10 @@ class TrtRunner(Runner):
         if self.context is None:
             raise InfertoolError(f"{library} could not create an execution context for {self.model}: {' | '.join(self.logger.errors()[-2:]) or 'GPU memory?'}", hint="free the GPU or use a smaller profile")
         self.stream = cuda.Stream()
+        marked = (self.sidecar or {}).get("debug_tensors")
+        if marked:
+            self._capture = debug.listener(trt)
+            debug.enable(self.context, debug.Marked.from_dict(marked), self._capture)
         for name in (self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)):
             shape = tuple(d if d >= 0 else None for d in self.engine.get_tensor_shape(name))
             spec = TensorSpec(name, tensorrt_api.dtype_name(self.engine.get_tensor_dtype(name)), shape)
@@ -197,6 +204,8 @@ class TrtRunner(Runner):
             raise BackendFailure(f"{self.flavour.name} execution failed: {' | '.join(self.logger.errors()[-2:] or self.logger.messages[-2:])}")
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._capture is not None:
+            self._capture.tensors.clear()
         self._allocate({n: tuple(a.shape) for n, a in feeds.items()})
         self._copy_in(feeds)
         self._h2d()
@@ -242,6 +251,9 @@ class TrtRunner(Runner):
             for event in events:
                 event.close()
         return times
+
+    def intermediates(self) -> dict[str, np.ndarray]:
+        return dict(self._capture.tensors) if self._capture is not None else {}
 
     def memory(self) -> dict:
         return {"engine_bytes": self.model.stat().st_size, "device_memory_bytes": int(self.engine.device_memory_size_v2)}

@@ -24,7 +24,7 @@ class TensorrtRtxBackend(TensorrtBackend):
     description = ("TensorRT-RTX engine (built ahead of time, also without a GPU, and cached; or given with --engine); "
                    "runs on RTX / Ampere and later GPUs, not Hopper; engines built in this project's CI, never run there")
     extra = "trt-rtx"
-    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, builds_engines=True, runs_engines=True)
+    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, builds_engines=True, runs_engines=True, debug_tensors=True)
     flavour: Flavour = TENSORRT_RTX
 
     def unavailable_reason(self) -> str | None:

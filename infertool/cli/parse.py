@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from pathlib import Path
 
 from infertool.dtypes import ALIASES
 from infertool.engine.profiles import check_bounds
-from infertool.errors import InfertoolError
+from infertool.errors import InfertoolError, first_line
 from infertool.measure.timing import Budget
 
 Shape = tuple[int, ...]
@@ -158,8 +159,22 @@ def floats(text: str, option: str, count: int = 3) -> tuple[float, ...]:
 
 
 def names(values: Iterable[str] | None) -> tuple[str, ...]:
-    """Repeatable, comma-separated names -> one tuple."""
-    return tuple(n.strip() for v in values or [] for n in v.split(",") if n.strip())
+    """Repeatable, comma-separated names -> one tuple; `@FILE` reads names from FILE, one a line
+    (blank lines and lines starting with `#` skipped), so a list `debug precision -o keep.txt` wrote can be fed back."""
+    found: list[str] = []
+    for value in values or []:
+        found += _name_file(value[1:]) if value.startswith("@") else [n.strip() for n in value.split(",")]
+    return tuple(dict.fromkeys(n for n in found if n))
+
+
+def _name_file(path: str) -> list[str]:
+    if not path:
+        raise InfertoolError("'@' needs a file name after it", hint="write @keep.txt")
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InfertoolError(f"cannot read the name list {path}: {first_line(exc)}", hint="give a text file with one node name a line") from exc
+    return [line.strip() for line in text.splitlines() if not line.strip().startswith("#")]
 
 
 def _profile_entry(text: str, option: str) -> dict[str, Shape]:

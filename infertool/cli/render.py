@@ -325,6 +325,8 @@ def quantize_result(result, console: Console) -> None:
             pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
             report.add_row(a.name, _num(a.max_abs), _num(a.mean_abs), f"{a.cosine:.6f}", pct(a.top1), pct(a.top5), _mark(a.passed))
         console.print(report)
+        if accuracy.emulation:
+            console.print(f"[yellow]emulated:[/] {escape(accuracy.emulation)}", highlight=False)
     if accuracy.original_accuracy is not None:
         original, converted = accuracy.original_accuracy, accuracy.converted_accuracy
         truth = Table(title=f"accuracy against {escape(original.labels)} ({original.samples} labelled samples, output '{escape(original.output)}')", title_justify="left")
@@ -362,3 +364,136 @@ def build_result(result, console: Console) -> None:
     for note in result.notes:
         table.add_row("note", escape(note))
     console.print(table)
+
+
+LAYER_ROWS = 60  # a longer report shows its flagged and diverged rows (JSON and Markdown have all)
+
+
+def _node(row) -> str:
+    return f"{row.node or '(unnamed)'} ({row.op})" if row.op != "output" else "(graph output)"
+
+
+def _cosine(value: float) -> str:
+    return "NaN/Inf" if value != value else f"{value:.6f}"
+
+
+def _layer_cells(row) -> list[str]:
+    d = row.divergence
+    growth = "-" if row.growth is None else ("inf" if row.growth == float("inf") else f"{row.growth:.3g}x")
+    return [_num(d.max_abs), _num(d.max_rel), _cosine(d.cosine), f"{d.over_share:.1%}", growth, ", ".join(row.flags) or "-"]
+
+
+def _shown_rows(result) -> list[int]:
+    rows = result.rows
+    if len(rows) <= LAYER_ROWS:
+        return list(range(len(rows)))
+    first = result.first_divergence
+    near = set(range(max(0, first - 2), min(len(rows), first + 3))) if first is not None else set()
+    picked = sorted(near | {i for i, r in enumerate(rows) if r.flags or r.diverged})
+    return picked[:LAYER_ROWS]
+
+
+def debug_layers(result, console: Console) -> None:
+    ref, cand = result.reference, result.candidate
+    title = (f"{ref['path']} on {ref['backend']}  vs  {cand['path']} ({cand['precision']}) on {cand['backend']}: "
+             f"{len(result.rows)} tensors, {result.samples} samples, {result.precision} tolerance")
+    shown = _shown_rows(result)
+    caption = f"worst sample per tensor; tensors read as {result.read_as}; >tol: share of elements {result.tolerance['elements']}"
+    if any(row.quantized for row in result.rows):
+        caption += "; q/dq: compared as its readers see it, dequantized"
+    if len(shown) < len(result.rows):
+        caption += f"; {len(result.rows) - len(shown)} unflagged tensors not shown (--json / --markdown have all)"
+    table = Table(title=escape(title), title_justify="left", caption=escape(caption), caption_justify="left")
+    for column in ("#", "tensor", "node (op)", "max abs err", "max rel err", "cosine", ">tol", "growth", "flags"):
+        table.add_column(column, justify="left" if column in ("tensor", "node (op)", "flags") else "right")
+    for index in shown:
+        row = result.rows[index]
+        style = "bold red" if index == result.first_divergence else "red" if row.diverged else None
+        marker = " ◀ first divergence" if index == result.first_divergence else ""
+        table.add_row(str(index), escape(row.tensor) + marker, escape(_node(row)), *map(escape, _layer_cells(row)), style=style)
+    for row in result.outputs:
+        table.add_row("out", escape(row.tensor), "(unmodified candidate)", *map(escape, _layer_cells(row)), style="red" if row.diverged else None)
+    console.print(table)
+    _first_divergence(result, console)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    if result.unmatched:
+        listed = ", ".join(result.unmatched[:5]) + (", …" if len(result.unmatched) > 5 else "")
+        console.print(f"not compared: {len(result.unmatched)} tensors the candidate does not have ({escape(listed)})", highlight=False)
+
+
+def _first_divergence(result, console: Console) -> None:
+    row = result.first
+    if row is None:
+        verdict = "the outputs diverge, no single tensor does" if any(o.diverged for o in result.outputs) else "every tensor within tolerance"
+        console.print(f"no tensor diverges beyond the {result.precision} tolerance: {verdict}")
+        return
+    d = row.divergence
+    why = []
+    if d.overflow:
+        why.append(f"reference values up to {d.ref_absmax:.3g}, beyond fp16's 65504")
+    if d.nonfinite:
+        why.append(f"{d.nonfinite} NaN/Inf values in the candidate")
+    if not why:
+        why.append(f"cosine {_cosine(d.cosine)} under {result.tolerance['min_cosine']}")
+    console.print(
+        f"[bold red]first divergence:[/] tensor {escape(row.tensor)!r} from node {escape(_node(row))}, worst on sample {d.worst_run}: {escape('; '.join(why))}",
+        highlight=False,
+    )
+
+
+def debug_layers_markdown(result) -> str:
+    ref, cand = result.reference, result.candidate
+    first = result.first
+    lines = [
+        f"### infertool debug layers: `{ref['path']}` ({ref['backend']}) vs `{cand['path']}` ({cand['precision']}, {cand['backend']})",
+        "",
+        f"{result.samples} samples ({result.data}); {result.precision} tolerance; first divergence: "
+        + ("none" if first is None else f"**`{first.tensor}`** from `{first.node or '(unnamed)'}` ({first.op})"),
+        "",
+        "| # | tensor | node (op) | max abs err | max rel err | cosine | >tol | growth | flags |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    cell = lambda text: text.replace("|", "\\|")  # noqa: E731
+    for index, row in enumerate(result.rows):
+        mark = " **◀ first divergence**" if index == result.first_divergence else ""
+        lines.append(f"| {index} | `{cell(row.tensor)}`{mark} | {cell(_node(row))} | " + " | ".join(_layer_cells(row)) + " |")
+    for row in result.outputs:
+        lines.append(f"| out | `{cell(row.tensor)}` | (unmodified candidate) | " + " | ".join(_layer_cells(row)) + " |")
+    lines += ["", *[f"- {note}" for note in result.notes]]
+    return "\n".join(lines) + "\n"
+
+
+def _gate_text(gate: dict) -> str:
+    if "tolerance" in gate:
+        return f"the {gate['tolerance']} tolerance on every sample"
+    return " and ".join(f"{k.replace('_', ' ')} {v}" for k, v in gate.items())
+
+
+def debug_precision(result, console: Console) -> None:
+    table = Table(title=escape(f"{result.model} → {result.precision}: gate {_gate_text(result.gate)} ({result.samples} samples: {result.data})"), title_justify="left")
+    for column in ("step", "phase", "kept", "nodes kept", "result", "min cosine", "top-1", "failing", "s"):
+        table.add_column(column, justify="left" if column in ("phase", "nodes kept", "result") else "right")
+    for step in result.steps:
+        kept = ", ".join(step.keep[:3]) + (f" +{len(step.keep) - 3}" if len(step.keep) > 3 else "")
+        top1 = "-" if step.top1 is None else f"{step.top1:.1%}"
+        cosine = "-" if step.min_cosine is None else _cosine(step.min_cosine)
+        table.add_row(str(step.index), step.phase, str(len(step.keep)), escape(kept or "-"), _mark(step.passed), cosine, top1,
+                      f"{step.failing}/{step.samples}", f"{step.seconds:.1f}")
+    console.print(table)
+    first = result.first_divergence
+    if first is not None:
+        console.print(f"first divergence of the converted model: tensor {escape(first['tensor'])!r} from node {escape(first['node'] or '(unnamed)')} ({first['op']})", highlight=False)
+    what = "in fp32" if result.precision in ("fp16", "bf16") else "out of quantization"
+    listed = ", ".join(result.keep) if result.keep else "none (the converted model passes as it is)"
+    console.print(f"[bold]keep {len(result.keep)} node(s) {what}:[/] {escape(listed)}  → {escape(result.keep_file)}", highlight=False)
+    cost = result.cost
+    added = f"{cost['casts_added']} casts added" if "casts_added" in cost else f"{cost.get('dequantize_removed', 0)} DequantizeLinear nodes fewer"
+    before, after = (_cosine(cost[k]) if cost[k] is not None else "-" for k in ("min_cosine_before", "min_cosine_after"))
+    console.print(f"cost: {added}; worst cosine {before} → {after}", highlight=False)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+    console.print(
+        f"next: infertool quantize {escape(result.model)} -p {result.precision} --exclude-nodes @{escape(result.keep_file)} -o MODEL.{result.precision}.onnx",
+        highlight=False,
+    )

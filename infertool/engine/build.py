@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from infertool import cuda, onnx_io
+from infertool.engine import debug_tensors as debug
 from infertool.engine import plan as precision_plan
 from infertool.engine import rtx, tensorrt_api
 from infertool.engine import sidecar as sidecars
@@ -57,6 +58,8 @@ class BuildOptions:
     force: bool = False
     flavour: Flavour = TENSORRT  # set by the backend that builds
     compute_capabilities: tuple[str, ...] = ()  # TensorRT-RTX targets; none: its defaults
+    debug_tensors: tuple[str, ...] = ()  # tensors to read back at run time (debug layers)
+    keep_fusions: bool = True  # debug tensors: mark unfused tensors where TensorRT can, rather than each one
 
     def to_dict(self) -> dict:
         return {
@@ -64,6 +67,7 @@ class BuildOptions:
             "builder_optimization_level": self.opt_level, "timing_cache": str(self.timing_cache) if self.timing_cache else None,
             "version_compatible": self.version_compatible, "hardware_compat": self.hardware_compat,
             "calibration_method": self.calib_method if self.calib else None, "device": self.device,
+            "debug_tensors": list(self.debug_tensors), "keep_fusions": self.keep_fusions,
         }
 
 
@@ -75,6 +79,8 @@ class _Built:
     precisions: Any
     io: dict
     device_memory: int | None  # None: not loaded here (an ahead-of-time build)
+    layers: list  # engine layers with the ONNX nodes they came from
+    marked: debug.Marked | None  # the debug tensors marked
 
 
 def calibration_samples(model: ModelInfo, options: BuildOptions) -> dict | None:
@@ -178,6 +184,7 @@ def _build(trt: Any, source: Path, options: BuildOptions, plan: precision_plan.P
     network = builder.create_network(flags)
     with reporter.task(f"parsing {source.name}"):
         _parse(trt, flavour, source, network, logger)
+    marked = debug.mark(network, options.debug_tensors, options.keep_fusions) if options.debug_tensors else None
     config, cache_loaded = _configure(trt, builder, network, options, plan, logger)
     with reporter.task(f"building the {flavour.name} engine") as task:
         monitor = tensorrt_api.progress_monitor(flavour, lambda phase, step, steps: task.describe(f"building: {phase} {step}/{steps}"))
@@ -192,14 +199,17 @@ def _build(trt: Any, source: Path, options: BuildOptions, plan: precision_plan.P
     if options.timing_cache is not None and not flavour.ahead_of_time:
         write_bytes_atomic(options.timing_cache, bytes(config.get_timing_cache().serialize()), force=True)
     if flavour.ahead_of_time:
-        layers = precision_plan.layer_precisions(precision_plan.layers_from_log(logger.messages))
-        return _Built(engine_bytes, seconds, cache_loaded, layers, _network_io(network), None)
+        info = precision_plan.layers_from_log(logger.messages)
+        return _Built(engine_bytes, seconds, cache_loaded, precision_plan.layer_precisions(info), _network_io(network), None, debug.layers(info), marked)
     with reporter.task("inspecting the engine"):
         engine = trt.Runtime(logger).deserialize_cuda_engine(engine_bytes)
         if engine is None:
             raise InfertoolError(f"{flavour.name} could not load the engine it built: " + " | ".join(logger.errors()[-3:] or logger.messages[-3:]))
         info = json.loads(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
-        return _Built(engine_bytes, seconds, cache_loaded, precision_plan.layer_precisions(info), _io_specs(trt, engine), int(engine.device_memory_size_v2))
+        return _Built(
+            engine_bytes, seconds, cache_loaded, precision_plan.layer_precisions(info), _io_specs(trt, engine), int(engine.device_memory_size_v2),
+            debug.layers(info), marked,
+        )
 
 
 def _build_failure(flavour: Flavour, source: Path, logger: Any) -> InfertoolError:
@@ -272,6 +282,7 @@ def build_engine(
             "build_seconds": round(built.seconds, 3), "engine_bytes": len(built.engine), "device_memory_bytes": built.device_memory,
             "version_compatible": options.version_compatible, "hardware_compat": options.hardware_compat,
             "options": options.to_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "layers": built.layers, "debug_tensors": built.marked.to_dict() if built.marked else None,
         }
         sidecars.sidecar_path(staging / output.name).write_text(json.dumps(sidecar, indent=2) + "\n")
     return BuildResult(

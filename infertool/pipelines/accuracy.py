@@ -3,11 +3,13 @@ report of quantize and of build-engine's precision stage."""
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from infertool import onnx_io
 from infertool.agreement import compare, tolerance
 from infertool.backends import registry
 from infertool.backends.base import RunnerOptions
@@ -15,6 +17,7 @@ from infertool.dtypes import numpy_dtype
 from infertool.errors import InfertoolError, first_line
 from infertool.feeds import sample_count, split_batches
 from infertool.labels import GroundTruth, task_accuracy
+from infertool.precision.emulate import emulate
 from infertool.reporting import Reporter
 from infertool.results import AccuracyReport
 from infertool.tensors import TensorSpec
@@ -29,16 +32,34 @@ class Labelled:
     truth: GroundTruth
 
 
-def _outputs(path: Path, backend: str, batches: list[dict[str, np.ndarray]], advance) -> dict[str, np.ndarray]:
-    collected: dict[str, list[np.ndarray]] = {}
-    backend_ = registry.get(backend)
-    with backend_.open(path, RunnerOptions()) as runner:
+def batch_outputs(path: Path, backend: str, batches: list[dict[str, np.ndarray]], advance) -> list[dict[str, np.ndarray]]:
+    """The model's outputs on `backend`, batch by batch."""
+    found = []
+    with registry.get(backend).open(path, RunnerOptions()) as runner:
         wanted = {s.name: numpy_dtype(s.dtype) for s in runner.inputs}  # fp16 IO without --keep-io-types
         for batch in batches:
-            for name, value in runner.infer({n: a.astype(wanted[n], copy=False) for n, a in batch.items()}).items():
-                collected.setdefault(name, []).append(value)
+            found.append(runner.infer({n: a.astype(wanted[n], copy=False) for n, a in batch.items()}))
             advance(1)
-    return {n: np.concatenate(v) for n, v in collected.items()}
+    return found
+
+
+def _outputs(path: Path, backend: str, batches: list[dict[str, np.ndarray]], advance) -> dict[str, np.ndarray]:
+    found = batch_outputs(path, backend, batches, advance)
+    return {n: np.concatenate([b[n] for b in found]) for n in found[0]}
+
+
+def emulated(converted: Path, precision: str, backend: str, folder: Path) -> tuple[Path, str]:
+    """The model to run in place of `converted` on `backend`, and how it stands in: a backend that
+    computes fp16 / bf16 graphs in fp32 gets an fp32 graph rounding each tensor as the converted
+    graph stores it (precision/emulate.py); '' where the converted model runs as it is."""
+    if precision not in ("fp16", "bf16") or registry.get(backend).capabilities.reduced_floats:
+        return converted, ""
+    model = emulate(onnx_io.load(converted))
+    if model is None:
+        return converted, f"{backend} computes most {precision} ops in fp32 and this graph could not be emulated, so {precision} errors are understated"
+    path = folder / f"{converted.stem}.emulated.onnx"
+    onnx_io.save(model, path)
+    return path, f"{backend} computes most {precision} ops in fp32: evaluated an fp32 graph that rounds every tensor the model stores in {precision}"
 
 
 def evaluate(
@@ -50,18 +71,21 @@ def evaluate(
     count = sample_count(samples)
     batches = split_batches(samples, specs, EVALUATION_BATCH)
     registry.require(backend)
-    with reporter.task(f"evaluating on {backend} ({data})", total=2 * len(batches)) as advance:
+    with tempfile.TemporaryDirectory(prefix="infertool-") as scratch, reporter.task(f"evaluating on {backend} ({data})", total=2 * len(batches)) as advance:
+        evaluated, emulation = emulated(converted, precision, backend, Path(scratch))
         reference = _outputs(original, backend, batches, advance)
         try:
-            candidate = _outputs(converted, backend, batches, advance)
+            candidate = _outputs(evaluated, backend, batches, advance)
         except InfertoolError as exc:
-            reason = exc.message.replace(str(converted), str(shown_as))
+            reason = exc.message.replace(str(evaluated), str(shown_as))
             return AccuracyReport(backend, data, count, unavailable=f"{reason} (try --eval-backend ort-cuda on a GPU)", original_accuracy=_truth(reference, labelled))
         except Exception as exc:
             return AccuracyReport(backend, data, count, unavailable=first_line(exc), original_accuracy=_truth(reference, labelled))
     atol, rtol, cosine = tolerance(tolerance_class(precision))
     outputs = tuple(compare(n, reference[n], candidate[n].astype(reference[n].dtype), atol, rtol, cosine) for n in reference)
-    return AccuracyReport(backend, data, count, outputs, original_accuracy=_truth(reference, labelled), converted_accuracy=_truth(candidate, labelled))
+    return AccuracyReport(
+        backend, data, count, outputs, original_accuracy=_truth(reference, labelled), converted_accuracy=_truth(candidate, labelled), emulation=emulation,
+    )
 
 
 def _truth(outputs: dict[str, np.ndarray], labelled: Labelled | None):

@@ -61,7 +61,7 @@ def _samples(source: FeedSource, options: InputOptions, wanted: int | None, what
     return {n: a[:wanted] if a.ndim else a for n, a in feeds.items()}
 
 
-def _calibration(specs: list[TensorSpec], options: QuantizeOptions, notes: list[str]) -> dict[str, np.ndarray] | None:
+def calibration_data(specs: list[TensorSpec], options: QuantizeOptions, notes: list[str]) -> dict[str, np.ndarray] | None:
     if options.calib is None:
         return None
     samples = _samples(FeedSource(specs, options.calib), options.calib, options.calib_samples, "the calibration data")
@@ -73,7 +73,7 @@ def _calibration(specs: list[TensorSpec], options: QuantizeOptions, notes: list[
     return samples
 
 
-def _evaluation_data(specs: list[TensorSpec], options: QuantizeOptions, calib: dict | None) -> tuple[dict[str, np.ndarray], str]:
+def evaluation_data(specs: list[TensorSpec], options: QuantizeOptions, calib: dict | None) -> tuple[dict[str, np.ndarray], str]:
     if options.eval is not None:
         generated = options.eval.path is None
         samples = _samples(FeedSource(specs, options.eval), options.eval, options.eval_samples if generated else None, "the evaluation data")
@@ -110,8 +110,8 @@ def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> 
     transform.check_request(info.precision, settings, options.calib is not None)
     specs = list(info.inputs)
     notes: list[str] = []
-    calib = _calibration(specs, options, notes)
-    samples, data = _evaluation_data(specs, options, calib)
+    calib = calibration_data(specs, options, notes)
+    samples, data = evaluation_data(specs, options, calib)
     labelled = _ground_truth(options, samples)
     with staged_output(options.output, options.force) as staging:
         converted = staging / options.output.name

@@ -117,8 +117,58 @@ def to_float16(model: onnx.ModelProto, keep_io_types: bool, op_block: list[str],
     except Exception as exc:
         raise InfertoolError(f"fp16 conversion failed: {first_line(exc)}", hint="exclude the failing ops with --exclude-op-types") from exc
     drop_duplicate_producers(converted.graph)
+    drop_round_trips(converted.graph)
     topological_sort(converted.graph)
     return converted
+
+
+def drop_round_trips(graph: onnx.GraphProto) -> None:
+    """The converter casts a kept (fp32) node's output to fp16 and back for each kept consumer, so
+    a tensor between two fp32 nodes is still rounded, and overflows, in fp16. Kept consumers read
+    the fp32 tensor instead; where no fp16 reader is left, the fp32 tensor takes back its name."""
+    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.input, *graph.value_info]}
+    types.update({t.name: t.data_type for t in graph.initializer})
+    fixed = {v.name for v in [*graph.input, *graph.output]} | {t.name for t in graph.initializer}
+    readers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in {*node.input, *_subgraph_inputs(node)}:
+            readers.setdefault(name, []).append(node)
+    rewired: dict[str, str] = {}  # an fp32 copy of a rounded tensor -> the fp32 original
+    renamed: dict[str, str] = {}  # an fp32 original -> the name of its dropped fp16 copy
+    dropped: set[int] = set()
+    outputs = {v.name for v in graph.output} - {v.name for v in graph.input}
+    for down in [n for n in graph.node if _casts_to(n, TensorProto.FLOAT16) and types.get(n.input[0]) == TensorProto.FLOAT]:
+        source, rounded = down.input[0], down.output[0]
+        for up in readers.get(rounded, []):
+            if not _casts_to(up, TensorProto.FLOAT):
+                continue
+            if up.output[0] not in fixed:
+                rewired[up.output[0]] = source
+                dropped.add(id(up))
+            elif up.output[0] in outputs and source not in fixed and source not in renamed:
+                renamed[source] = up.output[0]  # a graph output: its producer writes it directly
+                dropped.add(id(up))
+        if rounded not in fixed and all(id(n) in dropped for n in readers.get(rounded, [])):
+            dropped.add(id(down))
+            if source not in fixed:
+                renamed.setdefault(source, rounded)
+    if not dropped:
+        return
+    kept = [n for n in graph.node if id(n) not in dropped]
+    for node in kept:
+        node.input[:] = [renamed.get(rewired.get(i, i), rewired.get(i, i)) for i in node.input]
+        node.output[:] = [renamed.get(o, o) for o in node.output]
+    infos = [v for v in graph.value_info if v.name not in renamed.values() and renamed.get(v.name) not in outputs]
+    for value in infos:
+        value.name = renamed.get(value.name, value.name)
+    del graph.node[:]
+    graph.node.extend(kept)
+    del graph.value_info[:]
+    graph.value_info.extend(infos)
+
+
+def _casts_to(node: onnx.NodeProto, elem_type: int) -> bool:
+    return node.op_type == "Cast" and any(a.name == "to" and a.i == elem_type for a in node.attribute)
 
 
 def drop_duplicate_producers(graph: onnx.GraphProto) -> None:

@@ -10,6 +10,9 @@ Loaded as `tensorrt_rtx` (tests/fakes/tensorrt_rtx) it is a FAKE TensorRT-RTX 1.
 (FAKE_TENSORRT_RTX_VERSION): TensorRT 11's API, plus compute-capability targets (set in the order
 the real builder needs), a runtime configuration with a runtime cache and CUDA-graph strategy, and
 engines that start with TensorRT-RTX's `vtrt` tag.
+Debug tensors: tensors marked with mark_debug reach the IDebugListener under their own names; with
+mark_unfused_tensors_as_debug_tensors, every layer's first output does, under the layer's internal
+output name (`<layer>_out`, as the inspector lists it), as real TensorRT names unfused tensors.
 """
 
 import base64
@@ -49,6 +52,16 @@ class ILogger:
 class IProgressMonitor:
     def __init__(self):
         pass
+
+
+class IDebugListener:
+    def __init__(self):
+        pass
+
+
+class TensorLocation(enum.IntEnum):
+    DEVICE = 0
+    HOST = 1
 
 
 class NetworkDefinitionCreationFlag(enum.IntEnum):
@@ -95,17 +108,32 @@ class ParserError(_Api):
 
 
 class ITensor(_Api):
-    def __init__(self, spec):
-        self.name, self.dtype, self.shape = spec["name"], DataType[spec["dtype"]], list(spec["shape"])
+    def __init__(self, name, dtype="FLOAT", shape=()):
+        self.name, self.dtype, self.shape = name, DataType[dtype], list(shape)
+
+
+class ILayer(_Api):
+    def __init__(self, node):
+        self.name = node.name
+        self._outputs = [ITensor(o) for o in node.output if o]
+
+    @property
+    def num_outputs(self):
+        return len(self._outputs)
+
+    def get_output(self, index):
+        return self._outputs[index]
 
 
 class INetworkDefinition(_Api):
     def __init__(self, flags):
         self.flags = flags
         self._model = None
+        self._debug = set()
+        self._unfused = False
 
     def _tensors(self, mode):
-        return [ITensor(t) for t in _io(self._model) if t["mode"] == mode]
+        return [ITensor(t["name"], t["dtype"], t["shape"]) for t in _io(self._model) if t["mode"] == mode]
 
     @property
     def num_inputs(self):
@@ -120,6 +148,24 @@ class INetworkDefinition(_Api):
 
     def get_output(self, index):
         return self._tensors("OUTPUT")[index]
+
+    @property
+    def num_layers(self):
+        return len(self._model.graph.node)
+
+    def get_layer(self, index):
+        return ILayer(self._model.graph.node[index])
+
+    def mark_debug(self, tensor):
+        self._debug.add(tensor.name)
+        return True
+
+    def is_debug_tensor(self, tensor):
+        return tensor.name in self._debug
+
+    def mark_unfused_tensors_as_debug_tensors(self):
+        self._unfused = True
+        return True
 
 
 class IOptimizationProfile(_Api):
@@ -269,6 +315,7 @@ class Builder(_Api):
             "fake_tensorrt": __version__, "onnx": base64.b64encode(network._model.SerializeToString()).decode(), "io": io,
             "profiles": config._profiles, "precision": _layer_precision(network._model, config.flags, strongly_typed),
             "layers": [[n.name, n.op_type] for n in network._model.graph.node],
+            "debug": sorted(network._debug), "unfused": network._unfused,
         }
         if RTX:
             engine["targets"] = [config._targets[i] for i in range(config.num_compute_capabilities)]
@@ -329,8 +376,8 @@ class EngineInspector(_Api):
     def get_engine_information(self, format):  # noqa: A002
         key = "DataType" if MAJOR >= 11 else "Format/Datatype"
         kind = _FORMATS[self._data["precision"]][1 if MAJOR >= 11 else 0]
-        layers = [{"Name": name, "LayerType": op, "Inputs": [{"Name": f"{name}_in", key: kind}], "Outputs": [{"Name": f"{name}_out", key: kind}]}
-                  for name, op in self._data["layers"]]
+        layers = [{"Name": name, "LayerType": op, "Inputs": [{"Name": f"{name}_in", key: kind}], "Outputs": [{"Name": f"{name}_out", key: kind}],
+                   "Metadata": f"[ONNX Layer: {name}]"} for name, op in self._data["layers"]]
         io = "I/O Tensors" if MAJOR >= 11 else "Bindings"
         return json.dumps({"Layers": layers, io: [t["name"] for t in self._data["io"]]})
 
@@ -367,6 +414,9 @@ class ICudaEngine(_Api):
     def create_engine_inspector(self):
         return EngineInspector(self._data)
 
+    def is_debug_tensor(self, name):
+        return name in self._data.get("debug", [])
+
 
 class IExecutionContext(_Api):
     def __init__(self, engine):
@@ -374,6 +424,26 @@ class IExecutionContext(_Api):
         self._shapes = {}
         self._addresses = {}
         self._session = None
+        self._listener = None
+        self._debug_on = False
+        self.unfused_tensors_debug_state = False
+
+    def set_debug_listener(self, listener):
+        self._listener = listener
+        return True
+
+    def set_all_tensors_debug_state(self, flag):
+        self._debug_on = bool(flag)
+        return True
+
+    def _debug_tensors(self):
+        """ONNX tensor -> the name the listener hears it under."""
+        data = self._engine._data
+        found = {n: n for n in data.get("debug", [])} if self._debug_on else {}
+        if data.get("unfused") and self.unfused_tensors_debug_state:
+            model = _onnx_model(data)
+            found.update({n.output[0]: f"{n.name}_out" for n in model.graph.node if n.output and n.output[0]})
+        return found
 
     def set_input_shape(self, name, shape):
         profile = self._engine._data["profiles"][0].get(name) if self._engine._data["profiles"] else None
@@ -400,8 +470,21 @@ class IExecutionContext(_Api):
         if self._session is None:
             import onnxruntime
 
-            self._session = onnxruntime.InferenceSession(base64.b64decode(self._engine._data["onnx"]), providers=["CPUExecutionProvider"])
+            model = _onnx_model(self._engine._data)
+            _add_outputs(model, self._debug_tensors())
+            self._session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
         return dict(zip([o.name for o in self._session.get_outputs()], self._session.run(None, feeds)))
+
+    def _report_debug(self, values, stream):
+        from cuda.bindings import runtime
+
+        for tensor, heard_as in self._debug_tensors().items():
+            value = np.ascontiguousarray(values[tensor])
+            _, pointer = runtime.cudaMalloc(max(value.nbytes, 1))
+            ctypes.memmove(pointer, value.ctypes.data, value.nbytes)
+            kind = {np.dtype(v): k for k, v in _NUMPY.items()}[value.dtype]
+            self._listener.process_debug_tensor(pointer, TensorLocation.DEVICE, DataType[kind], list(value.shape), heard_as, stream)
+            runtime.cudaFree(pointer)
 
     def _outputs_for_shapes(self):
         feeds = {n: np.zeros(s, _NUMPY[self._engine._io[n]["dtype"]]) for n, s in self._shapes.items()}
@@ -416,9 +499,12 @@ class IExecutionContext(_Api):
                 dtype = np.dtype(_NUMPY[self._engine._io[name]["dtype"]])
                 raw = ctypes.string_at(self._addresses[name], int(np.prod(shape)) * dtype.itemsize)
                 feeds[name] = np.frombuffer(raw, dtype).reshape(shape)
-            for name, value in self._run(feeds).items():
-                value = np.ascontiguousarray(value)
+            values = self._run(feeds)
+            for name in (n for n in values if n in self._engine._io):
+                value = np.ascontiguousarray(values[name])
                 ctypes.memmove(self._addresses[name], value.ctypes.data, value.nbytes)
+            if self._listener is not None:
+                self._report_debug(values, stream_handle)
 
         runtime.enqueue(runtime.streams.get(stream_handle), work)
         return True
@@ -456,3 +542,21 @@ class IRuntimeConfig(_Api):
 
 if not RTX:
     del IRuntimeCache, IRuntimeConfig
+def _onnx_model(data):
+    import onnx
+
+    return onnx.load_from_string(base64.b64decode(data["onnx"]))
+
+
+def _add_outputs(model, names):
+    """The engine's ONNX with the debug tensors as outputs too, typed by shape inference."""
+    import onnx
+
+    if not names:
+        return
+    inferred = onnx.shape_inference.infer_shapes(model)
+    types = {v.name: v.type.tensor_type.elem_type for v in [*inferred.graph.value_info, *inferred.graph.output]}
+    present = {o.name for o in model.graph.output}
+    for name in names:
+        if name not in present:
+            model.graph.output.append(onnx.helper.make_tensor_value_info(name, types[name], None))

@@ -115,6 +115,11 @@ def cudaMemcpyAsync(dst, src, count, kind, stream):  # noqa: N802
     return (OK,)
 
 
+def cudaMemcpy(dst, src, count, kind):  # noqa: N802
+    ctypes.memmove(dst, src, count)
+    return (OK,)
+
+
 def cudaStreamCreateWithFlags(flags):  # noqa: N802
     stream = _Stream()
     streams[id(stream)] = stream

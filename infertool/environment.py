@@ -7,6 +7,7 @@ import os
 import platform
 import sys
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from infertool.optional import distribution_version, install_hint, is_available
@@ -54,6 +55,10 @@ PACKAGES = (
 )
 
 
+# what only an NVIDIA GPU can use: doctor says so beside the install hint
+NVIDIA_ONLY = {"tensorrt": "TensorRT needs an NVIDIA GPU and driver", "cuda": "NVIDIA GPUs only", "pynvml": "NVIDIA GPUs only"}
+
+
 def cpu_name() -> str:
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
@@ -75,7 +80,8 @@ def packages() -> list[Component]:
     found = []
     for shown, module, distributions in PACKAGES:
         version = (distribution_version(*distributions) or _module_version(module)) if is_available(module) else None
-        found.append(Component(shown, version, hint="" if version else install_hint(module)))
+        needs = f"; {NVIDIA_ONLY[module]}" if module in NVIDIA_ONLY else ""
+        found.append(Component(shown, version, hint="" if version else install_hint(module) + needs))
     return found
 
 
@@ -140,4 +146,5 @@ def fingerprint() -> dict:
         "gpus": [g.to_dict() for g in found],
         "gpu_note": reason,
         "argv": sys.argv[1:],
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

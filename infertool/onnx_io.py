@@ -9,16 +9,19 @@ from pathlib import Path
 
 import onnx
 from google.protobuf.message import DecodeError
+from onnx import numpy_helper
 
 from infertool import dtypes
 from infertool.errors import InfertoolError, first_line
 from infertool.files import file_sha256
 from infertool.tensors import TensorSpec
+from infertool.vocabulary import INT8_DYNAMIC, INT8_ORT, INT8_QDQ
 
 # protobuf cannot serialize a message of 2 GiB or more; stay clear of it
 EXTERNAL_DATA_THRESHOLD = 1_800_000_000
 
 QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger", "DynamicQuantizeLinear"}
+DYNAMIC_INT8_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul"}
 FLOAT8 = {onnx.TensorProto.FLOAT8E4M3FN, onnx.TensorProto.FLOAT8E4M3FNUZ, onnx.TensorProto.FLOAT8E5M2, onnx.TensorProto.FLOAT8E5M2FNUZ}
 FLOATS = {onnx.TensorProto.FLOAT: "fp32", onnx.TensorProto.FLOAT16: "fp16", onnx.TensorProto.BFLOAT16: "bf16", onnx.TensorProto.DOUBLE: "fp64"}
 
@@ -80,6 +83,35 @@ def graph_precision(model: onnx.ModelProto) -> str:
     return weights.most_common(1)[0][0] if weights else "fp32"
 
 
+def _constants(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
+    found = {t.name: t for t in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            found[node.output[0]] = node.attribute[0].t
+    return found
+
+
+def precision_label(model: onnx.ModelProto, precision: str) -> str:
+    """The precision as tables show it, telling int8 graphs apart: int8-dyn (dynamic quantization),
+    int8-qdq (Q/DQ with int8 zero points of 0 only: TensorRT's explicit quantization), int8-ort
+    (uint8 or non-zero zero points, QLinear ops: onnxruntime's CPU layout)."""
+    if precision != "int8":
+        return precision
+    graph = model.graph
+    ops = {n.op_type for n in graph.node}
+    if ops & DYNAMIC_INT8_OPS:
+        return INT8_DYNAMIC
+    if ops & {"QLinearConv", "QLinearMatMul"}:
+        return INT8_ORT
+    constants = _constants(graph)
+    for node in graph.node:
+        if node.op_type == "QuantizeLinear":
+            zero_point = constants.get(node.input[2]) if len(node.input) > 2 else None  # none: uint8
+            if zero_point is None or zero_point.data_type != onnx.TensorProto.INT8 or numpy_helper.to_array(zero_point).any():
+                return INT8_ORT
+    return INT8_QDQ
+
+
 def rename_dims(model: onnx.ModelProto, names: dict[tuple[str, int], str]) -> None:
     """Set `dim_param` of (tensor name, axis) pairs among the graph's inputs and outputs."""
     for value in [*model.graph.input, *model.graph.output]:
@@ -127,6 +159,7 @@ class ModelInfo:
     opset: int
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    label: str = ""  # the precision as tables show it (int8-qdq, int8-ort, int8-dyn); else the precision
 
     @property
     def dynamic_inputs(self) -> frozenset[str]:
@@ -135,14 +168,15 @@ class ModelInfo:
     def to_dict(self) -> dict:
         return {
             "path": str(self.path), "sha256": self.sha256, "bytes": self.bytes, "precision": self.precision,
-            "opset": self.opset, "inputs": [s.to_dict() for s in self.inputs], "outputs": [s.to_dict() for s in self.outputs],
+            "precision_label": self.label or self.precision, "opset": self.opset, "inputs": [s.to_dict() for s in self.inputs], "outputs": [s.to_dict() for s in self.outputs],
         }
 
 
 def describe(path: Path, model: onnx.ModelProto | None = None) -> ModelInfo:
     """The model's description; pass `model` when the caller has loaded it already."""
     proto = model if model is not None else load(path, load_external_data=False)
+    precision = graph_precision(proto)
     return ModelInfo(
-        path, file_sha256(path), file_bytes(path), graph_precision(proto), opset(proto),
-        tuple(input_specs(proto)), tuple(output_specs(proto)),
+        path, file_sha256(path), file_bytes(path), precision, opset(proto),
+        tuple(input_specs(proto)), tuple(output_specs(proto)), precision_label(proto, precision),
     )

@@ -91,13 +91,17 @@ class AgreementReport:
     reference: str
     precision: str  # the tolerance class applied
     outputs: tuple[Agreement, ...]
+    self_check: bool = False  # the row ran the reference's own runtime on the reference model
 
     @property
     def passed(self) -> bool:
         return all(a.passed for a in self.outputs)
 
     def to_dict(self) -> dict:
-        return {"reference": self.reference, "precision": self.precision, "passed": self.passed, "outputs": [a.to_dict() for a in self.outputs]}
+        return {
+            "reference": self.reference, "precision": self.precision, "passed": self.passed, "self_check": self.self_check,
+            "outputs": [a.to_dict() for a in self.outputs],
+        }
 
 
 @dataclass(frozen=True)
@@ -190,12 +194,14 @@ class BenchResult:
     rows: tuple[BenchRow, ...]
     warnings: tuple[str, ...] = ()
     gate: GateReport | None = None
+    skipped: tuple[dict, ...] = ()  # backends asked for that cannot run here: {"backend", "reason"}
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {
             "schema": "infertool.bench/1", "env": self.env, "model": self.model, "settings": self.settings,
             "rows": [r.to_dict() for r in self.rows], "warnings": list(self.warnings),
-            "gate": self.gate.to_dict() if self.gate else None,
+            "gate": self.gate.to_dict() if self.gate else None, "skipped": list(self.skipped), "notes": list(self.notes),
         }
 
 

@@ -13,6 +13,9 @@ QUANTIZE_PRECISIONS = ("fp16", "bf16", "int8", "fp8", "int8-dynamic")
 QUANTIZE_TARGETS = ("tensorrt", "ort")
 # `build-engine -p`: also fp32, and best (the fastest the builder finds)
 BUILD_PRECISIONS = ("fp32", "fp16", "bf16", "int8", "fp8", "best")
+# int8 graphs as tables tell them apart: TensorRT-shaped Q/DQ (symmetric, on Conv/MatMul/Gemm
+# inputs), onnxruntime's static CPU layout (uint8 activations, zero points), dynamic int8
+INT8_QDQ, INT8_ORT, INT8_DYNAMIC = "int8-qdq", "int8-ort", "int8-dyn"
 # the precision whose tolerance a quantized graph is judged by
 TOLERANCE_CLASS = {"int8-dynamic": "int8"}
 

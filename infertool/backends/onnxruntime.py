@@ -15,6 +15,7 @@ from infertool.backends.base import Backend, Capabilities, OrtOptions, Runner, R
 from infertool.errors import BackendFailure, InfertoolError, first_line
 from infertool.files import staged_output
 from infertool.optional import is_available, require
+from infertool.quiet import ort_log_severity
 from infertool.tensors import TensorSpec
 
 OPTIMIZATION_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
@@ -24,6 +25,7 @@ class OrtBackend(Backend):
     """An ONNX Runtime execution provider."""
 
     provider: ClassVar[str]
+    install: ClassVar[str] = "pip install 'infertool[gpu]': onnxruntime-gpu, instead of onnxruntime; NVIDIA GPUs only"
     cuda_graph_key: ClassVar[str | None] = None  # the provider option that turns CUDA graphs on
     user_stream: ClassVar[bool] = False  # runs on a stream infertool gives it, so CUDA events can time it
 
@@ -33,7 +35,7 @@ class OrtBackend(Backend):
         import onnxruntime
 
         if self.provider not in onnxruntime.get_available_providers():
-            return f"this onnxruntime build has no {self.provider} (pip install 'infertool[gpu]': onnxruntime-gpu, instead of onnxruntime)"
+            return f"this onnxruntime build has no {self.provider} ({self.install})"
         if not self.capabilities.on_gpu:
             return None
         from infertool.environment import gpus
@@ -92,6 +94,10 @@ class OrtTensorrt(OrtBackend):
     description = "ONNX Runtime, TensorRT execution provider"
     extra = "gpu,trt"
     provider = "TensorrtExecutionProvider"
+    install = (
+        "needs onnxruntime-gpu and the TensorRT libraries, not only [gpu]: pip install 'infertool[gpu,trt]' "
+        "on a machine with an NVIDIA GPU; not yet run on real TensorRT here"
+    )
     cuda_graph_key = "trt_cuda_graph_enable"
     capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, saves_optimized=True)
 
@@ -101,7 +107,7 @@ class OrtTensorrt(OrtBackend):
             import ctypes.util
 
             if not any(ctypes.util.find_library(name) for name in ("nvinfer", "nvinfer_10", "nvinfer_11")):
-                return "TensorRT libraries (libnvinfer) are not on the library path: the TensorRT EP needs TensorRT itself (pip install 'infertool[gpu,trt]')"
+                return f"TensorRT libraries (libnvinfer) are not on the library path: the TensorRT EP {self.install}"
         return reason
 
     def provider_chain(self, options: RunnerOptions, stream: Any) -> list[tuple[str, dict]]:
@@ -120,9 +126,9 @@ def _spec(node: Any) -> TensorSpec:
 
 def session_options(options: OrtOptions, optimized_path: Path | None = None) -> Any:
     ort = require("onnxruntime", "ONNX Runtime backends")
-    ort.set_default_logger_severity(3)  # errors only: keep its warnings out of our output
+    ort.set_default_logger_severity(ort_log_severity())
     so = ort.SessionOptions()
-    so.log_severity_level = 3
+    so.log_severity_level = ort_log_severity()
     so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, OPTIMIZATION_LEVELS[options.graph_optimization])
     if options.intra_op_threads is not None:
         so.intra_op_num_threads = options.intra_op_threads

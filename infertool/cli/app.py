@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from infertool import __version__
-from infertool.cli import bench, build_engine, convert, debug, doctor, quantize, run
+from infertool.cli import bench, build_engine, cmdline, convert, debug, doctor, helptext, quantize, run
 from infertool.cli.console import err
 from infertool.errors import InfertoolError, first_line
 
@@ -43,22 +43,23 @@ for module in (convert, quantize, build_engine, run, bench, doctor, debug):
     module.register(app)
 
 
+def _command():
+    """The click command, with its help tidied."""
+    return helptext.tidy(typer.main.get_command(app))
+
+
 def normalize_argv(argv: list[str]) -> tuple[list[str], bool]:
-    """`--debug` anywhere; `--json` without a `.json` path after it means JSON to stdout."""
-    debug = "--debug" in argv
-    args = [a for a in argv if a != "--debug"]
-    normalized = []
-    for i, arg in enumerate(args):
-        normalized.append(arg)
-        if arg == "--json" and not (i + 1 < len(args) and args[i + 1].endswith(".json")):
-            normalized.append("-")
-    return normalized, debug
+    """`--debug` anywhere; `--json` / `--csv` / `--markdown` without a path mean stdout."""
+    return cmdline.normalize(argv, _command())
 
 
 def main(argv: list[str] | None = None) -> None:
-    args, debug = normalize_argv(sys.argv[1:] if argv is None else argv)
+    raw = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in raw
     try:
-        app(args=args, prog_name="infertool")
+        command = _command()
+        args, debug = cmdline.normalize(raw, command)
+        command(args=args, prog_name="infertool")
     except InfertoolError as exc:
         if debug:
             raise

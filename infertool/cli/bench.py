@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +11,9 @@ from typing import List, Optional
 import typer
 
 from infertool.cli import parse, render
-from infertool.cli.console import RichReporter, emit_json, err, out
+from infertool.cli.console import RichReporter, emit_json, emit_text, out, warn
 from infertool.cli.groups import Device, Generated, Image, Inputs, Output, Truth, command
-from infertool.errors import CheckFailed
+from infertool.errors import CheckFailed, InfertoolError
 
 
 @dataclass
@@ -33,15 +34,21 @@ class Ort:
     save_optimized: Optional[Path] = typer.Option(None, "--save-optimized", help="Save the graph ORT optimized for the first ORT backend.")
 
 
+TRT_PANEL = "trt / trt-rtx backends (trt: not yet run on real TensorRT, tested with a fake; trt-rtx: engines built for real, not run here)"
+
+
 @dataclass
 class Engine:
-    trt_precision: Optional[str] = typer.Option(None, "--trt-precision", metavar="fp32|fp16|bf16|best", help="trt / trt-rtx: engine precision [default: what the ONNX graph carries, so both runtimes run the same graph].")
-    workspace: Optional[str] = typer.Option(None, "--workspace", metavar="SIZE", help="trt backend: workspace limit, MiB (4096) or 512M / 4G.")
-    opt_level: Optional[int] = typer.Option(None, "--opt-level", min=0, max=5, help="trt backend: builder optimization level.")
-    timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="trt backend: timing cache to load and save.")
-    engine: Optional[Path] = typer.Option(None, "--engine", help="trt / trt-rtx backends: run this prebuilt engine instead of building one.")
-    engine_cache: Optional[Path] = typer.Option(None, "--engine-cache", help="trt / trt-rtx backends: folder of cached engines [default: ~/.cache/infertool/engines].")
-    runtime_cache: Optional[Path] = typer.Option(None, "--runtime-cache", help="trt-rtx backend: cache of kernels compiled just in time, loaded if it exists and saved.")
+    precision: Optional[str] = typer.Option(
+        None, "--precision", "-p", metavar="fp32|fp16|bf16|best", rich_help_panel=TRT_PANEL,
+        help="Engine precision [default: what the ONNX graph carries, so every runtime runs the same graph].",
+    )
+    workspace: Optional[str] = typer.Option(None, "--workspace", metavar="SIZE", rich_help_panel=TRT_PANEL, help="Workspace limit, MiB (4096) or 512M / 4G.")
+    opt_level: Optional[int] = typer.Option(None, "--opt-level", min=0, max=5, rich_help_panel=TRT_PANEL, help="Builder optimization level.")
+    timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", rich_help_panel=TRT_PANEL, help="Timing cache to load and save.")
+    engine: Optional[Path] = typer.Option(None, "--engine", rich_help_panel=TRT_PANEL, help="Run this prebuilt engine instead of building one.")
+    engine_cache: Optional[Path] = typer.Option(None, "--engine-cache", rich_help_panel=TRT_PANEL, help="Folder of cached engines [default: ~/.cache/infertool/engines].")
+    runtime_cache: Optional[Path] = typer.Option(None, "--runtime-cache", rich_help_panel=TRT_PANEL, help="trt-rtx: cache of kernels compiled just in time, loaded if it exists and saved.")
 
 
 @dataclass
@@ -62,11 +69,17 @@ class Gate:
 
 @dataclass
 class Reports:
-    csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write one CSV line per row.")
-    markdown_out: Optional[Path] = typer.Option(None, "--markdown", help="Write a Markdown table (also appended to $GITHUB_STEP_SUMMARY when set).")
+    csv_out: Optional[str] = typer.Option(
+        None, "--csv", metavar="[PATH]",
+        help="One CSV line per row (model, sha256, shapes, threads, time included): to stdout with a bare --csv (or --csv -), else to PATH.",
+    )
+    markdown_out: Optional[str] = typer.Option(
+        None, "--markdown", metavar="[PATH]",
+        help="A Markdown table (also appended to $GITHUB_STEP_SUMMARY when set): to stdout with a bare --markdown, else to PATH.",
+    )
 
 
-def _options(backend, batch, inputs, generated, image, timing, ort, engine, agreement, gate, device, force, truth):
+def _options(backend, batch, shapes, inputs, generated, image, timing, ort, engine, agreement, gate, device, force, skip, truth):
     from infertool.backends.base import EngineOptions, OrtOptions, RunnerOptions
     from infertool.backends.onnxruntime import OPTIMIZATION_LEVELS
     from infertool.measure.gate import GATE_STATS
@@ -79,43 +92,64 @@ def _options(backend, batch, inputs, generated, image, timing, ort, engine, agre
         device=device.device, io_binding=ort.io_binding, cuda_graph=ort.cuda_graph,
         ort=OrtOptions(ort.threads, ort.inter_op_threads, parse.choice(ort.graph_opt, OPTIMIZATION_LEVELS, "--graph-opt"),
                        parse.provider_options(ort.ort_option or [])),
-        engine=EngineOptions(engine.trt_precision, parse.size(engine.workspace) if engine.workspace else None, engine.opt_level,
+        engine=EngineOptions(engine.precision, parse.size(engine.workspace) if engine.workspace else None, engine.opt_level,
                              engine.timing_cache, engine.engine, engine.engine_cache, runtime_cache=engine.runtime_cache),
     )
+    shape_sets = parse.shape_sets(generated.input_shape or [], shapes or [])
+    fixed = dataclasses.replace(generated, input_shape=None) if shape_sets else generated  # each set holds the fixed shapes
     return BenchOptions(
-        backends=tuple(dict.fromkeys(backend or ["ort-cpu"])), batches=parse.batches(batch),
-        inputs=inputs.to_options(generated, image), warmup=parse.warmup(timing.warmup),
+        backends=tuple(dict.fromkeys(backend or ["ort-cpu"])), batches=parse.batches(batch), shape_sets=shape_sets,
+        inputs=inputs.to_options(fixed, image), warmup=parse.warmup(timing.warmup),
         measure=Budget(timing.iterations, timing.duration), runner=runner, reference=agreement.reference,
         check_outputs=agreement.check, atol=agreement.atol, rtol=agreement.rtol, min_cosine=agreement.min_cosine,
-        gate=gate_options, save_optimized=ort.save_optimized, force=force, labels=truth.labels_csv,
+        gate=gate_options, save_optimized=ort.save_optimized, force=force, skip_unavailable=skip, labels=truth.labels_csv,
     )
+
+
+def _targets(output: Output, reports: Reports) -> dict[str, str]:
+    """--json / --csv / --markdown given, by option; one of them at most may take stdout."""
+    targets = {name: value for name, value in (("--json", output.json_out), ("--csv", reports.csv_out), ("--markdown", reports.markdown_out)) if value}
+    to_stdout = [name for name, value in targets.items() if value == "-"]
+    if len(to_stdout) > 1:
+        raise InfertoolError(f"{' and '.join(to_stdout)} both write to stdout", hint="give all but one of them a PATH")
+    return targets
 
 
 def _emit(result, output: Output, reports: Reports) -> None:
-    from infertool.files import write_text_atomic
-
+    targets = _targets(output, reports)
     if output.json_out:
         emit_json(result.to_dict(), output.json_out, output.force)
     if reports.csv_out:
-        write_text_atomic(reports.csv_out, render.bench_csv(result), output.force)
+        emit_text(render.bench_csv(result), reports.csv_out, output.force)
     if reports.markdown_out:
         text = render.bench_markdown(result)
-        write_text_atomic(reports.markdown_out, text, output.force)
+        emit_text(text, reports.markdown_out, output.force)
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             with open(summary, "a", encoding="utf-8") as handle:
                 handle.write(text + "\n")
-    if output.json_out != "-":
+    if "-" not in targets.values():
         render.bench_tables(result, out)
     for warning in result.warnings:
-        err.print(f"[yellow]warning:[/] {render.escape(warning)}", highlight=False)
+        warn(warning)
 
 
 @command
 def bench(
     model: Path = typer.Argument(..., help="ONNX model."),
-    backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="Backend to run (repeatable; the first is the speedup baseline; `infertool doctor` lists them) [default: ort-cpu]."),
-    batch: Optional[str] = typer.Option(None, "--batch", metavar="N[,N...]", help="Batch sizes to sweep, one row each (the model's batch must be dynamic)."),
+    backend: Optional[List[str]] = typer.Option(
+        None, "--backend", "-b", metavar="NAME",
+        help="Backend to run (repeatable; the first is the speedup baseline; `infertool doctor` lists them; "
+        "trt and ort-trt have not been run on real TensorRT here) [default: ort-cpu].",
+    ),
+    skip_unavailable: bool = typer.Option(
+        False, "--skip-unavailable", help="Run the backends that can run here and note the others, instead of failing (one CI config for CPU and GPU runners).",
+    ),
+    batch: Optional[str] = typer.Option(None, "--batch", metavar="N[,N...]", help="Batch sizes to sweep: one row per size (the model's batch must be dynamic)."),
+    shapes: Optional[List[str]] = typer.Option(
+        None, "--shapes", metavar="NAME:DIMS[,NAME:DIMS...]",
+        help="One set of input shapes per row, trtexec style; repeat to sweep, e.g. --shapes ids:1x32,mask:1x32 --shapes ids:1x128,mask:1x128.",
+    ),
     inputs: Inputs = None, generated: Generated = None, image: Image = None, timing: Timing = None, ort: Ort = None,
     engine: Engine = None, agreement: Agreement = None, gate: Gate = None, device: Device = None, reports: Reports = None,
     truth: Truth = None, output: Output = None,
@@ -124,10 +158,10 @@ def bench(
     from infertool.files import check_output
     from infertool.pipelines.bench import run_bench
 
-    settings = _options(backend, batch, inputs, generated, image, timing, ort, engine, agreement, gate, device, output.force, truth)
-    for path in (output.json_path, reports.csv_out, reports.markdown_out):
-        if path is not None:
-            check_output(path, output.force)
+    settings = _options(backend, batch, shapes, inputs, generated, image, timing, ort, engine, agreement, gate, device, output.force, skip_unavailable, truth)
+    for target in _targets(output, reports).values():
+        if target != "-":
+            check_output(Path(target), output.force)
     with RichReporter(output.quiet) as reporter:
         try:
             result = run_bench(model, settings, reporter)

@@ -22,21 +22,25 @@ def build_engine(
     min_shapes: Optional[List[str]] = typer.Option(None, "--min-shapes", metavar="NAME:DIMS[,...]", help="Profile minimum, trtexec style (repeat the three options for more profiles)."),
     opt_shapes: Optional[List[str]] = typer.Option(None, "--opt-shapes", metavar="NAME:DIMS[,...]", help="Profile optimum."),
     max_shapes: Optional[List[str]] = typer.Option(None, "--max-shapes", metavar="NAME:DIMS[,...]", help="Profile maximum."),
-    batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Batch for profiles derived for dynamic inputs without one (min 1, opt = max = batch)."),
+    batch: Optional[int] = typer.Option(
+        None, "--batch", min=1,
+        help="Profile batch: a dynamic input without --min/--opt/--max-shapes gets the profile min 1, opt = max = N.",
+    ),
     workspace: Optional[str] = typer.Option(None, "--workspace", metavar="SIZE", help="Workspace memory pool limit: MiB (4096) or 512M / 4G."),
     opt_level: Optional[int] = typer.Option(None, "--opt-level", min=0, max=5, help="Builder optimization level (TensorRT default 3)."),
     timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="Timing cache: loaded if it exists, saved after the build."),
     version_compatible: bool = typer.Option(False, "--version-compatible", help="Engine runs on later TensorRT versions of the same major."),
     hardware_compat: str = typer.Option("none", "--hardware-compat", metavar="none|ampere+|same-compute-capability", help="Engine portability across GPUs."),
-    verbose: bool = typer.Option(False, "--verbose", help="Print TensorRT's build log."),
     calibration: Calibration = None, generated: Generated = None, image: Image = None, device: Device = None, output: Output = None,
 ) -> None:
-    """Build a serialized TensorRT engine at a chosen precision and check that the engine really uses it.
+    """Build a serialized TensorRT engine at a chosen precision and check that the engine really uses it (not yet run on real TensorRT).
 
-    Written against the TensorRT 10.x and 11.x Python APIs; in this project's CI it runs on a fake
-    TensorRT only (TensorRT cannot be installed there), so it has not been run on real TensorRT.
-    With --backend trt-rtx it drives the real TensorRT-RTX builder, which needs no GPU (CI builds
-    real engines that way); running them needs an RTX / Ampere or later GPU (not Hopper).
+    Not yet run on real TensorRT: written against the TensorRT 10.x and 11.x Python APIs, every
+    TensorRT name it uses is checked against the real bindings, and its flow is tested with a fake
+    TensorRT (TensorRT cannot be installed where infertool is built). No engine has been built or
+    timed with it on a GPU. With --backend trt-rtx it drives the real TensorRT-RTX builder, which
+    needs no GPU (CI builds real engines that way); running them needs an RTX / Ampere or later GPU
+    (not Hopper), and none has been run or timed here.
     """
     from infertool.engine.build import HARDWARE_COMPAT, BuildOptions
     from infertool.pipelines.build import BuildRequest, build
@@ -44,13 +48,13 @@ def build_engine(
     options = BuildOptions(
         precision=precision, workspace=parse.size(workspace) if workspace else None, opt_level=opt_level,
         timing_cache=timing_cache, version_compatible=version_compatible,
-        hardware_compat=parse.choice(hardware_compat, HARDWARE_COMPAT, "--hardware-compat"), verbose=verbose,
+        hardware_compat=parse.choice(hardware_compat, HARDWARE_COMPAT, "--hardware-compat"), verbose=output.verbose,
         calib=calibration.to_options(generated, image), calib_method=calibration.calib_method,
         calib_samples=calibration.calib_samples, device=device.device, force=output.force,
         compute_capabilities=parse.compute_capabilities(compute_capability) if compute_capability else (),
     )
     profiles = tuple(parse.profiles(min_shapes or [], opt_shapes or [], max_shapes or []))
-    request = BuildRequest(engine_path, options, profiles, generated.shapes(), batch, data_options(None, "random", generated, image), backend=backend)
+    request = BuildRequest(engine_path, options, profiles, generated.shapes(), batch, data_options("random", "--input-shape", generated, image), backend=backend)
     with RichReporter(output.quiet) as reporter:
         result = build(model, request, reporter)
     show(result, output.json_out, output.force, render.build_result)

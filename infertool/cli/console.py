@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
+import os
+import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -13,64 +17,132 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
+from infertool import quiet as third_party
 from infertool.errors import CheckFailed
 from infertool.files import write_text_atomic
 
+PIPED_WIDTH = 160  # CI logs and files, unless COLUMNS says otherwise
+
+
+def _heartbeat_seconds() -> float:
+    """How often a long step prints a progress line in logs: INFERTOOL_HEARTBEAT seconds, else 30."""
+    try:
+        return max(0.1, float(os.environ.get("INFERTOOL_HEARTBEAT", "30")))
+    except ValueError:
+        return 30.0
+
+
+HEARTBEAT_S = _heartbeat_seconds()
+
 
 def _console(stderr: bool) -> Console:
-    """Wide tables when piped (CI logs, files); the terminal's width otherwise."""
+    """The terminal's width, or COLUMNS; wide tables when piped without COLUMNS."""
     probe = Console(stderr=stderr)
-    return probe if probe.is_terminal else Console(stderr=stderr, width=160)
+    if probe.is_terminal or os.environ.get("COLUMNS", "").isdigit():
+        return probe
+    return Console(stderr=stderr, width=PIPED_WIDTH)
 
 
 out = _console(stderr=False)
 err = _console(stderr=True)
+_quiet = False
+
+
+def configure(quiet: bool, verbose: bool) -> None:
+    """--quiet: warnings and errors only. Without --verbose no third-party log reaches the terminal."""
+    global _quiet
+    _quiet = quiet
+    third_party.let_through(verbose)
+    if not verbose:
+        warnings.simplefilter("ignore")
+        logging.getLogger().addHandler(logging.NullHandler())  # no last-resort handler printing library warnings
+
+
+def info(message: str) -> None:
+    """A line on stderr that --quiet drops."""
+    if not _quiet:
+        err.print(message, highlight=False, soft_wrap=True)
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 class _Task:
     def __init__(self, progress: Progress, task_id: TaskID):
         self._progress = progress
-        self._id = task_id
+        self.id = task_id
 
     def __call__(self, steps: int = 1) -> None:
-        self._progress.advance(self._id, steps)
+        self._progress.advance(self.id, steps)
 
     def describe(self, text: str) -> None:
-        self._progress.update(self._id, description=escape(text))
+        self._progress.update(self.id, description=escape(text))
+
+    def status(self) -> str:
+        task = next(t for t in self._progress.tasks if t.id == self.id)
+        of = f"/{task.total:.0f}" if task.total and task.completed <= task.total else ""
+        return f"{task.description}: {task.completed:.0f}{of} done, {task.elapsed or 0:.0f} s"
+
+
+class _Heartbeat:
+    """A line every `every` seconds while a step runs, for logs that show no progress bar."""
+
+    def __init__(self, task: _Task, every: float):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(task, every), daemon=True)
+        self._thread.start()
+
+    def _beat(self, task: _Task, every: float) -> None:
+        while not self._stop.wait(every):
+            err.print(f"[dim]… {task.status()}[/]", highlight=False, soft_wrap=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class RichReporter:
-    """Progress bars and notes on stderr; silent with --quiet."""
+    """Progress on stderr: bars on a terminal; in logs a line when a step starts, a heartbeat while
+    it runs and a line when it ends. Silent with --quiet."""
 
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
+        self.live = err.is_terminal and not quiet
         self._progress = Progress(
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=err, transient=True,
         )
 
     def __enter__(self) -> RichReporter:
-        if not self.quiet:
+        if self.live:
             self._progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
+        if self.live:
+            self._progress.stop()
 
     def note(self, message: str) -> None:
         if not self.quiet:
-            err.print(f"[yellow]note:[/] {escape(message)}", highlight=False)
+            err.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
     @contextlib.contextmanager
     def task(self, description: str, total: int | None = None) -> Iterator[_Task]:
         started = time.perf_counter()
-        task_id = self._progress.add_task(escape(description), total=total)
+        task = _Task(self._progress, self._progress.add_task(escape(description), total=total))
+        heartbeat = None
+        if not self.quiet and not self.live:
+            err.print(f"[dim]…[/] {escape(description)}", highlight=False, soft_wrap=True)
+            heartbeat = _Heartbeat(task, HEARTBEAT_S)
         try:
-            yield _Task(self._progress, task_id)
+            yield task
         finally:
-            self._progress.remove_task(task_id)
+            if heartbeat is not None:
+                heartbeat.stop()
+            self._progress.remove_task(task.id)
         if not self.quiet:
-            err.print(f"[green]✓[/] {escape(description)} [dim]({time.perf_counter() - started:.1f} s)[/]", highlight=False)
+            err.print(f"[green]✓[/] {escape(description)} [dim]({time.perf_counter() - started:.1f} s)[/]", highlight=False, soft_wrap=True)
 
 
 def _finite(value: object) -> object:
@@ -84,15 +156,18 @@ def _finite(value: object) -> object:
     return value
 
 
-def emit_json(payload: dict, target: str, force: bool) -> None:
-    """JSON to stdout (`-`) or atomically to a file."""
-    text = json.dumps(_finite(payload), indent=2, default=str, allow_nan=False) + "\n"
+def emit_text(text: str, target: str, force: bool) -> None:
+    """Text to stdout (`-`) or atomically to a file."""
     if target == "-":
         out.file.write(text)
         out.file.flush()
     else:
         write_text_atomic(Path(target), text, force)
-        err.print(f"wrote {target}", highlight=False)
+        info(f"wrote {target}")
+
+
+def emit_json(payload: dict, target: str, force: bool) -> None:
+    emit_text(json.dumps(_finite(payload), indent=2, default=str, allow_nan=False) + "\n", target, force)
 
 
 def show(result, json_out: str | None, force: bool, renderer: Callable[[object, Console], None]) -> None:

@@ -9,7 +9,7 @@ import typer
 
 from infertool.cli import parse, render
 from infertool.cli.console import RichReporter, show, showing_failed_checks
-from infertool.cli.groups import Calibration, Device, Generated, Image, Inputs, Output, command, data
+from infertool.cli.groups import Calibration, Device, Generated, Image, Inputs, Output, command, data_options
 
 debug_app = typer.Typer(
     name="debug", no_args_is_help=True, rich_markup_mode="rich",
@@ -61,7 +61,7 @@ def precision(
     exclude_nodes: Optional[List[str]] = typer.Option(None, "--exclude-nodes", metavar="NAME[,NAME]", help="Nodes kept in fp32 from the start (repeatable; @FILE reads one a line)."),
     keep_io_types: bool = typer.Option(True, "--keep-io-types/--no-keep-io-types", help="fp16/bf16: keep graph inputs and outputs fp32."),
     block_fragile: bool = typer.Option(True, "--block-fragile/--no-block-fragile", help="fp16/bf16: keep the reductions, Exp, Pow and Sqrt of decomposed Softmax/LayerNorm in fp32."),
-    eval_data: Optional[str] = typer.Option(None, "--eval-data", metavar="PATH|random", help="Evaluation inputs; the gate must pass on every sample [default: the calibration set, else generated]."),
+    eval_data: Optional[str] = typer.Option(None, "--eval-data", metavar="PATH|random|zeros", help="Evaluation inputs; the gate must pass on every sample [default: the calibration set, else generated]."),
     eval_samples: int = typer.Option(8, "--eval-samples", min=1, help="Generated evaluation samples."),
     eval_backend: str = typer.Option("ort-cpu", "--eval-backend", help="Backend that evaluates each candidate (fp16/bf16 storage is emulated on ort-cpu)."),
     min_cosine: Optional[float] = typer.Option(None, "--min-cosine", help="Gate: this cosine on every output of every sample [default: the precision's tolerance]."),
@@ -73,6 +73,7 @@ def precision(
     accuracy gate on every evaluation sample: ranked by the layer-wise report, checked by converting and evaluating."""
     from infertool.backends import registry
     from infertool.errors import InfertoolError
+    from infertool.files import check_output
     from infertool.pipelines.debug_precision import SearchOptions, debug_precision
     from infertool.pipelines.quantize import QuantizeOptions
     from infertool.precision.settings import PrecisionSettings
@@ -88,12 +89,10 @@ def precision(
     )
     conversion = QuantizeOptions(
         output=keep_path, settings=settings, calib=calibration.to_options(generated, image), calib_samples=calibration.calib_samples,
-        eval=data(eval_data, generated, image), eval_samples=eval_samples, eval_backend=eval_backend, min_cosine=min_cosine,
-        min_top1=min_top1, force=output.force, generated=data("random", generated, image),
+        eval=data_options(eval_data, "--eval-data", generated, image), eval_samples=eval_samples, eval_backend=eval_backend, min_cosine=min_cosine,
+        min_top1=min_top1, force=output.force, generated=data_options("random", "--input-shape", generated, image),
     )
     if output.json_path is not None:
-        from infertool.files import check_output
-
         check_output(output.json_path, output.force)
     with showing_failed_checks(output.json_out, output.force, render.debug_precision), RichReporter(output.quiet) as reporter:
         result = debug_precision(model, SearchOptions(keep_path, conversion, budget), reporter)

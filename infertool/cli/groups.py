@@ -17,10 +17,10 @@ from typing import List, Optional, get_type_hints
 
 import typer
 
-from infertool.cli import parse
+from infertool.cli import console, helptext, parse
 from infertool.errors import InfertoolError
 
-JSON_HELP = "Write the result as JSON: to stdout with a bare --json, or to PATH (ending in .json)."
+JSON_HELP = "Write the result as JSON: to stdout with a bare --json (or --json -), else to PATH."
 
 
 def command(func: Callable) -> Callable:
@@ -36,11 +36,14 @@ def command(func: Callable) -> Callable:
                        for f in dataclasses.fields(kind)]
         else:
             params.append(param.replace(annotation=kind, kind=inspect.Parameter.KEYWORD_ONLY))
+    params = [p.replace(default=helptext.declared(p.default, p.annotation, p.name)) for p in params]
 
     @functools.wraps(func)
     def wrapper(**values: object) -> object:
         for name, kind in groups.items():
             values[name] = kind(**{f.name: values.pop(f.name) for f in dataclasses.fields(kind)})
+            if isinstance(values[name], Output):
+                values[name].apply()
         return func(**values)
 
     wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -52,7 +55,11 @@ def command(func: Callable) -> Callable:
 class Output:
     json_out: Optional[str] = typer.Option(None, "--json", metavar="[PATH]", help=JSON_HELP)
     force: bool = typer.Option(False, "--force", "-f", help="Overwrite existing output files.")
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or notes on stderr.")
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Warnings and errors only on stderr: no progress, notes or 'wrote' lines.")
+    verbose: bool = typer.Option(False, "--verbose", help="Let the logs of ONNX Runtime, TensorRT and the exporters through to stderr.")
+
+    def apply(self) -> None:
+        console.configure(self.quiet, self.verbose)
 
     @property
     def json_path(self) -> Path | None:
@@ -65,7 +72,8 @@ class Generated:
 
     input_shape: Optional[List[str]] = typer.Option(
         None, "--input-shape", metavar="NAME:DIMS",
-        help="Input shape, e.g. x:1x3x224x224 (repeatable; the name may be left out for a single-input model).",
+        help="Input shape, e.g. x:1x3x224x224 (repeatable; the name may be left out for a single-input model). "
+        "bench sweeps a list: ids:1x32,1x128.",
     )
     seed: int = typer.Option(0, "--seed", help="Seed of generated inputs.")
     int_range: str = typer.Option("0:100", "--int-range", metavar="LOW:HIGH", help="Range [LOW, HIGH) of generated integer inputs (token ids).")
@@ -126,11 +134,14 @@ class Image:
         return dataclasses.replace(pre, **changes)
 
 
-def data_options(path: Path | None, generator: str, generated: Generated, image: Image):
-    """InputOptions from a path (else generated data of `generator`) and the shared groups."""
+def data_options(value: str | None, option: str, generated: Generated, image: Image, generators: tuple[str, ...] = parse.GENERATORS):
+    """InputOptions for `PATH` or the name of generated data (one scheme for every data option),
+    with the shared groups; None stays None."""
     from infertool.feeds import InputOptions
 
-    parse.choice(generator, ("random", "zeros"), "--input-data")
+    if value is None:
+        return None
+    path, generator = parse.data_source(value, option, generators)
     return InputOptions(
         path, generator, generated.shapes(), generated.seed, parse.int_range(generated.int_range), image.to_preprocess(), image.to_audio(), image.media(),
     )
@@ -140,31 +151,27 @@ def data_options(path: Path | None, generator: str, generated: Generated, image:
 class Inputs:
     """Where run and bench inputs come from."""
 
-    inputs: Optional[Path] = typer.Option(
-        None, "--inputs", metavar="PATH",
-        help="Input data: .npz (by input name), .npy, a test_data_set_N dir of input_K.pb, an image or a folder of images.",
+    inputs: str = typer.Option(
+        "random", "--inputs", metavar="PATH|random|zeros",
+        help="Input data: .npz (by input name), .npy, a test_data_set_N dir of input_K.pb, an image or a folder of images; "
+        "or generated: random (seeded) or zeros.",
     )
-    input_data: str = typer.Option("random", "--input-data", metavar="random|zeros", help="Generated inputs when --inputs is not given.")
 
     def to_options(self, generated: Generated, image: Image):
-        return data_options(self.inputs, self.input_data, generated, image)
+        return data_options(self.inputs, "--inputs", generated, image)
 
 
 @dataclass
 class Calibration:
-    calib_data: Optional[str] = typer.Option(None, "--calib-data", metavar="PATH|random", help="Calibration inputs: npz, .npy, .pb dir, images; 'random' for speed tests only.")
+    calib_data: Optional[str] = typer.Option(
+        None, "--calib-data", metavar="PATH|random",
+        help="Calibration inputs, read as run's --inputs (npz, .npy, .pb dir, images); random for speed tests only.",
+    )
     calib_method: str = typer.Option("minmax", "--calib-method", metavar="minmax|entropy|percentile", help="int8 calibration (fp8 always uses onnxruntime's distribution method).")
     calib_samples: Optional[int] = typer.Option(None, "--calib-samples", min=1, help="Calibration samples to use [default: all; 32 with random].")
 
     def to_options(self, generated: Generated, image: Image):
-        return data(self.calib_data, generated, image)
-
-
-def data(value: str | None, generated: Generated, image: Image):
-    """`PATH` or `random` -> InputOptions; None stays None."""
-    if value is None:
-        return None
-    return data_options(None if value == "random" else Path(value), "random", generated, image)
+        return data_options(self.calib_data, "--calib-data", generated, image, ("random",))
 
 
 @dataclass

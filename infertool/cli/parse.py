@@ -12,6 +12,8 @@ from infertool.errors import InfertoolError, first_line
 from infertool.measure.timing import Budget
 
 Shape = tuple[int, ...]
+# generated input data, by name: the first is the default
+GENERATORS = ("random", "zeros")
 
 
 def choice(value: str, choices: Iterable[str], option: str) -> str:
@@ -44,16 +46,73 @@ def named_shape(text: str, option: str = "--input-shape") -> tuple[str | None, S
     return (name if sep else None), dims(shape, f"{option} value")
 
 
-def named_shapes(texts: Iterable[str], option: str = "--input-shape") -> dict[str | None, Shape]:
-    shapes: dict[str | None, Shape] = {}
+def shape_list(text: str, option: str = "--input-shape") -> tuple[str | None, list[Shape]]:
+    """`ids:1x32,1x128` -> ("ids", [(1, 32), (1, 128)]): commas between shapes written with `x`
+    make a sweep; `x:1,3,224,224` stays one shape."""
+    body = text.rpartition(":")[2]
+    parts = body.split(",")
+    written_with_x = ["x" in part for part in parts]
+    if len(parts) < 2 or not any(written_with_x):
+        found, shape = named_shape(text, option)
+        return found, [shape]
+    if not all(written_with_x):
+        raise InfertoolError(f"malformed {option} '{text}': it mixes shapes and dimensions", hint="write ids:1x32,1x128 for two shapes, ids:1x32 for one")
+    found, first = named_shape(text[: len(text) - len(body)] + parts[0], option)
+    return found, [first, *(dims(part, f"{option} value") for part in parts[1:])]
+
+
+def shape_sweeps(texts: Iterable[str], option: str = "--input-shape") -> dict[str | None, list[Shape]]:
+    """Every shape given per input; repeating the option for one input adds shapes."""
+    shapes: dict[str | None, list[Shape]] = {}
     for text in texts:
-        name, shape = named_shape(text, option)
-        if name in shapes:
-            raise InfertoolError(f"{option} given twice for '{name or 'the input'}'")
-        shapes[name] = shape
+        name, found = shape_list(text, option)
+        shapes.setdefault(name, []).extend(found)
     if None in shapes and len(shapes) > 1:
         raise InfertoolError(f"{option}: name every shape when giving several", hint="write name:1x3x224x224")
     return shapes
+
+
+def named_shapes(texts: Iterable[str], option: str = "--input-shape") -> dict[str | None, Shape]:
+    """One shape per input."""
+    shapes = shape_sweeps(texts, option)
+    several = next((name for name, found in shapes.items() if len(found) > 1), False)
+    if several is not False:
+        raise InfertoolError(
+            f"{option} gives several shapes for '{several or 'the input'}'",
+            hint="give one NAME:DIMS per input here (only bench sweeps shapes)",
+        )
+    return {name: found[0] for name, found in shapes.items()}
+
+
+def shape_sets(input_shapes: Iterable[str], sets: Iterable[str]) -> tuple[dict[str | None, Shape], ...]:
+    """bench's shape sweep, one dict per row: `--shapes ids:1x32,mask:1x32` sets (trtexec's form,
+    repeated), or the shapes of one input swept with `--input-shape ids:1x32,1x128` (inputs swept
+    together are paired in order). Inputs given one shape keep it in every set; () means no sweep."""
+    given = shape_sweeps(input_shapes)
+    swept = {name: found for name, found in given.items() if len(found) > 1}
+    fixed = {name: found[0] for name, found in given.items() if len(found) == 1}
+    sets = list(sets)
+    if sets and swept:
+        raise InfertoolError("sweep shapes with --shapes or with --input-shape lists, not both", hint="e.g. --shapes ids:1x32,mask:1x32 --shapes ids:1x128,mask:1x128")
+    if sets:
+        return tuple({**fixed, **_profile_entry(text, "--shapes")} for text in sets)
+    lengths = {len(found) for found in swept.values()}
+    if len(lengths) > 1:
+        raise InfertoolError(
+            "--input-shape lists of different lengths: " + ", ".join(f"{name or 'input'} {len(found)}" for name, found in swept.items()),
+            hint="give each swept input as many shapes, or one --shapes per set",
+        )
+    count = lengths.pop() if lengths else 0
+    return tuple({**fixed, **{name: found[i] for name, found in swept.items()}} for i in range(count))
+
+
+def data_source(text: str, option: str, generators: tuple[str, ...] = GENERATORS) -> tuple[Path | None, str]:
+    """`PATH`, or the name of generated data: (path, generator)."""
+    if text in GENERATORS:
+        if text not in generators:
+            raise InfertoolError(f"{option} {text} cannot work here", hint=f"give a PATH or {' / '.join(generators)}")
+        return None, text
+    return Path(text), GENERATORS[0]
 
 
 def dtype(text: str) -> str:

@@ -9,15 +9,23 @@ import typer
 
 from infertool.cli import parse, render
 from infertool.cli.console import RichReporter, show, showing_failed_checks
-from infertool.cli.groups import Calibration, Generated, Image, Output, Truth, command, data
+from infertool.cli.groups import Calibration, Generated, Image, Output, Truth, command, data_options
 
 
 @command
 def quantize(
     model: Path = typer.Argument(..., help="fp32 ONNX model."),
-    precision: str = typer.Option(..., "--precision", "-p", metavar="fp16|bf16|int8|fp8|int8-dynamic", help="Target precision."),
+    precision: str = typer.Option(
+        ..., "--precision", "-p", metavar="fp16|bf16|int8|fp8|int8-dynamic",
+        help="Target precision. int8 / fp8: calibrated Q/DQ, shaped for --target. int8-dynamic: int8 weights, activations "
+        "quantized per inference, for ONNX Runtime on the CPU and MatMul-heavy models (transformers); on CNNs it is often slower than fp32.",
+    ),
     result_path: Path = typer.Option(..., "--output", "-o", help="ONNX file to write."),
-    target: str = typer.Option("tensorrt", "--target", metavar="tensorrt|ort", help="Runtime the graph is for: tensorrt (symmetric Q/DQ on Conv/MatMul/Gemm inputs, float biases) or ort (onnxruntime's CPU defaults)."),
+    target: str = typer.Option(
+        "tensorrt", "--target", metavar="tensorrt|ort",
+        help="Runtime the graph is for. tensorrt: symmetric Q/DQ on Conv/MatMul/Gemm inputs, float biases (bench shows int8-qdq); "
+        "ONNX Runtime's CPU provider cannot fuse it and often runs it slower than fp32. ort: onnxruntime's CPU defaults (int8-ort), the one for the CPU.",
+    ),
     calibration: Calibration = None,
     calib_cache: Optional[Path] = typer.Option(None, "--calib-cache", help="Tensor ranges cache: reused when it exists, written after calibrating otherwise."),
     per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="Weight scales per output channel."),
@@ -27,7 +35,7 @@ def quantize(
     block_fragile: bool = typer.Option(True, "--block-fragile/--no-block-fragile", help="fp16/bf16: keep the reductions, Exp, Pow and Sqrt of decomposed Softmax/LayerNorm in fp32."),
     eval_data: Optional[str] = typer.Option(None, "--eval-data", metavar="PATH|random", help="Accuracy-report inputs [default: the calibration set, else generated]."),
     eval_samples: int = typer.Option(8, "--eval-samples", min=1, help="Generated evaluation samples."),
-    eval_backend: str = typer.Option("ort-cpu", "--eval-backend", help="Backend that runs both models for the report (ort-cuda where the CPU lacks kernels)."),
+    eval_backend: str = typer.Option("ort-cpu", "--eval-backend", metavar="NAME", help="Backend that runs both models for the report (ort-cuda where the CPU lacks kernels)."),
     min_cosine: Optional[float] = typer.Option(None, "--min-cosine", help="Fail (exit 1) below this cosine similarity on any output."),
     min_top1: Optional[float] = typer.Option(None, "--min-top1", help="Fail (exit 1) below this top-1 agreement (0-1)."),
     truth: Truth = None, generated: Generated = None, image: Image = None, output: Output = None,
@@ -49,8 +57,8 @@ def quantize(
     )
     request = QuantizeOptions(
         output=result_path, settings=settings, calib=calibration.to_options(generated, image), calib_samples=calibration.calib_samples,
-        eval=data(eval_data, generated, image), eval_samples=eval_samples, eval_backend=eval_backend, min_cosine=min_cosine,
-        min_top1=min_top1, force=output.force, generated=data("random", generated, image), labels=truth.labels_csv,
+        eval=data_options(eval_data, "--eval-data", generated, image), eval_samples=eval_samples, eval_backend=eval_backend, min_cosine=min_cosine,
+        min_top1=min_top1, force=output.force, generated=data_options("random", "--input-shape", generated, image), labels=truth.labels_csv,
     )
     with showing_failed_checks(output.json_out, output.force, render.quantize_result), RichReporter(output.quiet) as reporter:
         result = run_quantize(model, request, reporter)

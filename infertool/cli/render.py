@@ -1,19 +1,67 @@
-"""Results -> rich tables (JSON comes from each result's to_dict())."""
+"""Results -> tables that fit the terminal (JSON comes from each result's to_dict()).
+
+No table cuts a number: a column that carries nothing is left out, a value every row shares moves
+into the heading, and when the table is still too wide the least needed columns go, then each row
+is shown as a list of fields. Numbers keep one style per column: times in ms with 5 significant
+digits (as trtexec), errors in e-notation, cosines with 6 decimals.
+"""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from infertool.stats import throughput
 from infertool.tensors import format_shape
 
+NUM, TEXT = "num", "text"
+COMFORTABLE = 20  # text columns narrower than this make way for droppable columns first
+MODE_LABELS = {"end_to_end": "e2e", "device_resident": "device"}
 
-def _num(value: float | None, digits: int = 3) -> str:
-    if value is None or value != value:
+
+# ---------------------------------------------------------------- numbers
+
+
+def sig(value: float | None, digits: int = 5, thousands: bool = False) -> str:
+    """Fixed point with `digits` significant digits (all of the integer part): 0.013123, 16.123, 1234.5."""
+    if value is None or not math.isfinite(value):
+        return "-" if value is None or math.isnan(value) else str(value)
+    if value == 0:
+        return "0"
+    rounded = float(f"{value:.{digits}g}")
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(rounded))))
+    shown = rounded if decimals else value
+    return f"{shown:,.{decimals}f}" if thousands else f"{shown:.{decimals}f}"
+
+
+def ms(value: float | None) -> str:
+    return sig(value)
+
+
+def error(value: float | None) -> str:
+    """Absolute / relative errors: 0, or e-notation with 3 significant digits."""
+    if value is None or math.isnan(value):
         return "-"
-    return f"{value:.{digits}g}"
+    return "0" if value == 0 else f"{value:.2e}"
+
+
+def cosine(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:.6f}"
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def general(value: float | None) -> str:
+    """Values of any magnitude (output ranges): 5 significant digits, e-notation where needed."""
+    return "-" if value is None or value != value else f"{value:.5g}"
 
 
 def size(n: int) -> str:
@@ -28,74 +76,194 @@ def _mark(ok: bool) -> str:
     return "[green]ok[/]" if ok else "[red]FAIL[/]"
 
 
+def shapes_text(shapes: dict) -> str:
+    return ", ".join(f"{escape(name)} {format_shape(shape)}" for name, shape in shapes.items())
+
+
+# ---------------------------------------------------------------- fitting tables
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str = NUM  # NUM: right-aligned, never wrapped; TEXT: left-aligned, wraps between words
+    shared: str | None = None  # a value every row shares goes into the heading, formatted so ("batch {}")
+    drop: int = 0  # when too wide, the highest goes first; 0: stays
+
+
+def _cell_range(text: str, kind: str) -> tuple[int, int]:
+    plain = Text.from_markup(text).plain
+    widest = max((Text(line).cell_len for line in plain.splitlines()), default=0)
+    if kind == NUM:
+        return widest, widest
+    return max((Text(word).cell_len for word in plain.split()), default=0), widest
+
+
+def _ranges(columns: list[Column], rows: list[list[str]], squeeze: bool) -> list[tuple[int, int]]:
+    """(narrowest, widest) width of each column without cutting a word or a number; unless
+    `squeeze`, text keeps COMFORTABLE columns before it wraps."""
+    found = []
+    for index, column in enumerate(columns):
+        header = _cell_range(column.name, TEXT)
+        cells = [_cell_range(row[index], column.kind) for row in rows]
+        lo, hi = max([header[0], *(c[0] for c in cells)]), max([header[1], *(c[1] for c in cells)])
+        found.append((lo if squeeze or column.kind == NUM else max(lo, min(hi, COMFORTABLE)), hi))
+    return found
+
+
+def _table(columns: list[Column], rows: list[list[str]], widths: list[int]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+    for column, width in zip(columns, widths):
+        # a width at least each number's keeps numbers whole; headers may wrap between words
+        table.add_column(column.name, justify="right" if column.kind == NUM else "left", width=width, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _fitted(console: Console, columns: list[Column], rows: list[list[str]], squeeze: bool) -> Table | None:
+    """The table at the console's width, or None when its narrowest layout is too wide."""
+    ranges = _ranges(columns, rows, squeeze)
+    narrow = [lo for lo, _ in ranges]
+    unbounded = console.options.update_width(sum(hi for _, hi in ranges) + 4 * len(columns) + 4)
+    overhead = console.measure(_table(columns, rows, narrow), options=unbounded).maximum - sum(narrow)
+    slack = console.width - overhead - sum(narrow)
+    if slack < 0:
+        return None
+    widths = list(narrow)
+    for index, (lo, hi) in enumerate(ranges):  # room for headers and text to spread, left to right
+        extra = min(hi - lo, slack)
+        widths[index] += extra
+        slack -= extra
+    return _table(columns, rows, widths)
+
+
+def _shared(columns: list[Column], rows: list[list[str]]) -> tuple[list[Column], list[list[str]], list[str]]:
+    """Move columns whose value every row shares into the heading."""
+    keep, heading = [], []
+    for index, column in enumerate(columns):
+        values = {row[index] for row in rows}
+        if column.shared is not None and len(values) == 1 and rows:
+            heading.append(column.shared.format(values.pop()))
+        else:
+            keep.append(index)
+    return [columns[i] for i in keep], [[row[i] for i in keep] for row in rows], heading
+
+
+def _stacked(console: Console, columns: list[Column], rows: list[list[str]]) -> None:
+    """One block per row, one field per line: for terminals too narrow for the table."""
+    for number, row in enumerate(rows):
+        block = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
+        block.add_column(no_wrap=True, style="bold")
+        block.add_column(overflow="fold")
+        for column, value in zip(columns, row):
+            block.add_row(column.name, value)
+        console.print(block)
+        if number < len(rows) - 1:
+            console.print()
+
+
+def _dropping(console: Console, columns: list[Column], rows: list[list[str]]) -> Table | None:
+    """Leave out droppable columns, the least needed first, until the table fits; text wraps only
+    once nothing is left to drop."""
+    shown, cells = list(columns), [list(row) for row in rows]
+    while any(c.drop for c in shown):
+        index = shown.index(max(shown, key=lambda c: c.drop))
+        del shown[index]
+        for row in cells:
+            del row[index]
+        table = _fitted(console, shown, cells, squeeze=False)
+        if table is not None:
+            return table
+    return _fitted(console, shown, cells, squeeze=True)
+
+
+def grid(console: Console, title: str, columns: list[Column], rows: list[list[str]], caption: str | None = None) -> None:
+    """`rows` of markup strings under `columns`, fitted to the console (see the module's docstring)."""
+    columns, rows, heading = _shared(columns, rows)
+    console.print(Text.from_markup(title + ("\n" + ", ".join(heading) if heading else ""), style="italic"))
+    table = _fitted(console, columns, rows, squeeze=False) or _dropping(console, columns, rows)
+    if table is None:
+        _stacked(console, columns, rows)
+    else:
+        console.print(table)
+    if caption:
+        console.print(Text.from_markup(caption, style="dim"))
+
+
+def pairs(console: Console, title: str, items: list[tuple[str, str]]) -> None:
+    """A heading and `name  value` lines (values wrap)."""
+    console.print(Text.from_markup(title, style="italic"))
+    table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
+    table.add_column(no_wrap=True, style="bold")
+    table.add_column(overflow="fold")
+    for name, value in items:
+        table.add_row(name, value)
+    console.print(table)
+
+
+def _present(columns: list[Column], rows: list[list[str]]) -> tuple[list[Column], list[list[str]]]:
+    """Leave out the columns with nothing but '-'."""
+    keep = [i for i in range(len(columns)) if any(row[i] != "-" for row in rows)]
+    return [columns[i] for i in keep], [[row[i] for i in keep] for row in rows]
+
+
+# ---------------------------------------------------------------- convert, doctor
+
+
 def convert_result(result, console: Console) -> None:
-    table = Table(title=f"{result.source} → {result.output.path or '(not written)'}", show_header=False, title_justify="left")
-    table.add_row("exporter", f"{result.framework} / {result.exporter}, opset {result.opset}, {result.seconds:.1f} s")
+    items = [("exporter", f"{result.framework} / {result.exporter}, opset {result.opset}, {result.seconds:.1f} s")]
     if result.output.path:
         extra = " + external data" if result.output.external_data else ""
-        table.add_row("file", f"{size(result.output.bytes)}{extra}, sha256 {result.output.sha256[:16]}…")
-    for spec in result.inputs:
-        table.add_row("input", f"{spec.name}  {spec.dtype}  {format_shape(spec.shape)}")
-    for spec in result.outputs:
-        table.add_row("output", f"{spec.name}  {spec.dtype}  {format_shape(spec.shape)}")
-    for note in result.notes:
-        table.add_row("note", escape(note))
-    console.print(table)
+        items.append(("file", f"{size(result.output.bytes)}{extra}, sha256 {result.output.sha256[:16]}"))
+    items += [("input", f"{escape(s.name)}  {s.dtype}  {format_shape(s.shape)}") for s in result.inputs]
+    items += [("output", f"{escape(s.name)}  {s.dtype}  {format_shape(s.shape)}") for s in result.outputs]
+    items += [("note", escape(note)) for note in result.notes]
+    pairs(console, f"{escape(result.source)} → {escape(str(result.output.path or '(not written)'))}", items)
     report = result.validation
     if report is None:
         console.print("validation: skipped (--no-validate)")
         return
-    parity = Table(
-        title="validation: checker ok, shape inference ok; "
-        f"ONNX Runtime (CPU) vs {report.reference}, atol {report.atol:g} rtol {report.rtol:g}",
-        title_justify="left",
-    )
-    for column in ("batch", "output", "max abs err", "max rel err", "cosine", "result"):
-        parity.add_column(column, justify="left" if column == "output" else "right")
-    for batch in report.batches:
-        for agreement in batch.outputs:
-            parity.add_row(
-                str(batch.batch), agreement.name, _num(agreement.max_abs), _num(agreement.max_rel),
-                f"{agreement.cosine:.6f}", _mark(agreement.passed),
-            )
-    console.print(parity)
+    columns = [Column("batch", shared="batch {}"), Column("output", TEXT, shared="output {}"), Column("max abs err"),
+               Column("max rel err", drop=1), Column("cosine"), Column("result")]
+    rows = [[str(b.batch), escape(a.name), error(a.max_abs), error(a.max_rel), cosine(a.cosine), _mark(a.passed)] for b in report.batches for a in b.outputs]
+    title = (f"validation: checker ok, shape inference ok; ONNX Runtime (CPU) vs {escape(report.reference)}, "
+             f"atol {report.atol:g} rtol {report.rtol:g}")
+    console.print()
+    grid(console, title, columns, rows)
 
 
 def doctor_report(result, console: Console) -> None:
     report = result.to_dict()
-    table = Table(title="infertool doctor", title_justify="left")
-    for column in ("component", "version", "details"):
-        table.add_column(column)
-    table.add_row("python", report["python"], report["platform"])
-    table.add_row("cpu", str(report["cpu_count"]) + " cores", report["cpu"])
+    rows = [["python", report["python"], escape(report["platform"])], ["cpu", f"{report['cpu_count']} cores", escape(report["cpu"])]]
     for component in report["components"]:
-        version = component["version"] or "[red]not installed[/]"
-        table.add_row(component["name"], version, escape(component["detail"] or component["hint"]))
+        rows.append([component["name"], component["version"] or "[red]not installed[/]", escape(component["detail"] or component["hint"])])
     for gpu in report["gpus"]:
-        table.add_row(
-            f"gpu {gpu['index']}", gpu["name"],
+        rows.append([
+            f"gpu {gpu['index']}", escape(gpu["name"]),
             f"{gpu['memory_total_mb']} MiB, sm {gpu['compute_capability']}, driver {gpu['driver']} (CUDA {gpu['cuda_driver']})",
-        )
+        ])
     if not report["gpus"]:
-        table.add_row("gpu", "[yellow]none[/]", escape(report["gpu_note"]))
-    console.print(table)
-    backends = Table(title="backends", title_justify="left")
-    for column in ("backend", "status", "details"):
-        backends.add_column(column)
-    for backend in report["backends"]:
-        backends.add_row(backend["name"], "[green]available[/]" if backend["ok"] else "[red]unavailable[/]", escape(backend["reason"] or backend["description"]))
-    console.print(backends)
+        rows.append(["gpu", "[yellow]none[/]", escape(report["gpu_note"])])
+    grid(console, "infertool doctor", [Column("component", TEXT), Column("version", TEXT), Column("details", TEXT)], rows)
+    backends = [
+        [b["name"], "[green]available[/]" if b["ok"] else "[red]unavailable[/]", escape(b["reason"] or b["description"])]
+        for b in report["backends"]
+    ]
+    console.print()
+    grid(console, "backends", [Column("backend", TEXT), Column("status", TEXT), Column("details", TEXT)], backends)
     for warning in report["warnings"]:
         console.print(f"[yellow]warning:[/] {escape(warning)}")
 
 
-MODE_LABELS = {"end_to_end": "end-to-end", "device_resident": "device-resident"}
+# ---------------------------------------------------------------- bench
 
 
-def _ms(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.3f}" if value < 100 else f"{value:.1f}"
+KEYS = [Column("backend", TEXT, shared="{}"), Column("batch", shared="batch {}"), Column("inputs", TEXT, shared="inputs {}")]
+
+
+def _keys(row) -> list[str]:
+    return [row.backend, str(row.batch), shapes_text(row.input_shapes)]
 
 
 def _timing(row, mode: str, stat: str = "median") -> float | None:
@@ -103,127 +271,129 @@ def _timing(row, mode: str, stat: str = "median") -> float | None:
     return None if stats is None else getattr(stats, stat)
 
 
-def _latency_table(result) -> Table:
+def _precision(row, model: dict) -> str:
+    """The row's precision; for the graph's own, its label (int8-qdq, int8-ort, int8-dyn)."""
+    return model.get("precision_label", row.precision) if row.precision == model["precision"] else row.precision
+
+
+Section = tuple  # (title, columns, rows, caption): the arguments of grid()
+
+
+def _latency(result) -> Section:
     model = result.model
-    title = f"{model['path']}  ({model['precision']}, opset {model['opset']}, {size(model['bytes'])})"
-    latency = Table(title=title, title_justify="left", caption=(
-        "timed: end-to-end = host arrays in and out; device-resident = inputs/outputs kept on the GPU (IO binding). "
-        "Percentiles by nearest rank."
-    ), caption_justify="left")
-    for column in ("backend", "batch", "prec", "timed", "median ms", "p90", "p99", "mean", "CV", "samples/s", "speedup"):
-        latency.add_column(column, justify="left" if column in ("backend", "prec", "timed") else "right")
+    several = len({r.backend for r in result.rows}) > 1
+    columns = [*KEYS, Column("prec", TEXT, shared="{}"), Column("timed", TEXT, shared="timed {}"), Column("median ms"),
+               Column("p90", drop=3), Column("p99", drop=1), Column("CV"), Column("samples/s", drop=2)]
+    columns += [Column("speedup")] if several else []
+    rows = []
     for row in result.rows:
         stats = row.latency
         cv = f"{stats.cv:.1%}" if not stats.noisy else f"[yellow]{stats.cv:.1%}[/]"
-        latency.add_row(
-            row.backend, str(row.batch), row.precision, MODE_LABELS[row.latency_mode], _ms(stats.median), _ms(stats.p90),
-            _ms(stats.p99), _ms(stats.mean), cv, f"{throughput(stats, row.batch)['samples_per_s']:,.1f}",
-            "-" if row.speedup is None else f"{row.speedup:.2f}x",
-        )
-    return latency
-
-
-def _split_table(result) -> Table:
-    split = Table(title="where the time goes (median ms): copies vs device work", title_justify="left", caption=(
-        "GPU columns are CUDA-event times on the runtime's stream."
-    ), caption_justify="left")
-    for column in ("backend", "batch", "end-to-end", "device-resident", "GPU compute", "GPU H2D", "GPU D2H"):
-        split.add_column(column, justify="left" if column == "backend" else "right")
-    for row in result.rows:
-        split.add_row(row.backend, str(row.batch), *(_ms(_timing(row, m)) for m in ("end_to_end", "device_resident", "gpu_compute", "gpu_h2d", "gpu_d2h")))
-    return split
-
-
-def _memory_table(result) -> Table:
-    memory = Table(title="memory", title_justify="left")
-    keys = {"model_file_bytes": "model file", "host_rss_increase_bytes": "host RSS peak +", "gpu_bytes": "GPU memory +",
-            "engine_bytes": "engine", "device_memory_bytes": "engine device mem"}
-    shown = [k for k in keys if any(r.memory.get(k) is not None for r in result.rows)]
-    for column in ("backend", "batch", *(keys[k] for k in shown)):
-        memory.add_column(column, justify="left" if column == "backend" else "right")
-    for row in result.rows:
-        memory.add_row(row.backend, str(row.batch), *("-" if row.memory.get(k) is None else size(row.memory[k]) for k in shown))
-    return memory
-
-
-def _startup_table(result) -> Table:
-    """Load and first-inference times, apart from the steady state (TensorRT-RTX compiles kernels then)."""
-    table = Table(title="start-up (not in the latencies above)", title_justify="left")
-    jit = any(r.settings.get("jit_context_ms") is not None for r in result.rows)
-    for column in ("backend", "batch", "load ms", *(["of which JIT ms"] if jit else []), "first inference ms"):
-        table.add_column(column, justify="left" if column == "backend" else "right")
-    for row in result.rows:
-        compiled = [_ms(row.settings.get("jit_context_ms"))] if jit else []
-        table.add_row(row.backend, str(row.batch), _ms(row.startup.get("load_ms")), *compiled, _ms(row.startup.get("first_inference_ms")))
-    return table
-
-
-def _agreement_table(checked: list) -> Table:
-    agreement = Table(
-        title=f"output agreement with {checked[0].agreement.reference} (same inputs)", title_justify="left",
-        caption="tolerance: precision (atol/rtol); a cosine at or above the precision's floor also passes", caption_justify="left",
+        cells = [*_keys(row), _precision(row, model), MODE_LABELS[row.latency_mode], ms(stats.median), ms(stats.p90), ms(stats.p99),
+                 cv, sig(throughput(stats, row.batch)["samples_per_s"], thousands=True)]
+        rows.append(cells + (["-" if row.speedup is None else f"{row.speedup:.2f}x"] if several else []))
+    modes = {r.latency_mode for r in result.rows}
+    timed = [text for mode, text in (("end_to_end", "e2e = host arrays in and out"), ("device_resident", "device = inputs and outputs kept on the GPU (IO binding)")) if mode in modes]
+    caption = f"ms per inference, percentiles by nearest rank; timed {', '.join(timed)}" + (
+        f"; speedup over {escape(result.rows[0].backend)} at the same inputs" if several else ""
     )
-    for column in ("backend", "batch", "output", "tolerance", "max abs err", "max rel err", "cosine", "top-1", "result"):
-        agreement.add_column(column, justify="left" if column in ("backend", "output", "tolerance") else "right")
-    for row in checked:
-        for a in row.agreement.outputs:
-            tolerance = f"{row.agreement.precision} ({a.atol:g}/{a.rtol:g})"
-            agreement.add_row(
-                row.backend, str(row.batch), a.name, tolerance, _num(a.max_abs), _num(a.max_rel), f"{a.cosine:.6f}",
-                "-" if a.top1 is None else f"{a.top1:.0%}", _mark(a.passed),
-            )
-    return agreement
+    title = f"{escape(model['path'])}  ({model.get('precision_label', model['precision'])}, opset {model['opset']}, {size(model['bytes'])})"
+    return title, columns, rows, caption
 
 
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
+def _split(result) -> Section | None:
+    if not any(len(r.timings) > 1 for r in result.rows):
+        return None
+    modes = ("end_to_end", "device_resident", "gpu_compute", "gpu_h2d", "gpu_d2h")
+    columns = [*KEYS, Column("e2e"), Column("device"), Column("GPU compute"), Column("GPU H2D"), Column("GPU D2H")]
+    rows = [[*_keys(row), *(ms(_timing(row, m)) for m in modes)] for row in result.rows]
+    return ("where the time goes (median ms): copies vs device work", *_present(columns, rows),
+            "GPU columns are CUDA-event times on the runtime's stream")
 
 
-def _task_table(rows: list) -> Table:
-    first = rows[0].accuracy
-    table = Table(title=f"accuracy against {first.labels} (ground truth; output '{first.output}')", title_justify="left")
-    for column in ("backend", "batch", "prec", "samples", "top-1", "top-5"):
-        table.add_column(column, justify="left" if column in ("backend", "prec") else "right")
-    for row in rows:
-        a = row.accuracy
-        table.add_row(row.backend, str(row.batch), row.precision, str(a.samples), _pct(a.top1), _pct(a.top5))
-    return table
+def _memory(result) -> Section | None:
+    keys = {"host_rss_increase_bytes": "host RSS peak +", "gpu_bytes": "GPU memory +", "engine_bytes": "engine", "device_memory_bytes": "engine device mem"}
+    shown = [k for k in keys if any(r.memory.get(k) is not None for r in result.rows)]
+    if not shown:
+        return None
+    rows = [[*_keys(row), *("-" if row.memory.get(k) is None else size(row.memory[k]) for k in shown)] for row in result.rows]
+    return "memory", [*KEYS, *(Column(keys[k]) for k in shown)], rows, None
 
 
-def _gate_table(gate) -> Table:
-    table = Table(title=f"regression gate vs {gate.baseline} ({gate.stat}, limit +{gate.max_regression:.0%})", title_justify="left")
-    for column in ("backend", "batch", "baseline ms", "now ms", "change", "result"):
-        table.add_column(column, justify="left" if column == "backend" else "right")
-    for r in gate.rows:
-        change = "-" if r.change is None else f"{r.change:+.1%}"
-        table.add_row(r.backend, str(r.batch), _ms(r.baseline_ms), _ms(r.current_ms), change, "[red]REGRESSED[/]" if r.regressed else "[green]ok[/]")
-    return table
+def _agreement(result) -> Section | None:
+    """Rows checked against another runtime or model, and any that failed: a passing check of the
+    reference runtime against itself carries nothing."""
+    checked = [r for r in result.rows if r.agreement is not None and not (r.agreement.self_check and r.agreement.passed)]
+    if not checked:
+        return None
+    columns = [*KEYS, Column("output", TEXT, shared="output {}"), Column("tolerance", TEXT, shared="tolerance {}", drop=3),
+               Column("max abs err"), Column("max rel err", drop=2), Column("cosine"), Column("top-1", drop=1), Column("result")]
+    rows = [
+        [*_keys(row), escape(a.name), f"{row.agreement.precision} ({a.atol:g}/{a.rtol:g})", error(a.max_abs), error(a.max_rel),
+         cosine(a.cosine), percent(a.top1), _mark(a.passed)]
+        for row in checked for a in row.agreement.outputs
+    ]
+    return (f"output agreement with {escape(checked[0].agreement.reference)} (same inputs)", *_present(columns, rows),
+            "tolerance: precision (atol/rtol); a cosine at or above the precision's floor also passes")
+
+
+def _startup(result) -> Section | None:
+    """Load and first-inference times, apart from the steady state (TensorRT-RTX compiles kernels then)."""
+    if not any(r.startup for r in result.rows):
+        return None
+    jit = any(r.settings.get("jit_context_ms") is not None for r in result.rows)
+    columns = [*KEYS, Column("load ms"), *([Column("of which JIT ms")] if jit else []), Column("first inference ms")]
+    rows = [
+        [*_keys(row), ms(row.startup.get("load_ms")), *([ms(row.settings.get("jit_context_ms"))] if jit else []), ms(row.startup.get("first_inference_ms"))]
+        for row in result.rows
+    ]
+    return "start-up (not in the latencies above)", *_present(columns, rows), None
+
+
+def _task_accuracy(result) -> Section | None:
+    labelled = [r for r in result.rows if r.accuracy is not None]
+    if not labelled:
+        return None
+    first = labelled[0].accuracy
+    columns = [*KEYS, Column("prec", TEXT, shared="{}"), Column("samples"), Column("top-1"), Column("top-5")]
+    rows = [[*_keys(r), _precision(r, result.model), str(r.accuracy.samples), percent(r.accuracy.top1), percent(r.accuracy.top5)] for r in labelled]
+    return f"accuracy against {escape(first.labels)} (ground truth; output '{escape(first.output)}')", *_present(columns, rows), None
+
+
+def _gate(gate) -> Section:
+    columns = [*KEYS[:2], Column("baseline ms"), Column("now ms"), Column("change"), Column("result")]
+    rows = [
+        [r.backend, str(r.batch), ms(r.baseline_ms), ms(r.current_ms), "-" if r.change is None else f"{r.change:+.1%}",
+         "[red]REGRESSED[/]" if r.regressed else "[green]ok[/]"]
+        for r in gate.rows
+    ]
+    return f"regression gate vs {escape(gate.baseline)} ({gate.stat}, limit +{gate.max_regression:.0%})", columns, rows, None
 
 
 def bench_tables(result, console: Console) -> None:
-    console.print(_latency_table(result))
-    if any(len(r.timings) > 1 for r in result.rows):
-        console.print(_split_table(result))
-    console.print(_memory_table(result))
-    if any(r.startup for r in result.rows):
-        console.print(_startup_table(result))
-    checked = [r for r in result.rows if r.agreement is not None]
-    if checked:
-        console.print(_agreement_table(checked))
-    labelled = [r for r in result.rows if r.accuracy is not None]
-    if labelled:
-        console.print(_task_table(labelled))
+    sections = [_latency(result), _split(result), _memory(result), _startup(result), _agreement(result), _task_accuracy(result)]
     if result.gate is not None:
-        console.print(_gate_table(result.gate))
-        for note in result.gate.notes:
-            console.print(f"[yellow]gate note:[/] {escape(note)}", highlight=False)
+        sections.append(_gate(result.gate))
+    for index, section in enumerate(s for s in sections if s is not None):
+        if index:
+            console.print()
+        grid(console, *section)
+    lines = [f"[yellow]gate note:[/] {escape(note)}" for note in (result.gate.notes if result.gate else ())]
+    lines += [f"[yellow]skipped {escape(s['backend'])}:[/] {escape(s['reason'])}" for s in result.skipped]
+    lines += [f"[yellow]note:[/] {escape(note)}" for note in result.notes]
+    for line in lines:
+        console.print(line, highlight=False)
 
 
 CSV_COLUMNS = (
     "backend", "batch", "precision", "latency_mode", "median_ms", "mean_ms", "min_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms",
     "std_ms", "cv", "iterations", "inferences_per_s", "samples_per_s", "speedup", "end_to_end_median_ms",
     "device_resident_median_ms", "gpu_compute_median_ms", "model_file_bytes", "host_rss_increase_bytes", "gpu_bytes",
-    "agreement_passed", "max_abs_err", "min_cosine", "top1_accuracy", "top5_accuracy",
+    "agreement_passed", "max_abs_err", "min_cosine",
+    # against --labels-csv (ground truth)
+    "top1_accuracy", "top5_accuracy",
+    # which run a row comes from, so rows appended from several runs can be told apart
+    "input_shapes", "precision_label", "threads", "model", "sha256", "timestamp",
 )
 
 
@@ -247,124 +417,146 @@ def bench_csv(result) -> str:
             None if row.agreement is None else row.agreement.passed,
             max((a.max_abs for a in outputs), default=None), min((a.cosine for a in outputs), default=None),
             None if row.accuracy is None else row.accuracy.top1, None if row.accuracy is None else row.accuracy.top5,
+            ",".join(f"{name}:{format_shape(shape)}" for name, shape in row.input_shapes.items()), _precision(row, result.model),
+            row.settings.get("intra_op_threads"), result.model["path"], result.model["sha256"], result.env.get("time"),
         ])
     return buffer.getvalue()
 
 
 def bench_markdown(result) -> str:
     model = result.model
+    several = len({r.backend for r in result.rows}) > 1
+    gpu = any(r.memory.get("gpu_bytes") is not None for r in result.rows)
+    header = ["backend", "batch", "inputs", "prec", "timed", "median ms", "p90 ms", "p99 ms", "CV", "samples/s"]
+    header += ["speedup"] * several + ["GPU mem"] * gpu + ["agreement"]
     lines = [
-        f"### infertool bench: `{model['path']}` ({model['precision']})",
-        "",
-        "| backend | batch | timed | median ms | p90 ms | p99 ms | CV | samples/s | speedup | GPU mem | agreement |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        f"### infertool bench: `{model['path']}` ({model.get('precision_label', model['precision'])})", "",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---" if h in ("backend", "inputs", "prec", "timed", "agreement") else "---:" for h in header) + "|",
     ]
     for row in result.rows:
         stats = row.latency
-        gpu = row.memory.get("gpu_bytes")
         agreement = "-" if row.agreement is None else ("ok" if row.agreement.passed else "**FAIL**")
-        lines.append(
-            f"| {row.backend} | {row.batch} | {MODE_LABELS[row.latency_mode]} | {_ms(stats.median)} | {_ms(stats.p90)} | "
-            f"{_ms(stats.p99)} | {stats.cv:.1%} | {throughput(stats, row.batch)['samples_per_s']:,.1f} | "
-            f"{'-' if row.speedup is None else f'{row.speedup:.2f}x'} | {'-' if gpu is None else size(gpu)} | {agreement} |"
-        )
+        cells = [row.backend, str(row.batch), ", ".join(f"{n} {format_shape(s)}" for n, s in row.input_shapes.items()), _precision(row, model),
+                 MODE_LABELS[row.latency_mode], ms(stats.median), ms(stats.p90), ms(stats.p99), f"{stats.cv:.1%}",
+                 sig(throughput(stats, row.batch)["samples_per_s"], thousands=True)]
+        cells += ["-" if row.speedup is None else f"{row.speedup:.2f}x"] * several
+        cells += ["-" if row.memory.get("gpu_bytes") is None else size(row.memory["gpu_bytes"])] * gpu
+        lines.append("| " + " | ".join([*cells, agreement]) + " |")
+    if result.gate is not None:
+        lines += ["", f"Regression gate ({result.gate.stat}, limit +{result.gate.max_regression:.0%}): "
+                  + ("passed" if result.gate.passed else "**FAILED**")]
     labelled = [r for r in result.rows if r.accuracy is not None]
     if labelled:
         lines += ["", f"Accuracy against `{labelled[0].accuracy.labels}` ({labelled[0].accuracy.samples} samples):", "",
                   "| backend | batch | prec | top-1 | top-5 |", "|---|---:|---|---:|---:|"]
-        lines += [f"| {r.backend} | {r.batch} | {r.precision} | {_pct(r.accuracy.top1)} | {_pct(r.accuracy.top5)} |" for r in labelled]
-    if result.gate is not None:
-        lines += ["", f"Regression gate ({result.gate.stat}, limit +{result.gate.max_regression:.0%}): "
-                  + ("passed" if result.gate.passed else "**FAILED**")]
+        lines += [f"| {r.backend} | {r.batch} | {_precision(r, model)} | {percent(r.accuracy.top1)} | {percent(r.accuracy.top5)} |" for r in labelled]
+    if result.skipped:
+        lines += ["", *(f"Skipped {s['backend']}: {s['reason']}" for s in result.skipped)]
     return "\n".join(lines) + "\n"
 
 
+# ---------------------------------------------------------------- run, quantize, build-engine
+
+
 def run_result(result, console: Console) -> None:
-    shapes = ", ".join(f"{n} {format_shape(s)}" for n, s in result.inputs.items())
-    table = Table(title=f"{result.model} on {result.backend}  (inputs: {shapes})", title_justify="left")
-    for column in ("output", "shape", "dtype", "min", "max", "mean", "NaN", "Inf"):
-        table.add_column(column, justify="left" if column in ("output", "dtype") else "right")
+    columns = [Column("output", TEXT), Column("shape"), Column("dtype", TEXT, shared="dtype {}"), Column("min"), Column("max"),
+               Column("mean"), Column("NaN/Inf")]
+    rows = []
     for o in result.outputs:
-        bad = lambda n: f"[red]{n}[/]" if n else "0"  # noqa: E731
-        table.add_row(o.name, format_shape(o.shape), o.dtype, _num(o.min, 5), _num(o.max, 5), _num(o.mean, 5), bad(o.nan), bad(o.inf))
-    console.print(table)
+        bad = f"[red]{o.nan}/{o.inf}[/]" if o.nan or o.inf else "0/0"
+        rows.append([escape(o.name), format_shape(o.shape), o.dtype, general(o.min), general(o.max), general(o.mean), bad])
+    title = f"{escape(result.model)} on {escape(result.backend)}\ninputs {shapes_text(result.inputs)}"
+    grid(console, title, columns, rows)
     if result.top_k is not None:
-        ranked = Table(title=f"top-{len(result.top_k.rows[0])} of '{result.top_k.output}'", title_justify="left")
-        for column in ("sample", "rank", "class", "label", "score", "softmax"):
-            ranked.add_column(column, justify="left" if column == "label" else "right")
-        for sample, row in enumerate(result.top_k.rows):
-            for rank, (cls, label, score, probability) in enumerate(row, 1):
-                ranked.add_row(str(sample), str(rank), str(cls), escape(label), f"{score:.4g}", f"{probability:.2%}")
-        console.print(ranked)
+        columns = [Column("sample", shared="sample {}"), Column("rank"), Column("class"), Column("label", TEXT), Column("score"), Column("softmax")]
+        rows = [
+            [str(sample), str(rank), str(cls), escape(label), general(score), percent(probability)]
+            for sample, row in enumerate(result.top_k.rows) for rank, (cls, label, score, probability) in enumerate(row, 1)
+        ]
+        if all(row[2] == row[3] for row in rows):  # no --labels: the label is the class number
+            columns, rows = columns[:3] + columns[4:], [row[:3] + row[4:] for row in rows]
+        console.print()
+        grid(console, f"top-{len(result.top_k.rows[0])} of '{escape(result.top_k.output)}'", columns, rows)
     if result.startup:
-        console.print(f"load {_ms(result.startup.get('load_ms'))} ms, inference {_ms(result.startup.get('first_inference_ms'))} ms (a first inference: not a steady-state latency)")
+        console.print(f"load {ms(result.startup.get('load_ms'))} ms, inference {ms(result.startup.get('first_inference_ms'))} ms (a first inference: not a steady-state latency)")
     if result.saved:
-        console.print(f"saved outputs to {result.saved}")
+        console.print(f"saved outputs to {escape(result.saved)}")
     if result.saved_inputs:
-        console.print(f"saved inputs to {result.saved_inputs}")
+        console.print(f"saved inputs to {escape(result.saved_inputs)}")
+
+
+def _graph_summary(graph: dict) -> str:
+    def value(v: object) -> str:
+        return ", ".join(map(str, v)) or "none" if isinstance(v, (list, tuple)) else str(v)
+
+    return "; ".join(f"{k.replace('_', ' ')} {value(v)}" for k, v in graph.items())
 
 
 def quantize_result(result, console: Console) -> None:
-    table = Table(title=f"{result.source.path} → {result.output.path} ({result.precision})", show_header=False, title_justify="left")
-    table.add_row("size", f"{size(result.source.bytes)} → {size(result.output.bytes)}  ({result.seconds:.1f} s)")
-    table.add_row("graph", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in result.graph.items()))
+    items = [("size", f"{size(result.source.bytes)} → {size(result.output.bytes)}  ({result.seconds:.1f} s)"), ("graph", escape(_graph_summary(result.graph)))]
     if result.calibration:
         c = result.calibration
-        table.add_row("calibration", f"{c['method']} on {c['samples'] or '-'} samples of {c['data'] or 'cache'}" + (", ranges from cache" if c["cache_hit"] else ""))
-    for note in result.notes:
-        table.add_row("note", escape(note))
-    console.print(table)
+        items.append(("calibration", f"{c['method']} on {c['samples'] or '-'} samples of {escape(str(c['data'] or 'cache'))}" + (", ranges from cache" if c["cache_hit"] else "")))
+    items += [("note", escape(note)) for note in result.notes]
+    pairs(console, f"{escape(result.source.path)} → {escape(result.output.path)} ({result.precision})", items)
+    console.print()
     accuracy = result.accuracy
     if accuracy.unavailable:
-        console.print(f"[yellow]accuracy not evaluated on {accuracy.backend}:[/] {escape(accuracy.unavailable)}")
+        console.print(f"[yellow]accuracy not evaluated on {escape(accuracy.backend)}:[/] {escape(accuracy.unavailable)}")
     else:
-        report = Table(title=f"accuracy: fp32 vs {result.precision} on {accuracy.backend}, {accuracy.samples} samples of {escape(accuracy.data)}", title_justify="left")
-        for column in ("output", "max abs err", "mean abs err", "cosine", "top-1", "top-5", f"within {result.precision} tolerance"):
-            report.add_column(column, justify="left" if column == "output" else "right")
-        for a in accuracy.outputs:
-            pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
-            report.add_row(a.name, _num(a.max_abs), _num(a.mean_abs), f"{a.cosine:.6f}", pct(a.top1), pct(a.top5), _mark(a.passed))
-        console.print(report)
+        columns = [Column("output", TEXT, shared="output {}"), Column("max abs err"), Column("mean abs err"), Column("cosine"),
+                   Column("top-1"), Column("top-5"), Column(f"within {result.precision} tolerance")]
+        rows = [[escape(a.name), error(a.max_abs), error(a.mean_abs), cosine(a.cosine), percent(a.top1), percent(a.top5), _mark(a.passed)]
+                for a in accuracy.outputs]
+        title = f"accuracy: fp32 vs {result.precision} on {escape(accuracy.backend)}, {accuracy.samples} samples of {escape(accuracy.data)}"
+        grid(console, title, *_present(columns, rows))
         if accuracy.emulation:
             console.print(f"[yellow]emulated:[/] {escape(accuracy.emulation)}", highlight=False)
     if accuracy.original_accuracy is not None:
-        original, converted = accuracy.original_accuracy, accuracy.converted_accuracy
-        truth = Table(title=f"accuracy against {escape(original.labels)} ({original.samples} labelled samples, output '{escape(original.output)}')", title_justify="left")
-        for column in ("model", "top-1", "top-5"):
-            truth.add_column(column, justify="left" if column == "model" else "right")
-        truth.add_row(f"original ({result.source.path})", _pct(original.top1), _pct(original.top5))
-        if converted is not None:
-            truth.add_row(f"{result.precision} ({result.output.path})", _pct(converted.top1), _pct(converted.top5))
-        console.print(truth)
+        _ground_truth(result, console)
     for name, gate in result.gates.items():
-        value = "-" if gate["value"] is None else f"{gate['value']:.4f}"
-        console.print(f"gate {name}: {value} (min {gate['min']}) {_mark(gate['passed'])}")
+        value = "-" if gate["value"] is None else f"{gate['value']:.6g}"
+        console.print(f"gate {name}: {value} (min {gate['min']:g}) {_mark(gate['passed'])}")
+
+
+def _ground_truth(result, console: Console) -> None:
+    original, converted = result.accuracy.original_accuracy, result.accuracy.converted_accuracy
+    rows = [[f"original ({escape(result.source.path)})", percent(original.top1), percent(original.top5)]]
+    if converted is not None:
+        rows.append([f"{result.precision} ({escape(result.output.path)})", percent(converted.top1), percent(converted.top5)])
+    title = f"accuracy against {escape(original.labels)} ({original.samples} labelled samples, output '{escape(original.output)}')"
+    console.print()
+    grid(console, title, [Column("model", TEXT), Column("top-1"), Column("top-5")], rows)
 
 
 def build_result(result, console: Console) -> None:
     car = result.sidecar
-    table = Table(title=f"{car['onnx']['path']} → {result.engine.path}", show_header=False, title_justify="left")
-    flavour = car.get("flavour", "TensorRT")
-    if car["gpu"] is not None:
-        table.add_row(flavour, f"{car['tensorrt_version']} on {car['gpu']['name']} (sm {car['gpu']['compute_capability']})")
-    else:
-        targets = car.get("compute_capabilities")
-        table.add_row(flavour, f"{car['tensorrt_version']}, ahead of time for " + (f"compute capability {', '.join(targets)}" if targets else "its default targets"))
     plan = car["plan"]
     path = f"graph precision stage: {plan['transform']}" if plan["transform"] else f"builder flags: {', '.join(plan['builder_flags']) or 'none'}"
-    table.add_row("precision", f"{car['precision']} ({path}; strongly typed: {plan['strongly_typed']})")
     layers = car.get("layer_precisions")
-    table.add_row("layers", ", ".join(f"{k} {v}" for k, v in sorted(layers.items())) if layers else "-")
+    flavour = car.get("flavour", "TensorRT")
+    if car["gpu"] is not None:
+        built_for = f"{car['tensorrt_version']} on {escape(car['gpu']['name'])} (sm {car['gpu']['compute_capability']})"
+    else:
+        targets = car.get("compute_capabilities")
+        built_for = f"{car['tensorrt_version']}, ahead of time for " + (f"compute capability {', '.join(targets)}" if targets else "its default targets")
+    items = [
+        (flavour, built_for),
+        ("precision", f"{car['precision']} ({path}; strongly typed: {plan['strongly_typed']})"),
+        ("layers", ", ".join(f"{k} {v}" for k, v in sorted(layers.items())) if layers else "-"),
+    ]
     for index, profile in enumerate(car["profiles"]):
-        shapes = "; ".join(f"{n} {format_shape(s['min'])} / {format_shape(s['opt'])} / {format_shape(s['max'])}" for n, s in profile.items())
-        table.add_row(f"profile {index}", shapes or "static shapes")
+        shapes = "; ".join(f"{escape(n)} {format_shape(s['min'])} / {format_shape(s['opt'])} / {format_shape(s['max'])}" for n, s in profile.items())
+        items.append((f"profile {index}", shapes or "static shapes"))
     memory = "not known until loaded on a GPU" if car["device_memory_bytes"] is None else size(car["device_memory_bytes"])
-    table.add_row("engine", f"{size(car['engine_bytes'])}, device memory {memory}, built in {car['build_seconds']:.1f} s")
-    table.add_row("timing cache", "loaded and saved" if result.timing_cache_loaded else "saved" if car["options"]["timing_cache"] else "-")
-    for note in result.notes:
-        table.add_row("note", escape(note))
-    console.print(table)
+    items.append(("engine", f"{size(car['engine_bytes'])}, device memory {memory}, built in {car['build_seconds']:.1f} s"))
+    items.append(("timing cache", "loaded and saved" if result.timing_cache_loaded else "saved" if car["options"]["timing_cache"] else "-"))
+    items += [("note", escape(note)) for note in result.notes]
+    pairs(console, f"{escape(car['onnx']['path'])} → {escape(str(result.engine.path))}", items)
 
+
+# ---------------------------------------------------------------- debug layers, debug precision
 
 LAYER_ROWS = 60  # a longer report shows its flagged and diverged rows (JSON and Markdown have all)
 
@@ -373,14 +565,14 @@ def _node(row) -> str:
     return f"{row.node or '(unnamed)'} ({row.op})" if row.op != "output" else "(graph output)"
 
 
-def _cosine(value: float) -> str:
-    return "NaN/Inf" if value != value else f"{value:.6f}"
+def _divergence_cosine(value: float) -> str:
+    return "NaN/Inf" if value != value else cosine(value)
 
 
 def _layer_cells(row) -> list[str]:
     d = row.divergence
     growth = "-" if row.growth is None else ("inf" if row.growth == float("inf") else f"{row.growth:.3g}x")
-    return [_num(d.max_abs), _num(d.max_rel), _cosine(d.cosine), f"{d.over_share:.1%}", growth, ", ".join(row.flags) or "-"]
+    return [error(d.max_abs), error(d.max_rel), _divergence_cosine(d.cosine), f"{d.over_share:.1%}", growth, ", ".join(row.flags) or "-"]
 
 
 def _shown_rows(result) -> list[int]:
@@ -395,7 +587,7 @@ def _shown_rows(result) -> list[int]:
 
 def debug_layers(result, console: Console) -> None:
     ref, cand = result.reference, result.candidate
-    title = (f"{ref['path']} on {ref['backend']}  vs  {cand['path']} ({cand['precision']}) on {cand['backend']}: "
+    title = (f"{escape(ref['path'])} on {ref['backend']}  vs  {escape(cand['path'])} ({cand['precision']}) on {cand['backend']}: "
              f"{len(result.rows)} tensors, {result.samples} samples, {result.precision} tolerance")
     shown = _shown_rows(result)
     caption = f"worst sample per tensor; tensors read as {result.read_as}; >tol: share of elements {result.tolerance['elements']}"
@@ -403,17 +595,16 @@ def debug_layers(result, console: Console) -> None:
         caption += "; q/dq: compared as its readers see it, dequantized"
     if len(shown) < len(result.rows):
         caption += f"; {len(result.rows) - len(shown)} unflagged tensors not shown (--json / --markdown have all)"
-    table = Table(title=escape(title), title_justify="left", caption=escape(caption), caption_justify="left")
-    for column in ("#", "tensor", "node (op)", "max abs err", "max rel err", "cosine", ">tol", "growth", "flags"):
-        table.add_column(column, justify="left" if column in ("tensor", "node (op)", "flags") else "right")
+    columns = [Column("#"), Column("tensor", TEXT), Column("node (op)", TEXT, drop=1), Column("max abs err"), Column("max rel err", drop=3),
+               Column("cosine"), Column(">tol", drop=2), Column("growth", drop=4), Column("flags", TEXT)]
+    rows = []
     for index in shown:
         row = result.rows[index]
         style = "bold red" if index == result.first_divergence else "red" if row.diverged else None
-        marker = " ◀ first divergence" if index == result.first_divergence else ""
-        table.add_row(str(index), escape(row.tensor) + marker, escape(_node(row)), *map(escape, _layer_cells(row)), style=style)
-    for row in result.outputs:
-        table.add_row("out", escape(row.tensor), "(unmodified candidate)", *map(escape, _layer_cells(row)), style="red" if row.diverged else None)
-    console.print(table)
+        cells = [str(index), escape(row.tensor) + (" ◀ first divergence" if index == result.first_divergence else ""), escape(_node(row)), *map(escape, _layer_cells(row))]
+        rows.append([f"[{style}]{c}[/]" for c in cells] if style else cells)
+    rows += [["out", escape(row.tensor), "(unmodified candidate)", *map(escape, _layer_cells(row))] for row in result.outputs]
+    grid(console, title, columns, rows, escape(caption))
     _first_divergence(result, console)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
@@ -435,7 +626,7 @@ def _first_divergence(result, console: Console) -> None:
     if d.nonfinite:
         why.append(f"{d.nonfinite} NaN/Inf values in the candidate")
     if not why:
-        why.append(f"cosine {_cosine(d.cosine)} under {result.tolerance['min_cosine']}")
+        why.append(f"cosine {_divergence_cosine(d.cosine)} under {result.tolerance['min_cosine']}")
     console.print(
         f"[bold red]first divergence:[/] tensor {escape(row.tensor)!r} from node {escape(_node(row))}, worst on sample {d.worst_run}: {escape('; '.join(why))}",
         highlight=False,
@@ -471,16 +662,16 @@ def _gate_text(gate: dict) -> str:
 
 
 def debug_precision(result, console: Console) -> None:
-    table = Table(title=escape(f"{result.model} → {result.precision}: gate {_gate_text(result.gate)} ({result.samples} samples: {result.data})"), title_justify="left")
-    for column in ("step", "phase", "kept", "nodes kept", "result", "min cosine", "top-1", "failing", "s"):
-        table.add_column(column, justify="left" if column in ("phase", "nodes kept", "result") else "right")
+    title = escape(f"{result.model} → {result.precision}: gate {_gate_text(result.gate)} ({result.samples} samples: {result.data})")
+    columns = [Column("step"), Column("phase", TEXT), Column("kept"), Column("nodes kept", TEXT, drop=1), Column("result", TEXT),
+               Column("min cosine"), Column("top-1", drop=2), Column("failing"), Column("s", drop=3)]
+    rows = []
     for step in result.steps:
         kept = ", ".join(step.keep[:3]) + (f" +{len(step.keep) - 3}" if len(step.keep) > 3 else "")
-        top1 = "-" if step.top1 is None else f"{step.top1:.1%}"
-        cosine = "-" if step.min_cosine is None else _cosine(step.min_cosine)
-        table.add_row(str(step.index), step.phase, str(len(step.keep)), escape(kept or "-"), _mark(step.passed), cosine, top1,
-                      f"{step.failing}/{step.samples}", f"{step.seconds:.1f}")
-    console.print(table)
+        rows.append([str(step.index), step.phase, str(len(step.keep)), escape(kept or "-"), _mark(step.passed),
+                     "-" if step.min_cosine is None else _divergence_cosine(step.min_cosine), percent(step.top1),
+                     f"{step.failing}/{step.samples}", f"{step.seconds:.1f}"])
+    grid(console, title, columns, rows)
     first = result.first_divergence
     if first is not None:
         console.print(f"first divergence of the converted model: tensor {escape(first['tensor'])!r} from node {escape(first['node'] or '(unnamed)')} ({first['op']})", highlight=False)
@@ -489,7 +680,7 @@ def debug_precision(result, console: Console) -> None:
     console.print(f"[bold]keep {len(result.keep)} node(s) {what}:[/] {escape(listed)}  → {escape(result.keep_file)}", highlight=False)
     cost = result.cost
     added = f"{cost['casts_added']} casts added" if "casts_added" in cost else f"{cost.get('dequantize_removed', 0)} DequantizeLinear nodes fewer"
-    before, after = (_cosine(cost[k]) if cost[k] is not None else "-" for k in ("min_cosine_before", "min_cosine_after"))
+    before, after = (_divergence_cosine(cost[k]) if cost[k] is not None else "-" for k in ("min_cosine_before", "min_cosine_after"))
     console.print(f"cost: {added}; worst cosine {before} → {after}", highlight=False)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)

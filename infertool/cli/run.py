@@ -15,8 +15,11 @@ from infertool.cli.groups import Device, Generated, Image, Inputs, Output, comma
 @command
 def run(
     model: Path = typer.Argument(..., help="ONNX model or TensorRT engine (.engine)."),
-    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="Backend to run on (`infertool doctor` lists them) [default: for .engine files the one whose library built it (trt or trt-rtx), else ort-cpu]."),
-    batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Batch size (dynamic batch only; file inputs are repeated or cut to it)."),
+    backend: Optional[str] = typer.Option(
+        None, "--backend", "-b", metavar="NAME",
+        help="Backend (`infertool doctor` lists them; trt, ort-trt: not run on real TensorRT here) [default: ort-cpu; engines: their builder's].",
+    ),
+    batch: Optional[int] = typer.Option(None, "--batch", min=1, help="The one batch size to run (dynamic batch only; file inputs are repeated or cut to it)."),
     result_path: Optional[Path] = typer.Option(None, "--output", "-o", help="Save every output: out.npz (by output name) or a folder of output_K.pb."),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="Show the top K classes of a classifier output."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Class names, one per line (with --top-k)."),

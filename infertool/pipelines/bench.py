@@ -3,7 +3,9 @@ reference; then the verdicts (agreement, regression gate)."""
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from infertool.reporting import Reporter
 from infertool.results import AgreementReport, BenchResult, BenchRow
 from infertool.stats import PERCENTILE_METHOD, Stats
 from infertool.tensors import format_shape
+from infertool.vocabulary import INT8_QDQ
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class GateOptions:
 class BenchOptions:
     backends: tuple[str, ...] = ("ort-cpu",)
     batches: tuple[int | None, ...] = (None,)  # None: the batch of the inputs / shapes given
+    shape_sets: tuple[Mapping[str | None, tuple[int, ...]], ...] = ()  # a shape sweep: each set replaces inputs.shapes
     inputs: InputOptions = field(default_factory=InputOptions)
     warmup: Budget = Budget(3, 0.2)
     measure: Budget = Budget(100, 1.0)
@@ -50,6 +54,7 @@ class BenchOptions:
     save_optimized: Path | None = None  # the graph the first backend that can optimized
     force: bool = False
     labels: Path | None = None  # ground truth (sample -> class) for top-1 / top-5 accuracy per row
+    skip_unavailable: bool = False  # run the backends that can run here, note the others
 
     def tolerance(self, precision: str) -> tuple[float, float, float | None]:
         atol, rtol, cosine = tolerance(precision)
@@ -63,6 +68,8 @@ class BenchOptions:
         runner = self.runner
         return {
             "backends": list(self.backends), "batches": list(self.batches), "inputs": self.inputs.to_dict(),
+            "shape_sets": [{k or "": list(v) for k, v in shapes.items()} for shapes in self.shape_sets],
+            "skip_unavailable": self.skip_unavailable,
             "warmup": self.warmup.to_dict(), "measure": self.measure.to_dict(), "device": runner.device,
             "io_binding": runner.io_binding, "cuda_graph": runner.cuda_graph, "ort": runner.ort.to_dict(), "engine": runner.engine.to_dict(),
             "reference": str(self.reference) if self.reference else None, "check_outputs": self.check_outputs,
@@ -91,13 +98,18 @@ class _References:
         self.backend = registry.get(registry.REFERENCE)
         self.label = f"{self.backend.name} on {self.model.name}"
         self._options = RunnerOptions(ort=OrtOptions(graph_optimization=options.runner.ort.graph_optimization))
-        self._outputs: dict[int, dict[str, np.ndarray]] = {}
+        self._outputs: dict[tuple, dict[str, np.ndarray]] = {}
 
-    def outputs(self, batch: int, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if batch not in self._outputs:
+    def outputs(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        shapes = tuple((name, array.shape) for name, array in feeds.items())
+        if shapes not in self._outputs:
             with self.backend.open(self.model, self._options) as runner:
-                self._outputs[batch] = runner.infer(feeds)
-        return self._outputs[batch]
+                self._outputs[shapes] = runner.infer(feeds)
+        return self._outputs[shapes]
+
+    def is_itself(self, backend: Backend, model: Path) -> bool:
+        """Whether a row of `backend` on `model` is checked against its own runtime and graph."""
+        return backend is self.backend and model == self.model
 
 
 def _check_request(model: Path, options: BenchOptions) -> list[Backend]:
@@ -113,17 +125,63 @@ def _check_request(model: Path, options: BenchOptions) -> list[Backend]:
         raise InfertoolError("--save-optimized needs a backend that optimizes the graph (an ORT backend)")
     if options.labels is not None and options.inputs.path is None:
         raise InfertoolError("--labels-csv needs --inputs: the labelled samples", hint="e.g. --inputs crops/ --labels-csv crops/labels.csv")
+    if options.shape_sets and options.inputs.path is not None:
+        raise InfertoolError("a shape sweep needs generated inputs: --inputs files have their own shapes", hint="drop --inputs, or the shape list")
     return backends
+
+
+def _runnable(backends: list[Backend], skip: bool) -> tuple[list[Backend], tuple[dict, ...]]:
+    """The backends that can run here and, with `skip`, the others with the reason; without it a
+    backend that cannot run is an error."""
+    if not skip:
+        return [registry.require(b.name) for b in backends], ()
+    statuses = [registry.status(b.name) for b in backends]
+    skipped = tuple({"backend": s.name, "reason": s.reason} for s in statuses if not s.ok)
+    runnable = [b for b, s in zip(backends, statuses) if s.ok]
+    if not runnable:
+        raise InfertoolError(
+            "none of the backends can run here: " + "; ".join(f"{s['backend']}: {s['reason']}" for s in skipped),
+            hint="run 'infertool doctor' to see what is installed",
+        )
+    return runnable, skipped
+
+
+def _pinned() -> bool:
+    """Whether this process may run on fewer cores than the machine has (taskset, cgroups)."""
+    affinity = getattr(os, "sched_getaffinity", None)
+    return affinity is not None and len(affinity(0)) < (os.cpu_count() or 1)
+
+
+def _notes(model: ModelInfo, backends: list[Backend], rows: list[BenchRow], options: BenchOptions) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Advice on the result as a whole: (notes, warnings)."""
+    notes, warnings = [], []
+    on_cpu = {b.name for b in backends if not b.capabilities.on_gpu}
+    if model.label == INT8_QDQ and on_cpu:
+        notes.append(
+            f"{model.path.name} is a TensorRT-shaped int8 Q/DQ graph (int8-qdq): ONNX Runtime on the CPU cannot fuse its "
+            "Q/DQ pairs into int8 kernels and often runs it slower than fp32. For the CPU, quantize with --target ort (int8-ort)."
+        )
+    noisy = [r for r in rows if r.latency.noisy]
+    if noisy:
+        advice = ["--threads 1"] if options.runner.ort.intra_op_threads is None and any(r.backend in on_cpu for r in noisy) else []
+        if not _pinned():
+            advice.append(f"taskset -c {(os.cpu_count() or 1) - 1} infertool bench ... (a core nothing else uses)")
+        warnings.append(
+            "noisy timings (CV over 5%): more iterations will not steady them; "
+            + (f"fewer threads and a pinned core do: {', '.join(advice)}; " if advice else "")
+            + "close other work"
+        )
+    return tuple(notes), tuple(warnings)
 
 
 def run_bench(model_path: Path, options: BenchOptions, reporter: Reporter) -> BenchResult:
     """Measure every row, then judge: raises CheckFailed (carrying the result) on a disagreement
     with the reference or a regression against the baseline."""
-    backends = _check_request(model_path, options)
+    backends, skipped = _runnable(_check_request(model_path, options), options.skip_unavailable)
+    for name in (s["backend"] for s in skipped):
+        reporter.note(f"skipping {name}: it cannot run here")
     baseline = load_baseline(options.gate.baseline) if options.gate else None
     model = onnx_io.describe(model_path)
-    for backend in backends:
-        registry.require(backend.name)
     if options.check_outputs:
         registry.require(registry.REFERENCE)
     _check_batches(model, options.batches)
@@ -131,18 +189,25 @@ def run_bench(model_path: Path, options: BenchOptions, reporter: Reporter) -> Be
         first = next(b for b in backends if b.capabilities.saves_optimized)
         first.save_optimized(model_path, options.runner, options.save_optimized, options.force)
         reporter.note(f"saved the graph optimized for {first.name} to {options.save_optimized}")
-    source = FeedSource(list(model.inputs), options.inputs)
-    for note in source.notes:
+    sets = options.shape_sets or (options.inputs.shapes,)
+    sources = [FeedSource(list(model.inputs), replace(options.inputs, shapes=shapes)) for shapes in sets]
+    for note in sources[0].notes:
         reporter.note(note)
     labelled = None
     if options.labels is not None:
         truth = read_labels_csv(options.labels)
-        labelled = LabelledSet(source.feeds(None), classes_for(truth, source.samples(), str(options.inputs.path)), truth)
+        labelled = LabelledSet(sources[0].feeds(None), classes_for(truth, sources[0].samples(), str(options.inputs.path)), truth)
     references = _References(model_path, options) if options.check_outputs else None
-    rows = [_measure_row(model, backend, source.feeds(batch), options, references, reporter, labelled) for backend in backends for batch in options.batches]
+    rows = [
+        _measure_row(model, backend, source.feeds(batch), options, references, reporter, labelled)
+        for backend in backends for source in sources for batch in options.batches
+    ]
     rows = _with_speedups(rows)
+    notes, advice = _notes(model, backends, rows, options)
     warnings = [f"{r.backend} batch {r.batch}: {w}" for r in rows for w in r.warnings]
-    result = BenchResult(environment.fingerprint(), model.to_dict(), options.to_dict(), tuple(rows), tuple(warnings))
+    result = BenchResult(
+        environment.fingerprint(), model.to_dict(), options.to_dict(), tuple(rows), (*warnings, *advice), skipped=skipped, notes=notes,
+    )
     if baseline is not None:
         result = replace(result, gate=gate(result, baseline, options.gate.baseline, options.gate.max_regression, options.gate.stat))
     _verdict(result)
@@ -224,13 +289,14 @@ def _measure_row(model: ModelInfo, backend: Backend, feeds, options: BenchOption
     agreement = None
     if references is not None:
         atol, rtol, min_cosine = options.tolerance(precision)
-        expected = references.outputs(batch, feeds)
+        expected = references.outputs(feeds)
         agreement = AgreementReport(
             references.label, precision, tuple(compare(n, expected[n], outputs[n], atol, rtol, min_cosine) for n in expected),
+            self_check=references.is_itself(backend, model.path),
         )
     warnings = list(info.warnings)
     if timings[mode].noisy:
-        warnings.insert(0, f"noisy: coefficient of variation {timings[mode].cv:.1%} > 5%; close other work or raise --iterations")
+        warnings.insert(0, f"noisy: coefficient of variation {timings[mode].cv:.1%} > 5%")
     input_shapes = {name: list(shape) for name, shape in shapes.items()}
     return BenchRow(
         backend.name, batch, precision, mode, timings, memory, input_shapes, dict(info.settings), agreement, warnings=tuple(warnings),
@@ -239,8 +305,8 @@ def _measure_row(model: ModelInfo, backend: Backend, feeds, options: BenchOption
 
 
 def _with_speedups(rows: list[BenchRow]) -> list[BenchRow]:
-    """Speedup of each row over the first backend's row at the same batch."""
-    first: dict[int, float] = {}
+    """Speedup of each row over the first backend's row at the same input shapes."""
+    first: dict[str, float] = {}
     for row in rows:
-        first.setdefault(row.batch, row.latency.median)
-    return [replace(r, speedup=first[r.batch] / r.latency.median if r.latency.median > 0 else None) for r in rows]
+        first.setdefault(repr(row.input_shapes), row.latency.median)
+    return [replace(r, speedup=first[repr(r.input_shapes)] / r.latency.median if r.latency.median > 0 else None) for r in rows]

@@ -92,6 +92,17 @@ def _ground_truth(options: QuantizeOptions, samples: dict[str, np.ndarray]) -> L
         raise InfertoolError("--labels-csv needs real evaluation samples", hint="give --eval-data PATH or --calib-data PATH (the labelled samples)")
     truth = read_labels_csv(options.labels)
     return Labelled(classes_for(truth, sample_names(path, sample_count(samples)), str(path)), truth)
+def _usage_note(settings: PrecisionSettings) -> list[str]:
+    """Which graph to use where: the right int8 graph depends on the runtime."""
+    if settings.precision == "int8" and settings.target == "tensorrt":
+        return ["a TensorRT-shaped Q/DQ graph (int8-qdq in bench): ONNX Runtime's CPU provider cannot fuse it into int8 kernels "
+                "and often runs it slower than fp32; for the CPU quantize with --target ort"]
+    if settings.precision == "int8" and settings.target == "ort":
+        return ["onnxruntime's CPU layout (int8-ort in bench): for ONNX Runtime on the CPU; for TensorRT use --target tensorrt"]
+    if settings.precision == "int8-dynamic":
+        return ["int8-dynamic (int8-dyn in bench) suits MatMul-heavy models (transformers) on the CPU; on convolutional models it is "
+                "often slower than fp32: use -p int8 --target ort there"]
+    return []
 
 
 def _gates(accuracy: AccuracyReport, options: QuantizeOptions) -> dict:
@@ -109,7 +120,7 @@ def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> 
     settings = options.settings
     transform.check_request(info.precision, settings, options.calib is not None)
     specs = list(info.inputs)
-    notes: list[str] = []
+    notes: list[str] = _usage_note(settings)
     calib = calibration_data(specs, options, notes)
     samples, data = evaluation_data(specs, options, calib)
     labelled = _ground_truth(options, samples)
@@ -130,7 +141,7 @@ def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> 
             accuracy=accuracy, gates=_gates(accuracy, options), seconds=time.perf_counter() - started, notes=(*notes, *stage.notes),
         )
         if not result.passed:
-            failed = [f"{name} {g['value']} < {g['min']}" if g["value"] is not None else f"{name}: not evaluated" for name, g in result.gates.items() if not g["passed"]]
+            failed = [f"{name} {g['value']:.6g} < {g['min']:g}" if g["value"] is not None else f"{name}: not evaluated" for name, g in result.gates.items() if not g["passed"]]
             raise CheckFailed(
                 f"accuracy gate failed ({'; '.join(failed)}); {options.output} was not written",
                 hint="exclude sensitive layers (--exclude-nodes / --exclude-op-types), calibrate on more data, or use a wider precision",

@@ -50,15 +50,18 @@ def convert_result(result, console: Console) -> None:
         f"ONNX Runtime (CPU) vs {report.reference}, atol {report.atol:g} rtol {report.rtol:g}",
         title_justify="left",
     )
-    for column in ("batch", "output", "max abs err", "max rel err", "cosine", "result"):
-        parity.add_column(column, justify="left" if column == "output" else "right")
+    for column in ("batch", "varied", "output", "max abs err", "max rel err", "cosine", "result"):
+        parity.add_column(column, justify="left" if column in ("output", "varied") else "right")
     for batch in report.batches:
+        varied = "-" if batch.varied is None else f"{batch.varied[0]} {batch.varied[1]} → {batch.varied[2]}"
         for agreement in batch.outputs:
             parity.add_row(
-                str(batch.batch), agreement.name, _num(agreement.max_abs), _num(agreement.max_rel),
+                str(batch.batch), escape(varied), agreement.name, _num(agreement.max_abs), _num(agreement.max_rel),
                 f"{agreement.cosine:.6f}", _mark(agreement.passed),
             )
     console.print(parity)
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
 
 
 def doctor_report(result, console: Console) -> None:
@@ -146,16 +149,21 @@ def _memory_table(result) -> Table:
     return memory
 
 
+def _tolerance(precision: str, a) -> str:
+    """The rule an output was judged by, as applied: allclose(atol, rtol), or the cosine floor."""
+    return f"{precision}: atol {a.atol:g} rtol {a.rtol:g}" + ("" if a.min_cosine is None else f" | cos ≥ {a.min_cosine:g}")
+
+
 def _agreement_table(checked: list) -> Table:
     agreement = Table(
         title=f"output agreement with {checked[0].agreement.reference} (same inputs)", title_justify="left",
-        caption="tolerance: precision (atol/rtol); a cosine at or above the precision's floor also passes", caption_justify="left",
+        caption="passes within |got - ref| <= atol + rtol * |ref| everywhere, or at a cosine at or above the floor shown", caption_justify="left",
     )
     for column in ("backend", "batch", "output", "tolerance", "max abs err", "max rel err", "cosine", "top-1", "result"):
         agreement.add_column(column, justify="left" if column in ("backend", "output", "tolerance") else "right")
     for row in checked:
         for a in row.agreement.outputs:
-            tolerance = f"{row.agreement.precision} ({a.atol:g}/{a.rtol:g})"
+            tolerance = _tolerance(row.agreement.precision, a)
             agreement.add_row(
                 row.backend, str(row.batch), a.name, tolerance, _num(a.max_abs), _num(a.max_rel), f"{a.cosine:.6f}",
                 "-" if a.top1 is None else f"{a.top1:.0%}", _mark(a.passed),
@@ -163,13 +171,17 @@ def _agreement_table(checked: list) -> Table:
     return agreement
 
 
+GATE_STATUS = {"ok": "[green]ok[/]", "regressed": "[red]REGRESSED[/]", "not compared": "[yellow]not compared[/]", "left out": "[yellow]left out (noisy)[/]"}
+
+
 def _gate_table(gate) -> Table:
-    table = Table(title=f"regression gate vs {gate.baseline} ({gate.stat}, limit +{gate.max_regression:.0%})", title_justify="left")
+    noise = "" if gate.max_cv is None else f", rows over CV {gate.max_cv:.1%} left out"
+    table = Table(title=f"regression gate vs {gate.baseline} ({gate.stat}, limit +{gate.max_regression * 100:g}%{noise})", title_justify="left")
     for column in ("backend", "batch", "baseline ms", "now ms", "change", "result"):
         table.add_column(column, justify="left" if column == "backend" else "right")
     for r in gate.rows:
         change = "-" if r.change is None else f"{r.change:+.1%}"
-        table.add_row(r.backend, str(r.batch), _ms(r.baseline_ms), _ms(r.current_ms), change, "[red]REGRESSED[/]" if r.regressed else "[green]ok[/]")
+        table.add_row(r.backend, str(r.batch), _ms(r.baseline_ms), _ms(r.current_ms), change, GATE_STATUS[r.status])
     return table
 
 
@@ -236,27 +248,42 @@ def bench_markdown(result) -> str:
             f"{'-' if row.speedup is None else f'{row.speedup:.2f}x'} | {'-' if gpu is None else size(gpu)} | {agreement} |"
         )
     if result.gate is not None:
-        lines += ["", f"Regression gate ({result.gate.stat}, limit +{result.gate.max_regression:.0%}): "
+        judged = sum(r.judged for r in result.gate.rows)
+        lines += ["", f"Regression gate ({result.gate.stat}, limit +{result.gate.max_regression * 100:g}%, {judged} of {len(result.gate.rows)} rows compared): "
                   + ("passed" if result.gate.passed else "**FAILED**")]
     return "\n".join(lines) + "\n"
 
 
+def _value_shape(shape) -> str:
+    if shape is None:
+        return "none"
+    if shape and isinstance(shape[0], list):
+        return "[" + ", ".join(_value_shape(s) for s in shape) + "]"
+    return format_shape(shape)
+
+
+SCORE_LABELS = {"probabilities": "probability (the output's own)", "softmax": "probability (softmax)", "sigmoid": "probability (sigmoid)"}
+
+
 def run_result(result, console: Console) -> None:
-    shapes = ", ".join(f"{n} {format_shape(s)}" for n, s in result.inputs.items())
+    shapes = ", ".join(f"{n} {_value_shape(s)}" for n, s in result.inputs.items()) or "none"
     table = Table(title=f"{result.model} on {result.backend}  (inputs: {shapes})", title_justify="left")
     for column in ("output", "shape", "dtype", "min", "max", "mean", "NaN", "Inf"):
         table.add_column(column, justify="left" if column in ("output", "dtype") else "right")
     for o in result.outputs:
         bad = lambda n: f"[red]{n}[/]" if n else "0"  # noqa: E731
-        table.add_row(o.name, format_shape(o.shape), o.dtype, _num(o.min, 5), _num(o.max, 5), _num(o.mean, 5), bad(o.nan), bad(o.inf))
+        shape = "none" if not o.present else format_shape(o.shape) if o.elements is None else f"{o.elements} × {format_shape(o.shape)}"
+        table.add_row(o.name, shape, o.dtype, _num(o.min, 5), _num(o.max, 5), _num(o.mean, 5), bad(o.nan), bad(o.inf))
     console.print(table)
     if result.top_k is not None:
         ranked = Table(title=f"top-{len(result.top_k.rows[0])} of '{result.top_k.output}'", title_justify="left")
-        for column in ("sample", "rank", "class", "label", "score", "softmax"):
+        columns = ("sample", "rank", "class", "label", "score") + ((SCORE_LABELS[result.top_k.scores],) if result.top_k.scores in SCORE_LABELS else ())
+        for column in columns:
             ranked.add_column(column, justify="left" if column == "label" else "right")
         for sample, row in enumerate(result.top_k.rows):
             for rank, (cls, label, score, probability) in enumerate(row, 1):
-                ranked.add_row(str(sample), str(rank), str(cls), escape(label), f"{score:.4g}", f"{probability:.2%}")
+                shown = () if probability is None else (f"{probability:.2%}",)
+                ranked.add_row(str(sample), str(rank), str(cls), escape(label), f"{score:.4g}", *shown)
         console.print(ranked)
     if result.saved:
         console.print(f"saved outputs to {result.saved}")
@@ -277,7 +304,10 @@ def quantize_result(result, console: Console) -> None:
         console.print(f"[yellow]accuracy not evaluated on {accuracy.backend}:[/] {escape(accuracy.unavailable)}")
     else:
         report = Table(title=f"accuracy: fp32 vs {result.precision} on {accuracy.backend}, {accuracy.samples} samples of {escape(accuracy.data)}", title_justify="left")
-        for column in ("output", "max abs err", "mean abs err", "cosine", "top-1", "top-5", f"within {result.precision} tolerance"):
+        first = accuracy.outputs[0] if accuracy.outputs else None
+        within = "within tolerance" if first is None else f"within atol {first.atol:g} / rtol {first.rtol:g}" + (
+            f" or cosine ≥ {first.min_cosine:g}" if first.min_cosine is not None else "")
+        for column in ("output", "max abs err", "mean abs err", "cosine", "top-1", "top-5", within):
             report.add_column(column, justify="left" if column == "output" else "right")
         for a in accuracy.outputs:
             pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
@@ -285,7 +315,11 @@ def quantize_result(result, console: Console) -> None:
         console.print(report)
     for name, gate in result.gates.items():
         value = "-" if gate["value"] is None else f"{gate['value']:.4f}"
-        console.print(f"gate {name}: {value} (min {gate['min']}) {_mark(gate['passed'])}")
+        rule = f"every output within atol {gate['atol']:g} / rtol {gate['rtol']:g} or cosine ≥ {gate['min']:g}" if "atol" in gate else f"min {gate['min']}"
+        shown = f"min cosine {value}" if "atol" in gate else value
+        console.print(f"gate {name}: {shown} ({rule}) {_mark(gate['passed'])}")
+    if not result.gates:
+        console.print("gate: none (--no-gate)" if not result.settings.get("gate", True) else "gate: none ran")
 
 
 def build_result(result, console: Console) -> None:

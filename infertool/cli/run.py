@@ -20,17 +20,22 @@ def run(
     result_path: Optional[Path] = typer.Option(None, "--output", "-o", help="Save every output: out.npz (by output name) or a folder of output_K.pb."),
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="Show the top K classes of a classifier output."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Class names, one per line (with --top-k)."),
+    scores: str = typer.Option(
+        "auto", "--scores", metavar="auto|raw|softmax|sigmoid",
+        help="How --top-k turns scores into probabilities [default: auto: rows already probabilities (>= 0, summing to 1) as they are, else softmax].",
+    ),
     inputs: Inputs = None, generated: Generated = None, image: Image = None, device: Device = None, output: Output = None,
 ) -> None:
     """Run MODEL once on real inputs: a summary per output (shape, dtype, range, NaN/Inf), optional top-k, saved outputs."""
     from infertool.backends.base import RunnerOptions
+    from infertool.cli import parse
     from infertool.files import check_output
-    from infertool.pipelines.run import RunRequest
+    from infertool.pipelines.run import SCORE_MODES, RunRequest
     from infertool.pipelines.run import run as run_model
 
     request = RunRequest(
         model, backend, inputs.to_options(generated, image), batch, RunnerOptions(device=device.device), result_path, top_k,
-        labels, output.force,
+        labels, output.force, parse.choice(scores, SCORE_MODES, "--scores"),
     )
     if output.json_path is not None:
         check_output(output.json_path, output.force)

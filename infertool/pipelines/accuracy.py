@@ -35,9 +35,10 @@ def _outputs(path: Path, backend: str, batches: list[dict[str, np.ndarray]], adv
 
 def evaluate(
     original: Path, converted: Path, shown_as: Path, specs: list[TensorSpec], samples: dict[str, np.ndarray],
-    data: str, precision: str, backend: str, reporter: Reporter,
+    data: str, precision: str, backend: str, reporter: Reporter, min_cosine: float | None = None,
 ) -> AccuracyReport:
-    """Both models on `samples`; `shown_as` names the converted model in messages."""
+    """Both models on `samples`, each output judged by the precision's tolerance (`min_cosine`, where
+    given, replaces its cosine floor); `shown_as` names the converted model in messages."""
     count = min(a.shape[0] for a in samples.values())
     batches = split_batches(samples, specs, EVALUATION_BATCH)
     registry.require(backend)
@@ -51,5 +52,6 @@ def evaluate(
         except Exception as exc:
             return AccuracyReport(backend, data, count, unavailable=first_line(exc))
     atol, rtol, cosine = tolerance(tolerance_class(precision))
+    cosine = cosine if min_cosine is None else min_cosine
     outputs = tuple(compare(n, reference[n], candidate[n].astype(reference[n].dtype), atol, rtol, cosine) for n in reference)
     return AccuracyReport(backend, data, count, outputs)

@@ -166,3 +166,14 @@ def test_max_regression_needs_its_percent_sign(tmp_path):
     result = run_cli("bench", model, "--baseline", tmp_path / "b.json", "--max-regression", "0.1")
     assert result.returncode == 2
     assert "--max-regression 0.1 is ambiguous" in one_line_error(result) and "10% if you mean a fraction, 0.1% if a percentage" in result.stderr
+
+
+def test_top_k_says_when_it_softmaxes_scores_that_look_like_sigmoids(tmp_path):
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Sigmoid", ["x"], ["p"])], "multilabel",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3])], [onnx.helper.make_tensor_value_info("p", onnx.TensorProto.FLOAT, [1, 3])],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    report = json.loads(cli("run", tmp_path / "m.onnx", "--top-k", "2", "--json").stdout)
+    assert report["top_k"]["scores"] == "softmax" and any("sigmoid outputs?" in note for note in report["notes"])

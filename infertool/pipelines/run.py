@@ -93,6 +93,11 @@ def top_k(outputs: dict[str, Any], k: int, labels: list[str] | None, scores_mode
     return TopK(name, tuple(rows), used)
 
 
+def _unit_interval(array: np.ndarray) -> bool:
+    values = widened(array)
+    return bool(np.all((values >= 0) & (values <= 1)))
+
+
 def check_saveable(path: Path, outputs: tuple[TensorSpec, ...]) -> None:
     """An .npz holds tensors: a model with sequence or optional outputs saves to a .pb folder."""
     if path.suffix == ".npz":
@@ -163,6 +168,9 @@ def run(request: RunRequest, reporter: Reporter) -> RunResult:
     feeds, outputs, specs = _infer(backend, request, reporter)
     ranked = top_k(outputs, request.top_k, labels, request.scores) if request.top_k else None
     notes: list[str] = []
+    if ranked is not None and request.scores == "auto" and ranked.scores == "softmax" and _unit_interval(outputs[ranked.output]):
+        notes.append(f"every score of '{ranked.output}' lies in [0, 1] but its rows do not sum to 1 (sigmoid outputs?): "
+                     "the probabilities shown are their softmax; --scores raw shows them as they are")
     if request.output is not None:
         notes = save_outputs(outputs, request.output, request.force, specs)
     for note in notes:

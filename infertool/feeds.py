@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from infertool.audio import AUDIO_PRESETS, AUDIO_SUFFIXES, AudioPreprocess, audio_files, load_audio
-from infertool.dtypes import is_float, numpy_dtype
+from infertool.dtypes import from_numpy, is_float, numpy_dtype, numpy_lacks, widened
 from infertool.errors import InfertoolError, first_line
 from infertool.tensors import TensorSpec, bind_unnamed, check_names, format_shape, resolve_shapes
 
@@ -24,24 +26,44 @@ def generated_feeds(
     seed: int = 0,
     int_range: tuple[int, int] = DEFAULT_INT_RANGE,
     zeros: bool = False,
-) -> dict[str, np.ndarray]:
-    """Seeded inputs: floats ~ N(0, 1), integers uniform in [low, high), booleans fair coins."""
+    specs: Mapping[str, TensorSpec] | None = None,
+) -> dict[str, Any]:
+    """Seeded inputs: floats ~ N(0, 1), integers uniform in [low, high), booleans fair coins,
+    strings the decimal text of such integers; a sequence holds one such tensor, an optional one is present."""
     rng = np.random.default_rng(seed)
-    feeds = {}
+    feeds: dict[str, Any] = {}
     for name, shape in shapes.items():
-        dtype = dtypes[name]
-        target = numpy_dtype(dtype)
-        if zeros:
-            feeds[name] = np.zeros(shape, dtype=target)
-        elif is_float(dtype):
-            feeds[name] = rng.standard_normal(shape, dtype=np.float32).astype(target)
-        elif dtype == "bool":
-            feeds[name] = rng.integers(0, 2, size=shape).astype(bool)
-        else:
-            info = np.iinfo(target)
-            low, high = max(int_range[0], info.min), min(int_range[1], info.max + 1)
-            feeds[name] = rng.integers(low, high, size=shape, dtype=np.int64).astype(target)
+        value = _generated(rng, dtypes[name], shape, int_range, zeros)
+        container = specs[name].container if specs and name in specs else ()
+        for kind in reversed(container):
+            if kind == "sequence":
+                value = [value]
+            elif kind != "optional":
+                raise InfertoolError(f"input '{name}' is a {specs[name].type_name}: infertool cannot generate or feed maps", hint="run the model from Python")
+        feeds[name] = value
     return feeds
+
+
+def _generated(rng: np.random.Generator, dtype: str, shape: tuple[int, ...], int_range: tuple[int, int], zeros: bool) -> np.ndarray:
+    target = numpy_dtype(dtype)
+    if dtype == "string":
+        return np.full(shape, "", dtype=object) if zeros else rng.integers(*int_range, size=shape).astype(str).astype(object)
+    if zeros:
+        return np.zeros(shape, dtype=target)
+    if is_float(dtype):
+        return rng.standard_normal(shape, dtype=np.float32).astype(target)
+    if dtype.startswith("complex"):
+        return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(target)
+    if dtype == "bool":
+        return rng.integers(0, 2, size=shape).astype(bool)
+    if numpy_lacks(dtype):
+        import ml_dtypes
+
+        info = ml_dtypes.iinfo(target)
+    else:
+        info = np.iinfo(target)
+    low, high = max(int_range[0], int(info.min)), min(int_range[1], int(info.max) + 1)
+    return rng.integers(low, high, size=shape, dtype=np.int64).astype(target)
 
 
 # ---------------------------------------------------------------- images
@@ -166,40 +188,88 @@ def load_images(files: list[Path], spec: TensorSpec, pre: ImagePreprocess) -> np
 # ---------------------------------------------------------------- tensors on disk
 
 
-def _pb_dir(path: Path) -> Path:
-    """A `test_data_set_N` dir itself, or a model-zoo folder holding them (the first is used)."""
-    if any(path.glob("input_*.pb")):
+def _pb_dir(path: Path, inputs: int) -> Path:
+    """A `test_data_set_N` dir itself, or a model-zoo folder holding them (the first is used);
+    for a model without inputs, one with output_K.pb files alone."""
+    wanted = "input_*.pb" if inputs else "output_*.pb"
+    if any(path.glob(wanted)):
         return path
     sets = sorted(path.glob("test_data_set_*"))
-    if sets and any(sets[0].glob("input_*.pb")):
+    if sets and any(sets[0].glob(wanted)):
         return sets[0]
     raise InfertoolError(f"{path} has no input_*.pb files", hint="use the test_data_set_N/input_K.pb layout, .npz, or images")
 
 
-def read_pb_dir(path: Path, names: list[str], prefix: str = "input") -> dict[str, np.ndarray]:
-    """Tensors from `<prefix>_K.pb`; each is keyed by its TensorProto name, else by the K-th name."""
-    from onnx import TensorProto, numpy_helper
+def _pb_file_specs(specs: Sequence[TensorSpec | str]) -> list[TensorSpec]:
+    return [s if isinstance(s, TensorSpec) else TensorSpec(s, "", ()) for s in specs]
 
+
+def read_pb_dir(path: Path, specs: Sequence[TensorSpec | str], prefix: str = "input") -> dict[str, Any]:
+    """Values from `<prefix>_K.pb`, each keyed by its proto's name, else by the K-th spec's name.
+
+    File K is read as the K-th spec's type says: a TensorProto, or a SequenceProto / OptionalProto
+    for a sequence or optional (a bare name stands for a tensor).
+    """
+    specs = _pb_file_specs(specs)
     files = sorted(path.glob(f"{prefix}_*.pb"), key=lambda p: int(p.stem.rpartition("_")[2]) if p.stem.rpartition("_")[2].isdigit() else 0)
-    tensors = {}
+    values = {}
     for index, file in enumerate(files):
-        proto = TensorProto()
+        container = specs[index].container if index < len(specs) else ()
         try:
-            proto.ParseFromString(file.read_bytes())
-            array = numpy_helper.to_array(proto)
+            name, value = _read_value(file.read_bytes(), container)
         except Exception as exc:
-            raise InfertoolError(f"{file} is not an ONNX TensorProto: {first_line(exc)}") from exc
-        name = proto.name or (names[index] if index < len(names) else f"{prefix}_{index}")
-        tensors[name] = array
-    return tensors
+            kind = {"sequence": "SequenceProto", "optional": "OptionalProto", "map": "MapProto"}.get(container[0] if container else "", "TensorProto")
+            raise InfertoolError(f"{file} is not an ONNX {kind}: {first_line(exc)}") from exc
+        values[name or (specs[index].name if index < len(specs) else f"{prefix}_{index}")] = value
+    return values
 
 
-def write_pb_dir(tensors: Mapping[str, np.ndarray], folder: Path, prefix: str = "output") -> None:
+def _read_value(data: bytes, container: tuple[str, ...]) -> tuple[str, Any]:
+    import onnx
     from onnx import numpy_helper
 
+    kind = container[0] if container else "tensor"
+    proto = {"sequence": onnx.SequenceProto, "optional": onnx.OptionalProto, "map": onnx.MapProto}.get(kind, onnx.TensorProto)()
+    proto.ParseFromString(data)
+    read = {"sequence": numpy_helper.to_list, "optional": numpy_helper.to_optional, "map": numpy_helper.to_dict}.get(kind, numpy_helper.to_array)
+    return proto.name, read(proto)
+
+
+def write_pb_dir(values: Mapping[str, Any], folder: Path, prefix: str = "output", specs: Sequence[TensorSpec] = ()) -> None:
+    """`<prefix>_K.pb` per value, in ONNX's own types: a TensorProto of the tensor's element type
+    (bfloat16, float8, int4 and strings included), a SequenceProto, an OptionalProto."""
+    from onnx import numpy_helper
+
+    containers = {s.name: s.container for s in specs}
     folder.mkdir(parents=True, exist_ok=True)
-    for index, (name, array) in enumerate(tensors.items()):
-        (folder / f"{prefix}_{index}.pb").write_bytes(numpy_helper.from_array(array, name).SerializeToString())
+    for index, (name, value) in enumerate(values.items()):
+        kind = "optional" if value is None else (containers.get(name) or (("sequence",) if isinstance(value, list) else ("tensor",)))[0]
+        write = {"sequence": numpy_helper.from_list, "optional": numpy_helper.from_optional}.get(kind)
+        proto = write(value, name) if write else numpy_helper.from_array(np.asarray(value), name)
+        (folder / f"{prefix}_{index}.pb").write_bytes(proto.SerializeToString())
+
+
+def write_npz(arrays: Mapping[str, Any], path: Path) -> list[str]:
+    """An `.npz` that `np.load(allow_pickle=False)` and `--inputs` read back, whatever the names:
+    strings as unicode arrays; types numpy lacks widened (their values kept), which the notes returned say."""
+    notes = []
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, value in arrays.items():
+            if not isinstance(value, np.ndarray):
+                raise InfertoolError(f"output '{name}' is not a tensor ({type(value).__name__}): .npz holds tensors", hint="save to a folder (-o outputs) for output_K.pb files")
+            dtype = from_numpy(value.dtype)
+            if dtype == "string":
+                value = np.vectorize(_text, otypes=[str])(value) if value.size else value.astype(str)
+            elif numpy_lacks(dtype):
+                value = widened(value)
+                notes.append(f"output '{name}' is {dtype}, which .npz cannot hold: saved as {value.dtype} (same values); a .pb folder keeps the type")
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+    return notes
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def media_kind(path: Path) -> str | None:
@@ -242,32 +312,69 @@ def read_tensor_file(
         files = image_files(path)
         return {images[0].name: load_images(files, images[0], pre)}
     if path.is_dir():
-        return read_pb_dir(_pb_dir(path), names)
+        return read_pb_dir(_pb_dir(path, len(specs)), specs)
     raise InfertoolError(f"unknown input file type '{path.suffix}'", hint="give .npz, .npy, a .pb test-data dir, or images")
 
 
-def check_feeds(feeds: Mapping[str, np.ndarray], specs: list[TensorSpec], source: str) -> None:
-    """Names, dtypes and fixed dimensions of user-given inputs must match the model."""
+def check_feeds(feeds: Mapping[str, Any], specs: list[TensorSpec], source: str) -> dict[str, Any]:
+    """User-given inputs as the model takes them: names, dtypes and fixed dimensions must match.
+
+    Text becomes string arrays; float or integer arrays for a type numpy lacks (bfloat16, float8,
+    int4: .npz cannot hold those) are cast when every value survives the cast exactly."""
     names = [s.name for s in specs]
     check_names(feeds, names)
     missing = [n for n in names if n not in feeds]
     if missing:
         raise InfertoolError(f"{source} lacks input{'s' if len(missing) > 1 else ''} {', '.join(missing)}", hint=f"the model's inputs are: {', '.join(names)}")
-    for spec in specs:
-        array = feeds[spec.name]
-        if array.dtype != numpy_dtype(spec.dtype):
-            raise InfertoolError(
-                f"input '{spec.name}' in {source} is {array.dtype}, the model wants {spec.dtype}",
-                hint=f"save it as {spec.dtype} (e.g. array.astype('{spec.dtype}'))",
-            )
-        fixed_ok = len(array.shape) == len(spec.shape) and all(
-            not isinstance(want, int) or want == got for want, got in zip(spec.shape, array.shape)
+    return {spec.name: _conform(feeds[spec.name], spec, spec.container, source) for spec in specs}
+
+
+def _conform(value: Any, spec: TensorSpec, container: tuple[str, ...], source: str) -> Any:
+    kind = container[0] if container else "tensor"
+    if kind == "optional":
+        return None if value is None else _conform(value, spec, container[1:], source)
+    if kind == "sequence":
+        if not isinstance(value, list):
+            raise InfertoolError(f"input '{spec.name}' in {source} is one array, the model wants a {spec.type_name}", hint="give a test-data dir whose input_K.pb is a SequenceProto")
+        return [_conform(v, spec, container[1:], source) for v in value]
+    if kind != "tensor" or not isinstance(value, np.ndarray):
+        raise InfertoolError(f"input '{spec.name}' in {source} is a {type(value).__name__}, the model wants a {spec.type_name}", hint="infertool feeds tensors, sequences and optionals")
+    array = _typed(value, spec, source)
+    fixed_ok = not spec.ranked or (len(array.shape) == len(spec.shape) and all(
+        not isinstance(want, int) or want == got for want, got in zip(spec.shape, array.shape)
+    ))
+    if not fixed_ok:
+        raise InfertoolError(
+            f"input '{spec.name}' in {source} has shape {format_shape(array.shape)}, "
+            f"the model wants {format_shape(spec.shape)}"
         )
-        if not fixed_ok:
-            raise InfertoolError(
-                f"input '{spec.name}' in {source} has shape {format_shape(array.shape)}, "
-                f"the model wants {format_shape(spec.shape)}"
-            )
+    return array
+
+
+def _typed(array: np.ndarray, spec: TensorSpec, source: str) -> np.ndarray:
+    given, wanted = from_numpy(array.dtype), numpy_dtype(spec.dtype)
+    if array.dtype == wanted:
+        return array
+    if spec.dtype == "string" and given == "string":
+        return np.vectorize(_text, otypes=[object])(array) if array.size else array.astype(object)
+    if numpy_lacks(spec.dtype) and array.dtype.kind in "biuf":
+        cast = array.astype(wanted)
+        if np.array_equal(widened(cast).astype(np.float64), array.astype(np.float64), equal_nan=True):
+            return cast
+        raise InfertoolError(f"input '{spec.name}' in {source} holds {given} values that {spec.dtype} cannot represent exactly", hint=f"round them to {spec.dtype} first")
+    raise InfertoolError(
+        f"input '{spec.name}' in {source} is {given}, the model wants {spec.dtype}",
+        hint=f"save it as {spec.dtype} (e.g. array.astype('{spec.dtype}'))",
+    )
+
+
+def value_shape(value: Any) -> list | None:
+    """A feed's shape for reports: a tensor's dims, a list of them for a sequence, None for an absent optional."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return [value_shape(v) for v in value]
+    return list(np.shape(value))
 
 
 def fit_batch(feeds: Mapping[str, np.ndarray], specs: list[TensorSpec], batch: int) -> dict[str, np.ndarray]:
@@ -275,6 +382,9 @@ def fit_batch(feeds: Mapping[str, np.ndarray], specs: list[TensorSpec], batch: i
     fitted = {}
     for spec in specs:
         array = feeds[spec.name]
+        if not spec.is_tensor:
+            fitted[spec.name] = array
+            continue
         if spec.shape and not isinstance(spec.shape[0], int) and array.shape[0] != batch:
             reps = -(-batch // array.shape[0])
             array = np.concatenate([array] * reps)[:batch] if reps > 1 else array[:batch]
@@ -324,13 +434,12 @@ class FeedSource:
         self.options = options
         self.names = [s.name for s in specs]
         self.notes: list[str] = []  # what reading the file changed (resampled, mixed to mono, ...)
-        self._file: dict[str, np.ndarray] | None = None
+        self._file: dict[str, Any] | None = None
         if options.path is not None:
             kind = media_kind(options.path) if options.path.exists() else None
             if options.media and kind and kind != options.media:
                 raise InfertoolError(f"--preprocess names an {options.media} preset, but {options.path} is {kind}", hint=f"drop --preprocess, or give {options.media} inputs")
-            self._file = read_tensor_file(options.path, specs, options.preprocess, options.audio, self.notes)
-            check_feeds(self._file, specs, str(options.path))
+            self._file = check_feeds(read_tensor_file(options.path, specs, options.preprocess, options.audio, self.notes), specs, str(options.path))
         self.shapes = bind_unnamed(options.shapes, self.names, "--input-shape")
 
     def samples(self) -> list[str]:
@@ -344,7 +453,9 @@ class FeedSource:
             return fit_batch(self._file, self.specs, batch) if batch else dict(self._file)
         shapes = resolve_shapes(self.specs, self.shapes, batch)
         dtypes = {s.name: s.dtype for s in self.specs}
-        return generated_feeds(shapes, dtypes, self.options.seed, self.options.int_range, self.options.generator == "zeros")
+        return generated_feeds(
+            shapes, dtypes, self.options.seed, self.options.int_range, self.options.generator == "zeros", {s.name: s for s in self.specs},
+        )
 
 
 def sample_count(feeds: Mapping[str, np.ndarray]) -> int:

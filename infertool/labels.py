@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from infertool.dtypes import from_numpy, is_float, widened
 from infertool.errors import InfertoolError, first_line
 from infertool.results import TaskAccuracy
 
@@ -60,11 +61,14 @@ def classes_for(truth: GroundTruth, samples: list[str], source: str) -> np.ndarr
     return np.asarray(found, dtype=np.int64)
 
 
-def classifier_output(outputs: Mapping[str, np.ndarray]) -> tuple[str, np.ndarray] | None:
-    """The first float output shaped [batch, classes] (trailing 1s ignored), as [batch, classes]."""
+def classifier_output(outputs: Mapping[str, object]) -> tuple[str, np.ndarray] | None:
+    """The first float output shaped [batch, classes] (trailing 1s ignored), as [batch, classes]
+    (types numpy lacks, bfloat16 or float8, widened)."""
     for name, array in outputs.items():
-        if array.ndim >= 2 and all(d == 1 for d in array.shape[2:]) and array.shape[1] > 1 and array.dtype.kind == "f":
-            return name, array.reshape(array.shape[:2])
+        if not isinstance(array, np.ndarray) or not is_float(from_numpy(array.dtype)):
+            continue
+        if array.ndim >= 2 and all(d == 1 for d in array.shape[2:]) and array.shape[1] > 1:
+            return name, widened(array).reshape(array.shape[:2])
     return None
 
 

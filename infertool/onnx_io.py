@@ -42,15 +42,24 @@ def opset(model: onnx.ModelProto) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
+CONTAINERS = {"sequence_type": "sequence", "optional_type": "optional", "map_type": "map"}
+
+
 def _spec(value: onnx.ValueInfoProto) -> TensorSpec:
-    tensor = value.type.tensor_type
+    """The tensor type at the core of the value's type, and the containers around it."""
+    kind, container = value.type, []
+    while kind.WhichOneof("value") in CONTAINERS:
+        field = kind.WhichOneof("value")
+        container.append(CONTAINERS[field])
+        kind = kind.map_type.value_type if field == "map_type" else getattr(kind, field).elem_type
+    tensor = kind.tensor_type if kind.HasField("tensor_type") else kind.sparse_tensor_type
     dims = []
     for dim in tensor.shape.dim:
         if dim.HasField("dim_value") and dim.dim_value >= 0:
             dims.append(dim.dim_value)
         else:
             dims.append(dim.dim_param or None)  # a negative size (Paddle exports write -1) is unknown too
-    return TensorSpec(value.name, dtypes.from_onnx(tensor.elem_type), tuple(dims))
+    return TensorSpec(value.name, dtypes.from_onnx(tensor.elem_type), tuple(dims), tuple(container), tensor.HasField("shape"))
 
 
 def input_specs(model: onnx.ModelProto) -> list[TensorSpec]:

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
+from infertool import dtypes
 from infertool.agreement import Agreement
 from infertool.divergence import Divergence
 from infertool.stats import throughput
@@ -26,15 +28,23 @@ class ModelFile:
 
 @dataclass(frozen=True)
 class BatchAgreement:
+    """One parity check: at the example shapes (`varied` None), or with one dynamic axis at another size."""
+
     batch: int
     outputs: tuple[Agreement, ...]
+    input_shapes: dict = field(default_factory=dict)
+    varied: tuple[str, int, int] | None = None  # the dynamic axis given another size: (label, example size, size here)
 
     @property
     def passed(self) -> bool:
         return all(a.passed for a in self.outputs)
 
     def to_dict(self) -> dict:
-        return {"batch": self.batch, "passed": self.passed, "outputs": [a.to_dict() for a in self.outputs]}
+        return {
+            "batch": self.batch, "input_shapes": self.input_shapes, "passed": self.passed,
+            "varied": None if self.varied is None else dict(zip(("axis", "from", "to"), self.varied)),
+            "outputs": [a.to_dict() for a in self.outputs],
+        }
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,7 @@ class ValidationReport:
     atol: float
     rtol: float
     batches: tuple[BatchAgreement, ...]
+    warnings: tuple[str, ...] = ()  # e.g. outputs that do not depend on the inputs: a parity that proves nothing
 
     @property
     def passed(self) -> bool:
@@ -55,7 +66,7 @@ class ValidationReport:
         return {
             "passed": self.passed, "checker": "ok", "shape_inference": "ok",
             "reference": self.reference, "atol": self.atol, "rtol": self.rtol,
-            "batches": [b.to_dict() for b in self.batches],
+            "batches": [b.to_dict() for b in self.batches], "warnings": list(self.warnings),
         }
 
 
@@ -159,11 +170,18 @@ class GateRow:
     current_ms: float
     change: float | None  # (current - baseline) / baseline
     regressed: bool
+    status: str = "ok"  # ok | regressed | not compared (no matching baseline row) | left out (too noisy)
+    reason: str | None = None  # why a row was not compared or left out
+
+    @property
+    def judged(self) -> bool:
+        return self.status in ("ok", "regressed")
 
     def to_dict(self) -> dict:
         return {
             "backend": self.backend, "batch": self.batch, "baseline_ms": self.baseline_ms, "current_ms": self.current_ms,
             "change": None if self.change is None else round(self.change, 4), "regressed": self.regressed,
+            "status": self.status, "compared": self.judged, "reason": self.reason,
         }
 
 
@@ -171,9 +189,10 @@ class GateRow:
 class GateReport:
     baseline: str
     stat: str
-    max_regression: float
+    max_regression: float  # a fraction: 0.1 fails rows more than 10 % slower
     rows: tuple[GateRow, ...]
     notes: tuple[str, ...] = ()
+    max_cv: float | None = None  # rows noisier than this (now or in the baseline) are left out of the verdict
 
     @property
     def passed(self) -> bool:
@@ -181,8 +200,9 @@ class GateReport:
 
     def to_dict(self) -> dict:
         return {
-            "baseline": self.baseline, "stat": self.stat, "max_regression": self.max_regression, "passed": self.passed,
-            "rows": [r.to_dict() for r in self.rows], "notes": list(self.notes),
+            "baseline": self.baseline, "stat": self.stat, "max_regression": self.max_regression, "max_cv": self.max_cv,
+            "passed": self.passed, "compared": sum(r.judged for r in self.rows), "rows": [r.to_dict() for r in self.rows],
+            "notes": list(self.notes),
         }
 
 
@@ -283,6 +303,9 @@ class BuildResult:
 
 @dataclass(frozen=True)
 class OutputSummary:
+    """One output: its ONNX type (bfloat16, float8... by name, not numpy's stand-in) and the range of
+    its values; a sequence counts its tensors (`elements`), an empty optional is not `present`."""
+
     name: str
     shape: tuple[int, ...]
     dtype: str
@@ -291,15 +314,29 @@ class OutputSummary:
     mean: float | None
     nan: int
     inf: int
+    elements: int | None = None
+    present: bool = True
 
     @classmethod
-    def of(cls, name: str, array: np.ndarray) -> OutputSummary:
-        if array.size == 0 or array.dtype.kind not in "biuf":
-            return cls(name, array.shape, str(array.dtype), None, None, None, 0, 0)
-        values = array.astype(np.float64)
+    def of(cls, name: str, value: Any) -> OutputSummary:
+        if value is None:
+            return cls(name, (), "none", None, None, None, 0, 0, present=False)
+        if isinstance(value, list):
+            arrays = [np.asarray(v) for v in value]
+            shapes = {a.shape for a in arrays}
+            kinds = {dtypes.from_numpy(a.dtype) for a in arrays}
+            flat = np.concatenate([a.ravel() for a in arrays]) if arrays and len(kinds) == 1 else np.zeros(0)
+            stats = cls.of(name, flat)
+            shape = next(iter(shapes)) if len(shapes) == 1 else ()
+            return replace(stats, shape=shape, dtype=f"sequence({kinds.pop() if len(kinds) == 1 else '?'})", elements=len(arrays))
+        dtype = dtypes.from_numpy(value.dtype)
+        numeric = dtypes.widened(value)
+        if value.size == 0 or numeric.dtype.kind not in "biuf":
+            return cls(name, value.shape, dtype, None, None, None, 0, 0)
+        values = numeric.astype(np.float64)
         finite = values[np.isfinite(values)]
         return cls(
-            name, array.shape, str(array.dtype),
+            name, value.shape, dtype,
             float(finite.min()) if finite.size else None, float(finite.max()) if finite.size else None,
             float(finite.mean()) if finite.size else None, int(np.isnan(values).sum()), int(np.isinf(values).sum()),
         )
@@ -311,11 +348,12 @@ class OutputSummary:
 @dataclass(frozen=True)
 class TopK:
     output: str
-    rows: tuple[tuple[tuple[int, str, float, float], ...], ...]  # per sample: (class, label, score, probability)
+    rows: tuple[tuple[tuple[int, str, float, float | None], ...], ...]  # per sample: (class, label, score, probability)
+    scores: str = "softmax"  # how probabilities came from the scores: probabilities (as given), softmax, sigmoid, raw (none)
 
     def to_dict(self) -> dict:
         return {
-            "output": self.output,
+            "output": self.output, "scores": self.scores,
             "rows": [[{"class": c, "label": label, "score": s, "probability": p} for c, label, s, p in row] for row in self.rows],
         }
 
@@ -330,12 +368,14 @@ class RunResult:
     top_k: TopK | None
     saved_inputs: str | None = None
     startup: dict = field(default_factory=dict)  # load_ms, first_inference_ms (the one inference: a first one)
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return {
             "schema": "infertool.run/1", "model": self.model, "backend": self.backend, "inputs": self.inputs,
             "outputs": [o.to_dict() for o in self.outputs], "saved": self.saved,
             "top_k": self.top_k.to_dict() if self.top_k else None, "saved_inputs": self.saved_inputs, "startup_ms": self.startup,
+            "notes": list(self.notes),
         }
 
 

@@ -12,16 +12,35 @@ Dim = int | str | None  # a size, a symbolic name, or unknown
 
 @dataclass(frozen=True)
 class TensorSpec:
+    """A model input or output: a tensor, or tensors in containers (`container`, outermost first:
+    ("sequence",) is a list of tensors, ("optional",) a tensor or None); `dtype` and `shape` are
+    the tensors'. `ranked` is False where even the rank is unknown (shape is then ())."""
+
     name: str
     dtype: str
     shape: tuple[Dim, ...]
+    container: tuple[str, ...] = ()
+    ranked: bool = True
 
     @property
     def dynamic_axes(self) -> list[int]:
         return [i for i, d in enumerate(self.shape) if not isinstance(d, int)]
 
+    @property
+    def is_tensor(self) -> bool:
+        return not self.container
+
+    @property
+    def type_name(self) -> str:
+        """`float32`, or with its containers, e.g. `optional(sequence(float32))`."""
+        text = self.dtype
+        for kind in reversed(self.container):
+            text = f"{kind}({text})"
+        return text
+
     def to_dict(self) -> dict:
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+        found = {"name": self.name, "dtype": self.dtype, "shape": list(self.shape) if self.ranked else None}
+        return {**found, "container": list(self.container)} if self.container else found
 
 
 def format_shape(shape: Iterable[Dim]) -> str:
@@ -70,7 +89,7 @@ def resolve_shapes(
         shape = overrides.get(spec.name)
         if shape is None:
             continue
-        if len(shape) != len(spec.shape):
+        if spec.ranked and len(shape) != len(spec.shape):
             raise InfertoolError(
                 f"input '{spec.name}' has rank {len(spec.shape)} ({format_shape(spec.shape)}), "
                 f"but the shape given has rank {len(shape)} ({format_shape(shape)})"
@@ -86,6 +105,11 @@ def resolve_shapes(
     resolved = {}
     for spec in specs:
         given = overrides.get(spec.name)
+        if not spec.ranked:
+            if given is None:
+                raise InfertoolError(f"input '{spec.name}' ({spec.type_name}) has no known rank", hint=f"give its shape with --input-shape {spec.name}:DIMS")
+            resolved[spec.name] = tuple(given)
+            continue
         dims = []
         for axis, want in enumerate(spec.shape):
             if axis == 0 and batch is not None and not isinstance(want, int):

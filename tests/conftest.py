@@ -1,3 +1,5 @@
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -16,6 +18,21 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> sub
         [sys.executable, "-m", "infertool", *map(str, args)],
         capture_output=True, text=True, cwd=cwd or ROOT, env={**os.environ, **(env or {})}, timeout=600,
     )
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    """The command line in this process, for breadth where a process per case would be slow;
+    exit-code promises are tested through run_cli."""
+    from infertool.cli.app import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([str(a) for a in args])
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 1
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def ort_run(path: Path, feeds: dict) -> dict:

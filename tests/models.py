@@ -82,3 +82,49 @@ def broken() -> nn.Module:
 
 def not_a_module() -> str:
     return "hello"
+
+
+class FixedLength(nn.Module):
+    """Reshapes to a hard-coded 16 x 8: its code fixes the sequence length at 16."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(100, 8)
+        self.head = nn.Linear(16 * 8, 4)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        x = self.embed(input_ids)
+        return self.head(x.reshape(x.shape[0], 16 * 8))
+
+
+class LengthScaled(nn.Module):
+    """Divides by the sequence length as a Python float: tracing bakes the traced length in."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.sum(1) / float(x.shape[1])
+
+
+class Untrained(nn.Module):
+    """Zero weights: the output is the bias whatever the input, so parity with it proves nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = nn.Linear(6, 3)
+        nn.init.zeros_(self.head.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.head(x), dim=1)
+
+
+def fixed_length() -> nn.Module:
+    torch.manual_seed(0)
+    return FixedLength().eval()
+
+
+def length_scaled() -> nn.Module:
+    return LengthScaled().eval()
+
+
+def untrained() -> nn.Module:
+    torch.manual_seed(0)
+    return Untrained().eval()

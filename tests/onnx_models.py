@@ -50,17 +50,19 @@ def two_inputs(path: Path) -> Path:
     return _save(graph, path)
 
 
-def image_classifier(path: Path, classes: int = 4) -> Path:
-    """image[batch,3,8,8] -> per-channel mean -> linear -> logits[batch,classes]."""
+def image_classifier(path: Path, classes: int = 4, softmax: bool = False) -> Path:
+    """image[batch,3,8,8] -> per-channel mean -> linear -> logits[batch,classes] (or their softmax, `probs`)."""
     weights = numpy_helper.from_array(np.arange(3 * classes, dtype=np.float32).reshape(3, classes) / 10, "w")
     nodes = [
         helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
         helper.make_node("Flatten", ["pooled"], ["flat"]),
         helper.make_node("MatMul", ["flat", "w"], ["logits"]),
     ]
+    if softmax:
+        nodes.append(helper.make_node("Softmax", ["logits"], ["probs"], axis=1))
     graph = helper.make_graph(
         nodes, "image_classifier", [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 8, 8])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes])], [weights],
+        [helper.make_tensor_value_info("probs" if softmax else "logits", TensorProto.FLOAT, ["batch", classes])], [weights],
     )
     return _save(graph, path)
 
@@ -127,3 +129,49 @@ def int8_outlier(path: Path, gain: float = 200.0) -> Path:
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])], [numpy_helper.from_array(a, n) for n, a in arrays.items()],
     )
     return _save(graph, path)
+def _model(path: Path, nodes, inputs, outputs, opset: int = 21, initializers=()) -> Path:
+    model = helper.make_model(helper.make_graph(nodes, path.stem, inputs, outputs, list(initializers)), opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 10
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def typed(path: Path, elem_type: int) -> Path:
+    """Both ways through one ONNX type: `x` float -> Cast -> `as_type`, and `t` (that type) -> Cast -> `as_float`."""
+    nodes = [helper.make_node("Cast", ["x"], ["as_type"], to=elem_type), helper.make_node("Cast", ["t"], ["as_float"], to=TensorProto.FLOAT)]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4]), helper.make_tensor_value_info("t", elem_type, ["batch", 4])]
+    outputs = [helper.make_tensor_value_info("as_type", elem_type, ["batch", 4]), helper.make_tensor_value_info("as_float", TensorProto.FLOAT, ["batch", 4])]
+    return _model(path, nodes, inputs, outputs, opset=23)
+
+
+def strings(path: Path) -> Path:
+    """words string[batch,2] -> StringConcat with itself -> doubled; and a string output named `file`."""
+    nodes = [helper.make_node("StringConcat", ["words", "words"], ["doubled"]), helper.make_node("Identity", ["words"], ["file"])]
+    inputs = [helper.make_tensor_value_info("words", TensorProto.STRING, ["batch", 2])]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.STRING, ["batch", 2]) for n in ("doubled", "file")]
+    return _model(path, nodes, inputs, outputs, opset=20)
+
+
+def containers(path: Path) -> Path:
+    """A sequence in (`items`, joined), a sequence out (`parts`), an optional in and out (`maybe`)."""
+    item = helper.make_tensor_type_proto(TensorProto.FLOAT, ["n", 3])
+    maybe = helper.make_optional_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, [2]))
+    nodes = [
+        helper.make_node("ConcatFromSequence", ["items"], ["joined"], axis=0),
+        helper.make_node("SplitToSequence", ["joined"], ["parts"], axis=0),
+        helper.make_node("Identity", ["maybe"], ["maybe_out"]),
+        helper.make_node("OptionalHasElement", ["maybe"], ["has"]),
+    ]
+    inputs = [helper.make_value_info("items", helper.make_sequence_type_proto(item)), helper.make_value_info("maybe", maybe)]
+    outputs = [
+        helper.make_tensor_value_info("joined", TensorProto.FLOAT, [None, 3]), helper.make_tensor_sequence_value_info("parts", TensorProto.FLOAT, None),
+        helper.make_value_info("maybe_out", maybe), helper.make_tensor_value_info("has", TensorProto.BOOL, []),
+    ]
+    return _model(path, nodes, inputs, outputs, opset=18)
+
+
+def constant(path: Path, names=("allow_pickle", "file")) -> Path:
+    """No inputs; outputs with the names given (np.savez's keywords by default)."""
+    nodes = [helper.make_node("Constant", [], [name], value=helper.make_tensor(name, TensorProto.FLOAT, [2], [i, i + 0.5])) for i, name in enumerate(names)]
+    return _model(path, nodes, [], [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2]) for n in names])

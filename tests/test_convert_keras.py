@@ -34,6 +34,7 @@ def saved(tmp_path_factory):
     from keras_layers import Scale
 
     keras.Model(x, Scale(5.0)(x)).save(folder / "custom.keras")
+    keras.Model(x, keras.layers.Dense(3, activation="gelu")(x)).save(folder / "gelu.keras")  # exact gelu: tf2onnx emits Erfc
     return folder, {"seq": sequential, "two": functional}
 
 
@@ -111,3 +112,13 @@ def test_opset_beyond_tf2onnx_is_refused(saved, tmp_path):
     folder, _ = saved
     result = run_cli("convert", folder / "seq.keras", "--opset", "21", "-o", tmp_path / "x.onnx")
     assert result.returncode == 2 and "opset 18 at most" in one_line_error(result)
+
+
+def test_an_op_no_opset_defines_fails_even_unvalidated(saved, tmp_path):
+    folder, _ = saved
+    out = tmp_path / "gelu.onnx"
+    result = run_cli("convert", folder / "gelu.keras", "--no-validate", "-o", out)
+    assert result.returncode == 1
+    line = one_line_error(result)
+    assert "uses op Erfc, which ONNX (opset 17) does not define" in line and "approximate=True" in line
+    assert not out.exists()

@@ -31,7 +31,7 @@ def cli_json(*args):
 def planted(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fp16")
     model = fp16_overflow(folder / "planted.onnx")
-    report, _ = cli_json("quantize", model, "-p", "fp16", "-o", folder / "planted.fp16.onnx")
+    report, _ = cli_json("quantize", model, "-p", "fp16", "-o", folder / "planted.fp16.onnx", "--no-gate")
     assert not report["accuracy"]["outputs"][0]["passed"]  # fp16 breaks it (NaN), and says so
     return model, folder / "planted.fp16.onnx"
 
@@ -80,7 +80,7 @@ def test_precision_keeps_the_fp16_overflow_and_quantize_then_passes(planted, tmp
 
 def test_int8_outlier_channel_found_and_fixed_with_real_photos(photos, tmp_path):
     model = int8_outlier(tmp_path / "outlier.onnx")
-    broken, _ = cli_json("quantize", model, "-p", "int8", "--calib-data", photos, "-o", tmp_path / "int8.onnx")
+    broken, _ = cli_json("quantize", model, "-p", "int8", "--calib-data", photos, "-o", tmp_path / "int8.onnx", "--no-gate")
     assert broken["accuracy"]["min_cosine"] < 0.9 and broken["calibration"]["samples"] >= 16
     layers, _ = cli_json("debug", "layers", model, tmp_path / "int8.onnx", "--inputs", photos)
     rows = {r["tensor"]: r for r in layers["rows"]}

@@ -47,6 +47,8 @@ def test_warmup_parsing():
 
 def test_regression_parsing():
     assert parse_regression("10%") == pytest.approx(0.1)
-    assert parse_regression("2.5") == pytest.approx(0.025)
+    assert parse_regression("2.5%") == pytest.approx(0.025)
+    with pytest.raises(InfertoolError, match="ambiguous"):  # 2.5 % or 250 %? the sign says
+        parse_regression("2.5")
     with pytest.raises(InfertoolError):
         parse_regression("fast")

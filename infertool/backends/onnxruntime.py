@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -9,7 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from infertool import dtypes
+from infertool import dtypes, onnx_io
 from infertool.backends import registry
 from infertool.backends.base import Backend, Capabilities, OrtOptions, Runner, RunnerInfo, RunnerOptions
 from infertool.errors import BackendFailure, InfertoolError, first_line
@@ -121,7 +123,8 @@ for _backend in (OrtCpu(), OrtCuda(), OrtTensorrt()):
 
 def _spec(node: Any) -> TensorSpec:
     shape = tuple(d if isinstance(d, int) else (d or None) for d in node.shape)
-    return TensorSpec(node.name, dtypes.from_ort(node.type), shape)
+    container, dtype = dtypes.from_ort_type(node.type)
+    return TensorSpec(node.name, dtype, shape, container)
 
 
 def session_options(options: OrtOptions, optimized_path: Path | None = None) -> Any:
@@ -154,6 +157,7 @@ class OrtRunner(Runner):
         self._bound_inputs: dict[str, Any] = {}
         self._bound_outputs_values: list[Any] = []
         self._names: list[str] = []
+        self._input_types: dict[str, str] = {}
 
     @property
     def io_binding(self) -> Any:
@@ -171,10 +175,7 @@ class OrtRunner(Runner):
         try:
             self.session = self.backend.create_session(ort, self.model, session_options(self.options.ort, optimized_path), chain)
         except Exception as exc:
-            text = first_line(exc)
-            if "Invalid" in text or "Protobuf" in text or "parsing" in text.lower() or "Load model" in text:
-                raise InfertoolError(f"ONNX Runtime cannot load {self.model}: {text}", hint="check the file; re-export it if it is corrupt") from exc
-            raise BackendFailure(f"{self.backend.name}: creating the session failed: {text}") from exc
+            raise _session_error(self.backend.name, self.model, exc) from exc
         active = self.session.get_providers()
         if self.backend.provider not in active:
             raise BackendFailure(
@@ -184,6 +185,7 @@ class OrtRunner(Runner):
         self.inputs = [_spec(i) for i in self.session.get_inputs()]
         self.outputs = [_spec(o) for o in self.session.get_outputs()]
         self._names = [o.name for o in self.outputs]
+        self._input_types = {i.name: i.dtype if i.is_tensor else "" for i in self.inputs}
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.cuda_graph:
@@ -194,9 +196,29 @@ class OrtRunner(Runner):
 
     def _run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         try:
-            return self.session.run(self._names, feeds)
+            if any(dtypes.numpy_lacks(o.dtype) for o in self.outputs):
+                return self._run_ortvalues(feeds)
+            return self.session.run(self._names, {n: _feed(a, self._input_types[n]) for n, a in feeds.items()})
+        except InfertoolError:
+            raise
         except Exception as exc:
             raise _runtime_error(self.backend.name, exc) from exc
+
+    def _run_ortvalues(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        """Outputs of types numpy lacks come back only as OrtValues, and that call takes only OrtValues."""
+        ort = require("onnxruntime")
+        values = {}
+        for spec in self.inputs:
+            if not spec.is_tensor or spec.dtype == "string":
+                lacking = next(o for o in self.outputs if dtypes.numpy_lacks(o.dtype))
+                raise BackendFailure(
+                    f"{self.backend.name}: ONNX Runtime's Python API cannot run this model: its {lacking.type_name} output "
+                    f"'{lacking.name}' is readable only through OrtValues, which cannot carry its {spec.type_name} input '{spec.name}'",
+                    hint="cast that output to float32 in the model, or run it from C/C++",
+                )
+            value = _feed(feeds[spec.name], spec.dtype)
+            values[spec.name] = value if isinstance(value, ort.OrtValue) else ort.OrtValue.ortvalue_from_numpy(np.asarray(value, order="C"))
+        return [_host_array(v, spec, self.backend.name) for v, spec in zip(self.session.run_with_ort_values(self._names, values), self.outputs)]
 
     def bind(self, feeds: Mapping[str, np.ndarray]) -> None:
         if not self.device_resident:
@@ -214,10 +236,20 @@ class OrtRunner(Runner):
         ort = require("onnxruntime")
         device = self.device
         binding = self.session.io_binding()
-        self._bound_inputs = {n: ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(a), "cuda", device) for n, a in feeds.items()}
+        # types numpy lacks stay host OrtValues of their ONNX type (ORT copies them over)
+        self._bound_inputs = {
+            n: _feed(a, self._input_types[n]) if dtypes.numpy_lacks(self._input_types[n]) else ort.OrtValue.ortvalue_from_numpy(np.asarray(a, order="C"), "cuda", device)
+            for n, a in feeds.items()
+        }
         for name, value in self._bound_inputs.items():
             binding.bind_ortvalue_input(name, value)
         if self.cuda_graph:
+            lacking = [s.name for s in [*self.inputs, *self.outputs] if dtypes.numpy_lacks(s.dtype)]
+            if lacking:
+                raise InfertoolError(
+                    f"{self.backend.name}: CUDA graphs need device buffers that infertool cannot allocate for {', '.join(lacking)} (a type numpy lacks)",
+                    hint="drop --cuda-graph for this model",
+                )
             # output buffers must keep their addresses too, so they are allocated here, before the
             # first run captures the graph (a plain run would capture ORT's own buffers instead)
             shapes = self._output_shapes(feeds)
@@ -228,8 +260,8 @@ class OrtRunner(Runner):
             for name, value in zip(self._names, self._bound_outputs_values):
                 binding.bind_ortvalue_output(name, value)
         else:
-            for name in self._names:
-                binding.bind_output(name, "cuda", device)
+            for spec in self.outputs:  # types numpy lacks are read back from host memory
+                binding.bind_output(spec.name, *(("cpu", 0) if dtypes.numpy_lacks(spec.dtype) else ("cuda", device)))
         self._binding = binding
 
     def _output_shapes(self, feeds: Mapping[str, np.ndarray]) -> list[tuple[int, ...]]:
@@ -262,7 +294,7 @@ class OrtRunner(Runner):
         if self._binding is None:
             return self._bound_outputs
         values = self._bound_outputs_values or self._binding.get_outputs()
-        return {name: value.numpy() for name, value in zip(self._names, values)}
+        return {spec.name: _host_array(value, spec, self.backend.name) for spec, value in zip(self.outputs, values)}
 
     def device_times(self, iterations: int) -> dict[str, list[int]]:
         if self.stream is None or self._binding is None:
@@ -298,8 +330,77 @@ class OrtRunner(Runner):
             self.stream = None
 
 
+def _feed(array: Any, dtype: str) -> Any:
+    """An input as ONNX Runtime takes it: arrays of types numpy lacks (bfloat16, float8, int4...)
+    as OrtValues of their ONNX type, others as they are."""
+    if not dtypes.numpy_lacks(dtype) or not isinstance(array, np.ndarray):
+        return array
+    ort = require("onnxruntime")
+    # ORT takes the shape from the numpy array and the type's bytes (packed for 4-bit types) from its memory
+    return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(dtypes.onnx_buffer(array), dtypes.BY_NAME[dtype].onnx)
+
+
+def _host_array(value: Any, spec: TensorSpec, backend: str) -> Any:
+    """An output OrtValue as numpy, typed as the model types it (ml_dtypes for what numpy lacks)."""
+    if not value.has_value():
+        return None
+    if not value.is_tensor():
+        raise BackendFailure(f"{backend}: ONNX Runtime's Python API cannot read the {spec.type_name} output '{spec.name}' of a model with outputs of types numpy lacks")
+    name = dtypes.from_onnx(value.element_type())
+    if not dtypes.numpy_lacks(name):
+        return value.numpy()
+    size = value.tensor_size_in_bytes()
+    return dtypes.from_raw(ctypes.string_at(value.data_ptr(), size) if size else b"", name, tuple(value.shape()))
+
+
 def _numpy_type(dtype: str) -> Any:
     return dtypes.numpy_dtype(dtype).type
+
+
+# ONNX Runtime's words for an op it lacks: no kernel for these types / this opset, or no such op at all
+NO_KERNEL = (
+    re.compile(r"Could not find an implementation for (?P<op>[\w.]+)\((?P<version>-?\d+)\) node with name '(?P<node>[^']*)'"),
+    re.compile(r"Failed to find kernel for (?P<op>[\w.]+)\((?P<version>-?\d+)\) \(node:'(?P<node>[^']*)'"),
+)
+NO_OP = (
+    re.compile(r"(?:(?P<domain>[\w.]+):)?(?P<op>\w+)\((?P<version>-?\d+)\) is not a registered function/op"),
+    re.compile(r"No Op registered for (?P<op>\w+) with domain_version of (?P<version>\d+)"),
+)
+
+
+def _model_opset(model: Path, domain: str) -> int | None:
+    try:
+        proto = onnx_io.load(model, load_external_data=False)
+    except InfertoolError:
+        return None
+    return next((o.version for o in proto.opset_import if o.domain in ({domain} if domain else {"", "ai.onnx"})), None)
+
+
+def _session_error(backend: str, model: Path, exc: Exception) -> InfertoolError:
+    """ONNX Runtime's session errors in infertool's words: a missing kernel or op, or an unreadable file."""
+    text = str(exc)
+    for pattern in NO_KERNEL:
+        found = pattern.search(text)
+        if found:
+            node = f" (node '{found['node']}')" if found["node"] else ""
+            opset = _model_opset(model, "") or found["version"]
+            return BackendFailure(
+                f"{backend}: ONNX Runtime has no kernel for op {found['op']} at opset {opset}{node} on this backend, for the types this model gives it",
+                hint="try another backend (infertool doctor lists them), or re-export the model with types or an opset this backend supports",
+            )
+    for pattern in NO_OP:
+        found = pattern.search(text)
+        if found:
+            domain = found.groupdict().get("domain") or ""
+            opset = _model_opset(model, domain) or found["version"]
+            return BackendFailure(
+                f"{backend}: ONNX Runtime does not know op {found['op']}{f' of domain {domain}' if domain else ''} at opset {opset}: it has no kernel for it",
+                hint="re-export the model without that op, or at an opset where ONNX Runtime implements it",
+            )
+    line = first_line(exc)
+    if "Invalid" in line or "Protobuf" in line or "parsing" in line.lower() or "Load model" in line:
+        return InfertoolError(f"ONNX Runtime cannot load {model}: {line}", hint="check the file; re-export it if it is corrupt")
+    return BackendFailure(f"{backend}: creating the session failed: {line}")
 
 
 def _runtime_error(backend: str, exc: Exception) -> BackendFailure:

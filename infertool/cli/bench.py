@@ -63,7 +63,8 @@ class Agreement:
 @dataclass
 class Gate:
     baseline: Optional[Path] = typer.Option(None, "--baseline", help="A previous --json result to gate against.")
-    max_regression: str = typer.Option("10%", "--max-regression", help="Slowdown over the baseline that fails the gate (exit 1).")
+    max_regression: str = typer.Option("10%", "--max-regression", metavar="PERCENT", help="Slowdown over the baseline that fails the gate (exit 1), with its % sign: 10%, 0.5%.")
+    max_cv: Optional[str] = typer.Option(None, "--max-cv", metavar="PERCENT", help="Leave rows whose coefficient of variation (now or in the baseline) exceeds this out of the verdict, e.g. 5%.")
     gate_stat: str = typer.Option("median", "--gate-stat", metavar="median|mean|p90|p95|p99|min", help="Statistic the gate compares.")
 
 
@@ -87,7 +88,8 @@ def _options(backend, batch, shapes, inputs, generated, image, timing, ort, engi
     from infertool.pipelines.bench import BenchOptions, GateOptions
 
     regression, stat = parse.regression(gate.max_regression), parse.choice(gate.gate_stat, GATE_STATS, "--gate-stat")
-    gate_options = GateOptions(gate.baseline, regression, stat) if gate.baseline is not None else None
+    max_cv = parse.percentage(gate.max_cv, "--max-cv") if gate.max_cv is not None else None
+    gate_options = GateOptions(gate.baseline, regression, stat, max_cv) if gate.baseline is not None else None
     runner = RunnerOptions(
         device=device.device, io_binding=ort.io_binding, cuda_graph=ort.cuda_graph,
         ort=OrtOptions(ort.threads, ort.inter_op_threads, parse.choice(ort.graph_opt, OPTIMIZATION_LEVELS, "--graph-opt"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -164,15 +165,23 @@ def warmup(text: str) -> Budget:
     return Budget(3, value / 1000 if unit == "ms" else value)
 
 
-def regression(text: str) -> float:
-    """`10%` or `10` -> 0.10."""
+def percentage(text: str, option: str) -> float:
+    """`10%` -> 0.10. The % sign is required: a bare 0.1 could mean 10 % or 0.1 %."""
+    body = text.strip()
     try:
-        value = float(text.strip().removesuffix("%"))
+        value = float(body.removesuffix("%"))
     except ValueError:
         value = -1.0
-    if value < 0:
-        raise InfertoolError(f"malformed --max-regression '{text}'", hint="give a percentage, e.g. 10%")
+    if not math.isfinite(value) or value < 0:
+        raise InfertoolError(f"malformed {option} '{text}'", hint="give a percentage, e.g. 10%")
+    if not body.endswith("%"):
+        raise InfertoolError(f"{option} {text} is ambiguous", hint=f"write it with the % sign: {value * 100:g}% if you mean a fraction, {value:g}% if a percentage")
     return value / 100
+
+
+def regression(text: str) -> float:
+    """`10%` -> 0.10."""
+    return percentage(text, "--max-regression")
 
 
 def provider_options(texts: Iterable[str]) -> dict[str, str]:

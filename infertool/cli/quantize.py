@@ -36,7 +36,8 @@ def quantize(
     eval_data: Optional[str] = typer.Option(None, "--eval-data", metavar="PATH|random", help="Accuracy-report inputs [default: the calibration set, else generated]."),
     eval_samples: int = typer.Option(8, "--eval-samples", min=1, help="Generated evaluation samples."),
     eval_backend: str = typer.Option("ort-cpu", "--eval-backend", metavar="NAME", help="Backend that runs both models for the report (ort-cuda where the CPU lacks kernels)."),
-    min_cosine: Optional[float] = typer.Option(None, "--min-cosine", help="Fail (exit 1) below this cosine similarity on any output."),
+    min_cosine: Optional[float] = typer.Option(None, "--min-cosine", help="Cosine similarity every output must reach (where not within atol/rtol) [default: the precision's floor]."),
+    gate: bool = typer.Option(True, "--gate/--no-gate", help="Fail (exit 1, nothing written) when an output is outside the precision's tolerance; --no-gate keeps the file."),
     min_top1: Optional[float] = typer.Option(None, "--min-top1", help="Fail (exit 1) below this top-1 agreement (0-1)."),
     truth: Truth = None, generated: Generated = None, image: Image = None, output: Output = None,
 ) -> None:
@@ -58,7 +59,7 @@ def quantize(
     request = QuantizeOptions(
         output=result_path, settings=settings, calib=calibration.to_options(generated, image), calib_samples=calibration.calib_samples,
         eval=data_options(eval_data, "--eval-data", generated, image), eval_samples=eval_samples, eval_backend=eval_backend, min_cosine=min_cosine,
-        min_top1=min_top1, force=output.force, generated=data_options("random", "--input-shape", generated, image), labels=truth.labels_csv,
+        min_top1=min_top1, gate=gate, force=output.force, generated=data_options("random", "--input-shape", generated, image), labels=truth.labels_csv,
     )
     with showing_failed_checks(output.json_out, output.force, render.quantize_result), RichReporter(output.quiet) as reporter:
         result = run_quantize(model, request, reporter)

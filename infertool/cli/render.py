@@ -224,13 +224,19 @@ def convert_result(result, console: Console) -> None:
     if report is None:
         console.print("validation: skipped (--no-validate)")
         return
-    columns = [Column("batch", shared="batch {}"), Column("output", TEXT, shared="output {}"), Column("max abs err"),
-               Column("max rel err", drop=1), Column("cosine"), Column("result")]
-    rows = [[str(b.batch), escape(a.name), error(a.max_abs), error(a.max_rel), cosine(a.cosine), _mark(a.passed)] for b in report.batches for a in b.outputs]
+    columns = [Column("batch", shared="batch {}"), Column("varied", TEXT, shared="varied {}", drop=2), Column("output", TEXT, shared="output {}"),
+               Column("max abs err"), Column("max rel err", drop=1), Column("cosine"), Column("result")]
+    rows = [
+        [str(b.batch), escape("-" if b.varied is None else f"{b.varied[0]} {b.varied[1]} → {b.varied[2]}"), escape(a.name),
+         error(a.max_abs), error(a.max_rel), cosine(a.cosine), _mark(a.passed)]
+        for b in report.batches for a in b.outputs
+    ]
     title = (f"validation: checker ok, shape inference ok; ONNX Runtime (CPU) vs {escape(report.reference)}, "
              f"atol {report.atol:g} rtol {report.rtol:g}")
     console.print()
     grid(console, title, columns, rows)
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
 
 
 def doctor_report(result, console: Console) -> None:
@@ -329,12 +335,17 @@ def _agreement(result) -> Section | None:
     columns = [*KEYS, Column("output", TEXT, shared="output {}"), Column("tolerance", TEXT, shared="tolerance {}", drop=3),
                Column("max abs err"), Column("max rel err", drop=2), Column("cosine"), Column("top-1", drop=1), Column("result")]
     rows = [
-        [*_keys(row), escape(a.name), f"{row.agreement.precision} ({a.atol:g}/{a.rtol:g})", error(a.max_abs), error(a.max_rel),
+        [*_keys(row), escape(a.name), _tolerance(row.agreement.precision, a), error(a.max_abs), error(a.max_rel),
          cosine(a.cosine), percent(a.top1), _mark(a.passed)]
         for row in checked for a in row.agreement.outputs
     ]
     return (f"output agreement with {escape(checked[0].agreement.reference)} (same inputs)", *_present(columns, rows),
-            "tolerance: precision (atol/rtol); a cosine at or above the precision's floor also passes")
+            "passes within |got - ref| <= atol + rtol * |ref| everywhere, or at a cosine at or above the floor shown")
+
+
+def _tolerance(precision: str, a) -> str:
+    """The rule an output was judged by, as applied: allclose(atol, rtol), or the cosine floor."""
+    return f"{precision}: atol {a.atol:g} rtol {a.rtol:g}" + ("" if a.min_cosine is None else f" | cos ≥ {a.min_cosine:g}")
 
 
 def _startup(result) -> Section | None:
@@ -360,14 +371,17 @@ def _task_accuracy(result) -> Section | None:
     return f"accuracy against {escape(first.labels)} (ground truth; output '{escape(first.output)}')", *_present(columns, rows), None
 
 
+GATE_STATUS = {"ok": "[green]ok[/]", "regressed": "[red]REGRESSED[/]", "not compared": "[yellow]not compared[/]", "left out": "[yellow]left out (noisy)[/]"}
+
+
 def _gate(gate) -> Section:
-    columns = [*KEYS[:2], Column("baseline ms"), Column("now ms"), Column("change"), Column("result")]
+    columns = [*KEYS[:2], Column("baseline ms"), Column("now ms"), Column("change"), Column("result", TEXT)]
     rows = [
-        [r.backend, str(r.batch), ms(r.baseline_ms), ms(r.current_ms), "-" if r.change is None else f"{r.change:+.1%}",
-         "[red]REGRESSED[/]" if r.regressed else "[green]ok[/]"]
+        [r.backend, str(r.batch), ms(r.baseline_ms), ms(r.current_ms), "-" if r.change is None else f"{r.change:+.1%}", GATE_STATUS[r.status]]
         for r in gate.rows
     ]
-    return f"regression gate vs {escape(gate.baseline)} ({gate.stat}, limit +{gate.max_regression:.0%})", columns, rows, None
+    noise = "" if gate.max_cv is None else f", rows over CV {gate.max_cv:.1%} left out"
+    return f"regression gate vs {escape(gate.baseline)} ({gate.stat}, limit +{gate.max_regression * 100:g}%{noise})", columns, rows, None
 
 
 def bench_tables(result, console: Console) -> None:
@@ -444,7 +458,8 @@ def bench_markdown(result) -> str:
         cells += ["-" if row.memory.get("gpu_bytes") is None else size(row.memory["gpu_bytes"])] * gpu
         lines.append("| " + " | ".join([*cells, agreement]) + " |")
     if result.gate is not None:
-        lines += ["", f"Regression gate ({result.gate.stat}, limit +{result.gate.max_regression:.0%}): "
+        judged = sum(r.judged for r in result.gate.rows)
+        lines += ["", f"Regression gate ({result.gate.stat}, limit +{result.gate.max_regression * 100:g}%, {judged} of {len(result.gate.rows)} rows compared): "
                   + ("passed" if result.gate.passed else "**FAILED**")]
     labelled = [r for r in result.rows if r.accuracy is not None]
     if labelled:
@@ -459,25 +474,43 @@ def bench_markdown(result) -> str:
 # ---------------------------------------------------------------- run, quantize, build-engine
 
 
+def _value_shape(shape) -> str:
+    if shape is None:
+        return "none"
+    if shape and isinstance(shape[0], list):
+        return "[" + ", ".join(_value_shape(s) for s in shape) + "]"
+    return format_shape(shape)
+
+
+SCORE_LABELS = {"probabilities": "probability (the output's own)", "softmax": "probability (softmax)", "sigmoid": "probability (sigmoid)"}
+
+
+def _top_k(top_k, console: Console) -> None:
+    scored = top_k.scores in SCORE_LABELS
+    columns = [Column("sample", shared="sample {}"), Column("rank"), Column("class"), Column("label", TEXT), Column("score"),
+               *([Column(SCORE_LABELS[top_k.scores])] if scored else [])]
+    rows = [
+        [str(sample), str(rank), str(cls), escape(label), general(score), *([percent(probability)] if scored else [])]
+        for sample, row in enumerate(top_k.rows) for rank, (cls, label, score, probability) in enumerate(row, 1)
+    ]
+    if all(row[2] == row[3] for row in rows):  # no --labels: the label is the class number
+        columns, rows = columns[:3] + columns[4:], [row[:3] + row[4:] for row in rows]
+    console.print()
+    grid(console, f"top-{len(top_k.rows[0])} of '{escape(top_k.output)}'", columns, rows)
+
+
 def run_result(result, console: Console) -> None:
-    columns = [Column("output", TEXT), Column("shape"), Column("dtype", TEXT, shared="dtype {}"), Column("min"), Column("max"),
+    columns = [Column("output", TEXT), Column("shape", TEXT), Column("dtype", TEXT, shared="dtype {}"), Column("min"), Column("max"),
                Column("mean"), Column("NaN/Inf")]
     rows = []
     for o in result.outputs:
         bad = f"[red]{o.nan}/{o.inf}[/]" if o.nan or o.inf else "0/0"
-        rows.append([escape(o.name), format_shape(o.shape), o.dtype, general(o.min), general(o.max), general(o.mean), bad])
-    title = f"{escape(result.model)} on {escape(result.backend)}\ninputs {shapes_text(result.inputs)}"
-    grid(console, title, columns, rows)
+        shape = "none" if not o.present else format_shape(o.shape) if o.elements is None else f"{o.elements} × {format_shape(o.shape)}"
+        rows.append([escape(o.name), shape, o.dtype, general(o.min), general(o.max), general(o.mean), bad])
+    inputs = ", ".join(f"{escape(n)} {_value_shape(s)}" for n, s in result.inputs.items()) or "none"
+    grid(console, f"{escape(result.model)} on {escape(result.backend)}\ninputs {inputs}", columns, rows)
     if result.top_k is not None:
-        columns = [Column("sample", shared="sample {}"), Column("rank"), Column("class"), Column("label", TEXT), Column("score"), Column("softmax")]
-        rows = [
-            [str(sample), str(rank), str(cls), escape(label), general(score), percent(probability)]
-            for sample, row in enumerate(result.top_k.rows) for rank, (cls, label, score, probability) in enumerate(row, 1)
-        ]
-        if all(row[2] == row[3] for row in rows):  # no --labels: the label is the class number
-            columns, rows = columns[:3] + columns[4:], [row[:3] + row[4:] for row in rows]
-        console.print()
-        grid(console, f"top-{len(result.top_k.rows[0])} of '{escape(result.top_k.output)}'", columns, rows)
+        _top_k(result.top_k, console)
     if result.startup:
         console.print(f"load {ms(result.startup.get('load_ms'))} ms, inference {ms(result.startup.get('first_inference_ms'))} ms (a first inference: not a steady-state latency)")
     if result.saved:
@@ -505,8 +538,11 @@ def quantize_result(result, console: Console) -> None:
     if accuracy.unavailable:
         console.print(f"[yellow]accuracy not evaluated on {escape(accuracy.backend)}:[/] {escape(accuracy.unavailable)}")
     else:
+        first = accuracy.outputs[0] if accuracy.outputs else None
+        within = "within tolerance" if first is None else f"within atol {first.atol:g} / rtol {first.rtol:g}" + (
+            f" or cosine ≥ {first.min_cosine:g}" if first.min_cosine is not None else "")
         columns = [Column("output", TEXT, shared="output {}"), Column("max abs err"), Column("mean abs err"), Column("cosine"),
-                   Column("top-1"), Column("top-5"), Column(f"within {result.precision} tolerance")]
+                   Column("top-1"), Column("top-5"), Column(within, TEXT)]
         rows = [[escape(a.name), error(a.max_abs), error(a.mean_abs), cosine(a.cosine), percent(a.top1), percent(a.top5), _mark(a.passed)]
                 for a in accuracy.outputs]
         title = f"accuracy: fp32 vs {result.precision} on {escape(accuracy.backend)}, {accuracy.samples} samples of {escape(accuracy.data)}"
@@ -515,9 +551,17 @@ def quantize_result(result, console: Console) -> None:
             console.print(f"[yellow]emulated:[/] {escape(accuracy.emulation)}", highlight=False)
     if accuracy.original_accuracy is not None:
         _ground_truth(result, console)
+    _gate_lines(result, console)
+
+
+def _gate_lines(result, console: Console) -> None:
     for name, gate in result.gates.items():
         value = "-" if gate["value"] is None else f"{gate['value']:.6g}"
-        console.print(f"gate {name}: {value} (min {gate['min']:g}) {_mark(gate['passed'])}")
+        rule = f"every output within atol {gate['atol']:g} / rtol {gate['rtol']:g} or cosine ≥ {gate['min']:g}" if "atol" in gate else f"min {gate['min']:g}"
+        shown = f"min cosine {value}" if "atol" in gate else value
+        console.print(f"gate {name}: {shown} ({rule}) {_mark(gate['passed'])}")
+    if not result.gates:
+        console.print("gate: none (--no-gate)" if not result.settings.get("gate", True) else "gate: none ran")
 
 
 def _ground_truth(result, console: Console) -> None:

@@ -25,18 +25,23 @@ def run(
     labels: Optional[Path] = typer.Option(None, "--labels", help="Class names, one per line (with --top-k)."),
     save_inputs: Optional[Path] = typer.Option(None, "--save-inputs", help="Save the exact tensors fed: in.npz (by input name) or a folder of input_K.pb; --inputs reads either back."),
     runtime_cache: Optional[Path] = typer.Option(None, "--runtime-cache", help="trt-rtx backend: cache of kernels compiled just in time, loaded if it exists and saved."),
+    scores: str = typer.Option(
+        "auto", "--scores", metavar="auto|raw|softmax|sigmoid",
+        help="How --top-k turns scores into probabilities [default: auto: rows already probabilities (>= 0, summing to 1) as they are, else softmax].",
+    ),
     inputs: Inputs = None, generated: Generated = None, image: Image = None, device: Device = None, output: Output = None,
 ) -> None:
     """Run MODEL once on real inputs: a summary per output (shape, dtype, range, NaN/Inf), optional top-k, saved outputs."""
     from infertool.backends.base import EngineOptions, RunnerOptions
+    from infertool.cli import parse
     from infertool.files import check_output
-    from infertool.pipelines.run import RunRequest
+    from infertool.pipelines.run import SCORE_MODES, RunRequest
     from infertool.pipelines.run import run as run_model
 
     request = RunRequest(
         model, backend, inputs.to_options(generated, image), batch,
         RunnerOptions(device=device.device, engine=EngineOptions(runtime_cache=runtime_cache)), result_path, top_k,
-        labels, output.force, save_inputs,
+        labels, output.force, save_inputs, parse.choice(scores, SCORE_MODES, "--scores"),
     )
     if output.json_path is not None:
         check_output(output.json_path, output.force)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from infertool.errors import InfertoolError
+from infertool.errors import CheckFailed, InfertoolError
 
 
 @dataclass(frozen=True)
@@ -64,3 +64,12 @@ def axis_labels(names: list[str], ranks: Mapping[str, int], options: ExportOptio
             )
         labels[dyn.input][dyn.axis] = dyn.label
     return labels
+
+
+def fixed_axis(input: str, axis: int, label: str, size: int, evidence: str) -> CheckFailed:
+    """The failure of a dynamic axis whose size the model's code fixes."""
+    way_out = "convert with --static-batch" if label == "batch" else f"drop --dynamic-axis {input}:{axis}:{label}"
+    return CheckFailed(
+        f"axis '{label}' (input '{input}' axis {axis}) is not dynamic: the model's code fixes it at {size} ({evidence}); nothing was written",
+        hint=f"{way_out}, or make the code follow the input's size (e.g. x.reshape(x.shape[0], -1) rather than a fixed number)",
+    )

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from infertool import onnx_io
-from infertool.errors import InfertoolError, first_line
-from infertool.exporters.base import ExportedModel, ExportOptions, axis_labels
+from infertool.errors import CheckFailed, InfertoolError, first_line
+from infertool.exporters.base import ExportedModel, ExportOptions, axis_labels, fixed_axis
 from infertool.feeds import generated_feeds
 from infertool.optional import is_available, require
 from infertool.quiet import quiet
@@ -257,6 +257,8 @@ def export_torch(source: str, options: ExportOptions, onnx_path: Path, reporter:
                 _export_dynamo(model, args, names, output_names, labels, options.opset, onnx_path, torch)
             exported.exporter = "dynamo"
             return exported
+        except CheckFailed:
+            raise  # the model's code fixes a dynamic axis: the TorchScript exporter would bake it in silently
         except InfertoolError as exc:
             if options.exporter == "dynamo":
                 raise
@@ -307,12 +309,9 @@ def _export_dynamo(model, args, names, output_names, labels, opset, onnx_path, t
             hint=f"use --opset {DYNAMO_OPSET} or --exporter torchscript",
         )
     for spec in onnx_io.input_specs(written):
-        static = [f"{spec.name}:{axis}" for axis in labels.get(spec.name, {}) if isinstance(spec.shape[axis], int)]
-        if static:
-            raise InfertoolError(
-                f"the dynamo exporter made dynamic axes static ({', '.join(static)}); the model's code fixes their size",
-                hint="use --static-batch, or --exporter torchscript",
-            )
+        for axis, label in labels.get(spec.name, {}).items():
+            if isinstance(spec.shape[axis], int):
+                raise fixed_axis(spec.name, axis, label, spec.shape[axis], "torch.export specialized it to that size")
 
 
 def _export_torchscript(model, args, names, output_names, batched_outputs, labels, options, onnx_path, torch) -> None:

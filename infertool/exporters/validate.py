@@ -1,30 +1,57 @@
-"""Validation of an exported model: checker, shape inference, then parity with the source model."""
+"""Validation of an exported model: checker, shape inference, then parity with the source model at
+the example shapes and at a second size of every dynamic axis."""
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from infertool import onnx_io
 from infertool.agreement import compare
+from infertool.dtypes import from_numpy, is_float
 from infertool.errors import CheckFailed, first_line
-from infertool.exporters.base import Reference
+from infertool.exporters.base import Reference, fixed_axis
 from infertool.feeds import generated_feeds
 from infertool.optional import require
 from infertool.reporting import Reporter
 from infertool.results import BatchAgreement, ValidationReport
-from infertool.tensors import resolve_shapes
+from infertool.tensors import TensorSpec, resolve_shapes
+
+# ops an exporter emits that no ONNX opset defines, and the way out
+UNKNOWN_OP_HINTS = {
+    "Erfc": "tf2onnx turns an exact gelu (Keras gelu / tf.nn.gelu with approximate=False) into Erfc: "
+    "use gelu with approximate=True, or write it as 0.5 * x * (1 + erf(x / sqrt(2)))",
+}
+UNKNOWN_OP = re.compile(r"No Op registered for (?P<op>\w+) with domain_version of (?P<version>\d+)")
+
+
+def check_model(path: Path, full: bool = True) -> None:
+    """onnx.checker; raise CheckFailed naming the problem (for an op no opset defines: the op and the way out)."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path), full_check=full)
+    except Exception as exc:
+        found = UNKNOWN_OP.search(str(exc))
+        if found is None:
+            raise CheckFailed(f"the exported model fails onnx.checker: {first_line(exc)}; nothing was written") from exc
+        raise CheckFailed(
+            f"the exported model uses op {found['op']}, which ONNX (opset {found['version']}) does not define; nothing was written",
+            hint=UNKNOWN_OP_HINTS.get(found["op"], f"change the layer the exporter turns into {found['op']}, or try another --opset"),
+        ) from exc
 
 
 def check_structure(path: Path) -> None:
     """onnx.checker (full) and strict shape inference; raise CheckFailed naming the problem."""
     import onnx
 
-    try:
-        onnx.checker.check_model(str(path), full_check=True)
-    except Exception as exc:
-        raise CheckFailed(f"the exported model fails onnx.checker: {first_line(exc)}") from exc
+    check_model(path)
     with tempfile.TemporaryDirectory() as scratch:
         try:
             onnx.shape_inference.infer_shapes_path(str(path), str(Path(scratch) / "inferred.onnx"), check_type=True, strict_mode=True)
@@ -32,9 +59,97 @@ def check_structure(path: Path) -> None:
             raise CheckFailed(f"shape inference fails on the exported model: {first_line(exc)}") from exc
 
 
-def validation_batches(example_batch: int, dynamic: bool) -> list[int]:
-    """The export's batch, plus a different one when the batch is dynamic."""
-    return [example_batch, example_batch + 2] if dynamic else [example_batch]
+@dataclass(frozen=True)
+class Axis:
+    """A dynamic dimension: its label, where it first appears, and its size in the example."""
+
+    label: str
+    input: str
+    index: int
+    size: int
+
+
+def dynamic_axes(specs: list[TensorSpec], shapes: Mapping[str, tuple[int, ...]]) -> list[Axis]:
+    """Every dynamic dimension of the inputs, once per label (axes that share a label vary together)."""
+    found: dict[str, Axis] = {}
+    for spec in specs:
+        for index, dim in enumerate(spec.shape):
+            if not isinstance(dim, int):
+                label = dim or f"{spec.name}:{index}"
+                found.setdefault(label, Axis(label, spec.name, index, shapes[spec.name][index]))
+    return list(found.values())
+
+
+def with_size(specs: list[TensorSpec], shapes: Mapping[str, tuple[int, ...]], axis: Axis, size: int) -> dict[str, tuple[int, ...]]:
+    """`shapes` with every dimension labelled like `axis` set to `size`."""
+    def label(spec: TensorSpec, index: int, dim: Any) -> str | None:
+        return None if isinstance(dim, int) else dim or f"{spec.name}:{index}"
+
+    return {
+        spec.name: tuple(size if label(spec, i, d) == axis.label else shapes[spec.name][i] for i, d in enumerate(spec.shape))
+        for spec in specs
+    }
+
+
+def other_sizes(axis: Axis) -> tuple[int, ...]:
+    """Sizes to try besides the example's: two more (the batch's only), then twice as many."""
+    return (axis.size + 2,) if axis.label == "batch" else (axis.size + 2, 2 * axis.size)
+
+
+class _Parity:
+    """The source model and ONNX Runtime on the same generated inputs."""
+
+    def __init__(self, path: Path, reference: Reference, reference_name: str, specs: list[TensorSpec], tolerance: tuple[float, float], seed: int, int_range: tuple[int, int]) -> None:
+        ort = require("onnxruntime", "validating the export")
+        self.reference, self.reference_name, self.specs = reference, reference_name, specs
+        (self.atol, self.rtol), self.seed, self.int_range = tolerance, seed, int_range
+        try:
+            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise CheckFailed(f"ONNX Runtime cannot load the exported model: {first_line(exc)}") from exc
+        self.names = [o.name for o in self.session.get_outputs()]
+
+    def feeds(self, shapes: Mapping[str, tuple[int, ...]], seed: int) -> dict:
+        return generated_feeds(shapes, {s.name: s.dtype for s in self.specs}, seed, self.int_range)
+
+    def onnx(self, feeds: dict, where: str) -> list:
+        try:
+            return self.session.run(self.names, feeds)
+        except Exception as exc:
+            raise CheckFailed(f"ONNX Runtime fails to run the exported model {where}: {first_line(exc)}; nothing was written") from exc
+
+    def check(self, shapes: Mapping[str, tuple[int, ...]], expected: list, varied: tuple[str, int, int] | None) -> tuple[BatchAgreement, list]:
+        where = "at the example shapes" if varied is None else f"at {varied[0]} {varied[2]} (the example has {varied[1]})"
+        got = self.onnx(self.feeds(shapes, self.seed), where)
+        if len(expected) != len(got):
+            raise CheckFailed(f"the source model returns {len(expected)} outputs, the ONNX model {len(got)}")
+        batch = next((s[0] for s in shapes.values() if s), 1)
+        outputs = tuple(compare(n, r, g, self.atol, self.rtol) for n, r, g in zip(self.names, expected, got))
+        return BatchAgreement(batch, outputs, {n: list(s) for n, s in shapes.items()}, varied), got
+
+
+def _at_other_size(parity: _Parity, shapes: dict, axis: Axis) -> tuple[dict, list]:
+    """Shapes with `axis` at a size the source model accepts, and its outputs there; an axis the
+    model's code fixes (it accepts no other size) fails the check."""
+    failure = None
+    for size in other_sizes(axis):
+        trial = with_size(parity.specs, shapes, axis, size)
+        try:
+            return trial, parity.reference(parity.feeds(trial, parity.seed))
+        except Exception as exc:  # the source model's own error: what its code did with the size
+            failure = failure or (size, first_line(exc))
+    raise fixed_axis(axis.input, axis.index, axis.label, axis.size, f"the {parity.reference_name} model fails at {failure[0]}: {failure[1]}")
+
+
+def vacuous_outputs(parity: _Parity, shapes: dict, first: list) -> list[str]:
+    """Float outputs that come out the same (within the tolerance) for different inputs: their parity proves nothing."""
+    if not parity.specs:
+        return []
+    again = parity.onnx(parity.feeds(shapes, parity.seed + 1), "on other inputs")
+    return [
+        name for name, a, b in zip(parity.names, first, again)
+        if isinstance(a, np.ndarray) and is_float(from_numpy(a.dtype)) and a.size and compare(name, a, b, parity.atol, parity.rtol).passed
+    ]
 
 
 def validate_export(
@@ -49,28 +164,20 @@ def validate_export(
     reporter: Reporter,
 ) -> ValidationReport:
     check_structure(path)
-    ort = require("onnxruntime", "validating the export")
-    model = onnx_io.load(path, load_external_data=False)
-    specs = onnx_io.input_specs(model)
-    names = [s.name for s in onnx_io.output_specs(model)]
-    dynamic = any(s.shape and not isinstance(s.shape[0], int) for s in specs)
+    specs = onnx_io.input_specs(onnx_io.load(path, load_external_data=False))
+    parity = _Parity(path, reference, reference_name, specs, (atol, rtol), seed, int_range)
     given = {n: s for n, s in shapes.items() if n in {sp.name for sp in specs}}
-    example_batch = next((s[0] for s in given.values() if s), 1)
-    try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise CheckFailed(f"ONNX Runtime cannot load the exported model: {first_line(exc)}") from exc
-    batches = []
-    for batch in validation_batches(example_batch, dynamic):
-        with reporter.task(f"checking parity with {reference_name} at batch {batch}"):
-            concrete = resolve_shapes(specs, given, batch if dynamic else None)
-            feeds = generated_feeds(concrete, {s.name: s.dtype for s in specs}, seed, int_range)
-            expected = reference(feeds)
-            try:
-                got = session.run(names, feeds)
-            except Exception as exc:
-                raise CheckFailed(f"ONNX Runtime fails to run the exported model at batch {batch}: {first_line(exc)}") from exc
-            if len(expected) != len(got):
-                raise CheckFailed(f"the source model returns {len(expected)} outputs, the ONNX model {len(got)}")
-            batches.append(BatchAgreement(batch, tuple(compare(n, r, g, atol, rtol) for n, r, g in zip(names, expected, got))))
-    return ValidationReport(reference_name, atol, rtol, tuple(batches))
+    example = resolve_shapes(specs, given, next((s[0] for s in given.values() if s), 1))
+    with reporter.task(f"checking parity with {reference_name} at the example shapes"):
+        first, got = parity.check(example, reference(parity.feeds(example, seed)), None)
+    checks = [first]
+    for axis in dynamic_axes(specs, example):
+        with reporter.task(f"checking parity with {reference_name} at another {axis.label}"):
+            trial, expected = _at_other_size(parity, example, axis)
+            checks.append(parity.check(trial, expected, (axis.label, axis.size, trial[axis.input][axis.index]))[0])
+    warnings = tuple(
+        f"output '{name}' comes out the same for different inputs (within atol {atol:g} / rtol {rtol:g}), so its parity check "
+        "proved nothing: are the weights untrained, or does the output ignore the inputs?"
+        for name in vacuous_outputs(parity, example, got)
+    )
+    return ValidationReport(reference_name, atol, rtol, tuple(checks), warnings)

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 from infertool.errors import InfertoolError, first_line
-from infertool.results import BenchResult, GateReport, GateRow
+from infertool.results import BenchResult, BenchRow, GateReport, GateRow
+from infertool.tensors import format_shape
 
 GATE_STATS = ("median", "mean", "p90", "p95", "p99", "min")
 
@@ -23,26 +24,82 @@ def load_baseline(path: Path) -> dict:
     return data
 
 
-def _baseline_ms(row: dict, mode: str, stat: str) -> float | None:
-    timing = row.get("timings_ms", {}).get(mode) or (row.get("latency_ms") if row.get("latency_mode") == mode else None)
-    return None if timing is None else timing.get(stat)
+# row settings that change speed: rows measured with other values are not compared
+SPEED_SETTINGS = ("providers", "intra_op_threads", "inter_op_threads", "graph_optimization", "provider_options", "io_binding", "cuda_graph", "plan", "profiles")
 
 
-def gate(result: BenchResult, baseline: dict, path: Path, max_regression: float, stat: str) -> GateReport:
-    by_key = {(r["backend"], r["batch"]): r for r in baseline.get("rows", [])}
-    rows, notes = [], []
+def _baseline_stats(row: dict, mode: str) -> dict | None:
+    return row.get("timings_ms", {}).get(mode) or (row.get("latency_ms") if row.get("latency_mode") == mode else None)
+
+
+def _plain(value: object) -> object:
+    """A value as it reads back from JSON (tuples as lists), for comparing with a baseline's."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _difference(row: BenchRow, base: dict) -> str | None:
+    """What the baseline row measured differently (precision, input shapes, a speed setting), or None."""
+    if base.get("precision") != row.precision:
+        return f"precision {base.get('precision')} in the baseline, {row.precision} now"
+    if _plain(base.get("input_shapes")) != _plain(row.input_shapes):
+        shapes = lambda found: ", ".join(f"{n} {format_shape(s) if isinstance(s, list) else s}" for n, s in (found or {}).items())  # noqa: E731
+        return f"input shapes {shapes(base.get('input_shapes'))} in the baseline, {shapes(row.input_shapes)} now"
+    settings = base.get("settings") or {}
+    for key in SPEED_SETTINGS:
+        if _plain(settings.get(key)) != _plain(row.settings.get(key)):
+            return f"{key} {settings.get(key)!r} in the baseline, {row.settings.get(key)!r} now"
+    return None
+
+
+def _match(row: BenchRow, rows: list[dict]) -> tuple[dict | None, str | None]:
+    """The baseline row measuring the same thing, or why there is none."""
+    candidates = [r for r in rows if r.get("backend") == row.backend and r.get("batch") == row.batch]
+    if not candidates:
+        return None, f"no baseline row for {row.backend} batch {row.batch}"
+    differences = [_difference(row, c) for c in candidates]
+    if None in differences:
+        return candidates[differences.index(None)], None
+    return None, differences[0]
+
+
+def _noise(row: BenchRow, base_stats: dict, max_cv: float | None) -> str | None:
+    if max_cv is None:
+        return None
+    for label, cv in (("now", row.latency.cv), ("in the baseline", base_stats.get("cv"))):
+        if cv is not None and cv > max_cv:
+            return f"CV {cv:.1%} {label} > --max-cv {max_cv:.1%}: too noisy to judge"
+    return None
+
+
+def _gate_row(row: BenchRow, rows: list[dict], max_regression: float, stat: str, max_cv: float | None) -> GateRow:
+    current = getattr(row.latency, stat)
+    base, reason = _match(row, rows)
+    stats = None if base is None else _baseline_stats(base, row.latency_mode)
+    base_ms = None if stats is None else stats.get(stat)
+    if reason is None and (base_ms is None or base_ms <= 0):
+        reason = f"the baseline has no {row.latency_mode} {stat}"
+    if reason is not None:
+        return GateRow(row.backend, row.batch, None, current, None, False, "not compared", reason)
+    change = (current - base_ms) / base_ms
+    noisy = _noise(row, stats, max_cv)
+    if noisy is not None:
+        return GateRow(row.backend, row.batch, base_ms, current, change, False, "left out", noisy)
+    return GateRow(row.backend, row.batch, base_ms, current, change, change > max_regression, "regressed" if change > max_regression else "ok")
+
+
+def gate(result: BenchResult, baseline: dict, path: Path, max_regression: float, stat: str, max_cv: float | None = None) -> GateReport:
+    """Each row against the baseline row that measured the same thing: backend, batch, precision,
+    input shapes and the settings that change speed. Rows without one, or too noisy (--max-cv),
+    are reported and left out of the verdict."""
+    notes = []
     if baseline.get("model", {}).get("sha256") != result.model["sha256"]:
         notes.append("the baseline was measured on a different model file")
     if baseline.get("env", {}).get("gpus") != result.env.get("gpus") or baseline.get("env", {}).get("cpu") != result.env.get("cpu"):
         notes.append("the baseline was measured on different hardware")
-    for row in result.rows:
-        current = getattr(row.latency, stat)
-        base = by_key.get((row.backend, row.batch))
-        base_ms = None if base is None else _baseline_ms(base, row.latency_mode, stat)
-        if base_ms is None or base_ms <= 0:
-            notes.append(f"{row.backend} batch {row.batch}: no baseline {row.latency_mode} {stat}; not gated")
-            rows.append(GateRow(row.backend, row.batch, None, current, None, False))
-            continue
-        change = (current - base_ms) / base_ms
-        rows.append(GateRow(row.backend, row.batch, base_ms, current, change, change > max_regression))
-    return GateReport(str(path), stat, max_regression, tuple(rows), tuple(notes))
+    rows = tuple(_gate_row(row, baseline.get("rows", []), max_regression, stat, max_cv) for row in result.rows)
+    skipped = [r for r in rows if r.status in ("not compared", "left out")]
+    if skipped:
+        notes.append(f"{len(skipped)} of {len(rows)} rows not judged: " + "; ".join(f"{r.backend} batch {r.batch}: {r.reason}" for r in skipped))
+    if len(skipped) == len(rows):
+        notes.append("no row was compared with the baseline: the gate proved nothing")
+    return GateReport(str(path), stat, max_regression, rows, tuple(notes), max_cv)

@@ -64,10 +64,11 @@ def emulated(converted: Path, precision: str, backend: str, folder: Path) -> tup
 
 def evaluate(
     original: Path, converted: Path, shown_as: Path, specs: list[TensorSpec], samples: dict[str, np.ndarray],
-    data: str, precision: str, backend: str, reporter: Reporter, labelled: Labelled | None = None,
+    data: str, precision: str, backend: str, reporter: Reporter, min_cosine: float | None = None, labelled: Labelled | None = None,
 ) -> AccuracyReport:
-    """Both models on `samples`; `shown_as` names the converted model in messages; with `labelled`,
-    each model's accuracy against the ground truth as well."""
+    """Both models on `samples`, each output judged by the precision's tolerance (`min_cosine`, where
+    given, replaces its cosine floor); `shown_as` names the converted model in messages; with
+    `labelled`, each model's accuracy against the ground truth as well."""
     count = sample_count(samples)
     batches = split_batches(samples, specs, EVALUATION_BATCH)
     registry.require(backend)
@@ -82,6 +83,7 @@ def evaluate(
         except Exception as exc:
             return AccuracyReport(backend, data, count, unavailable=first_line(exc), original_accuracy=_truth(reference, labelled))
     atol, rtol, cosine = tolerance(tolerance_class(precision))
+    cosine = cosine if min_cosine is None else min_cosine
     outputs = tuple(compare(n, reference[n], candidate[n].astype(reference[n].dtype), atol, rtol, cosine) for n in reference)
     return AccuracyReport(
         backend, data, count, outputs, original_accuracy=_truth(reference, labelled), converted_accuracy=_truth(candidate, labelled), emulation=emulation,

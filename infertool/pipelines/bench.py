@@ -16,7 +16,7 @@ from infertool.agreement import compare, tolerance
 from infertool.backends import registry
 from infertool.backends.base import DEVICE_RESIDENT, END_TO_END, Backend, OrtOptions, Runner, RunnerOptions
 from infertool.errors import CheckFailed, InfertoolError
-from infertool.feeds import FeedSource, InputOptions
+from infertool.feeds import FeedSource, InputOptions, value_shape
 from infertool.labels import LabelledSet, classes_for, read_labels_csv
 from infertool.measure.gate import gate, load_baseline
 from infertool.measure.memory import HostPeak, gpu_used
@@ -34,6 +34,7 @@ class GateOptions:
     baseline: Path
     max_regression: float  # a fraction: 0.1 fails rows more than 10 % slower
     stat: str = "median"
+    max_cv: float | None = None  # a fraction: rows noisier than this are left out of the verdict
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class _References:
         self._outputs: dict[tuple, dict[str, np.ndarray]] = {}
 
     def outputs(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        shapes = tuple((name, array.shape) for name, array in feeds.items())
+        shapes = tuple((name, repr(value_shape(value))) for name, value in feeds.items())
         if shapes not in self._outputs:
             with self.backend.open(self.model, self._options) as runner:
                 self._outputs[shapes] = runner.infer(feeds)
@@ -209,7 +210,8 @@ def run_bench(model_path: Path, options: BenchOptions, reporter: Reporter) -> Be
         environment.fingerprint(), model.to_dict(), options.to_dict(), tuple(rows), (*warnings, *advice), skipped=skipped, notes=notes,
     )
     if baseline is not None:
-        result = replace(result, gate=gate(result, baseline, options.gate.baseline, options.gate.max_regression, options.gate.stat))
+        settings = options.gate
+        result = replace(result, gate=gate(result, baseline, settings.baseline, settings.max_regression, settings.stat, settings.max_cv))
     _verdict(result)
     return result
 
@@ -226,7 +228,7 @@ def _verdict(result: BenchResult) -> None:
         slower = [r for r in result.gate.rows if r.regressed]
         raise CheckFailed(
             "performance regression: " + ", ".join(f"{r.backend} batch {r.batch} {r.change:+.1%}" for r in slower)
-            + f" (limit {result.gate.max_regression:.0%} on {result.gate.stat})",
+            + f" (limit +{result.gate.max_regression * 100:g}% on {result.gate.stat})",
             result=result,
         )
 
@@ -253,12 +255,12 @@ def _timings(runner: Runner, feeds: dict, label: str, options: BenchOptions, rep
 
 
 def _measure_row(model: ModelInfo, backend: Backend, feeds, options: BenchOptions, references, reporter, labelled: LabelledSet | None) -> BenchRow:
-    batch = next((a.shape[0] for a in feeds.values() if a.ndim), 1)
+    batch = next((a.shape[0] for a in feeds.values() if isinstance(a, np.ndarray) and a.ndim), 1)
     label = f"{backend.name} batch {batch}"
     device = options.runner.device
     host = HostPeak()
     gpu_before = gpu_used(device) if backend.capabilities.on_gpu else None
-    shapes = {name: tuple(array.shape) for name, array in feeds.items()}
+    shapes = {name: tuple(array.shape) for name, array in feeds.items() if isinstance(array, np.ndarray)}
     artifact = backend.prepare(model, options.runner, shapes, reporter)
     runner = backend.open(artifact, options.runner)
     with reporter.task(f"{label}: loading"):
@@ -297,7 +299,7 @@ def _measure_row(model: ModelInfo, backend: Backend, feeds, options: BenchOption
     warnings = list(info.warnings)
     if timings[mode].noisy:
         warnings.insert(0, f"noisy: coefficient of variation {timings[mode].cv:.1%} > 5%")
-    input_shapes = {name: list(shape) for name, shape in shapes.items()}
+    input_shapes = {name: value_shape(value) for name, value in feeds.items()}
     return BenchRow(
         backend.name, batch, precision, mode, timings, memory, input_shapes, dict(info.settings), agreement, warnings=tuple(warnings),
         accuracy=accuracy, startup={k: round(v, 3) for k, v in startup.items()},

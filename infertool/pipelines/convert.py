@@ -54,7 +54,7 @@ def default_output(source: str) -> Path:
 
 
 def convert(source: str, options: ConvertOptions, reporter: Reporter) -> ConvertResult:
-    from infertool.exporters.validate import validate_export
+    from infertool.exporters.validate import check_model, validate_export
 
     started = time.perf_counter()
     framework = detect_framework(source)
@@ -80,6 +80,10 @@ def convert(source: str, options: ConvertOptions, reporter: Reporter) -> Convert
                 final, exported.reference, exported.framework, exported.example_shapes, options.atol, options.rtol,
                 options.export.seed, options.export.int_range, reporter,
             )
+            for warning in report.warnings:
+                reporter.note(warning)
+        else:
+            check_model(final, full=False)  # even unvalidated, never a file ONNX does not define
         written = onnx_io.load(final, load_external_data=False)
         result = ConvertResult(
             source=source, framework=framework, exporter=exported.exporter,
@@ -89,11 +93,23 @@ def convert(source: str, options: ConvertOptions, reporter: Reporter) -> Convert
             seconds=time.perf_counter() - started, validation=report, notes=tuple(exported.notes),
         )
         if report is not None and not report.passed:
-            worst = max((a for b in report.batches for a in b.outputs if not a.passed), key=lambda a: a.max_abs)
-            raise CheckFailed(
-                f"the ONNX model disagrees with the {framework} model: output '{worst.name}' max abs error "
-                f"{worst.max_abs:.3g} exceeds atol {options.atol:g} / rtol {options.rtol:g}; {output} was not written",
-                hint="loosen --atol/--rtol if the difference is expected, or try --exporter torchscript",
-                result=replace(result, output=replace(result.output, path="")),
-            )
+            raise _parity_failure(report, framework, output, options, replace(result, output=replace(result.output, path="")))
     return result
+
+
+
+def _parity_failure(report, framework: str, output: Path, options: ConvertOptions, result: ConvertResult) -> CheckFailed:
+    """The worst disagreement; where it appears only at another size of a dynamic axis, the export
+    turned that size into a constant."""
+    where, worst = max(((b, a) for b in report.batches for a in b.outputs if not a.passed), key=lambda found: found[1].max_abs)
+    at, hint = "", "loosen --atol/--rtol if the difference is expected, or try --exporter torchscript"
+    if where.varied is not None:
+        label, example, size = where.varied
+        at = f" at {label} {size} (the example has {example})"
+        hint = (f"the export baked {label} {example} in: keep sizes as tensors in the model's code (not float(x.shape[1]) or int(...)), "
+                f"or drop the dynamic {label} axis")
+    return CheckFailed(
+        f"the ONNX model disagrees with the {framework} model{at}: output '{worst.name}' max abs error "
+        f"{worst.max_abs:.3g} exceeds atol {options.atol:g} / rtol {options.rtol:g}; {output} was not written",
+        hint=hint, result=result,
+    )

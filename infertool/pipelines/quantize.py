@@ -35,15 +35,16 @@ class QuantizeOptions:
     generated: InputOptions = field(default_factory=InputOptions)  # shapes, seed, int range for generated inputs
     eval_samples: int = 8
     eval_backend: str = "ort-cpu"
-    min_cosine: float | None = None
+    min_cosine: float | None = None  # replaces the precision's cosine floor
     min_top1: float | None = None
+    gate: bool = True  # the precision's tolerance decides (exit 1, nothing written); False keeps the file regardless
     force: bool = False
     labels: Path | None = None  # ground truth (sample -> class) of the evaluation samples
 
     def to_dict(self) -> dict:
         return {
             **self.settings.to_dict(), "calibration_samples": self.calib_samples,
-            "eval_backend": self.eval_backend, "min_cosine": self.min_cosine, "min_top1": self.min_top1,
+            "eval_backend": self.eval_backend, "min_cosine": self.min_cosine, "min_top1": self.min_top1, "gate": self.gate,
             "labels": str(self.labels) if self.labels else None,
         }
 
@@ -92,6 +93,8 @@ def _ground_truth(options: QuantizeOptions, samples: dict[str, np.ndarray]) -> L
         raise InfertoolError("--labels-csv needs real evaluation samples", hint="give --eval-data PATH or --calib-data PATH (the labelled samples)")
     truth = read_labels_csv(options.labels)
     return Labelled(classes_for(truth, sample_names(path, sample_count(samples)), str(path)), truth)
+
+
 def _usage_note(settings: PrecisionSettings) -> list[str]:
     """Which graph to use where: the right int8 graph depends on the runtime."""
     if settings.precision == "int8" and settings.target == "tensorrt":
@@ -105,12 +108,56 @@ def _usage_note(settings: PrecisionSettings) -> list[str]:
     return []
 
 
-def _gates(accuracy: AccuracyReport, options: QuantizeOptions) -> dict:
+def calibration_batch(count: int, settings: PrecisionSettings) -> int:
+    """Samples per calibration batch. onnxruntime's histogram calibrators (entropy, percentile, and
+    fp8's distribution) stack every batch's activations into one array, so their batches must all be
+    the same size: the largest divisor of the sample count up to CALIBRATION_BATCH."""
+    if settings.precision != "fp8" and settings.calib_method == "minmax":
+        return CALIBRATION_BATCH
+    return max(size for size in range(1, CALIBRATION_BATCH + 1) if count % size == 0)
+
+
+def _gates(accuracy: AccuracyReport, options: QuantizeOptions, notes: list[str]) -> dict:
+    """The verdicts, each with the threshold it applied: every output within the precision's
+    tolerance (`tolerance`, unless --no-gate; `min_cosine` where --min-cosine replaces its cosine
+    floor), and --min-top1."""
     gates = {}
-    for name, minimum, value in (("min_cosine", options.min_cosine, accuracy.min_cosine), ("min_top1", options.min_top1, accuracy.top1)):
-        if minimum is not None:
-            gates[name] = {"min": minimum, "value": value, "passed": value is not None and value >= minimum}
+    cosine_gate = "min_cosine" if options.min_cosine is not None else "tolerance" if options.gate else None
+    if cosine_gate and accuracy.outputs:
+        first = accuracy.outputs[0]
+        gates[cosine_gate] = {
+            "atol": first.atol, "rtol": first.rtol, "min": first.min_cosine, "value": accuracy.min_cosine,
+            "passed": all(a.passed for a in accuracy.outputs),
+        }
+    elif cosine_gate == "min_cosine":
+        gates[cosine_gate] = {"min": options.min_cosine, "value": None, "passed": False}
+    elif cosine_gate:
+        notes.append(f"accuracy not evaluated, so the tolerance gate did not run: {accuracy.unavailable}")
+    if not options.gate and not all(a.passed for a in accuracy.outputs):
+        notes.append(f"outputs are outside the {options.settings.precision} tolerance; {options.output} was kept anyway (--no-gate)")
+    if options.min_top1 is not None:
+        value = accuracy.top1
+        gates["min_top1"] = {"min": options.min_top1, "value": value, "passed": value is not None and value >= options.min_top1}
     return gates
+
+
+def _failure(result: QuantizeResult, output: Path) -> CheckFailed:
+    failed = []
+    for name, gate in result.gates.items():
+        if gate["passed"]:
+            continue
+        if gate["value"] is None:
+            failed.append(f"{name}: not evaluated")
+        elif "atol" in gate:
+            failed.append(f"{name}: an output is outside atol {gate['atol']:g} / rtol {gate['rtol']:g} and below cosine {gate['min']:g} (min cosine {gate['value']:.6g})")
+        else:
+            failed.append(f"{name} {gate['value']:.6g} < {gate['min']:g}")
+    return CheckFailed(
+        f"accuracy gate failed ({'; '.join(failed)}); {output} was not written",
+        hint="exclude sensitive layers (--exclude-nodes / --exclude-op-types), calibrate on more data, or use a wider precision; "
+        "--no-gate keeps the file anyway",
+        result=result,
+    )
 
 
 def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> QuantizeResult:
@@ -126,25 +173,23 @@ def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> 
     labelled = _ground_truth(options, samples)
     with staged_output(options.output, options.force) as staging:
         converted = staging / options.output.name
-        batches = None if calib is None else split_batches(calib, specs, CALIBRATION_BATCH)
+        batches = None if calib is None else split_batches(calib, specs, calibration_batch(sample_count(calib), settings))
         stage = transform.convert(model_path, model, converted, settings, batches, reporter)
         del model
         calibration = None if stage.calibration is None else {
             **stage.calibration, "samples": None if calib is None else sample_count(calib),
             "data": str(options.calib.path) if options.calib and options.calib.path else "random" if options.calib else None,
         }
-        accuracy = evaluate(model_path, converted, options.output, specs, samples, data, settings.precision, options.eval_backend, reporter, labelled)
+        accuracy = evaluate(
+            model_path, converted, options.output, specs, samples, data, settings.precision, options.eval_backend, reporter, options.min_cosine, labelled,
+        )
+        gates = _gates(accuracy, options, notes)
         result = QuantizeResult(
             source=ModelFile(str(model_path), info.sha256, model_path.stat().st_size),
             output=ModelFile(str(options.output), file_sha256(converted), converted.stat().st_size, onnx_io.external_data_path(converted).exists()),
             precision=settings.precision, settings=options.to_dict(), graph=stage.graph, calibration=calibration,
-            accuracy=accuracy, gates=_gates(accuracy, options), seconds=time.perf_counter() - started, notes=(*notes, *stage.notes),
+            accuracy=accuracy, gates=gates, seconds=time.perf_counter() - started, notes=(*notes, *stage.notes),
         )
         if not result.passed:
-            failed = [f"{name} {g['value']:.6g} < {g['min']:g}" if g["value"] is not None else f"{name}: not evaluated" for name, g in result.gates.items() if not g["passed"]]
-            raise CheckFailed(
-                f"accuracy gate failed ({'; '.join(failed)}); {options.output} was not written",
-                hint="exclude sensitive layers (--exclude-nodes / --exclude-op-types), calibrate on more data, or use a wider precision",
-                result=result,
-            )
+            raise _failure(result, options.output)
     return result

@@ -5,18 +5,24 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from infertool import onnx_io
 from infertool.backends import registry
 from infertool.backends.base import Backend, RunnerOptions
+from infertool.dtypes import widened
 from infertool.errors import InfertoolError, first_line
-from infertool.feeds import FeedSource, InputOptions, write_pb_dir
+from infertool.feeds import FeedSource, InputOptions, value_shape, write_npz, write_pb_dir
 from infertool.files import check_output, staged_output
 from infertool.labels import classifier_output
 from infertool.reporting import Reporter
 from infertool.results import OutputSummary, RunResult, TopK
+from infertool.tensors import TensorSpec
+
+SCORE_MODES = ("auto", "raw", "softmax", "sigmoid")
+PROBABILITY_SUM_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class RunRequest:
     labels: Path | None = None
     force: bool = False
     save_inputs: Path | None = None  # the exact tensors fed: in.npz, or a folder of input_K.pb (readable by --inputs)
+    scores: str = "auto"  # how --top-k turns scores into probabilities: auto, raw, softmax, sigmoid
 
 
 def read_labels(path: Path) -> list[str]:
@@ -40,39 +47,80 @@ def read_labels(path: Path) -> list[str]:
         raise InfertoolError(f"cannot read labels {path}: {first_line(exc)}") from exc
 
 
-def _classifier_scores(outputs: dict[str, np.ndarray]) -> tuple[str, np.ndarray]:
+def _classifier_scores(outputs: dict[str, Any]) -> tuple[str, np.ndarray]:
     found = classifier_output(outputs)
     if found is None:
         raise InfertoolError("--top-k needs an output shaped [batch, classes]", hint="drop --top-k for this model")
     return found
 
 
-def top_k(outputs: dict[str, np.ndarray], k: int, labels: list[str] | None) -> TopK:
-    """Top-k classes of the classifier output, with softmax probabilities."""
+def are_probabilities(scores: np.ndarray) -> bool:
+    """Rows that are non-negative and sum to 1 (within 1 %): a softmax the model applied itself."""
+    return bool(np.all(scores >= 0) and np.allclose(scores.sum(axis=1), 1.0, rtol=0, atol=PROBABILITY_SUM_TOLERANCE))
+
+
+def probabilities(scores: np.ndarray, mode: str) -> tuple[np.ndarray | None, str]:
+    """Probabilities per `mode` (auto: the scores themselves where they are probabilities, else their
+    softmax), and the way they were obtained."""
+    if mode == "auto":
+        mode = "probabilities" if are_probabilities(scores) else "softmax"
+    if mode == "probabilities":
+        return scores, mode
+    if mode == "sigmoid":
+        return 1 / (1 + np.exp(-scores)), mode
+    if mode == "softmax":
+        shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True), mode
+    if mode != "raw":
+        raise InfertoolError(f"unknown --scores '{mode}'", hint=f"choose from {', '.join(SCORE_MODES)}")
+    return None, mode
+
+
+def top_k(outputs: dict[str, Any], k: int, labels: list[str] | None, scores_mode: str = "auto") -> TopK:
+    """Top-k classes of the classifier output, with probabilities as `scores_mode` says."""
     name, scores = _classifier_scores(outputs)
     classes = scores.shape[1]
     if labels is not None and len(labels) != classes:
         raise InfertoolError(f"the labels file has {len(labels)} labels, output '{name}' has {classes} classes", hint="give one label per line, in class order")
     scores = scores.astype(np.float64)
-    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
-    probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+    probs, used = probabilities(scores, scores_mode)
     rows = []
-    for row_scores, row_probs in zip(scores, probabilities):
-        best = np.argsort(-row_scores)[: min(k, classes)]
-        rows.append(tuple((int(c), labels[c] if labels else str(c), float(row_scores[c]), float(row_probs[c])) for c in best))
-    return TopK(name, tuple(rows))
+    for index, row_scores in enumerate(scores):
+        best = np.argsort(-row_scores, kind="stable")[: min(k, classes)]
+        rows.append(tuple(
+            (int(c), labels[c] if labels else str(c), float(row_scores[c]), None if probs is None else float(probs[index, c])) for c in best
+        ))
+    return TopK(name, tuple(rows), used)
 
 
-def save_outputs(outputs: dict[str, np.ndarray], path: Path, force: bool, prefix: str = "output") -> None:
-    """`.npz` keyed by tensor name, or a folder of `<prefix>_K.pb` TensorProtos."""
+def _unit_interval(array: np.ndarray) -> bool:
+    values = widened(array)
+    return bool(np.all((values >= 0) & (values <= 1)))
+
+
+def check_saveable(path: Path, outputs: tuple[TensorSpec, ...]) -> None:
+    """An .npz holds tensors: a model with sequence or optional outputs saves to a .pb folder."""
+    if path.suffix == ".npz":
+        other = [o for o in outputs if not o.is_tensor]
+        if other:
+            raise InfertoolError(
+                f"output '{other[0].name}' is a {other[0].type_name}, which .npz cannot hold",
+                hint=f"save to a folder instead (-o {path.with_suffix('')}) for output_K.pb files",
+            )
+
+
+def save_outputs(outputs: dict[str, Any], path: Path, force: bool, specs: tuple[TensorSpec, ...] = (), prefix: str = "output") -> list[str]:
+    """`.npz` keyed by tensor name, or a folder of `<prefix>_K.pb` protos; returns notes on what changed."""
+    notes: list[str] = []
     if path.suffix == ".npz":
         with staged_output(path, force) as staging:
-            np.savez(staging / path.name, **outputs)
+            notes = write_npz(outputs, staging / path.name)
     elif path.suffix == "":
         with staged_output(path, force, directory=True) as staging:
-            write_pb_dir(outputs, staging / path.name, prefix)
+            write_pb_dir(outputs, staging / path.name, prefix, specs=specs)
     else:
         raise InfertoolError(f"cannot save {prefix}s as '{path.suffix}'", hint=f"use a .npz file, or a folder name for {prefix}_K.pb files")
+    return notes
 
 
 def _check(request: RunRequest) -> Backend:
@@ -89,19 +137,22 @@ def _check(request: RunRequest) -> Backend:
     return backend
 
 
-def _infer(backend: Backend, request: RunRequest, reporter: Reporter, startup: dict) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Inputs and outputs of one inference; the load and inference times go into `startup` (ms)."""
+def _infer(backend: Backend, request: RunRequest, reporter: Reporter, startup: dict) -> tuple[dict[str, Any], dict[str, Any], tuple[TensorSpec, ...]]:
+    """Inputs, outputs and output specs of one inference; the load and inference times go into `startup` (ms)."""
     registry.require(backend.name)
     model, feeds, artifact = None, None, request.model
     if request.model.suffix != ".engine":  # inputs first: an engine is built for their shapes
         model = onnx_io.describe(request.model)
+        if request.output is not None:
+            check_saveable(request.output, model.outputs)
         source = FeedSource(list(model.inputs), request.inputs)
         feeds = source.feeds(request.batch)
         for note in source.notes:
             reporter.note(note)
     with reporter.task(f"{backend.name}: loading {request.model.name}"):
         if model is not None:
-            artifact = backend.prepare(model, request.runner, {n: tuple(a.shape) for n, a in feeds.items()}, reporter)
+            shapes = {n: tuple(a.shape) for n, a in feeds.items() if isinstance(a, np.ndarray)}
+            artifact = backend.prepare(model, request.runner, shapes, reporter)
         runner = backend.open(artifact, request.runner)
         started = time.perf_counter()
         runner.prepare()
@@ -115,7 +166,7 @@ def _infer(backend: Backend, request: RunRequest, reporter: Reporter, startup: d
             started = time.perf_counter()
             outputs = runner.infer(feeds)
             startup["first_inference_ms"] = round((time.perf_counter() - started) * 1e3, 3)
-            return feeds, outputs
+            return feeds, outputs, model.outputs if model is not None else tuple(runner.outputs)
     finally:
         runner.close()
 
@@ -127,14 +178,20 @@ def run(request: RunRequest, reporter: Reporter) -> RunResult:
     if not request.model.is_file():
         raise InfertoolError(f"model file {request.model} not found", hint="check the path")
     startup: dict = {}
-    feeds, outputs = _infer(backend, request, reporter, startup)
-    ranked = top_k(outputs, request.top_k, labels) if request.top_k else None
+    feeds, outputs, specs = _infer(backend, request, reporter, startup)
+    ranked = top_k(outputs, request.top_k, labels, request.scores) if request.top_k else None
+    notes: list[str] = []
+    if ranked is not None and request.scores == "auto" and ranked.scores == "softmax" and _unit_interval(outputs[ranked.output]):
+        notes.append(f"every score of '{ranked.output}' lies in [0, 1] but its rows do not sum to 1 (sigmoid outputs?): "
+                     "the probabilities shown are their softmax; --scores raw shows them as they are")
     if request.output is not None:
-        save_outputs(outputs, request.output, request.force)
+        notes += save_outputs(outputs, request.output, request.force, specs)
     if request.save_inputs is not None:
-        save_outputs(feeds, request.save_inputs, request.force, prefix="input")
+        notes += save_outputs(feeds, request.save_inputs, request.force, prefix="input")
+    for note in notes:
+        reporter.note(note)
     return RunResult(
-        str(request.model), backend.name, {n: list(a.shape) for n, a in feeds.items()},
+        str(request.model), backend.name, {n: value_shape(a) for n, a in feeds.items()},
         tuple(OutputSummary.of(n, a) for n, a in outputs.items()), str(request.output) if request.output else None, ranked,
-        str(request.save_inputs) if request.save_inputs else None, startup,
+        str(request.save_inputs) if request.save_inputs else None, startup, tuple(notes),
     )

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # The CPU build of torch; a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
-EXTRAS ?= cpu,torch,keras,dev
+EXTRAS ?= cpu,torch,keras,report,sweep,ray,dev
 DEMO := build/demo
 
 .PHONY: install demo lint test clean
@@ -18,9 +18,16 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	touch $@
 
+# The bundled CNN to ONNX, quantized to fp16 and int8 (int8 calibrated on random data: a speed demo),
+# the three benchmarked in one table with their agreement with fp32, then one report with plots.
 demo: install
 	$(BIN)/infertool convert examples/tiny_cnn.py:build --input-shape 1x3x64x64 -o $(DEMO)/tiny_cnn.onnx --force
-	$(BIN)/infertool bench $(DEMO)/tiny_cnn.onnx --backend ort-cpu --batch 1,8,32 --markdown $(DEMO)/bench.md --json $(DEMO)/bench.json --force
+	$(BIN)/infertool quantize $(DEMO)/tiny_cnn.onnx -p fp16 -o $(DEMO)/tiny_cnn.fp16.onnx --json $(DEMO)/quantize_fp16.json --force
+	$(BIN)/infertool quantize $(DEMO)/tiny_cnn.onnx -p int8 --calib-data random -o $(DEMO)/tiny_cnn.int8.onnx --json $(DEMO)/quantize_int8.json --force
+	$(BIN)/infertool bench $(DEMO)/tiny_cnn.onnx $(DEMO)/tiny_cnn.fp16.onnx $(DEMO)/tiny_cnn.int8.onnx --label fp32,fp16,int8 \
+		--backend ort-cpu --batch 1,8,32 --save-samples --markdown $(DEMO)/bench.md --json $(DEMO)/bench.json --force
+	$(BIN)/infertool report $(DEMO)/bench.json $(DEMO)/quantize_fp16.json $(DEMO)/quantize_int8.json -o $(DEMO)/report.html --force
+	@echo "open $(DEMO)/report.html"
 
 lint: install
 	$(BIN)/ruff check infertool tests benchmarks examples

@@ -20,6 +20,9 @@ EXTRAS = {
     "tensorrt": "trt",
     "cuda": "gpu",
     "pynvml": "gpu",
+    "matplotlib": "report",
+    "yaml": "sweep",
+    "ray": "ray",
 }
 
 

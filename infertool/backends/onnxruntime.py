@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import psutil
 
 from infertool import dtypes
 from infertool.backends import registry
@@ -144,6 +145,7 @@ class OrtRunner(Runner):
         self._bound_inputs: dict[str, Any] = {}
         self._bound_outputs_values: list[Any] = []
         self._names: list[str] = []
+        self._started_threads: int | None = None
 
     @property
     def io_binding(self) -> Any:
@@ -158,11 +160,13 @@ class OrtRunner(Runner):
             cuda.set_device(self.device)
             self.stream = cuda.Stream()
         chain = self.backend.provider_chain(replace(self.options, cuda_graph=self.cuda_graph), self.stream)
+        threads = psutil.Process().num_threads()
         try:
             self.session = ort.InferenceSession(
                 str(self.model), session_options(self.options.ort, optimized_path),
                 providers=[p for p, _ in chain], provider_options=[o for _, o in chain],
             )
+            self._started_threads = psutil.Process().num_threads() - threads
         except Exception as exc:
             text = first_line(exc)
             if "Invalid" in text or "Protobuf" in text or "parsing" in text.lower() or "Load model" in text:
@@ -275,10 +279,23 @@ class OrtRunner(Runner):
             end.close()
         return {"compute": times}
 
+    def effective_threads(self) -> dict | None:
+        """The thread counts ORT runs with, counted rather than assumed: the session starts a pool of
+        n - 1 threads per n-thread pool (the calling thread is the n-th). Not told on GPU providers,
+        which may start threads of their own, nor where ORT sized both pools itself."""
+        if self._started_threads is None or self.backend.capabilities.on_gpu:
+            return None
+        parallel = self.options.ort.inter_op_threads is not None
+        inter = self.options.ort.inter_op_threads if parallel else 1
+        if not inter:
+            return None
+        return {"intra_op": self._started_threads + 1 - (inter - 1), "inter_op": inter, "counted": "threads the session started"}
+
     def info(self) -> RunnerInfo:
         return RunnerInfo(settings={
             "providers": self.session.get_providers() if self.session else [], "device": self.device,
             **self.options.ort.to_dict(), "io_binding": self.device_resident, "cuda_graph": self.cuda_graph,
+            "effective_threads": self.effective_threads(),
         })
 
     def close(self) -> None:

@@ -45,7 +45,7 @@ class Engine:
 
 @dataclass
 class Agreement:
-    reference: Optional[Path] = typer.Option(None, "--reference", help="ONNX model whose ort-cpu outputs are the reference [default: MODEL]; e.g. the fp32 original of a quantized model.")
+    reference: Optional[Path] = typer.Option(None, "--reference", help="ONNX model whose ort-cpu outputs are the reference [default: the first MODEL]; e.g. the fp32 original of a quantized model.")
     check: bool = typer.Option(True, "--check/--no-check", help="Compare every backend's outputs with the reference (mismatch: exit 1).")
     atol: Optional[float] = typer.Option(None, "--atol", help="Agreement tolerance override [default: by precision].")
     rtol: Optional[float] = typer.Option(None, "--rtol", help="Agreement tolerance override [default: by precision].")
@@ -60,12 +60,19 @@ class Gate:
 
 
 @dataclass
+class Compare:
+    label: Optional[List[str]] = typer.Option(None, "--label", metavar="NAME[,NAME]", help="Short names of the models, in order (repeatable) (default: the file names).")
+    baseline_row: Optional[str] = typer.Option(None, "--baseline-row", metavar="MODEL|BACKEND|MODEL:BACKEND", help="The row speedups are measured against, at each batch (default: the first model's first backend).")
+
+
+@dataclass
 class Reports:
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write one CSV line per row.")
     markdown_out: Optional[Path] = typer.Option(None, "--markdown", help="Write a Markdown table (also appended to $GITHUB_STEP_SUMMARY when set).")
+    save_samples: bool = typer.Option(False, "--save-samples", help="Keep every iteration's time (ns) in the JSON, as trtexec --exportTimes (infertool report draws their distribution).")
 
 
-def _options(backend, batch, inputs, generated, image, timing, ort, engine, agreement, gate, device, force):
+def _options(backend, batch, inputs, generated, image, timing, ort, engine, agreement, gate, device, force, compare, save_samples):
     from infertool.backends.base import EngineOptions, OrtOptions, RunnerOptions
     from infertool.backends.onnxruntime import OPTIMIZATION_LEVELS
     from infertool.measure.gate import GATE_STATS
@@ -87,6 +94,7 @@ def _options(backend, batch, inputs, generated, image, timing, ort, engine, agre
         measure=Budget(timing.iterations, timing.duration), runner=runner, reference=agreement.reference,
         check_outputs=agreement.check, atol=agreement.atol, rtol=agreement.rtol, min_cosine=agreement.min_cosine,
         gate=gate_options, save_optimized=ort.save_optimized, force=force,
+        labels=parse.names(compare.label), baseline_row=compare.baseline_row, save_samples=save_samples,
     )
 
 
@@ -112,18 +120,18 @@ def _emit(result, output: Output, reports: Reports) -> None:
 
 @command
 def bench(
-    model: Path = typer.Argument(..., help="ONNX model."),
+    model: List[Path] = typer.Argument(..., help="ONNX model, or several versions of one (fp32.onnx fp16.onnx int8.onnx) compared in one table."),
     backend: Optional[List[str]] = typer.Option(None, "--backend", "-b", help="Backend to run (repeatable; the first is the speedup baseline; `infertool doctor` lists them) [default: ort-cpu]."),
     batch: Optional[str] = typer.Option(None, "--batch", metavar="N[,N...]", help="Batch sizes to sweep, one row each (the model's batch must be dynamic)."),
-    inputs: Inputs = None, generated: Generated = None, image: Image = None, timing: Timing = None, ort: Ort = None,
+    compare: Compare = None, inputs: Inputs = None, generated: Generated = None, image: Image = None, timing: Timing = None, ort: Ort = None,
     engine: Engine = None, agreement: Agreement = None, gate: Gate = None, device: Device = None, reports: Reports = None,
     output: Output = None,
 ) -> None:
-    """Benchmark an ONNX model on one or more backends: latency statistics, throughput, memory, output agreement."""
+    """Benchmark ONNX models on one or more backends: latency statistics, throughput, memory, output agreement."""
     from infertool.files import check_output
     from infertool.pipelines.bench import run_bench
 
-    settings = _options(backend, batch, inputs, generated, image, timing, ort, engine, agreement, gate, device, output.force)
+    settings = _options(backend, batch, inputs, generated, image, timing, ort, engine, agreement, gate, device, output.force, compare, reports.save_samples)
     for path in (output.json_path, reports.csv_out, reports.markdown_out):
         if path is not None:
             check_output(path, output.force)

@@ -189,3 +189,21 @@ def profiles(mins: list[str], opts: list[str], maxs: list[str]) -> list[dict[str
             check_bounds(name, lo[name], opt[name], hi[name])
         found.append({name: (lo[name], opt[name], hi[name]) for name in lo})
     return found
+
+
+def shard(text: str, source: str = "--shard") -> tuple[int, int]:
+    """`i/N` -> (i, N), 0 <= i < N."""
+    index, sep, count = text.strip().partition("/")
+    if not sep or not index.strip().isdigit() or not count.strip().isdigit() or not 0 <= int(index) < int(count):
+        raise InfertoolError(f"malformed {source} '{text}'", hint="write i/N with 0 <= i < N, e.g. 0/4")
+    return int(index), int(count)
+
+
+def devices(text: str) -> tuple[str, ...]:
+    """`--devices 4` (devices 0 to 3) or `--devices 0,2` (those)."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts or not all(p.isdigit() for p in parts) or (len(parts) == 1 and "," not in text and int(parts[0]) < 1):
+        raise InfertoolError(f"malformed --devices '{text}'", hint="give a count (4) or device indices (0,2)")
+    if "," not in text:
+        return tuple(str(i) for i in range(int(parts[0])))
+    return tuple(dict.fromkeys(parts))

@@ -103,20 +103,44 @@ def _timing(row, mode: str, stat: str = "median") -> float | None:
     return None if stats is None else getattr(stats, stat)
 
 
+def _many(result) -> bool:
+    """Several models in one bench: the tables gain a model column."""
+    return len(result.models) > 1
+
+
+def _key(result, row) -> list[str]:
+    return [*([row.model] if _many(result) else []), row.backend, str(row.batch)]
+
+
+def _key_columns(result, table: Table) -> None:
+    for column in ("model", "backend", "batch")[0 if _many(result) else 1:]:
+        table.add_column(column, justify="right" if column == "batch" else "left")
+
+
+def _models_table(result) -> Table:
+    table = Table(title="models", title_justify="left")
+    for column in ("model", "file", "prec", "opset", "size", "sha256"):
+        table.add_column(column, justify="right" if column in ("opset", "size") else "left")
+    for m in result.models:
+        table.add_row(m["label"], escape(m["path"]), m["precision"], str(m["opset"]), size(m["bytes"]), m["sha256"][:12])
+    return table
+
+
 def _latency_table(result) -> Table:
     model = result.model
-    title = f"{model['path']}  ({model['precision']}, opset {model['opset']}, {size(model['bytes'])})"
+    title = "latency" if _many(result) else f"{model['path']}  ({model['precision']}, opset {model['opset']}, {size(model['bytes'])})"
     latency = Table(title=title, title_justify="left", caption=(
         "timed: end-to-end = host arrays in and out; device-resident = inputs/outputs kept on the GPU (IO binding). "
         "Percentiles by nearest rank."
     ), caption_justify="left")
-    for column in ("backend", "batch", "prec", "timed", "median ms", "p90", "p99", "mean", "CV", "samples/s", "speedup"):
-        latency.add_column(column, justify="left" if column in ("backend", "prec", "timed") else "right")
+    _key_columns(result, latency)
+    for column in ("prec", "timed", "median ms", "p90", "p99", "mean", "CV", "samples/s", "speedup"):
+        latency.add_column(column, justify="left" if column in ("prec", "timed") else "right")
     for row in result.rows:
         stats = row.latency
         cv = f"{stats.cv:.1%}" if not stats.noisy else f"[yellow]{stats.cv:.1%}[/]"
         latency.add_row(
-            row.backend, str(row.batch), row.precision, MODE_LABELS[row.latency_mode], _ms(stats.median), _ms(stats.p90),
+            *_key(result, row), row.precision, MODE_LABELS[row.latency_mode], _ms(stats.median), _ms(stats.p90),
             _ms(stats.p99), _ms(stats.mean), cv, f"{throughput(stats, row.batch)['samples_per_s']:,.1f}",
             "-" if row.speedup is None else f"{row.speedup:.2f}x",
         )
@@ -127,10 +151,11 @@ def _split_table(result) -> Table:
     split = Table(title="where the time goes (median ms): copies vs device work", title_justify="left", caption=(
         "GPU columns are CUDA-event times on the runtime's stream."
     ), caption_justify="left")
-    for column in ("backend", "batch", "end-to-end", "device-resident", "GPU compute", "GPU H2D", "GPU D2H"):
-        split.add_column(column, justify="left" if column == "backend" else "right")
+    _key_columns(result, split)
+    for column in ("end-to-end", "device-resident", "GPU compute", "GPU H2D", "GPU D2H"):
+        split.add_column(column, justify="right")
     for row in result.rows:
-        split.add_row(row.backend, str(row.batch), *(_ms(_timing(row, m)) for m in ("end_to_end", "device_resident", "gpu_compute", "gpu_h2d", "gpu_d2h")))
+        split.add_row(*_key(result, row), *(_ms(_timing(row, m)) for m in ("end_to_end", "device_resident", "gpu_compute", "gpu_h2d", "gpu_d2h")))
     return split
 
 
@@ -139,50 +164,56 @@ def _memory_table(result) -> Table:
     keys = {"model_file_bytes": "model file", "host_rss_increase_bytes": "host RSS peak +", "gpu_bytes": "GPU memory +",
             "engine_bytes": "engine", "device_memory_bytes": "engine device mem"}
     shown = [k for k in keys if any(r.memory.get(k) is not None for r in result.rows)]
-    for column in ("backend", "batch", *(keys[k] for k in shown)):
-        memory.add_column(column, justify="left" if column == "backend" else "right")
+    _key_columns(result, memory)
+    for k in shown:
+        memory.add_column(keys[k], justify="right")
     for row in result.rows:
-        memory.add_row(row.backend, str(row.batch), *("-" if row.memory.get(k) is None else size(row.memory[k]) for k in shown))
+        memory.add_row(*_key(result, row), *("-" if row.memory.get(k) is None else size(row.memory[k]) for k in shown))
     return memory
 
 
-def _agreement_table(checked: list) -> Table:
+def _agreement_table(result, checked: list) -> Table:
     agreement = Table(
         title=f"output agreement with {checked[0].agreement.reference} (same inputs)", title_justify="left",
         caption="tolerance: precision (atol/rtol); a cosine at or above the precision's floor also passes", caption_justify="left",
     )
-    for column in ("backend", "batch", "output", "tolerance", "max abs err", "max rel err", "cosine", "top-1", "result"):
-        agreement.add_column(column, justify="left" if column in ("backend", "output", "tolerance") else "right")
+    _key_columns(result, agreement)
+    for column in ("output", "tolerance", "max abs err", "max rel err", "cosine", "top-1", "result"):
+        agreement.add_column(column, justify="left" if column in ("output", "tolerance") else "right")
     for row in checked:
         for a in row.agreement.outputs:
             tolerance = f"{row.agreement.precision} ({a.atol:g}/{a.rtol:g})"
             agreement.add_row(
-                row.backend, str(row.batch), a.name, tolerance, _num(a.max_abs), _num(a.max_rel), f"{a.cosine:.6f}",
+                *_key(result, row), a.name, tolerance, _num(a.max_abs), _num(a.max_rel), f"{a.cosine:.6f}",
                 "-" if a.top1 is None else f"{a.top1:.0%}", _mark(a.passed),
             )
     return agreement
 
 
-def _gate_table(gate) -> Table:
+def _gate_table(result) -> Table:
+    gate = result.gate
     table = Table(title=f"regression gate vs {gate.baseline} ({gate.stat}, limit +{gate.max_regression:.0%})", title_justify="left")
-    for column in ("backend", "batch", "baseline ms", "now ms", "change", "result"):
-        table.add_column(column, justify="left" if column == "backend" else "right")
+    _key_columns(result, table)
+    for column in ("baseline ms", "now ms", "change", "result"):
+        table.add_column(column, justify="right")
     for r in gate.rows:
         change = "-" if r.change is None else f"{r.change:+.1%}"
-        table.add_row(r.backend, str(r.batch), _ms(r.baseline_ms), _ms(r.current_ms), change, "[red]REGRESSED[/]" if r.regressed else "[green]ok[/]")
+        table.add_row(*_key(result, r), _ms(r.baseline_ms), _ms(r.current_ms), change, "[red]REGRESSED[/]" if r.regressed else "[green]ok[/]")
     return table
 
 
 def bench_tables(result, console: Console) -> None:
+    if _many(result):
+        console.print(_models_table(result))
     console.print(_latency_table(result))
     if any(len(r.timings) > 1 for r in result.rows):
         console.print(_split_table(result))
     console.print(_memory_table(result))
     checked = [r for r in result.rows if r.agreement is not None]
     if checked:
-        console.print(_agreement_table(checked))
+        console.print(_agreement_table(result, checked))
     if result.gate is not None:
-        console.print(_gate_table(result.gate))
+        console.print(_gate_table(result))
         for note in result.gate.notes:
             console.print(f"[yellow]gate note:[/] {escape(note)}", highlight=False)
 
@@ -191,7 +222,7 @@ CSV_COLUMNS = (
     "backend", "batch", "precision", "latency_mode", "median_ms", "mean_ms", "min_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms",
     "std_ms", "cv", "iterations", "inferences_per_s", "samples_per_s", "speedup", "end_to_end_median_ms",
     "device_resident_median_ms", "gpu_compute_median_ms", "model_file_bytes", "host_rss_increase_bytes", "gpu_bytes",
-    "agreement_passed", "max_abs_err", "min_cosine",
+    "agreement_passed", "max_abs_err", "min_cosine", "model",
 )
 
 
@@ -213,25 +244,26 @@ def bench_csv(result) -> str:
             *(_timing(row, m) for m in ("end_to_end", "device_resident", "gpu_compute")),
             row.memory.get("model_file_bytes"), row.memory.get("host_rss_increase_bytes"), row.memory.get("gpu_bytes"),
             None if row.agreement is None else row.agreement.passed,
-            max((a.max_abs for a in outputs), default=None), min((a.cosine for a in outputs), default=None),
+            max((a.max_abs for a in outputs), default=None), min((a.cosine for a in outputs), default=None), row.model,
         ])
     return buffer.getvalue()
 
 
 def bench_markdown(result) -> str:
-    model = result.model
+    many = _many(result)
+    models = ", ".join(f"`{m['path']}` ({m['precision']})" for m in result.models) if many else f"`{result.model['path']}` ({result.model['precision']})"
     lines = [
-        f"### infertool bench: `{model['path']}` ({model['precision']})",
+        f"### infertool bench: {models}",
         "",
-        "| backend | batch | timed | median ms | p90 ms | p99 ms | CV | samples/s | speedup | GPU mem | agreement |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        f"| {'model | ' if many else ''}backend | batch | timed | median ms | p90 ms | p99 ms | CV | samples/s | speedup | GPU mem | agreement |",
+        f"|{'---|' if many else ''}---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in result.rows:
         stats = row.latency
         gpu = row.memory.get("gpu_bytes")
         agreement = "-" if row.agreement is None else ("ok" if row.agreement.passed else "**FAIL**")
         lines.append(
-            f"| {row.backend} | {row.batch} | {MODE_LABELS[row.latency_mode]} | {_ms(stats.median)} | {_ms(stats.p90)} | "
+            f"| {f'{row.model} | ' if many else ''}{row.backend} | {row.batch} | {MODE_LABELS[row.latency_mode]} | {_ms(stats.median)} | {_ms(stats.p90)} | "
             f"{_ms(stats.p99)} | {stats.cv:.1%} | {throughput(stats, row.batch)['samples_per_s']:,.1f} | "
             f"{'-' if row.speedup is None else f'{row.speedup:.2f}x'} | {'-' if gpu is None else size(gpu)} | {agreement} |"
         )
@@ -304,4 +336,48 @@ def build_result(result, console: Console) -> None:
     table.add_row("timing cache", "loaded and saved" if result.timing_cache_loaded else "saved" if car["options"]["timing_cache"] else "-")
     for note in result.notes:
         table.add_row("note", escape(note))
+    console.print(table)
+
+
+def report_result(result, console: Console) -> None:
+    summary = result.summary
+    table = Table(title=f"report → {result.output}", show_header=False, title_justify="left")
+    kinds: dict[str, int] = {}
+    for source in summary["sources"]:
+        kinds[source["kind"]] = kinds.get(source["kind"], 0) + 1
+    table.add_row("results", ", ".join(f"{n} {kind}" for kind, n in kinds.items()))
+    table.add_row("machines", ", ".join(f"{m['id']} {m['hostname']} ({', '.join(m['gpus']) or m['cpu']})" for m in summary["machines"]))
+    table.add_row("groups", f"{len(summary['groups'])} of comparable rows ({sum(len(g['rows']) for g in summary['groups'])} rows)")
+    table.add_row("plots", ", ".join(result.images) or "-")
+    for note in result.notes:
+        table.add_row("note", escape(note))
+    console.print(table)
+    if result.gate is not None:
+        gate = Table(title=f"regression gate ({result.gate.stat}, limit +{result.gate.max_regression:.0%})", title_justify="left")
+        for column in ("machine", "model", "backend", "batch", "baseline ms", "now ms", "change", "result"):
+            gate.add_column(column, justify="left" if column in ("machine", "model", "backend") else "right")
+        for r in result.gate.rows:
+            change = "-" if r.change is None else f"{r.change:+.1%}"
+            gate.add_row(r.machine or "-", r.model or "-", r.backend, str(r.batch), _ms(r.baseline_ms), _ms(r.current_ms), change,
+                         "[red]REGRESSED[/]" if r.regressed else "[green]ok[/]")
+        console.print(gate)
+
+
+def sweep_result(result, console: Console) -> None:
+    shard = f", shard {result.shard}" if result.shard else ""
+    counts = ", ".join(f"{n} {status}" for status, n in result.counts.items())
+    table = Table(title=f"sweep {result.spec['path']}{shard}: {counts}", title_justify="left")
+    listed = result.listed
+    columns = ("cell", "model", "prec", "backend", "batch", "status") if listed else ("cell", "status", "device", "attempts", "seconds", "error")
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("batch", "attempts", "seconds") else "left")
+    for cell in result.cells:
+        if listed:
+            table.add_row(cell["id"], cell["label"], cell["precision"], cell["backend"], str(cell["batch"] or "-"), cell["status"])
+            continue
+        attempts = cell.get("attempts") or []
+        seconds = sum(a["seconds"] or 0 for a in attempts)
+        status = {"ok": "[green]ok[/]", "failed": "[red]failed[/]", "check-failed": "[yellow]check failed[/]"}.get(cell["status"], cell["status"])
+        device = cell.get("cuda_visible_devices") or cell.get("device_slot") or "-"
+        table.add_row(cell["id"], status, str(device), str(len(attempts) or "-"), f"{seconds:.1f}" if attempts else "-", escape(cell.get("error") or ""))
     console.print(table)

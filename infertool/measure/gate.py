@@ -29,7 +29,11 @@ def _baseline_ms(row: dict, mode: str, stat: str) -> float | None:
 
 
 def gate(result: BenchResult, baseline: dict, path: Path, max_regression: float, stat: str) -> GateReport:
-    by_key = {(r["backend"], r["batch"]): r for r in baseline.get("rows", [])}
+    # rows match by backend and batch, and by model label where the run compares several models
+    # (a baseline from before labels existed measured one model: the first)
+    by_model = len({r.model for r in result.rows}) > 1
+    first = result.rows[0].model if result.rows else None
+    by_key = {(r.get("model", first) if by_model else None, r["backend"], r["batch"]): r for r in baseline.get("rows", [])}
     rows, notes = [], []
     if baseline.get("model", {}).get("sha256") != result.model["sha256"]:
         notes.append("the baseline was measured on a different model file")
@@ -37,12 +41,12 @@ def gate(result: BenchResult, baseline: dict, path: Path, max_regression: float,
         notes.append("the baseline was measured on different hardware")
     for row in result.rows:
         current = getattr(row.latency, stat)
-        base = by_key.get((row.backend, row.batch))
+        base = by_key.get((row.model if by_model else None, row.backend, row.batch))
         base_ms = None if base is None else _baseline_ms(base, row.latency_mode, stat)
         if base_ms is None or base_ms <= 0:
-            notes.append(f"{row.backend} batch {row.batch}: no baseline {row.latency_mode} {stat}; not gated")
-            rows.append(GateRow(row.backend, row.batch, None, current, None, False))
+            notes.append(f"{f'{row.model} ' if by_model else ''}{row.backend} batch {row.batch}: no baseline {row.latency_mode} {stat}; not gated")
+            rows.append(GateRow(row.backend, row.batch, None, current, None, False, row.model))
             continue
         change = (current - base_ms) / base_ms
-        rows.append(GateRow(row.backend, row.batch, base_ms, current, change, change > max_regression))
+        rows.append(GateRow(row.backend, row.batch, base_ms, current, change, change > max_regression, row.model))
     return GateReport(str(path), stat, max_regression, tuple(rows), tuple(notes))

@@ -1,8 +1,10 @@
-"""`bench`: every backend and batch size on the same inputs, timed, sized and checked against a
-reference; then the verdicts (agreement, regression gate)."""
+"""`bench`: every model, backend and batch size on the same inputs, timed, sized and checked
+against a reference; then the verdicts (agreement, regression gate)."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from infertool.backends.base import DEVICE_RESIDENT, END_TO_END, Backend, OrtOpt
 from infertool.errors import CheckFailed, InfertoolError
 from infertool.feeds import FeedSource, InputOptions
 from infertool.measure.gate import gate, load_baseline
+from infertool.measure.gpu_telemetry import GpuProbe, clock_drop
 from infertool.measure.memory import HostPeak, gpu_used
 from infertool.measure.timing import Budget, run_for
 from infertool.onnx_io import ModelInfo
@@ -39,7 +42,7 @@ class BenchOptions:
     warmup: Budget = Budget(3, 0.2)
     measure: Budget = Budget(100, 1.0)
     runner: RunnerOptions = field(default_factory=RunnerOptions)
-    reference: Path | None = None  # an ONNX model whose reference-backend outputs are the reference
+    reference: Path | None = None  # an ONNX model whose reference-backend outputs are the reference [default: the first model]
     check_outputs: bool = True
     atol: float | None = None
     rtol: float | None = None
@@ -47,6 +50,9 @@ class BenchOptions:
     gate: GateOptions | None = None
     save_optimized: Path | None = None  # the graph the first backend that can optimized
     force: bool = False
+    labels: tuple[str, ...] = ()  # one short name per model [default: the file names]
+    baseline_row: str | None = None  # the speedup baseline: MODEL, BACKEND or MODEL:BACKEND [default: the first row]
+    save_samples: bool = False  # keep every iteration's time in the result
 
     def tolerance(self, precision: str) -> tuple[float, float, float | None]:
         atol, rtol, cosine = tolerance(precision)
@@ -65,6 +71,7 @@ class BenchOptions:
             "reference": str(self.reference) if self.reference else None, "check_outputs": self.check_outputs,
             "tolerance_overrides": {"atol": self.atol, "rtol": self.rtol, "min_cosine": self.min_cosine},
             "percentile_method": PERCENTILE_METHOD, "timer": "time.perf_counter_ns per inference; CUDA events for gpu_* timings",
+            "labels": list(self.labels), "baseline_row": self.baseline_row, "save_samples": self.save_samples,
         }
 
 
@@ -80,27 +87,92 @@ def _check_batches(model: ModelInfo, batches: tuple[int | None, ...]) -> None:
 
 
 class _References:
-    """Reference-backend outputs of the reference model, per batch, on the bench inputs."""
+    """Reference-backend outputs of the reference model on the bench inputs (cast to its input
+    types), computed once per distinct set of inputs."""
 
     def __init__(self, model: Path, options: BenchOptions):
         self.model = options.reference or model
+        self.info = onnx_io.describe(self.model)
         self.backend = registry.get(registry.REFERENCE)
         self.label = f"{self.backend.name} on {self.model.name}"
         self._options = RunnerOptions(ort=OrtOptions(graph_optimization=options.runner.ort.graph_optimization))
-        self._outputs: dict[int, dict[str, np.ndarray]] = {}
+        self._outputs: dict[str, dict[str, np.ndarray]] = {}
 
-    def outputs(self, batch: int, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if batch not in self._outputs:
+    def outputs(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        types = {s.name: s.dtype for s in self.info.inputs}
+        feeds = {name: array.astype(types.get(name, array.dtype), copy=False) for name, array in feeds.items()}
+        digest = hashlib.sha256()
+        for name, array in sorted(feeds.items()):
+            digest.update(f"{name}{array.dtype}{array.shape}".encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+        key = digest.hexdigest()
+        if key not in self._outputs:
             with self.backend.open(self.model, self._options) as runner:
-                self._outputs[batch] = runner.infer(feeds)
-        return self._outputs[batch]
+                self._outputs[key] = runner.infer(feeds)
+        return self._outputs[key]
+
+    def check(self, label: str, model: ModelInfo) -> None:
+        """A model is compared output by output: it must produce every output the reference does."""
+        missing = [s.name for s in self.info.outputs if s.name not in {o.name for o in model.outputs}]
+        if missing:
+            raise InfertoolError(
+                f"{label} has no output {', '.join(missing)} of the reference {self.model.name}",
+                hint="give a --reference with the same outputs, or --no-check",
+            )
 
 
-def _check_request(model: Path, options: BenchOptions) -> list[Backend]:
-    if model.suffix == ".engine":
+def _labels(paths: list[Path], given: tuple[str, ...]) -> list[str]:
+    """One short name per model: --label values, else the file names without `.onnx`
+    (with the folder where two share a name)."""
+    if len(set(map(str, paths))) != len(paths):
+        raise InfertoolError("a model is given twice", hint="give each model once")
+    if given and len(given) != len(paths):
+        raise InfertoolError(f"{len(given)} --label for {len(paths)} models", hint="give one --label per model, in the models' order")
+    labels = list(given) or [p.stem for p in paths]
+    if not given and len(set(labels)) != len(labels):
+        labels = [f"{p.parent.name}/{p.stem}" for p in paths]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise InfertoolError(f"two models share the label '{twice[0]}'", hint="name each with --label")
+    return labels
+
+
+def _baseline(text: str | None, labels: list[str], backends: list[Backend]) -> tuple[str | None, str | None]:
+    """--baseline-row as (model label, backend name); None matches any (the first row)."""
+    names = [b.name for b in backends]
+    if text is None:
+        return None, None
+    label, sep, backend = text.rpartition(":")
+    if sep and label in labels and backend in names:
+        return label, backend
+    if not sep and text in labels:
+        return text, None
+    if not sep and text in names:
+        return None, text
+    raise InfertoolError(
+        f"--baseline-row '{text}' names no model or backend of this run",
+        hint=f"give a model ({', '.join(labels)}), a backend ({', '.join(names)}) or MODEL:BACKEND",
+    )
+
+
+def _check_models(labels: list[str], models: list[ModelInfo]) -> None:
+    """Several models are compared on the same inputs: they must take the same ones."""
+    first = [s.name for s in models[0].inputs]
+    for label, model in zip(labels[1:], models[1:]):
+        names = [s.name for s in model.inputs]
+        if sorted(names) != sorted(first):
+            raise InfertoolError(
+                f"{label} takes inputs {', '.join(names)}, {labels[0]} takes {', '.join(first)}",
+                hint="bench several models together only when they are versions of one model (same inputs)",
+            )
+
+
+def _check_request(models: list[Path], options: BenchOptions) -> list[Backend]:
+    engine = next((m for m in models if m.suffix == ".engine"), None)
+    if engine is not None:
         raise InfertoolError(
             "bench takes the ONNX model, so every backend runs the same graph",
-            hint=f"infertool bench MODEL.onnx --backend trt --engine {model}",
+            hint=f"infertool bench MODEL.onnx --backend trt --engine {engine}",
         )
     backends = [registry.get(name) for name in options.backends]
     if options.runner.cuda_graph and not any(b.capabilities.cuda_graphs and options.runner.io_binding for b in backends):
@@ -110,74 +182,102 @@ def _check_request(model: Path, options: BenchOptions) -> list[Backend]:
     return backends
 
 
-def run_bench(model_path: Path, options: BenchOptions, reporter: Reporter) -> BenchResult:
-    """Measure every row, then judge: raises CheckFailed (carrying the result) on a disagreement
-    with the reference or a regression against the baseline."""
-    backends = _check_request(model_path, options)
+def run_bench(model_paths: Path | Sequence[Path], options: BenchOptions, reporter: Reporter) -> BenchResult:
+    """Measure every row (model x backend x batch), then judge: raises CheckFailed (carrying the
+    result) on a disagreement with the reference or a regression against the baseline."""
+    paths = [model_paths] if isinstance(model_paths, Path) else list(model_paths)
+    backends = _check_request(paths, options)
+    labels = _labels(paths, options.labels)
+    baseline_row = _baseline(options.baseline_row, labels, backends)
     baseline = load_baseline(options.gate.baseline) if options.gate else None
-    model = onnx_io.describe(model_path)
+    models = [onnx_io.describe(path) for path in paths]
+    _check_models(labels, models)
     for backend in backends:
         registry.require(backend.name)
     if options.check_outputs:
         registry.require(registry.REFERENCE)
-    _check_batches(model, options.batches)
+    for model in models:
+        _check_batches(model, options.batches)
+    references = _References(paths[0], options) if options.check_outputs else None
+    for label, model in zip(labels, models):
+        if references is not None:
+            references.check(label, model)
     if options.save_optimized is not None:
         first = next(b for b in backends if b.capabilities.saves_optimized)
-        first.save_optimized(model_path, options.runner, options.save_optimized, options.force)
+        first.save_optimized(paths[0], options.runner, options.save_optimized, options.force)
         reporter.note(f"saved the graph optimized for {first.name} to {options.save_optimized}")
-    source = FeedSource(list(model.inputs), options.inputs)
-    references = _References(model_path, options) if options.check_outputs else None
-    rows = [_measure_row(model, backend, source.feeds(batch), options, references, reporter) for backend in backends for batch in options.batches]
-    rows = _with_speedups(rows)
-    warnings = [f"{r.backend} batch {r.batch}: {w}" for r in rows for w in r.warnings]
-    result = BenchResult(environment.fingerprint(), model.to_dict(), options.to_dict(), tuple(rows), tuple(warnings))
+    rows = []
+    for label, model in zip(labels, models):
+        source = FeedSource(list(model.inputs), options.inputs)
+        rows += [_measure_row(model, label, backend, source.feeds(batch), options, references, reporter) for backend in backends for batch in options.batches]
+    rows = _with_speedups(rows, *baseline_row)
+    warnings = [f"{_name(r, len(models) > 1)}: {w}" for r in rows for w in r.warnings]
+    described = tuple({"label": label, **model.to_dict()} for label, model in zip(labels, models))
+    result = BenchResult(environment.fingerprint(), models[0].to_dict(), options.to_dict(), tuple(rows), tuple(warnings), models=described)
     if baseline is not None:
         result = replace(result, gate=gate(result, baseline, options.gate.baseline, options.gate.max_regression, options.gate.stat))
     _verdict(result)
     return result
 
 
+def _name(row: BenchRow, with_model: bool) -> str:
+    return f"{row.model} {row.backend} batch {row.batch}" if with_model else f"{row.backend} batch {row.batch}"
+
+
 def _verdict(result: BenchResult) -> None:
+    many = len(result.models) > 1
     failed = [r for r in result.rows if r.agreement is not None and not r.agreement.passed]
     if failed:
         raise CheckFailed(
-            f"outputs disagree with the reference: {', '.join(f'{r.backend} batch {r.batch}' for r in failed)}",
+            f"outputs disagree with the reference: {', '.join(_name(r, many) for r in failed)}",
             hint="see the agreement table; loosen --atol/--rtol/--min-cosine only if the difference is expected",
             result=result,
         )
     if result.gate is not None and not result.gate.passed:
         slower = [r for r in result.gate.rows if r.regressed]
         raise CheckFailed(
-            "performance regression: " + ", ".join(f"{r.backend} batch {r.batch} {r.change:+.1%}" for r in slower)
+            "performance regression: " + ", ".join(f"{f'{r.model} ' if many else ''}{r.backend} batch {r.batch} {r.change:+.1%}" for r in slower)
             + f" (limit {result.gate.max_regression:.0%} on {result.gate.stat})",
             result=result,
         )
 
 
-def _measure(call, label: str, options: BenchOptions, reporter: Reporter) -> Stats:
+def _measure(call, label: str, options: BenchOptions, reporter: Reporter, warm=None) -> list[int]:
+    """Per-iteration ns after a warm-up; `warm` runs between the two."""
     with reporter.task(f"{label}: warm-up"):
         run_for(call, options.warmup)
+    if warm is not None:
+        warm()
     with reporter.task(f"{label}: measuring", total=options.measure.iterations) as advance:
-        return Stats.from_ns(run_for(call, options.measure, advance))
+        return run_for(call, options.measure, advance)
 
 
-def _timings(runner: Runner, feeds: dict, label: str, options: BenchOptions, reporter: Reporter) -> tuple[dict, dict, str]:
-    """End-to-end timing, and where the runner can, device-resident and CUDA-event timings."""
-    timings = {END_TO_END: _measure(lambda: runner.infer(feeds), f"{label} end-to-end", options, reporter)}
+def _timings(runner: Runner, feeds: dict, label: str, options: BenchOptions, reporter: Reporter, warm=None) -> tuple[dict, dict, str, dict]:
+    """End-to-end timing, and where the runner can, device-resident and CUDA-event timings:
+    statistics and the samples behind them, by mode."""
+    samples = {END_TO_END: _measure(lambda: runner.infer(feeds), f"{label} end-to-end", options, reporter, warm)}
     outputs, mode = runner.infer(feeds), END_TO_END
     if runner.device_resident:
         runner.bind(feeds)
-        timings[DEVICE_RESIDENT] = _measure(runner.run_bound, f"{label} device-resident", options, reporter)
+        samples[DEVICE_RESIDENT] = _measure(runner.run_bound, f"{label} device-resident", options, reporter)
         outputs, mode = runner.bound_outputs(), DEVICE_RESIDENT
         with reporter.task(f"{label}: CUDA-event timing"):
-            device_ns = runner.device_times(timings[DEVICE_RESIDENT].count)
-        timings.update({f"gpu_{phase}": Stats.from_ns(ns) for phase, ns in device_ns.items() if ns})
-    return timings, outputs, mode
+            device_ns = runner.device_times(len(samples[DEVICE_RESIDENT]))
+        samples.update({f"gpu_{phase}": ns for phase, ns in device_ns.items() if ns})
+    return {m: Stats.from_ns(ns) for m, ns in samples.items()}, outputs, mode, samples
 
 
-def _measure_row(model: ModelInfo, backend: Backend, feeds, options: BenchOptions, references, reporter) -> BenchRow:
+def _agreement(references, precision: str, feeds: dict, outputs: dict, options: BenchOptions) -> AgreementReport | None:
+    if references is None:
+        return None
+    atol, rtol, min_cosine = options.tolerance(precision)
+    expected = references.outputs(feeds)
+    return AgreementReport(references.label, precision, tuple(compare(n, expected[n], outputs[n], atol, rtol, min_cosine) for n in expected))
+
+
+def _measure_row(model: ModelInfo, model_label: str, backend: Backend, feeds, options: BenchOptions, references, reporter) -> BenchRow:
     batch = next((a.shape[0] for a in feeds.values() if a.ndim), 1)
-    label = f"{backend.name} batch {batch}"
+    label = f"{model_label} {backend.name} batch {batch}"
     device = options.runner.device
     host = HostPeak()
     gpu_before = gpu_used(device) if backend.capabilities.on_gpu else None
@@ -186,9 +286,10 @@ def _measure_row(model: ModelInfo, backend: Backend, feeds, options: BenchOption
     runner = backend.open(artifact, options.runner)
     with reporter.task(f"{label}: loading"):
         runner.prepare()
+    probe = GpuProbe(device) if backend.capabilities.on_gpu else None
     try:
         host.sample()
-        timings, outputs, mode = _timings(runner, feeds, label, options, reporter)
+        timings, outputs, mode, samples = _timings(runner, feeds, label, options, reporter, probe.start if probe else None)
         gpu_after = gpu_used(device) if gpu_before is not None else None
         memory = {
             "model_file_bytes": model.bytes, "host_rss_increase_bytes": host.increase(), "host_peak_exact": host.exact,
@@ -198,24 +299,26 @@ def _measure_row(model: ModelInfo, backend: Backend, feeds, options: BenchOption
         info = runner.info()
     finally:
         runner.close()
+        telemetry = probe.finish() if probe else None
     precision = info.precision or model.precision  # an engine may compute below the graph's type
-    agreement = None
-    if references is not None:
-        atol, rtol, min_cosine = options.tolerance(precision)
-        expected = references.outputs(batch, feeds)
-        agreement = AgreementReport(
-            references.label, precision, tuple(compare(n, expected[n], outputs[n], atol, rtol, min_cosine) for n in expected),
-        )
+    agreement = _agreement(references, precision, feeds, outputs, options)
     warnings = list(info.warnings)
+    if telemetry is not None and clock_drop(telemetry):
+        warnings.insert(0, clock_drop(telemetry))
     if timings[mode].noisy:
         warnings.insert(0, f"noisy: coefficient of variation {timings[mode].cv:.1%} > 5%; close other work or raise --iterations")
     input_shapes = {name: list(shape) for name, shape in shapes.items()}
-    return BenchRow(backend.name, batch, precision, mode, timings, memory, input_shapes, dict(info.settings), agreement, warnings=tuple(warnings))
+    return BenchRow(
+        backend.name, batch, precision, mode, timings, memory, input_shapes, dict(info.settings), agreement, warnings=tuple(warnings),
+        model=model_label, samples=samples if options.save_samples else {}, gpu=telemetry,
+    )
 
 
-def _with_speedups(rows: list[BenchRow]) -> list[BenchRow]:
-    """Speedup of each row over the first backend's row at the same batch."""
-    first: dict[int, float] = {}
+def _with_speedups(rows: list[BenchRow], model: str | None = None, backend: str | None = None) -> list[BenchRow]:
+    """Speedup of each row over the baseline row at the same batch: the first row of `model` on
+    `backend` (either None: any), so by default the first model's first backend."""
+    base: dict[int, float] = {}
     for row in rows:
-        first.setdefault(row.batch, row.latency.median)
-    return [replace(r, speedup=first[r.batch] / r.latency.median if r.latency.median > 0 else None) for r in rows]
+        if model in (None, row.model) and backend in (None, row.backend):
+            base.setdefault(row.batch, row.latency.median)
+    return [replace(r, speedup=base[r.batch] / r.latency.median if r.batch in base and r.latency.median > 0 else None) for r in rows]

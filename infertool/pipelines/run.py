@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from infertool import onnx_io
+from infertool import environment, onnx_io
 from infertool.backends import registry
 from infertool.backends.base import Backend, RunnerOptions
 from infertool.errors import InfertoolError, first_line
@@ -119,4 +119,5 @@ def run(request: RunRequest, reporter: Reporter) -> RunResult:
     return RunResult(
         str(request.model), backend.name, {n: list(a.shape) for n, a in feeds.items()},
         tuple(OutputSummary.of(n, a) for n, a in outputs.items()), str(request.output) if request.output else None, ranked,
+        env=environment.fingerprint(),
     )

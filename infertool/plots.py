@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,8 +54,8 @@ def _png(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _panels(count: int, height: float) -> tuple[Any, list[Any]]:
-    columns = min(count, 2)
+def _panels(count: int, height: float, columns: int = 2) -> tuple[Any, list[Any]]:
+    columns = min(count, columns)
     rows = -(-count // columns)
     figure, axes = _pyplot().subplots(rows, columns, figsize=(WIDTH, height * rows), squeeze=False, layout="constrained")
     flat = [a for row in axes for a in row]
@@ -103,10 +104,11 @@ def throughput(panels: Sequence[tuple[str, Sequence[Line]]]) -> bytes:
 
 def speedup_bars(panels: Sequence[tuple[str, Sequence[tuple[str, float]]]]) -> bytes:
     """Horizontal bars of speedup over the baseline row (1.0), one panel per machine and shapes."""
-    height = max(2.0, 0.32 * max(len(bars) for _, bars in panels) + 1.2)
-    figure, axes = _panels(len(panels), height)
-    for ax, (title, bars) in zip(axes, panels):
-        labels, values = zip(*bars[: MAX_SERIES * 2])
+    labelled = [(title, [(textwrap.fill(label, 48), value) for label, value in bars[: MAX_SERIES * 2]]) for title, bars in panels]
+    lines = max(sum(label.count("\n") + 1 for label, _ in bars) for _, bars in labelled)
+    figure, axes = _panels(len(panels), max(2.0, 0.3 * lines + 1.2), columns=1)
+    for ax, (title, bars) in zip(axes, labelled):
+        labels, values = zip(*bars)
         colors = ["#4c72b0" if v >= 1 else "#c44e52" for v in values]
         ax.barh(range(len(values)), values, color=colors)
         ax.set_yticks(range(len(values)), labels, fontsize=8)

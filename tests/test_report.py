@@ -55,7 +55,7 @@ def test_markdown_report_has_every_row_and_plots_that_decode(results, tmp_path):
     text = out.read_text()
     for run, machine, path in (("R1", "M1", results / "bench.json"), ("R3", "M2", results / "elsewhere" / "bench.json")):
         for row in rows_of(path):
-            line = f"| {machine} | {run} | {row['model']} | ort-cpu | end-to-end | {ms(row['latency_ms']['median'])} |"
+            line = f"| {machine} | {run} | {row['model']} | ort-cpu | - | end-to-end | {ms(row['latency_ms']['median'])} |"
             assert line in text, line
     assert "| R2 | quantize.json | quantize |" in text and "fp16 of" in text
     # the same model, shapes and precision on two machines: one group, both rows, each machine's own speedup
@@ -128,12 +128,18 @@ def test_a_report_gates_against_a_baseline(results, tmp_path):
 def test_bad_report_input(results, tmp_path):
     (tmp_path / "other.json").write_text('{"hello": 1}')
     (tmp_path / "broken.json").write_text("{not json")
+    damaged = json.loads((results / "bench.json").read_text())
+    del damaged["rows"][1]["latency_ms"]["p99"]
+    (tmp_path / "damaged.json").write_text(json.dumps(damaged))
     cases = [
         ((tmp_path / "other.json",), "is not an infertool result"),
         ((tmp_path / "broken.json",), "is not a JSON result"),
         ((tmp_path / "missing.json",), "not found"),
-        ((tmp_path,), "no infertool results found"),
+        ((tmp_path / "damaged.json",), "damaged.json is a damaged bench result: it lacks row 1"),
+        ((tmp_path / "other.json", tmp_path / "broken.json"), "is not an infertool result"),
     ]
+    (tmp_path / "empty").mkdir()
+    cases.append(((tmp_path / "empty",), "no infertool results found"))
     for paths, message in cases:
         result = run_cli("report", *paths, "-o", tmp_path / "r.md")
         assert result.returncode == 2 and message in one_line_error(result), (paths, result.stderr)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from infertool.errors import InfertoolError
 from infertool.pipelines.sweep import Shard, expand, in_shard, load_spec
 
 from conftest import ROOT, one_line_error, run_cli
@@ -142,7 +143,7 @@ def test_a_crashing_cell_is_recorded_the_rest_run_and_resume_skips_finished(tmp_
     report = run_cli("report", out, "-o", tmp_path / "report.md", env=crash_plugin)
     assert report.returncode == 0, report.stderr
     text = (tmp_path / "report.md").read_text()
-    assert "Failed cells" in text and text.count(": crashed (SIGKILL)") == 2 and text.count("| ort-cpu | end-to-end |") == 2
+    assert "Failed cells" in text and text.count(": crashed (SIGKILL)") == 2 and text.count("| ort-cpu | - | end-to-end |") == 2
 
 
 def test_shards_and_ray_give_the_same_cells(tmp_path):
@@ -174,3 +175,37 @@ def test_shards_and_ray_give_the_same_cells(tmp_path):
     for cell in result.cells:
         saved = json.loads((tmp_path / "ray" / cell["result"]).read_text())
         assert saved["cell"]["executor"] == "ray" and saved["rows"][0]["batch"] == local[cell["id"]]["batch"] == cell["batch"]
+
+
+def test_gpu_cells_go_one_per_gpu_that_nvml_sees(tmp_path):
+    """The path a multi-GPU machine takes, on FAKE GPUs (tests/fakes: TensorRT, cuda runtime, NVML):
+    GPUs found through NVML, each cell pinned to one with CUDA_VISIBLE_DEVICES in NVML's (PCI) order."""
+    fakes = ROOT / "tests" / "fakes"
+    env = {"PYTHONPATH": f"{fakes}:{fakes / 'nvml'}", "FAKE_TENSORRT_VERSION": "10.16.1.11", "FAKE_NVML_GPUS": "2",
+           "INFERTOOL_CACHE_DIR": str(tmp_path / "cache"), "CUDA_VISIBLE_DEVICES": ""}
+    spec = write_spec(tmp_path, f"models: [a.onnx]\nbackends: trt\nbatches: [1, 2]\nbench_args: {FAST}\n")
+    result = run_cli("sweep", spec, "-o", tmp_path / "out", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["devices"] == ["0", "1"] and summary["counts"] == {"ok": 2}
+    assert sorted(c["cuda_visible_devices"] for c in summary["cells"]) == ["0", "1"]
+    for cell in summary["cells"]:
+        row = json.loads((tmp_path / "out" / cell["result"]).read_text())["rows"][0]
+        assert row["backend"] == "trt" and row["gpu_telemetry"]["before"]["sm_clock_mhz"] == 1980
+
+
+def test_device_slots(monkeypatch, tmp_path):
+    from infertool.pipelines import sweep as sweep_module
+    from infertool.reporting import SilentReporter
+
+    spec = write_spec(tmp_path, "models: [a.onnx]\nbackends: [ort-cuda, ort-cpu]\n")
+    cells = expand(load_spec(spec), tmp_path / "out")
+    options = sweep_module.SweepOptions(tmp_path / "out")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # a scheduler gave this job GPUs 2 and 3: cells go there, in its numbering
+    assert sweep_module._slots(options, cells, SilentReporter()) == (["2", "3"], False)
+    assert sweep_module._slots(options, [c for c in cells if not c.on_gpu], SilentReporter()) == ([None], False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    monkeypatch.setattr(sweep_module.environment, "gpus", lambda: ([], "no NVIDIA driver"))
+    with pytest.raises(InfertoolError, match="GPU cells but this machine has no GPU"):
+        sweep_module._slots(options, cells, SilentReporter())
+    assert sweep_module._slots(sweep_module.SweepOptions(tmp_path / "out", devices=("0", "1")), cells, SilentReporter()) == (["0", "1"], True)

@@ -21,6 +21,7 @@ from infertool.measure.gpu_telemetry import GpuProbe, clock_drop
 from infertool.measure.memory import HostPeak, gpu_used
 from infertool.measure.timing import Budget, run_for
 from infertool.onnx_io import ModelInfo
+from infertool.pipelines import versions
 from infertool.reporting import Reporter
 from infertool.results import AgreementReport, BenchResult, BenchRow
 from infertool.stats import PERCENTILE_METHOD, Stats
@@ -121,52 +122,6 @@ class _References:
             )
 
 
-def _labels(paths: list[Path], given: tuple[str, ...]) -> list[str]:
-    """One short name per model: --label values, else the file names without `.onnx`
-    (with the folder where two share a name)."""
-    if len(set(map(str, paths))) != len(paths):
-        raise InfertoolError("a model is given twice", hint="give each model once")
-    if given and len(given) != len(paths):
-        raise InfertoolError(f"{len(given)} --label for {len(paths)} models", hint="give one --label per model, in the models' order")
-    labels = list(given) or [p.stem for p in paths]
-    if not given and len(set(labels)) != len(labels):
-        labels = [f"{p.parent.name}/{p.stem}" for p in paths]
-    twice = sorted({label for label in labels if labels.count(label) > 1})
-    if twice:
-        raise InfertoolError(f"two models share the label '{twice[0]}'", hint="name each with --label")
-    return labels
-
-
-def _baseline(text: str | None, labels: list[str], backends: list[Backend]) -> tuple[str | None, str | None]:
-    """--baseline-row as (model label, backend name); None matches any (the first row)."""
-    names = [b.name for b in backends]
-    if text is None:
-        return None, None
-    label, sep, backend = text.rpartition(":")
-    if sep and label in labels and backend in names:
-        return label, backend
-    if not sep and text in labels:
-        return text, None
-    if not sep and text in names:
-        return None, text
-    raise InfertoolError(
-        f"--baseline-row '{text}' names no model or backend of this run",
-        hint=f"give a model ({', '.join(labels)}), a backend ({', '.join(names)}) or MODEL:BACKEND",
-    )
-
-
-def _check_models(labels: list[str], models: list[ModelInfo]) -> None:
-    """Several models are compared on the same inputs: they must take the same ones."""
-    first = [s.name for s in models[0].inputs]
-    for label, model in zip(labels[1:], models[1:]):
-        names = [s.name for s in model.inputs]
-        if sorted(names) != sorted(first):
-            raise InfertoolError(
-                f"{label} takes inputs {', '.join(names)}, {labels[0]} takes {', '.join(first)}",
-                hint="bench several models together only when they are versions of one model (same inputs)",
-            )
-
-
 def _check_request(models: list[Path], options: BenchOptions) -> list[Backend]:
     engine = next((m for m in models if m.suffix == ".engine"), None)
     if engine is not None:
@@ -187,11 +142,11 @@ def run_bench(model_paths: Path | Sequence[Path], options: BenchOptions, reporte
     result) on a disagreement with the reference or a regression against the baseline."""
     paths = [model_paths] if isinstance(model_paths, Path) else list(model_paths)
     backends = _check_request(paths, options)
-    labels = _labels(paths, options.labels)
-    baseline_row = _baseline(options.baseline_row, labels, backends)
+    labels = versions.labels(paths, options.labels)
+    baseline_row = versions.baseline_row(options.baseline_row, labels, [b.name for b in backends])
     baseline = load_baseline(options.gate.baseline) if options.gate else None
     models = [onnx_io.describe(path) for path in paths]
-    _check_models(labels, models)
+    versions.check_inputs(labels, models)
     for backend in backends:
         registry.require(backend.name)
     if options.check_outputs:

@@ -178,7 +178,25 @@ def _machine(env: dict, machines: list[Machine]) -> Machine | None:
     return machines[-1]
 
 
+REQUIRED = {"quantize": ("source", "output", "precision", "accuracy"), "build-engine": ("engine", "sidecar"), "sweep cell": ("cell",)}
+ROW_KEYS = ("backend", "batch", "precision", "latency_mode", "latency_ms", "throughput", "input_shapes")
+LATENCY_KEYS = ("min", "median", "p90", "p95", "p99", "max", "cv")
+
+
+def _check_bench(source: Source) -> None:
+    """A bench result damaged or edited by hand is named, not a crash later on."""
+    data = source.data
+    model = data.get("model")
+    problem = None if isinstance(model, dict) and {"path", "sha256"} <= set(model) else "its model (path, sha256)"
+    for index, row in enumerate(data.get("rows") if isinstance(data.get("rows"), list) else [None]):
+        if not isinstance(row, dict) or not set(ROW_KEYS) <= set(row) or not set(LATENCY_KEYS) <= set(row["latency_ms"] or {}):
+            problem = problem or f"row {index} ({', '.join(ROW_KEYS)}, latency_ms {', '.join(LATENCY_KEYS)})"
+    if problem:
+        raise InfertoolError(f"{source.path} is a damaged bench result: it lacks {problem}", hint="write it again with infertool bench --json")
+
+
 def _bench_rows(source: Source) -> list[Row]:
+    _check_bench(source)
     data = source.data
     models = data.get("models") or [{"label": Path(data["model"]["path"]).stem, **data["model"]}]
     by_label = {m["label"]: m for m in models}
@@ -196,6 +214,10 @@ def merge(paths: Sequence[Path]) -> Merged:
         Source(f"R{index}", path, KINDS[data["schema"]], data, _machine(data.get("env") or {}, machines))
         for index, (path, data) in enumerate(files.items(), 1)
     ]
+    for source in sources:
+        missing = [k for k in REQUIRED.get(source.kind, ()) if not source.data.get(k)]
+        if missing:
+            raise InfertoolError(f"{source.path} is a damaged {source.kind} result: it lacks {', '.join(missing)}", hint="write it again with --json")
     rows = [row for s in sources if s.kind == "bench" and s.machine is not None for row in _bench_rows(s)]
     unplaced = [s for s in sources if s.kind == "bench" and s.machine is None]
     if unplaced:

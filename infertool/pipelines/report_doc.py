@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 from dataclasses import dataclass
 
 from infertool import __version__, plots
@@ -115,12 +116,13 @@ def _threads(row) -> str:
 
 
 def _group_table(rows) -> Table:
-    table = Table(("machine", "run", "model", "backend", "timed", "median ms", "p90", "p99", "CV", "samples/s", "speedup", "agreement", "threads", "warnings"),
-                  [], NUMBERS)
+    differ = variants(rows)
+    table = Table(("machine", "run", "model", "backend", "settings", "timed", "median ms", "p90", "p99", "CV", "samples/s", "speedup", "agreement",
+                   "threads", "warnings"), [], NUMBERS)
     for r in rows:
         lat = r.data["latency_ms"]
         table.rows.append((
-            r.source.machine.id, r.source.id, r.model["label"], r.data["backend"], r.data["latency_mode"].replace("_", "-"),
+            r.source.machine.id, r.source.id, r.model["label"], r.data["backend"], differ[id(r)] or "-", r.data["latency_mode"].replace("_", "-"),
             _ms(lat["median"]), _ms(lat["p90"]), _ms(lat["p99"]), f"{lat['cv']:.1%}", f"{r.data['throughput']['samples_per_s']:,.1f}",
             "-" if r.speedup is None else f"{r.speedup:.2f}x", _agreement(r), _threads(r), str(len(r.data.get("warnings") or []) or "-"),
         ))
@@ -133,7 +135,8 @@ def _benchmarks(merged, baseline_row: str | None) -> list[Block]:
     blocks: list[Block] = [("h", 2, "Benchmarks"), ("p", (
         "Rows on the same model file (sha256), input shapes and precision are comparable; each keeps its machine (M) and run (R), "
         "never averaged together. Speedup: median latency of the baseline row on the same machine and input shapes "
-        f"({baseline_row or 'the first row read'}) over the row's. Threads: intra-/inter-op threads ONNX Runtime ran with."
+        f"({baseline_row or 'the first row read'}) over the row's. Settings: what differs between rows of one model and backend. "
+        "Threads: intra-/inter-op threads ONNX Runtime ran with."
     ))]
     for (sha, shapes, precision), rows in merged.groups().items():
         labels = " = ".join(dict.fromkeys(r.model["label"] for r in rows))
@@ -149,7 +152,7 @@ def _quantize(merged) -> list[Block]:
     for s in sources:
         d, accuracy = s.data, s.data["accuracy"]
         cosine, top1 = accuracy.get("min_cosine"), accuracy.get("top1")
-        gates = ", ".join(f"{name} {'ok' if g['passed'] else 'FAIL'}" for name, g in d["gates"].items()) or "-"
+        gates = ", ".join(f"{name} {'ok' if g['passed'] else 'FAIL'}" for name, g in (d.get("gates") or {}).items()) or "-"
         table.rows.append((s.id, d["source"]["path"], d["output"]["path"], d["precision"], f"{_size(d['source']['bytes'])} → {_size(d['output']['bytes'])}",
                            "-" if cosine is None else f"{cosine:.6f}", "-" if top1 is None else f"{top1:.1%}", gates))
     return [("h", 2, "Quantization (accuracy on the evaluation data)"), table]
@@ -203,12 +206,35 @@ def _gate(gate) -> list[Block]:
 # ---------------------------------------------------------------- plots
 
 
-def _short(row) -> str:
-    return f"{row.model['label']} · {row.data['backend']}"
+def _by(rows, key) -> dict:
+    found: dict = {}
+    for row in rows:
+        found.setdefault(key(row), []).append(row)
+    return found
 
 
-def _row_label(row, merged) -> str:
-    return _short(row) + (f" · {row.source.machine.id}" if len(merged.machines) > 1 else "")
+def _value(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def variants(rows) -> dict[int, str]:
+    """For rows of one model and backend run with different settings (CUDA graphs on and off, thread
+    counts...): what differs, e.g. 'cuda_graph=true', by id(row); '' where nothing does."""
+    found = {}
+    for group in _by(rows, lambda r: (r.model["sha256"], r.data["backend"])).values():
+        keys = sorted({k for r in group for k in r.data.get("settings") or {}} - {"effective_threads"})
+        differ = [k for k in keys if len({_value((r.data.get("settings") or {}).get(k)) for r in group}) > 1]
+        for r in group:
+            found[id(r)] = ", ".join(f"{k}={_value((r.data.get('settings') or {}).get(k))}" for k in differ)
+    return found
+
+
+def _labels(rows, machines: bool) -> dict[int, str]:
+    """A name per row, unique within `rows`: model and backend, then machine, settings and run as needed."""
+    differ = variants(rows)
+    labels = {id(r): " · ".join(filter(None, (r.model["label"], r.data["backend"], machines and r.source.machine.id, differ[id(r)]))) for r in rows}
+    taken = [labels[id(r)] for r in rows]
+    return {id(r): labels[id(r)] + (f" · {r.source.id}" if taken.count(labels[id(r)]) > 1 else "") for r in rows}
 
 
 def _rest(row) -> str:
@@ -225,40 +251,49 @@ def _curve(row, label: str) -> plots.Curve:
     return plots.Curve(label, tuple(lat[k] for k in ("min", "median", "p90", "p95", "p99", "max")), (0, 50, 90, 95, 99, 100), False)
 
 
-def _by(rows, key) -> dict:
-    found: dict = {}
-    for row in rows:
-        found.setdefault(key(row), []).append(row)
-    return found
+def _latency(merged) -> Image:
+    panels = []
+    for shapes, group in list(_by(merged.rows, lambda r: r.shapes).items())[:MAX_PANELS]:
+        names = _labels(group, len(merged.machines) > 1)
+        panels.append((shapes, [_curve(r, names[id(r)]) for r in group]))
+    return Image("latency.png", plots.latency_cdf(panels), "latency distribution per row")
+
+
+def _throughput(merged) -> Image | None:
+    """One line per model, backend and settings; one panel per machine and input shapes but the batch."""
+    panels = []
+    for (machine, rest), group in list(_by(merged.rows, lambda r: (r.source.machine.title, _rest(r))).items())[:MAX_PANELS]:
+        differ = variants(group)
+        series = _by(group, lambda r, differ=differ: (r.model["label"], r.data["backend"], differ[id(r)]))
+        panels.append((f"{machine} · {rest}", [
+            plots.Line(" · ".join(filter(None, key)), tuple((r.data["batch"], r.data["throughput"]["samples_per_s"]) for r in mine)) for key, mine in series.items()
+        ]))
+    if not any(len({x for x, _ in line.points}) > 1 for _, lines in panels for line in lines):
+        return None  # one batch size each: no line to draw
+    return Image("throughput.png", plots.throughput(panels), "throughput vs batch per backend")
+
+
+def _speedups(merged) -> Image | None:
+    panels = []
+    for (machine, shapes), group in _by([r for r in merged.rows if r.speedup is not None], lambda r: (r.source.machine.id, r.shapes)).items():
+        names = _labels(group, False)
+        if len(group) > 1:
+            panels.append((f"{machine} · {shapes}", [(names[id(r)], r.speedup) for r in group]))
+    return Image("speedup.png", plots.speedup_bars(panels[:MAX_PANELS]), "speedup over the baseline row") if panels else None
+
+
+def _accuracy(merged) -> Image | None:
+    panels = []
+    for machine, group in _by([r for r in merged.rows if _min_cosine(r) is not None], lambda r: r.source.machine.title).items():
+        panels.append((machine, [plots.Point(r.data["throughput"]["samples_per_s"], max(1 - _min_cosine(r), COSINE_FLOOR), r.data["precision"],
+                                             f"{r.model['label']} b{r.data['batch']}") for r in group]))
+    return Image("accuracy.png", plots.accuracy_vs_speed(panels[:MAX_PANELS]), "accuracy vs speed per precision") if panels else None
 
 
 def _plots(merged) -> list[Image]:
-    rows = merged.rows
-    if not rows:
+    if not merged.rows:
         return []
-    shapes = list(_by(rows, lambda r: r.shapes).items())[:MAX_PANELS]
-    images = [Image("latency.png", plots.latency_cdf([(s, [_curve(r, _row_label(r, merged)) for r in group]) for s, group in shapes]),
-                    "latency distribution per row")]
-    lines = []
-    for machine, group in list(_by(rows, lambda r: r.source.machine.title).items())[:MAX_PANELS]:
-        series = _by(group, lambda r: (_short(r), _rest(r)))
-        several = len({rest for _, rest in series}) > 1
-        lines.append((machine, [plots.Line(name + (f" · {rest}" if several else ""), tuple((r.data["batch"], r.data["throughput"]["samples_per_s"]) for r in mine))
-                                for (name, rest), mine in series.items()]))
-    if any(len({p[0] for p in line.points}) > 1 for _, found in lines for line in found):
-        images.append(Image("throughput.png", plots.throughput(lines), "throughput vs batch per backend"))
-    bars = [(f"{machine} · {shape}", [(_short(r), r.speedup) for r in group if r.speedup is not None])
-            for (machine, shape), group in _by(rows, lambda r: (r.source.machine.id, r.shapes)).items()]
-    bars = [b for b in bars if len(b[1]) > 1][:MAX_PANELS]
-    if bars:
-        images.append(Image("speedup.png", plots.speedup_bars(bars), "speedup over the baseline row"))
-    points = [(machine, [plots.Point(r.data["throughput"]["samples_per_s"], max(1 - _min_cosine(r), COSINE_FLOOR), r.data["precision"],
-                                     f"{r.model['label']} b{r.data['batch']}") for r in group if _min_cosine(r) is not None])
-              for machine, group in _by(rows, lambda r: r.source.machine.title).items()]
-    points = [p for p in points if p[1]][:MAX_PANELS]
-    if points:
-        images.append(Image("accuracy.png", plots.accuracy_vs_speed(points), "accuracy vs speed per precision"))
-    return images
+    return [i for i in (_latency(merged), _throughput(merged), _speedups(merged), _accuracy(merged)) if i is not None]
 
 
 def _min_cosine(row) -> float | None:
@@ -270,7 +305,7 @@ def _min_cosine(row) -> float | None:
 PLOT_TEXT = {
     "latency.png": "Latency distribution of every row at each input shape: the share of iterations at or under a latency "
                    "(solid where the run kept its samples with --save-samples, dashed through the percentiles otherwise).",
-    "throughput.png": "Samples per second against batch size, per model and backend, one panel per machine.",
+    "throughput.png": "Samples per second against batch size, per model, backend and settings; a panel per machine and input shapes.",
     "speedup.png": "Speedup of each row over the baseline row of its machine and input shapes.",
     "accuracy.png": f"Distance of each row's outputs from the reference (1 - cosine, drawn at {COSINE_FLOOR:g} when closer) against throughput, by precision.",
 }

@@ -69,13 +69,14 @@ class Cell:
     reference: Path | None  # the fp32 original, for quantized versions
     on_gpu: bool
     bench_args: tuple[str, ...] = ()
+    cpus: int = 1  # what a CPU cell asks Ray for: its --threads
 
     def to_dict(self) -> dict:
         return {
             "id": self.id, "index": self.index, "label": self.label, "model": self.model.label, "source": str(self.model.path),
             "precision": self.precision, "backend": self.backend, "batch": self.batch, "shapes": list(self.shapes), "device": self.device,
             "path": str(self.path), "reference": str(self.reference) if self.reference else None, "on_gpu": self.on_gpu,
-            "bench_args": list(self.bench_args),
+            "bench_args": list(self.bench_args), "cpus": self.cpus,
         }
 
 
@@ -216,6 +217,14 @@ def _version(spec: Spec, model: ModelEntry, precision: str, output: Path) -> tup
     return (output / "models" / name).resolve(), model.path
 
 
+def _threads(args: tuple[str, ...]) -> int:
+    for index, arg in enumerate(args):
+        value = arg.partition("=")[2] if arg.startswith("--threads=") else args[index + 1] if arg == "--threads" and index + 1 < len(args) else ""
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return 1
+
+
 def expand(spec: Spec, output: Path) -> list[Cell]:
     """Every cell, in a fixed order: models, precisions, backends, shapes, batches, devices. An ID
     is made of what the cell measures, so it is the same on every machine and every run."""
@@ -233,7 +242,7 @@ def expand(spec: Spec, output: Path) -> list[Cell]:
                                      *([f"gpu{device}"] if device is not None else [])]
                             key = _digest(label, backend, batch, shapes, device, spec.bench_args)
                             cells.append(Cell(f"{_slug('.'.join(parts))}-{key}", len(cells), label, model, precision, backend, batch, shapes,
-                                              device, path, reference, on_gpu, spec.bench_args))
+                                              device, path, reference, on_gpu, spec.bench_args, _threads(spec.bench_args)))
     return cells
 
 
@@ -347,7 +356,8 @@ def _execute(todo: list[Cell], spec: Spec, options: SweepOptions, recorder: _Rec
         sweep_run.run_ray(runnable, options.address, options.retries, options.timeout, recorder)
         return []
     slots, pci_order = _slots(options, todo, reporter)
-    sweep_run.run_local(runnable, slots, pci_order, options.retries, options.timeout, recorder)
+    # CPU cells share one slot unless --devices asked for more: parallel CPU runs skew each other's timings
+    sweep_run.run_local(runnable, slots, pci_order, options.devices is not None, options.retries, options.timeout, recorder)
     return slots
 
 
@@ -363,7 +373,8 @@ def sweep(spec_path: Path, options: SweepOptions, reporter: Reporter) -> SweepRe
         reporter.note(f"shard {options.shard} (from {options.shard.source}): {len(cells)} cells")
     summary = {"path": str(spec.path), "sha256": spec.sha256}
     if options.list_only:
-        entries = [{**c.to_dict(), "status": "finished" if c in skipped else "to run"} for c in cells]
+        folder = options.output / "cells"
+        entries = [{**c.to_dict(), "status": "finished" if _finished(folder / f"{c.id}.json") else "to run"} for c in cells]
         return SweepResult(environment.fingerprint(), summary, _shard_text(options.shard), options.executor, (), tuple(entries), listed=True)
     with reporter.task(f"sweep: {len(todo)} cells ({len(skipped)} finished before)", total=len(todo)) as advance:
         recorder = _Recorder(options.output, reporter, advance, options.executor)

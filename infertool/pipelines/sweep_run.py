@@ -82,17 +82,19 @@ def run_cell(cell: dict, env: dict, retries: int, timeout: float) -> dict:
     return {**placement, "status": "failed", "attempts": attempts, "result": None, "env": environment.fingerprint()}
 
 
-def run_local(cells: Sequence[dict], slots: Sequence[str | None], pci_order: bool, retries: int, timeout: float, done: Done) -> None:
+def run_local(cells: Sequence[dict], slots: Sequence[str | None], pci_order: bool, spread_cpu: bool, retries: int, timeout: float, done: Done) -> None:
     """One worker thread per device slot, each running one cell subprocess at a time, pinned to its
     device with CUDA_VISIBLE_DEVICES (a slot of None: no pinning, the CPU). With `pci_order` the
-    slots are NVML's indices, which CUDA shares only under CUDA_DEVICE_ORDER=PCI_BUS_ID."""
+    slots are NVML's indices, which CUDA shares only under CUDA_DEVICE_ORDER=PCI_BUS_ID. CPU cells
+    run on the first slot only, one at a time, unless `spread_cpu`."""
     pending = list(cells)
     lock = threading.Lock()
 
     def take(slot: str | None) -> dict | None:
         with lock:
             for index, cell in enumerate(pending):
-                if cell["device"] is None or str(cell["device"]) == slot:
+                free = cell["on_gpu"] or spread_cpu or slot == slots[0]
+                if (cell["device"] is None and free) or str(cell["device"]) == slot:
                     return pending.pop(index)
         return None
 
@@ -125,7 +127,7 @@ def run_ray(cells: Sequence[dict], address: str | None, retries: int, timeout: f
         task = ray.remote(run_cell)
         futures = {}
         for cell in cells:
-            resources = {"num_gpus": 1} if cell["on_gpu"] else {"num_cpus": 1}
+            resources = {"num_gpus": 1} if cell["on_gpu"] else {"num_cpus": cell["cpus"]}
             futures[task.options(**resources, max_retries=retries).remote(cell, {}, retries, timeout)] = cell
         while futures:
             ready, _ = ray.wait(list(futures), num_returns=1)

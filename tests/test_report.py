@@ -58,6 +58,10 @@ def test_markdown_report_has_every_row_and_plots_that_decode(results, tmp_path):
             line = f"| {machine} | {run} | {row['model']} | ort-cpu | - | end-to-end | {ms(row['latency_ms']['median'])} |"
             assert line in text, line
     assert "| R2 | quantize.json | quantize |" in text and "fp16 of" in text
+    for machine in ("M1 ", "M2 gpu-box-2"):  # one table per machine: every model, precision and batch it ran
+        table = text.split(f"### On {machine}", 1)[1].split("###", 1)[0]
+        assert [line.split(" | ")[1:3] for line in table.splitlines() if line.startswith("| x ")] == [
+            ["fp32", "fp32"], ["fp16", "fp16"], ["fp32", "fp32"], ["fp16", "fp16"]]
     # the same model, shapes and precision on two machines: one group, both rows, each machine's own speedup
     group = text.split("### fp32 · fp32 · x 4x16", 1)[1].split("###", 1)[0]
     assert "| M1 | R1 |" in group and "| M2 | R3 |" in group and group.count("| 1.00x |") == 2

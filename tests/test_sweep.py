@@ -143,7 +143,7 @@ def test_a_crashing_cell_is_recorded_the_rest_run_and_resume_skips_finished(tmp_
     report = run_cli("report", out, "-o", tmp_path / "report.md", env=crash_plugin)
     assert report.returncode == 0, report.stderr
     text = (tmp_path / "report.md").read_text()
-    assert "Failed cells" in text and text.count(": crashed (SIGKILL)") == 2 and text.count("| ort-cpu | - | end-to-end |") == 2
+    assert "Failed cells" in text and text.count(": crashed (SIGKILL)") == 2 and text.count("| a | fp32 | ort-cpu | - |") == 2
 
 
 def test_shards_and_ray_give_the_same_cells(tmp_path):

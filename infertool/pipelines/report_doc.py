@@ -129,16 +129,38 @@ def _group_table(rows) -> Table:
     return table
 
 
+def _comparison(rows) -> Table:
+    """Every row of one machine, by input shapes: the models, precisions and backends side by side."""
+    differ = variants(rows)
+    order = list(dict.fromkeys(r.shapes for r in rows))
+    table = Table(("shapes", "model", "prec", "backend", "settings", "run", "median ms", "p99", "CV", "samples/s", "speedup", "agreement"), [], NUMBERS)
+    for r in sorted(rows, key=lambda r: order.index(r.shapes)):
+        lat = r.data["latency_ms"]
+        table.rows.append((
+            r.shapes, r.model["label"], r.data["precision"], r.data["backend"], differ[id(r)] or "-", r.source.id, _ms(lat["median"]), _ms(lat["p99"]),
+            f"{lat['cv']:.1%}", f"{r.data['throughput']['samples_per_s']:,.1f}", "-" if r.speedup is None else f"{r.speedup:.2f}x", _agreement(r),
+        ))
+    return table
+
+
 def _benchmarks(merged, baseline_row: str | None) -> list[Block]:
     if not merged.rows:
         return []
     blocks: list[Block] = [("h", 2, "Benchmarks"), ("p", (
-        "Rows on the same model file (sha256), input shapes and precision are comparable; each keeps its machine (M) and run (R), "
-        "never averaged together. Speedup: median latency of the baseline row on the same machine and input shapes "
-        f"({baseline_row or 'the first row read'}) over the row's. Settings: what differs between rows of one model and backend. "
-        "Threads: intra-/inter-op threads ONNX Runtime ran with."
+        f"Speedup: median latency of the baseline row on the same machine and input shapes ({baseline_row or 'the first row read'}) over "
+        "the row's; never across machines. Settings: what differs between rows of one model and backend. Agreement: with each run's reference."
     ))]
-    for (sha, shapes, precision), rows in merged.groups().items():
+    for machine in merged.machines:
+        mine = [r for r in merged.rows if r.source.machine is machine]
+        if mine:
+            blocks += [("h", 3, f"On {machine.title} ({', '.join(machine.gpus) or machine.cpu})"), _comparison(mine)]
+    shared = {key: rows for key, rows in merged.groups().items() if len(rows) > 1}
+    blocks += [("h", 2, "The same measurement in several runs"), ("p", (
+        "Rows on the same model file (sha256), input shapes and precision, from different runs or machines: each keeps its machine (M) "
+        "and run (R), never averaged together. Threads: intra-/inter-op threads ONNX Runtime ran with."
+        if shared else "Each row measured a different model file, input shapes or precision: nothing to set side by side."
+    ))]
+    for (sha, shapes, precision), rows in shared.items():
         labels = " = ".join(dict.fromkeys(r.model["label"] for r in rows))
         blocks += [("h", 3, f"{labels} · {precision} · {shapes} · sha256 {sha[:12]}"), _group_table(rows)]
     return blocks

@@ -12,6 +12,7 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -317,7 +318,7 @@ class _Recorder:
 
     output: Path
     reporter: Reporter
-    advance: object
+    advance: Callable[..., None]  # the progress task
     executor: str
     entries: dict[str, dict] = field(default_factory=dict)
 

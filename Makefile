@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU build of torch; a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 # trt-rtx: TensorRT-RTX builds real engines on a CPU-only machine, so the tests drive a real TensorRT-family builder.
-EXTRAS ?= cpu,torch,keras,trt-rtx,dev,examples
+EXTRAS ?= cpu,torch,keras,trt-rtx,report,sweep,ray,dev,examples
 # Real-weight models for the examples and their tests: only their ONNX files are used, so without
 # their dependencies (rapidocr's code wants OpenCV; silero-vad's wants torch, which must stay as pinned).
 MODEL_PACKAGES := rapidocr-onnxruntime==1.4.4 silero-vad==6.2.3
@@ -25,9 +25,16 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --no-deps $(MODEL_PACKAGES)
 	touch $@
 
+# The bundled CNN to ONNX, quantized to fp16 and int8 (int8 calibrated on random data: a speed demo),
+# the three benchmarked in one table with their agreement with fp32, then one report with plots.
 demo: install
 	$(BIN)/infertool convert examples/tiny_cnn.py:build --input-shape 1x3x64x64 -o $(DEMO)/tiny_cnn.onnx --force
-	$(BIN)/infertool bench $(DEMO)/tiny_cnn.onnx --backend ort-cpu --batch 1,8,32 --markdown $(DEMO)/bench.md --json $(DEMO)/bench.json --force
+	$(BIN)/infertool quantize $(DEMO)/tiny_cnn.onnx -p fp16 -o $(DEMO)/tiny_cnn.fp16.onnx --json $(DEMO)/quantize_fp16.json --force
+	$(BIN)/infertool quantize $(DEMO)/tiny_cnn.onnx -p int8 --calib-data random -o $(DEMO)/tiny_cnn.int8.onnx --json $(DEMO)/quantize_int8.json --force
+	$(BIN)/infertool bench $(DEMO)/tiny_cnn.onnx $(DEMO)/tiny_cnn.fp16.onnx $(DEMO)/tiny_cnn.int8.onnx --label fp32,fp16,int8 \
+		--backend ort-cpu --batch 1,8,32 --save-samples --markdown $(DEMO)/bench.md --json $(DEMO)/bench.json --force
+	$(BIN)/infertool report $(DEMO)/bench.json $(DEMO)/quantize_fp16.json $(DEMO)/quantize_int8.json -o $(DEMO)/report.html --force
+	@echo "open $(DEMO)/report.html"
 
 examples: install
 	$(BIN)/python examples/classification/run.py --backends $(EXAMPLE_BACKENDS)

@@ -70,7 +70,10 @@ def gpu_identity(device: int) -> dict:
 def device_properties(device: int) -> dict:
     props = check(runtime().cudaGetDeviceProperties(device))
     name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
-    return {"name": name.rstrip("\x00"), "compute_capability": f"{props.major}.{props.minor}", "memory_bytes": int(props.totalGlobalMem)}
+    return {
+        "name": name.rstrip("\x00"), "compute_capability": f"{props.major}.{props.minor}", "memory_bytes": int(props.totalGlobalMem),
+        "pci": (int(props.pciDomainID), int(props.pciBusID), int(props.pciDeviceID)),  # how NVML finds the same GPU
+    }
 
 
 class Stream:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import importlib
 import os
 import platform
+import socket
+import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from infertool import __version__
 from infertool.optional import distribution_version, install_hint, is_available
 
 
@@ -133,10 +136,40 @@ def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def utc_now() -> str:
+    """ISO 8601 in UTC, to the millisecond: `2025-01-31T12:00:00.123Z`."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def source_commit() -> dict:
+    """The git commit infertool runs from, when it runs from a clone (not from an installed wheel,
+    nor from a package that merely sits inside some other repository)."""
+    root = Path(__file__).resolve().parent.parent
+    top = _git(root, "rev-parse", "--show-toplevel")
+    if top is None or Path(top).resolve() != root:
+        return {"git_commit": None, "git_dirty": None}
+    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    return {"git_commit": _git(root, "rev-parse", "HEAD"), "git_dirty": None if status is None else bool(status)}
+
+
+def provenance() -> dict:
+    """When, where and by which infertool a result was made: what a record needs to travel."""
+    return {"timestamp_utc": utc_now(), "hostname": socket.gethostname(), "infertool_version": __version__, **source_commit()}
+
+
 def fingerprint() -> dict:
     """The environment block of result JSON."""
     found, reason = gpus()
     return {
+        **provenance(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu": cpu_name(),

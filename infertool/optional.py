@@ -22,6 +22,9 @@ EXTRAS = {
     "onnxruntime_ep_nv_tensorrt_rtx": "ort-trt-rtx",
     "cuda": "gpu",
     "pynvml": "gpu",
+    "matplotlib": "report",
+    "yaml": "sweep",
+    "ray": "ray",
 }
 
 

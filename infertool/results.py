@@ -82,10 +82,11 @@ class ConvertResult:
     seconds: float
     validation: ValidationReport | None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    env: dict = field(default_factory=dict)  # environment.fingerprint(): where, when and by what it ran
 
     def to_dict(self) -> dict:
         return {
-            "schema": "infertool.convert/1",
+            "schema": "infertool.convert/1", "env": self.env,
             "source": self.source, "framework": self.framework, "exporter": self.exporter,
             "output": self.output.to_dict(), "opset": self.opset,
             "inputs": [s.to_dict() for s in self.inputs], "outputs": [s.to_dict() for s in self.outputs],
@@ -144,6 +145,9 @@ class BenchRow:
     warnings: tuple[str, ...] = ()
     accuracy: TaskAccuracy | None = None  # against --labels-csv, on every labelled sample
     startup: dict = field(default_factory=dict)  # load_ms, first_inference_ms: kept apart from the steady-state timings
+    model: str | None = None  # the model's label (bench compares several models)
+    samples: dict = field(default_factory=dict)  # mode -> every iteration's time in ns (--save-samples)
+    gpu: dict | None = None  # NVML clocks, temperature and power before and after the row
 
     @property
     def latency(self):
@@ -159,6 +163,7 @@ class BenchRow:
             "memory": self.memory, "agreement": self.agreement.to_dict() if self.agreement else None,
             "input_shapes": self.input_shapes, "settings": self.settings, "warnings": list(self.warnings), "startup_ms": self.startup,
             "accuracy": self.accuracy.to_dict() if self.accuracy else None,
+            "model": self.model, "samples_ns": self.samples or None, "gpu_telemetry": self.gpu,
         }
 
 
@@ -173,6 +178,9 @@ class GateRow:
     status: str = "ok"  # ok | regressed | not compared (no matching baseline row) | left out (too noisy)
     reason: str | None = None  # why a row was not compared or left out
 
+    model: str | None = None
+    machine: str | None = None  # report gates rows of several machines
+
     @property
     def judged(self) -> bool:
         return self.status in ("ok", "regressed")
@@ -181,7 +189,7 @@ class GateRow:
         return {
             "backend": self.backend, "batch": self.batch, "baseline_ms": self.baseline_ms, "current_ms": self.current_ms,
             "change": None if self.change is None else round(self.change, 4), "regressed": self.regressed,
-            "status": self.status, "compared": self.judged, "reason": self.reason,
+            "status": self.status, "compared": self.judged, "reason": self.reason, "model": self.model, "machine": self.machine,
         }
 
 
@@ -216,12 +224,14 @@ class BenchResult:
     gate: GateReport | None = None
     skipped: tuple[dict, ...] = ()  # backends asked for that cannot run here: {"backend", "reason"}
     notes: tuple[str, ...] = ()
+    models: tuple[dict, ...] = ()  # every model benchmarked, with its label; `model` is the first
 
     def to_dict(self) -> dict:
         return {
             "schema": "infertool.bench/1", "env": self.env, "model": self.model, "settings": self.settings,
             "rows": [r.to_dict() for r in self.rows], "warnings": list(self.warnings),
             "gate": self.gate.to_dict() if self.gate else None, "skipped": list(self.skipped), "notes": list(self.notes),
+            "models": list(self.models),
         }
 
 
@@ -270,6 +280,7 @@ class QuantizeResult:
     gates: dict
     seconds: float
     notes: tuple[str, ...] = ()
+    env: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -277,7 +288,7 @@ class QuantizeResult:
 
     def to_dict(self) -> dict:
         return {
-            "schema": "infertool.quantize/1", "source": self.source.to_dict(), "output": self.output.to_dict(),
+            "schema": "infertool.quantize/1", "env": self.env, "source": self.source.to_dict(), "output": self.output.to_dict(),
             "precision": self.precision, "settings": self.settings, "graph": self.graph,
             "calibration": self.calibration, "accuracy": self.accuracy.to_dict(), "gates": self.gates,
             "passed": self.passed, "seconds": round(self.seconds, 3), "notes": list(self.notes),
@@ -292,10 +303,11 @@ class BuildResult:
     precision_report: dict | None  # the precision stage (graph, calibration, accuracy), when one ran
     seconds: float
     notes: tuple[str, ...] = ()
+    env: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
-            "schema": "infertool.build/1", "engine": self.engine.to_dict(), "sidecar": self.sidecar,
+            "schema": "infertool.build/1", "env": self.env, "engine": self.engine.to_dict(), "sidecar": self.sidecar,
             "timing_cache_loaded": self.timing_cache_loaded, "precision_stage": self.precision_report,
             "seconds": round(self.seconds, 3), "notes": list(self.notes),
         }
@@ -369,10 +381,11 @@ class RunResult:
     saved_inputs: str | None = None
     startup: dict = field(default_factory=dict)  # load_ms, first_inference_ms (the one inference: a first one)
     notes: tuple[str, ...] = ()
+    env: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
-            "schema": "infertool.run/1", "model": self.model, "backend": self.backend, "inputs": self.inputs,
+            "schema": "infertool.run/1", "env": self.env, "model": self.model, "backend": self.backend, "inputs": self.inputs,
             "outputs": [o.to_dict() for o in self.outputs], "saved": self.saved,
             "top_k": self.top_k.to_dict() if self.top_k else None, "saved_inputs": self.saved_inputs, "startup_ms": self.startup,
             "notes": list(self.notes),
@@ -411,6 +424,22 @@ class LayerRow:
         return {
             "tensor": self.tensor, "node": self.node, "op": self.op, "candidate": self.candidate, "quantized": self.quantized,
             **self.divergence.to_dict(), "growth": self.growth, "flags": list(self.flags), "diverged": self.diverged,
+        }
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    env: dict
+    output: str
+    images: tuple[str, ...]  # the plots drawn (files beside a Markdown report; embedded in HTML)
+    summary: dict  # sources, machines, comparable groups
+    gate: GateReport | None = None
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": "infertool.report/1", "env": self.env, "output": self.output, "images": list(self.images), **self.summary,
+            "gate": self.gate.to_dict() if self.gate else None, "notes": list(self.notes),
         }
 
 
@@ -497,4 +526,28 @@ class PrecisionResult:
             "gate": self.gate, "data": self.data, "samples": self.samples, "keep": list(self.keep), "keep_file": self.keep_file,
             "first_divergence": self.first_divergence, "ranking": list(self.ranking), "cost": self.cost,
             "steps": [s.to_dict() for s in self.steps], "notes": list(self.notes), "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    env: dict
+    spec: dict  # path and sha256 of the spec file
+    shard: str | None  # "i/N (where it came from)"
+    executor: str
+    devices: tuple  # the device slots cells ran on (local executor)
+    cells: tuple[dict, ...]  # id, what it measures, status, result file, device, times, attempts
+    listed: bool = False  # --list: nothing ran
+
+    @property
+    def counts(self) -> dict:
+        counts: dict[str, int] = {}
+        for cell in self.cells:
+            counts[cell["status"]] = counts.get(cell["status"], 0) + 1
+        return counts
+
+    def to_dict(self) -> dict:
+        return {
+            "schema": "infertool.sweep/1", "env": self.env, "spec": self.spec, "shard": self.shard, "executor": self.executor,
+            "devices": list(self.devices), "listed": self.listed, "counts": self.counts, "cells": list(self.cells),
         }

@@ -230,7 +230,7 @@ def test_noise_advice_works_on_small_machines(tmp_path):
 
     noisy = Stats.from_ns([10_000, 90_000] * 20)
     row = BenchRow("ort-cpu", 1, "fp32", "end_to_end", {"end_to_end": noisy}, {}, {"x": [1, 16]}, {"intra_op_threads": None})
-    _, warnings = _notes(describe(mlp(tmp_path / "m.onnx")), [registry.get("ort-cpu")], [row], BenchOptions())
+    _, warnings = _notes([describe(mlp(tmp_path / "m.onnx"))], [registry.get("ort-cpu")], [row], BenchOptions())
     assert len(warnings) == 1 and "--threads 1" in warnings[0] and "more iterations will not" in warnings[0]
     assert "raise --iterations" not in warnings[0]
 

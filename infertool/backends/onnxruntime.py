@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import psutil
 
 from infertool import dtypes, onnx_io
 from infertool.backends import registry
@@ -158,6 +159,7 @@ class OrtRunner(Runner):
         self._bound_outputs_values: list[Any] = []
         self._names: list[str] = []
         self._input_types: dict[str, str] = {}
+        self._started_threads: int | None = None
 
     @property
     def io_binding(self) -> Any:
@@ -172,8 +174,10 @@ class OrtRunner(Runner):
             cuda.set_device(self.device)
             self.stream = cuda.Stream()
         chain = self.backend.provider_chain(replace(self.options, cuda_graph=self.cuda_graph), self.stream)
+        threads = psutil.Process().num_threads()
         try:
             self.session = self.backend.create_session(ort, self.model, session_options(self.options.ort, optimized_path), chain)
+            self._started_threads = psutil.Process().num_threads() - threads
         except Exception as exc:
             raise _session_error(self.backend.name, self.model, exc) from exc
         active = self.session.get_providers()
@@ -314,10 +318,23 @@ class OrtRunner(Runner):
             end.close()
         return {"compute": times}
 
+    def effective_threads(self) -> dict | None:
+        """The thread counts ORT runs with, counted rather than assumed: the session starts a pool of
+        n - 1 threads per n-thread pool (the calling thread is the n-th). Not told on GPU providers,
+        which may start threads of their own, nor where ORT sized both pools itself."""
+        if self._started_threads is None or self.backend.capabilities.on_gpu:
+            return None
+        parallel = self.options.ort.inter_op_threads is not None
+        inter = self.options.ort.inter_op_threads if parallel else 1
+        if not inter:
+            return None
+        return {"intra_op": self._started_threads + 1 - (inter - 1), "inter_op": inter, "counted": "threads the session started"}
+
     def info(self) -> RunnerInfo:
         return RunnerInfo(settings={
             "providers": self.session.get_providers() if self.session else [], "device": self.device,
             **self.options.ort.to_dict(), "io_binding": self.device_resident, "cuda_graph": self.cuda_graph,
+            "effective_threads": self.effective_threads(),
         })
 
     def close(self) -> None:

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from infertool import __version__
-from infertool.cli import bench, build_engine, cmdline, convert, debug, doctor, helptext, quantize, run
+from infertool.cli import bench, build_engine, cmdline, convert, debug, doctor, helptext, quantize, report, run, sweep
 from infertool.cli.console import err
 from infertool.errors import InfertoolError, first_line
 
@@ -39,7 +39,7 @@ def root(
     """Exit codes: 0 ok, 1 a check failed (validation, accuracy, regression gate), 2 usage or input error, 3 internal error."""
 
 
-for module in (convert, quantize, build_engine, run, bench, doctor, debug):
+for module in (convert, quantize, build_engine, run, bench, report, sweep, doctor, debug):
     module.register(app)
 
 

@@ -31,7 +31,7 @@ class Ort:
     ort_option: Optional[List[str]] = typer.Option(None, "--ort-option", metavar="KEY=VALUE", help="Execution provider option, e.g. prefer_nhwc=1 (repeatable).")
     io_binding: bool = typer.Option(True, "--io-binding/--no-io-binding", help="On GPU backends also time device-resident inputs/outputs (IO binding).")
     cuda_graph: bool = typer.Option(False, "--cuda-graph", help="Capture and replay a CUDA graph (ort-cuda and trt, with IO binding; trt-rtx: its whole-graph capture strategy).")
-    save_optimized: Optional[Path] = typer.Option(None, "--save-optimized", help="Save the graph ORT optimized for the first ORT backend.")
+    save_optimized: Optional[Path] = typer.Option(None, "--save-optimized", help="Save the graph ORT optimized for the first ORT backend (of the first model).")
 
 
 TRT_PANEL = "trt / trt-rtx backends (trt: not yet run on real TensorRT, tested with a fake; trt-rtx: engines built for real, not run here)"
@@ -53,7 +53,7 @@ class Engine:
 
 @dataclass
 class Agreement:
-    reference: Optional[Path] = typer.Option(None, "--reference", help="ONNX model whose ort-cpu outputs are the reference [default: MODEL]; e.g. the fp32 original of a quantized model.")
+    reference: Optional[Path] = typer.Option(None, "--reference", help="ONNX model whose ort-cpu outputs are the reference [default: the first MODEL]; e.g. the fp32 original of a quantized model.")
     check: bool = typer.Option(True, "--check/--no-check", help="Compare every backend's outputs with the reference (mismatch: exit 1).")
     atol: Optional[float] = typer.Option(None, "--atol", help="Agreement tolerance override [default: by precision].")
     rtol: Optional[float] = typer.Option(None, "--rtol", help="Agreement tolerance override [default: by precision].")
@@ -69,6 +69,12 @@ class Gate:
 
 
 @dataclass
+class Compare:
+    label: Optional[List[str]] = typer.Option(None, "--label", metavar="NAME[,NAME]", help="Short names of the models, in order (repeatable) (default: the file names).")
+    baseline_row: Optional[str] = typer.Option(None, "--baseline-row", metavar="MODEL|BACKEND|MODEL:BACKEND", help="The row speedups are measured against, at each batch (default: the first model's first backend).")
+
+
+@dataclass
 class Reports:
     csv_out: Optional[str] = typer.Option(
         None, "--csv", metavar="[PATH]",
@@ -78,9 +84,10 @@ class Reports:
         None, "--markdown", metavar="[PATH]",
         help="A Markdown table (also appended to $GITHUB_STEP_SUMMARY when set): to stdout with a bare --markdown, else to PATH.",
     )
+    save_samples: bool = typer.Option(False, "--save-samples", help="Keep every iteration's time (ns) in the JSON, as trtexec --exportTimes (infertool report draws their distribution).")
 
 
-def _options(backend, batch, shapes, inputs, generated, image, timing, ort, engine, agreement, gate, device, force, skip, truth):
+def _options(backend, batch, shapes, inputs, generated, image, timing, ort, engine, agreement, gate, device, force, skip, truth, compare, save_samples):
     from infertool.backends.base import EngineOptions, OrtOptions, RunnerOptions
     from infertool.backends.onnxruntime import OPTIMIZATION_LEVELS
     from infertool.measure.gate import GATE_STATS
@@ -104,7 +111,8 @@ def _options(backend, batch, shapes, inputs, generated, image, timing, ort, engi
         inputs=inputs.to_options(fixed, image), warmup=parse.warmup(timing.warmup),
         measure=Budget(timing.iterations, timing.duration), runner=runner, reference=agreement.reference,
         check_outputs=agreement.check, atol=agreement.atol, rtol=agreement.rtol, min_cosine=agreement.min_cosine,
-        gate=gate_options, save_optimized=ort.save_optimized, force=force, skip_unavailable=skip, labels=truth.labels_csv,
+        gate=gate_options, save_optimized=ort.save_optimized, force=force, skip_unavailable=skip, ground_truth=truth.labels_csv,
+        model_labels=parse.names(compare.label, unique=False), baseline_row=compare.baseline_row, save_samples=save_samples,
     )
 
 
@@ -138,7 +146,7 @@ def _emit(result, output: Output, reports: Reports) -> None:
 
 @command
 def bench(
-    model: Path = typer.Argument(..., help="ONNX model."),
+    model: List[Path] = typer.Argument(..., help="ONNX model, or several versions of one (fp32.onnx fp16.onnx int8.onnx) compared in one table."),
     backend: Optional[List[str]] = typer.Option(
         None, "--backend", "-b", metavar="NAME",
         help="Backend to run (repeatable; the first is the speedup baseline; `infertool doctor` lists them; "
@@ -152,15 +160,18 @@ def bench(
         None, "--shapes", metavar="NAME:DIMS[,NAME:DIMS...]",
         help="One set of input shapes per row, trtexec style; repeat to sweep, e.g. --shapes ids:1x32,mask:1x32 --shapes ids:1x128,mask:1x128.",
     ),
-    inputs: Inputs = None, generated: Generated = None, image: Image = None, timing: Timing = None, ort: Ort = None,
+    compare: Compare = None, inputs: Inputs = None, generated: Generated = None, image: Image = None, timing: Timing = None, ort: Ort = None,
     engine: Engine = None, agreement: Agreement = None, gate: Gate = None, device: Device = None, reports: Reports = None,
     truth: Truth = None, output: Output = None,
 ) -> None:
-    """Benchmark an ONNX model on one or more backends: latency statistics, throughput, memory, output agreement."""
+    """Benchmark ONNX models on one or more backends: latency statistics, throughput, memory, output agreement."""
     from infertool.files import check_output
     from infertool.pipelines.bench import run_bench
 
-    settings = _options(backend, batch, shapes, inputs, generated, image, timing, ort, engine, agreement, gate, device, output.force, skip_unavailable, truth)
+    settings = _options(
+        backend, batch, shapes, inputs, generated, image, timing, ort, engine, agreement, gate, device, output.force, skip_unavailable, truth,
+        compare, reports.save_samples,
+    )
     for target in _targets(output, reports).values():
         if target != "-":
             check_output(Path(target), output.force)

@@ -226,13 +226,15 @@ def floats(text: str, option: str, count: int = 3) -> tuple[float, ...]:
     return values
 
 
-def names(values: Iterable[str] | None) -> tuple[str, ...]:
-    """Repeatable, comma-separated names -> one tuple; `@FILE` reads names from FILE, one a line
-    (blank lines and lines starting with `#` skipped), so a list `debug precision -o keep.txt` wrote can be fed back."""
+def names(values: Iterable[str] | None, unique: bool = True) -> tuple[str, ...]:
+    """Repeatable, comma-separated names -> one tuple (without repeats where `unique`); `@FILE` reads
+    names from FILE, one a line (blank lines and lines starting with `#` skipped), so a list
+    `debug precision -o keep.txt` wrote can be fed back."""
     found: list[str] = []
     for value in values or []:
         found += _name_file(value[1:]) if value.startswith("@") else [n.strip() for n in value.split(",")]
-    return tuple(dict.fromkeys(n for n in found if n))
+    found = [n for n in found if n]
+    return tuple(dict.fromkeys(found) if unique else found)
 
 
 def _name_file(path: str) -> list[str]:
@@ -288,3 +290,19 @@ def compute_capabilities(text: str) -> tuple[str, ...]:
         else:
             raise InfertoolError(f"malformed --compute-capability '{part.strip()}'", hint="write 8.6,8.9,12.0 (or sm86,sm89,sm120, or current)")
     return tuple(dict.fromkeys(found))
+def shard(text: str, source: str = "--shard") -> tuple[int, int]:
+    """`i/N` -> (i, N), 0 <= i < N."""
+    index, sep, count = text.strip().partition("/")
+    if not sep or not index.strip().isdigit() or not count.strip().isdigit() or not 0 <= int(index) < int(count):
+        raise InfertoolError(f"malformed {source} '{text}'", hint="write i/N with 0 <= i < N, e.g. 0/4")
+    return int(index), int(count)
+
+
+def devices(text: str) -> tuple[str, ...]:
+    """`--devices 4` (devices 0 to 3) or `--devices 0,2` (those)."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts or not all(p.isdigit() for p in parts) or (len(parts) == 1 and "," not in text and int(parts[0]) < 1):
+        raise InfertoolError(f"malformed --devices '{text}'", hint="give a count (4) or device indices (0,2)")
+    if "," not in text:
+        return tuple(str(i) for i in range(int(parts[0])))
+    return tuple(dict.fromkeys(parts))

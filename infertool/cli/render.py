@@ -144,7 +144,8 @@ def _shared(columns: list[Column], rows: list[list[str]]) -> tuple[list[Column],
     for index, column in enumerate(columns):
         values = {row[index] for row in rows}
         if column.shared is not None and len(values) == 1 and rows:
-            heading.append(column.shared.format(values.pop()))
+            if column.shared:  # an empty format hides a shared value (the title says it)
+                heading.append(column.shared.format(values.pop()))
         else:
             keep.append(index)
     return [columns[i] for i in keep], [[row[i] for i in keep] for row in rows], heading
@@ -265,11 +266,12 @@ def doctor_report(result, console: Console) -> None:
 # ---------------------------------------------------------------- bench
 
 
-KEYS = [Column("backend", TEXT, shared="{}"), Column("batch", shared="batch {}"), Column("inputs", TEXT, shared="inputs {}")]
+# the model column shows where one bench compares several models (the title names a single one)
+KEYS = [Column("model", TEXT, shared=""), Column("backend", TEXT, shared="{}"), Column("batch", shared="batch {}"), Column("inputs", TEXT, shared="inputs {}")]
 
 
 def _keys(row) -> list[str]:
-    return [row.backend, str(row.batch), shapes_text(row.input_shapes)]
+    return [escape(row.model or ""), row.backend, str(row.batch), shapes_text(row.input_shapes)]
 
 
 def _timing(row, mode: str, stat: str = "median") -> float | None:
@@ -287,7 +289,7 @@ Section = tuple  # (title, columns, rows, caption): the arguments of grid()
 
 def _latency(result) -> Section:
     model = result.model
-    several = len({r.backend for r in result.rows}) > 1
+    several = len({(r.model, r.backend) for r in result.rows}) > 1
     columns = [*KEYS, Column("prec", TEXT, shared="{}"), Column("timed", TEXT, shared="timed {}"), Column("median ms"),
                Column("p90", drop=3), Column("p99", drop=1), Column("CV"), Column("samples/s", drop=2)]
     columns += [Column("speedup")] if several else []
@@ -301,10 +303,24 @@ def _latency(result) -> Section:
     modes = {r.latency_mode for r in result.rows}
     timed = [text for mode, text in (("end_to_end", "e2e = host arrays in and out"), ("device_resident", "device = inputs and outputs kept on the GPU (IO binding)")) if mode in modes]
     caption = f"ms per inference, percentiles by nearest rank; timed {', '.join(timed)}" + (
-        f"; speedup over {escape(result.rows[0].backend)} at the same inputs" if several else ""
+        f"; speedup over {escape(_baseline_name(result))} at the same inputs" if several else ""
     )
-    title = f"{escape(model['path'])}  ({model.get('precision_label', model['precision'])}, opset {model['opset']}, {size(model['bytes'])})"
+    title = "latency" if len(result.models) > 1 else f"{escape(model['path'])}  ({model.get('precision_label', model['precision'])}, opset {model['opset']}, {size(model['bytes'])})"
     return title, columns, rows, caption
+
+
+def _models(result) -> Section | None:
+    if len(result.models) < 2:
+        return None
+    columns = [Column("model", TEXT), Column("file", TEXT), Column("prec", TEXT), Column("opset"), Column("size"), Column("sha256", TEXT, drop=1)]
+    rows = [[escape(m["label"]), escape(m["path"]), m.get("precision_label", m["precision"]), str(m["opset"]), size(m["bytes"]), m["sha256"][:12]]
+            for m in result.models]
+    return "models", columns, rows, None
+
+
+def _baseline_name(result) -> str:
+    first = next((r for r in result.rows if r.speedup is not None and abs(r.speedup - 1) < 1e-12), result.rows[0])
+    return f"{first.model} {first.backend}" if len(result.models) > 1 else first.backend
 
 
 def _split(result) -> Section | None:
@@ -375,9 +391,10 @@ GATE_STATUS = {"ok": "[green]ok[/]", "regressed": "[red]REGRESSED[/]", "not comp
 
 
 def _gate(gate) -> Section:
-    columns = [*KEYS[:2], Column("baseline ms"), Column("now ms"), Column("change"), Column("result", TEXT)]
+    columns = [Column("machine", TEXT, shared=""), *KEYS[:3], Column("baseline ms"), Column("now ms"), Column("change"), Column("result", TEXT)]
     rows = [
-        [r.backend, str(r.batch), ms(r.baseline_ms), ms(r.current_ms), "-" if r.change is None else f"{r.change:+.1%}", GATE_STATUS[r.status]]
+        [escape(r.machine or ""), escape(r.model or ""), r.backend, str(r.batch), ms(r.baseline_ms), ms(r.current_ms),
+         "-" if r.change is None else f"{r.change:+.1%}", GATE_STATUS[r.status]]
         for r in gate.rows
     ]
     noise = "" if gate.max_cv is None else f", rows over CV {gate.max_cv:.1%} left out"
@@ -385,7 +402,7 @@ def _gate(gate) -> Section:
 
 
 def bench_tables(result, console: Console) -> None:
-    sections = [_latency(result), _split(result), _memory(result), _startup(result), _agreement(result), _task_accuracy(result)]
+    sections = [_models(result), _latency(result), _split(result), _memory(result), _startup(result), _agreement(result), _task_accuracy(result)]
     if result.gate is not None:
         sections.append(_gate(result.gate))
     for index, section in enumerate(s for s in sections if s is not None):
@@ -408,6 +425,8 @@ CSV_COLUMNS = (
     "top1_accuracy", "top5_accuracy",
     # which run a row comes from, so rows appended from several runs can be told apart
     "input_shapes", "precision_label", "threads", "model", "sha256", "timestamp",
+    # the model's label where one bench compares several
+    "model_label",
 )
 
 
@@ -432,7 +451,7 @@ def bench_csv(result) -> str:
             max((a.max_abs for a in outputs), default=None), min((a.cosine for a in outputs), default=None),
             None if row.accuracy is None else row.accuracy.top1, None if row.accuracy is None else row.accuracy.top5,
             ",".join(f"{name}:{format_shape(shape)}" for name, shape in row.input_shapes.items()), _precision(row, result.model),
-            row.settings.get("intra_op_threads"), result.model["path"], result.model["sha256"], result.env.get("time"),
+            row.settings.get("intra_op_threads"), result.model["path"], result.model["sha256"], result.env.get("time"), row.model,
         ])
     return buffer.getvalue()
 
@@ -441,17 +460,19 @@ def bench_markdown(result) -> str:
     model = result.model
     several = len({r.backend for r in result.rows}) > 1
     gpu = any(r.memory.get("gpu_bytes") is not None for r in result.rows)
-    header = ["backend", "batch", "inputs", "prec", "timed", "median ms", "p90 ms", "p99 ms", "CV", "samples/s"]
+    many = len(result.models) > 1
+    header = ["model"] * many + ["backend", "batch", "inputs", "prec", "timed", "median ms", "p90 ms", "p99 ms", "CV", "samples/s"]
     header += ["speedup"] * several + ["GPU mem"] * gpu + ["agreement"]
     lines = [
-        f"### infertool bench: `{model['path']}` ({model.get('precision_label', model['precision'])})", "",
+        "### infertool bench: " + (", ".join(f"`{m['path']}` ({m.get('precision_label', m['precision'])})" for m in result.models) if many
+                                   else f"`{model['path']}` ({model.get('precision_label', model['precision'])})"), "",
         "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" if h in ("backend", "inputs", "prec", "timed", "agreement") else "---:" for h in header) + "|",
+        "|" + "|".join("---" if h in ("model", "backend", "inputs", "prec", "timed", "agreement") else "---:" for h in header) + "|",
     ]
     for row in result.rows:
         stats = row.latency
         agreement = "-" if row.agreement is None else ("ok" if row.agreement.passed else "**FAIL**")
-        cells = [row.backend, str(row.batch), ", ".join(f"{n} {format_shape(s)}" for n, s in row.input_shapes.items()), _precision(row, model),
+        cells = [row.model] * many + [row.backend, str(row.batch), ", ".join(f"{n} {format_shape(s)}" for n, s in row.input_shapes.items()), _precision(row, model),
                  MODE_LABELS[row.latency_mode], ms(stats.median), ms(stats.p90), ms(stats.p99), f"{stats.cv:.1%}",
                  sig(throughput(stats, row.batch)["samples_per_s"], thousands=True)]
         cells += ["-" if row.speedup is None else f"{row.speedup:.2f}x"] * several
@@ -732,3 +753,47 @@ def debug_precision(result, console: Console) -> None:
         f"next: infertool quantize {escape(result.model)} -p {result.precision} --exclude-nodes @{escape(result.keep_file)} -o MODEL.{result.precision}.onnx",
         highlight=False,
     )
+
+
+# ---------------------------------------------------------------- report, sweep
+
+
+def report_result(result, console: Console) -> None:
+    summary = result.summary
+    kinds: dict[str, int] = {}
+    for source in summary["sources"]:
+        kinds[source["kind"]] = kinds.get(source["kind"], 0) + 1
+    items = [
+        ("results", ", ".join(f"{n} {kind}" for kind, n in kinds.items())),
+        ("machines", escape(", ".join(f"{m['id']} {m['hostname']} ({', '.join(m['gpus']) or m['cpu']})" for m in summary["machines"]))),
+        ("groups", f"{len(summary['groups'])} of comparable rows ({sum(len(g['rows']) for g in summary['groups'])} rows)"),
+        ("plots", escape(", ".join(result.images)) or "-"),
+        *(("note", escape(note)) for note in result.notes),
+    ]
+    pairs(console, f"report → {escape(result.output)}", items)
+    if result.gate is not None:
+        console.print()
+        grid(console, *_gate(result.gate))
+
+
+SWEEP_STATUS = {"ok": "[green]ok[/]", "failed": "[red]failed[/]", "check-failed": "[yellow]check failed[/]"}
+
+
+def sweep_result(result, console: Console) -> None:
+    shard = f", shard {result.shard}" if result.shard else ""
+    counts = ", ".join(f"{n} {status}" for status, n in result.counts.items())
+    title = f"sweep {escape(result.spec['path'])}{shard}: {counts}"
+    if result.listed:
+        columns = [Column("cell", TEXT), Column("model", TEXT), Column("prec", TEXT), Column("backend", TEXT), Column("batch"), Column("status", TEXT)]
+        rows = [[c["id"], escape(c["label"]), c["precision"], c["backend"], str(c["batch"] or "-"), c["status"]] for c in result.cells]
+        grid(console, title, columns, rows)
+        return
+    columns = [Column("cell", TEXT), Column("status", TEXT), Column("device", TEXT), Column("attempts"), Column("seconds"), Column("error", TEXT, drop=1)]
+    rows = []
+    for cell in result.cells:
+        attempts = cell.get("attempts") or []
+        seconds = sum(a["seconds"] or 0 for a in attempts)
+        device = cell.get("cuda_visible_devices") or cell.get("device_slot") or "-"
+        rows.append([cell["id"], SWEEP_STATUS.get(cell["status"], cell["status"]), str(device), str(len(attempts) or "-"),
+                     f"{seconds:.1f}" if attempts else "-", escape(cell.get("error") or "")])
+    grid(console, title, columns, rows)

@@ -51,9 +51,10 @@ def _difference(row: BenchRow, base: dict) -> str | None:
     return None
 
 
-def _match(row: BenchRow, rows: list[dict]) -> tuple[dict | None, str | None]:
-    """The baseline row measuring the same thing, or why there is none."""
-    candidates = [r for r in rows if r.get("backend") == row.backend and r.get("batch") == row.batch]
+def _match(row: BenchRow, rows: list[dict], model: str | None) -> tuple[dict | None, str | None]:
+    """The baseline row measuring the same thing, or why there is none; with several models in the
+    run, of the same model label (a baseline from before labels measured one model: the first)."""
+    candidates = [r for r in rows if r.get("backend") == row.backend and r.get("batch") == row.batch and (model is None or r.get("model", model) == row.model)]
     if not candidates:
         return None, f"no baseline row for {row.backend} batch {row.batch}"
     differences = [_difference(row, c) for c in candidates]
@@ -71,20 +72,20 @@ def _noise(row: BenchRow, base_stats: dict, max_cv: float | None) -> str | None:
     return None
 
 
-def _gate_row(row: BenchRow, rows: list[dict], max_regression: float, stat: str, max_cv: float | None) -> GateRow:
+def _gate_row(row: BenchRow, rows: list[dict], max_regression: float, stat: str, max_cv: float | None, first: str | None) -> GateRow:
     current = getattr(row.latency, stat)
-    base, reason = _match(row, rows)
+    base, reason = _match(row, rows, first)
     stats = None if base is None else _baseline_stats(base, row.latency_mode)
     base_ms = None if stats is None else stats.get(stat)
     if reason is None and (base_ms is None or base_ms <= 0):
         reason = f"the baseline has no {row.latency_mode} {stat}"
     if reason is not None:
-        return GateRow(row.backend, row.batch, None, current, None, False, "not compared", reason)
+        return GateRow(row.backend, row.batch, None, current, None, False, "not compared", reason, model=row.model)
     change = (current - base_ms) / base_ms
     noisy = _noise(row, stats, max_cv)
     if noisy is not None:
-        return GateRow(row.backend, row.batch, base_ms, current, change, False, "left out", noisy)
-    return GateRow(row.backend, row.batch, base_ms, current, change, change > max_regression, "regressed" if change > max_regression else "ok")
+        return GateRow(row.backend, row.batch, base_ms, current, change, False, "left out", noisy, model=row.model)
+    return GateRow(row.backend, row.batch, base_ms, current, change, change > max_regression, "regressed" if change > max_regression else "ok", model=row.model)
 
 
 def gate(result: BenchResult, baseline: dict, path: Path, max_regression: float, stat: str, max_cv: float | None = None) -> GateReport:
@@ -96,7 +97,9 @@ def gate(result: BenchResult, baseline: dict, path: Path, max_regression: float,
         notes.append("the baseline was measured on a different model file")
     if baseline.get("env", {}).get("gpus") != result.env.get("gpus") or baseline.get("env", {}).get("cpu") != result.env.get("cpu"):
         notes.append("the baseline was measured on different hardware")
-    rows = tuple(_gate_row(row, baseline.get("rows", []), max_regression, stat, max_cv) for row in result.rows)
+    several = len({r.model for r in result.rows}) > 1
+    first = result.rows[0].model if several and result.rows else None
+    rows = tuple(_gate_row(row, baseline.get("rows", []), max_regression, stat, max_cv, first) for row in result.rows)
     skipped = [r for r in rows if r.status in ("not compared", "left out")]
     if skipped:
         notes.append(f"{len(skipped)} of {len(rows)} rows not judged: " + "; ".join(f"{r.backend} batch {r.batch}: {r.reason}" for r in skipped))

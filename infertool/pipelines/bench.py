@@ -1,11 +1,12 @@
-"""`bench`: every backend and batch size on the same inputs, timed, sized and checked against a
-reference; then the verdicts (agreement, regression gate)."""
+"""`bench`: every model, backend and batch size (or shape set) on the same inputs, timed, sized and
+checked against a reference; then the verdicts (agreement, regression gate)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -15,13 +16,16 @@ from infertool import environment, onnx_io
 from infertool.agreement import compare, tolerance
 from infertool.backends import registry
 from infertool.backends.base import DEVICE_RESIDENT, END_TO_END, Backend, OrtOptions, Runner, RunnerOptions
+from infertool.dtypes import numpy_dtype
 from infertool.errors import CheckFailed, InfertoolError
 from infertool.feeds import FeedSource, InputOptions, value_shape
 from infertool.labels import LabelledSet, classes_for, read_labels_csv
 from infertool.measure.gate import gate, load_baseline
+from infertool.measure.gpu_telemetry import GpuProbe, clock_drop
 from infertool.measure.memory import HostPeak, gpu_used
 from infertool.measure.timing import Budget, run_for
 from infertool.onnx_io import ModelInfo
+from infertool.pipelines import versions
 from infertool.reporting import Reporter
 from infertool.results import AgreementReport, BenchResult, BenchRow
 from infertool.stats import PERCENTILE_METHOD, Stats
@@ -46,7 +50,7 @@ class BenchOptions:
     warmup: Budget = Budget(3, 0.2)
     measure: Budget = Budget(100, 1.0)
     runner: RunnerOptions = field(default_factory=RunnerOptions)
-    reference: Path | None = None  # an ONNX model whose reference-backend outputs are the reference
+    reference: Path | None = None  # an ONNX model whose reference-backend outputs are the reference [default: the first model]
     check_outputs: bool = True
     atol: float | None = None
     rtol: float | None = None
@@ -54,8 +58,11 @@ class BenchOptions:
     gate: GateOptions | None = None
     save_optimized: Path | None = None  # the graph the first backend that can optimized
     force: bool = False
-    labels: Path | None = None  # ground truth (sample -> class) for top-1 / top-5 accuracy per row
+    ground_truth: Path | None = None  # --labels-csv (sample -> class): top-1 / top-5 accuracy per row
     skip_unavailable: bool = False  # run the backends that can run here, note the others
+    model_labels: tuple[str, ...] = ()  # one short name per model [default: the file names]
+    baseline_row: str | None = None  # the speedup baseline: MODEL, BACKEND or MODEL:BACKEND [default: the first row]
+    save_samples: bool = False  # keep every iteration's time in the result
 
     def tolerance(self, precision: str) -> tuple[float, float, float | None]:
         atol, rtol, cosine = tolerance(precision)
@@ -76,7 +83,8 @@ class BenchOptions:
             "reference": str(self.reference) if self.reference else None, "check_outputs": self.check_outputs,
             "tolerance_overrides": {"atol": self.atol, "rtol": self.rtol, "min_cosine": self.min_cosine},
             "percentile_method": PERCENTILE_METHOD, "timer": "time.perf_counter_ns per inference; CUDA events for gpu_* timings",
-            "labels": str(self.labels) if self.labels else None,
+            "labels_csv": str(self.ground_truth) if self.ground_truth else None,
+            "labels": list(self.model_labels), "baseline_row": self.baseline_row, "save_samples": self.save_samples,
         }
 
 
@@ -92,39 +100,57 @@ def _check_batches(model: ModelInfo, batches: tuple[int | None, ...]) -> None:
 
 
 class _References:
-    """Reference-backend outputs of the reference model, per batch, on the bench inputs."""
+    """Reference-backend outputs of the reference model on the bench inputs (cast to its input
+    types), computed once per distinct set of inputs."""
 
     def __init__(self, model: Path, options: BenchOptions):
         self.model = options.reference or model
+        self.info = onnx_io.describe(self.model)
         self.backend = registry.get(registry.REFERENCE)
         self.label = f"{self.backend.name} on {self.model.name}"
         self._options = RunnerOptions(ort=OrtOptions(graph_optimization=options.runner.ort.graph_optimization))
-        self._outputs: dict[tuple, dict[str, np.ndarray]] = {}
+        self._outputs: dict[str, dict[str, np.ndarray]] = {}
 
-    def outputs(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        shapes = tuple((name, repr(value_shape(value))) for name, value in feeds.items())
-        if shapes not in self._outputs:
+    def outputs(self, feeds: dict) -> dict:
+        types = {s.name: s.dtype for s in self.info.inputs if s.is_tensor}
+        feeds = {n: v.astype(numpy_dtype(types[n]), copy=False) if isinstance(v, np.ndarray) and n in types else v for n, v in feeds.items()}
+        digest = hashlib.sha256()
+        for name, value in sorted(feeds.items()):
+            digest.update(f"{name}{value_shape(value)!r}".encode())
+            digest.update(np.ascontiguousarray(value).tobytes() if isinstance(value, np.ndarray) else repr(value).encode())
+        key = digest.hexdigest()
+        if key not in self._outputs:
             with self.backend.open(self.model, self._options) as runner:
-                self._outputs[shapes] = runner.infer(feeds)
-        return self._outputs[shapes]
+                self._outputs[key] = runner.infer(feeds)
+        return self._outputs[key]
+
+    def check(self, label: str, model: ModelInfo) -> None:
+        """A model is compared output by output: it must produce every output the reference does."""
+        missing = [s.name for s in self.info.outputs if s.name not in {o.name for o in model.outputs}]
+        if missing:
+            raise InfertoolError(
+                f"{label} has no output {', '.join(missing)} of the reference {self.model.name}",
+                hint="give a --reference with the same outputs, or --no-check",
+            )
 
     def is_itself(self, backend: Backend, model: Path) -> bool:
         """Whether a row of `backend` on `model` is checked against its own runtime and graph."""
         return backend is self.backend and model == self.model
 
 
-def _check_request(model: Path, options: BenchOptions) -> list[Backend]:
-    if model.suffix == ".engine":
+def _check_request(models: list[Path], options: BenchOptions) -> list[Backend]:
+    engine = next((m for m in models if m.suffix == ".engine"), None)
+    if engine is not None:
         raise InfertoolError(
             "bench takes the ONNX model, so every backend runs the same graph",
-            hint=f"infertool bench MODEL.onnx --backend trt --engine {model}",
+            hint=f"infertool bench MODEL.onnx --backend trt --engine {engine}",
         )
     backends = [registry.get(name) for name in options.backends]
     if options.runner.cuda_graph and not any(b.capabilities.cuda_graphs and options.runner.io_binding for b in backends):
         raise InfertoolError("--cuda-graph needs a GPU backend that can replay CUDA graphs (with IO binding)", hint="add --backend ort-cuda or trt, and drop --no-io-binding")
     if options.save_optimized is not None and not any(b.capabilities.saves_optimized for b in backends):
         raise InfertoolError("--save-optimized needs a backend that optimizes the graph (an ORT backend)")
-    if options.labels is not None and options.inputs.path is None:
+    if options.ground_truth is not None and options.inputs.path is None:
         raise InfertoolError("--labels-csv needs --inputs: the labelled samples", hint="e.g. --inputs crops/ --labels-csv crops/labels.csv")
     if options.shape_sets and options.inputs.path is not None:
         raise InfertoolError("a shape sweep needs generated inputs: --inputs files have their own shapes", hint="drop --inputs, or the shape list")
@@ -153,11 +179,11 @@ def _pinned() -> bool:
     return affinity is not None and len(affinity(0)) < (os.cpu_count() or 1)
 
 
-def _notes(model: ModelInfo, backends: list[Backend], rows: list[BenchRow], options: BenchOptions) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _notes(models: list[ModelInfo], backends: list[Backend], rows: list[BenchRow], options: BenchOptions) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Advice on the result as a whole: (notes, warnings)."""
     notes, warnings = [], []
     on_cpu = {b.name for b in backends if not b.capabilities.on_gpu}
-    if model.label == INT8_QDQ and on_cpu:
+    for model in (m for m in models if m.label == INT8_QDQ and on_cpu):
         notes.append(
             f"{model.path.name} is a TensorRT-shaped int8 Q/DQ graph (int8-qdq): ONNX Runtime on the CPU cannot fuse its "
             "Q/DQ pairs into int8 kernels and often runs it slower than fp32. For the CPU, quantize with --target ort (int8-ort)."
@@ -175,39 +201,72 @@ def _notes(model: ModelInfo, backends: list[Backend], rows: list[BenchRow], opti
     return tuple(notes), tuple(warnings)
 
 
-def run_bench(model_path: Path, options: BenchOptions, reporter: Reporter) -> BenchResult:
-    """Measure every row, then judge: raises CheckFailed (carrying the result) on a disagreement
-    with the reference or a regression against the baseline."""
-    backends, skipped = _runnable(_check_request(model_path, options), options.skip_unavailable)
+@dataclass
+class _Plan:
+    """What a bench run measures, checked before the first row."""
+
+    backends: list[Backend]
+    skipped: tuple[dict, ...]
+    labels: list[str]
+    models: list[ModelInfo]
+    baseline_row: tuple[str | None, str | None]
+    references: _References | None
+
+
+def _plan(paths: list[Path], options: BenchOptions, reporter: Reporter) -> _Plan:
+    backends, skipped = _runnable(_check_request(paths, options), options.skip_unavailable)
     for name in (s["backend"] for s in skipped):
         reporter.note(f"skipping {name}: it cannot run here")
-    baseline = load_baseline(options.gate.baseline) if options.gate else None
-    model = onnx_io.describe(model_path)
+    labels = versions.labels(paths, options.model_labels)
+    baseline_row = versions.baseline_row(options.baseline_row, labels, [b.name for b in backends])
+    models = [onnx_io.describe(path) for path in paths]
+    versions.check_inputs(labels, models)
     if options.check_outputs:
         registry.require(registry.REFERENCE)
-    _check_batches(model, options.batches)
+    for model in models:
+        _check_batches(model, options.batches)
+    references = _References(paths[0], options) if options.check_outputs else None
+    for label, model in zip(labels, models):
+        if references is not None:
+            references.check(label, model)
+    return _Plan(backends, skipped, labels, models, baseline_row, references)
+
+
+def _rows(plan: _Plan, options: BenchOptions, reporter: Reporter) -> list[BenchRow]:
+    rows = []
+    for label, model in zip(plan.labels, plan.models):
+        sources = [FeedSource(list(model.inputs), replace(options.inputs, shapes=shapes)) for shapes in options.shape_sets or (options.inputs.shapes,)]
+        for note in sources[0].notes:
+            reporter.note(note)
+        labelled = None
+        if options.ground_truth is not None:
+            truth = read_labels_csv(options.ground_truth)
+            labelled = LabelledSet(sources[0].feeds(None), classes_for(truth, sources[0].samples(), str(options.inputs.path)), truth)
+        named = label if len(plan.models) > 1 else None  # progress names the model where several are compared
+        rows += [
+            _measure_row(model, label, backend, source.feeds(batch), options, plan.references, reporter, labelled, named)
+            for backend in plan.backends for source in sources for batch in options.batches
+        ]
+    return _with_speedups(rows, *plan.baseline_row)
+
+
+def run_bench(model_paths: Path | Sequence[Path], options: BenchOptions, reporter: Reporter) -> BenchResult:
+    """Measure every row (model x backend x shapes x batch), then judge: raises CheckFailed
+    (carrying the result) on a disagreement with the reference or a regression against the baseline."""
+    paths = [model_paths] if isinstance(model_paths, Path) else list(model_paths)
+    plan = _plan(paths, options, reporter)
+    baseline = load_baseline(options.gate.baseline) if options.gate else None
     if options.save_optimized is not None:
-        first = next(b for b in backends if b.capabilities.saves_optimized)
-        first.save_optimized(model_path, options.runner, options.save_optimized, options.force)
+        first = next(b for b in plan.backends if b.capabilities.saves_optimized)
+        first.save_optimized(paths[0], options.runner, options.save_optimized, options.force)
         reporter.note(f"saved the graph optimized for {first.name} to {options.save_optimized}")
-    sets = options.shape_sets or (options.inputs.shapes,)
-    sources = [FeedSource(list(model.inputs), replace(options.inputs, shapes=shapes)) for shapes in sets]
-    for note in sources[0].notes:
-        reporter.note(note)
-    labelled = None
-    if options.labels is not None:
-        truth = read_labels_csv(options.labels)
-        labelled = LabelledSet(sources[0].feeds(None), classes_for(truth, sources[0].samples(), str(options.inputs.path)), truth)
-    references = _References(model_path, options) if options.check_outputs else None
-    rows = [
-        _measure_row(model, backend, source.feeds(batch), options, references, reporter, labelled)
-        for backend in backends for source in sources for batch in options.batches
-    ]
-    rows = _with_speedups(rows)
-    notes, advice = _notes(model, backends, rows, options)
-    warnings = [f"{r.backend} batch {r.batch}: {w}" for r in rows for w in r.warnings]
+    rows = _rows(plan, options, reporter)
+    notes, advice = _notes(plan.models, plan.backends, rows, options)
+    warnings = [f"{_name(r, len(plan.models) > 1)}: {w}" for r in rows for w in r.warnings]
+    described = tuple({"label": label, **model.to_dict()} for label, model in zip(plan.labels, plan.models))
     result = BenchResult(
-        environment.fingerprint(), model.to_dict(), options.to_dict(), tuple(rows), (*warnings, *advice), skipped=skipped, notes=notes,
+        environment.fingerprint(), plan.models[0].to_dict(), options.to_dict(), tuple(rows), (*warnings, *advice),
+        skipped=plan.skipped, notes=notes, models=described,
     )
     if baseline is not None:
         settings = options.gate
@@ -216,69 +275,94 @@ def run_bench(model_path: Path, options: BenchOptions, reporter: Reporter) -> Be
     return result
 
 
+def _name(row: BenchRow, with_model: bool) -> str:
+    return f"{row.model} {row.backend} batch {row.batch}" if with_model else f"{row.backend} batch {row.batch}"
+
+
 def _verdict(result: BenchResult) -> None:
+    many = len(result.models) > 1
     failed = [r for r in result.rows if r.agreement is not None and not r.agreement.passed]
     if failed:
         raise CheckFailed(
-            f"outputs disagree with the reference: {', '.join(f'{r.backend} batch {r.batch}' for r in failed)}",
+            f"outputs disagree with the reference: {', '.join(_name(r, many) for r in failed)}",
             hint="see the agreement table; loosen --atol/--rtol/--min-cosine only if the difference is expected",
             result=result,
         )
     if result.gate is not None and not result.gate.passed:
         slower = [r for r in result.gate.rows if r.regressed]
         raise CheckFailed(
-            "performance regression: " + ", ".join(f"{r.backend} batch {r.batch} {r.change:+.1%}" for r in slower)
+            "performance regression: " + ", ".join(f"{f'{r.model} ' if many else ''}{r.backend} batch {r.batch} {r.change:+.1%}" for r in slower)
             + f" (limit +{result.gate.max_regression * 100:g}% on {result.gate.stat})",
             result=result,
         )
 
 
-def _measure(call, label: str, options: BenchOptions, reporter: Reporter) -> Stats:
+def _measure(call, label: str, options: BenchOptions, reporter: Reporter, warm=None) -> list[int]:
+    """Per-iteration ns after a warm-up; `warm` runs between the two."""
     with reporter.task(f"{label}: warm-up"):
         run_for(call, options.warmup)
+    if warm is not None:
+        warm()
     with reporter.task(f"{label}: measuring", total=options.measure.iterations) as advance:
-        return Stats.from_ns(run_for(call, options.measure, advance))
+        return run_for(call, options.measure, advance)
 
 
-def _timings(runner: Runner, feeds: dict, label: str, options: BenchOptions, reporter: Reporter) -> tuple[dict, dict, str]:
-    """End-to-end timing, and where the runner can, device-resident and CUDA-event timings."""
-    timings = {END_TO_END: _measure(lambda: runner.infer(feeds), f"{label} end-to-end", options, reporter)}
+def _timings(runner: Runner, feeds: dict, label: str, options: BenchOptions, reporter: Reporter, warm=None) -> tuple[dict, dict, str, dict]:
+    """End-to-end timing, and where the runner can, device-resident and CUDA-event timings:
+    statistics and the samples behind them, by mode."""
+    samples = {END_TO_END: _measure(lambda: runner.infer(feeds), f"{label} end-to-end", options, reporter, warm)}
     outputs, mode = runner.infer(feeds), END_TO_END
     if runner.device_resident:
         runner.bind(feeds)
-        timings[DEVICE_RESIDENT] = _measure(runner.run_bound, f"{label} device-resident", options, reporter)
+        samples[DEVICE_RESIDENT] = _measure(runner.run_bound, f"{label} device-resident", options, reporter)
         outputs, mode = runner.bound_outputs(), DEVICE_RESIDENT
         with reporter.task(f"{label}: CUDA-event timing"):
-            device_ns = runner.device_times(timings[DEVICE_RESIDENT].count)
-        timings.update({f"gpu_{phase}": Stats.from_ns(ns) for phase, ns in device_ns.items() if ns})
-    return timings, outputs, mode
+            device_ns = runner.device_times(len(samples[DEVICE_RESIDENT]))
+        samples.update({f"gpu_{phase}": ns for phase, ns in device_ns.items() if ns})
+    return {m: Stats.from_ns(ns) for m, ns in samples.items()}, outputs, mode, samples
 
 
-def _measure_row(model: ModelInfo, backend: Backend, feeds, options: BenchOptions, references, reporter, labelled: LabelledSet | None) -> BenchRow:
+def _agreement(references, precision: str, feeds: dict, outputs: dict, options: BenchOptions, self_check: bool) -> AgreementReport | None:
+    if references is None:
+        return None
+    atol, rtol, min_cosine = options.tolerance(precision)
+    expected = references.outputs(feeds)
+    return AgreementReport(
+        references.label, precision, tuple(compare(n, expected[n], outputs[n], atol, rtol, min_cosine) for n in expected), self_check=self_check,
+    )
+
+
+def _first_inference(runner: Runner, feeds: dict, label: str, reporter: Reporter, startup: dict) -> None:
+    """The first inference, timed apart: where lazy set-up lands (TensorRT-RTX: kernels for the shape)."""
+    with reporter.task(f"{label}: first inference"):
+        started = time.perf_counter()
+        runner.infer(feeds)
+        startup["first_inference_ms"] = (time.perf_counter() - started) * 1e3
+
+
+def _measure_row(
+    model: ModelInfo, model_label: str, backend: Backend, feeds, options: BenchOptions, references, reporter, labelled: LabelledSet | None, named: str | None,
+) -> BenchRow:
     batch = next((a.shape[0] for a in feeds.values() if isinstance(a, np.ndarray) and a.ndim), 1)
-    label = f"{backend.name} batch {batch}"
+    label = f"{named + ' ' if named else ''}{backend.name} batch {batch}"
     device = options.runner.device
     host = HostPeak()
     gpu_before = gpu_used(device) if backend.capabilities.on_gpu else None
     shapes = {name: tuple(array.shape) for name, array in feeds.items() if isinstance(array, np.ndarray)}
-    artifact = backend.prepare(model, options.runner, shapes, reporter)
-    runner = backend.open(artifact, options.runner)
+    runner = backend.open(backend.prepare(model, options.runner, shapes, reporter), options.runner)
     with reporter.task(f"{label}: loading"):
         started = time.perf_counter()
         runner.prepare()
         startup = {"load_ms": (time.perf_counter() - started) * 1e3}
+    probe = GpuProbe(device) if backend.capabilities.on_gpu else None
     try:
         host.sample()
-        with reporter.task(f"{label}: first inference"):  # where lazy set-up lands (TensorRT-RTX: kernels for the shape)
-            started = time.perf_counter()
-            runner.infer(feeds)
-            startup["first_inference_ms"] = (time.perf_counter() - started) * 1e3
-        timings, outputs, mode = _timings(runner, feeds, label, options, reporter)
+        _first_inference(runner, feeds, label, reporter, startup)
+        timings, outputs, mode, samples = _timings(runner, feeds, label, options, reporter, probe.start if probe else None)
         gpu_after = gpu_used(device) if gpu_before is not None else None
         memory = {
             "model_file_bytes": model.bytes, "host_rss_increase_bytes": host.increase(), "host_peak_exact": host.exact,
-            "gpu_bytes": None if gpu_before is None or gpu_after is None else max(0, gpu_after - gpu_before),
-            **runner.memory(),
+            "gpu_bytes": None if gpu_before is None or gpu_after is None else max(0, gpu_after - gpu_before), **runner.memory(),
         }
         info = runner.info()
         accuracy = None
@@ -287,28 +371,29 @@ def _measure_row(model: ModelInfo, backend: Backend, feeds, options: BenchOption
                 accuracy = labelled.evaluate(runner.infer, batch)
     finally:
         runner.close()
+        telemetry = probe.finish() if probe else None
     precision = info.precision or model.precision  # an engine may compute below the graph's type
-    agreement = None
-    if references is not None:
-        atol, rtol, min_cosine = options.tolerance(precision)
-        expected = references.outputs(feeds)
-        agreement = AgreementReport(
-            references.label, precision, tuple(compare(n, expected[n], outputs[n], atol, rtol, min_cosine) for n in expected),
-            self_check=references.is_itself(backend, model.path),
-        )
+    agreement = _agreement(references, precision, feeds, outputs, options, references is not None and references.is_itself(backend, model.path))
     warnings = list(info.warnings)
+    if telemetry is not None and clock_drop(telemetry):
+        warnings.insert(0, clock_drop(telemetry))
     if timings[mode].noisy:
         warnings.insert(0, f"noisy: coefficient of variation {timings[mode].cv:.1%} > 5%")
-    input_shapes = {name: value_shape(value) for name, value in feeds.items()}
     return BenchRow(
-        backend.name, batch, precision, mode, timings, memory, input_shapes, dict(info.settings), agreement, warnings=tuple(warnings),
-        accuracy=accuracy, startup={k: round(v, 3) for k, v in startup.items()},
+        backend.name, batch, precision, mode, timings, memory, {n: value_shape(v) for n, v in feeds.items()}, dict(info.settings), agreement,
+        warnings=tuple(warnings), accuracy=accuracy, startup={k: round(v, 3) for k, v in startup.items()},
+        model=model_label, samples=samples if options.save_samples else {}, gpu=telemetry,
     )
 
 
-def _with_speedups(rows: list[BenchRow]) -> list[BenchRow]:
-    """Speedup of each row over the first backend's row at the same input shapes."""
-    first: dict[str, float] = {}
+def _with_speedups(rows: list[BenchRow], model: str | None = None, backend: str | None = None) -> list[BenchRow]:
+    """Speedup of each row over the baseline row at the same input shapes: the first row of `model`
+    on `backend` (either None: any), so by default the first model's first backend."""
+    base: dict[str, float] = {}
     for row in rows:
-        first.setdefault(repr(row.input_shapes), row.latency.median)
-    return [replace(r, speedup=first[repr(r.input_shapes)] / r.latency.median if r.latency.median > 0 else None) for r in rows]
+        if model in (None, row.model) and backend in (None, row.backend):
+            base.setdefault(repr(row.input_shapes), row.latency.median)
+    return [
+        replace(r, speedup=base[repr(r.input_shapes)] / r.latency.median if repr(r.input_shapes) in base and r.latency.median > 0 else None)
+        for r in rows
+    ]

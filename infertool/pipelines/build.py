@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from infertool import onnx_io
+from infertool import environment, onnx_io
 from infertool.backends import registry
 from infertool.engine.build import BuildOptions
 from infertool.engine.profiles import ShapeProfile, resolve_profiles
@@ -69,4 +69,4 @@ def build(model_path: Path, request: BuildRequest, reporter: Reporter) -> BuildR
         reporter.note(note)
     options = replace(request.options, profiles=profiles)
     result = backend.build_engine(model, request.output, options, reporter, _review(model, profiles, request.generated, reporter))
-    return replace(result, notes=(*notes, *result.notes))
+    return replace(result, notes=(*notes, *result.notes), env=environment.fingerprint())

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from infertool import onnx_io
+from infertool import environment, onnx_io
 from infertool.errors import CheckFailed, InfertoolError
 from infertool.exporters.base import ExportOptions
 from infertool.files import file_sha256, staged_output
@@ -90,7 +90,7 @@ def convert(source: str, options: ConvertOptions, reporter: Reporter) -> Convert
             output=ModelFile(str(output), file_sha256(final), final.stat().st_size, external),
             opset=onnx_io.opset(written),
             inputs=tuple(onnx_io.input_specs(written)), outputs=tuple(onnx_io.output_specs(written)),
-            seconds=time.perf_counter() - started, validation=report, notes=tuple(exported.notes),
+            seconds=time.perf_counter() - started, validation=report, notes=tuple(exported.notes), env=environment.fingerprint(),
         )
         if report is not None and not report.passed:
             raise _parity_failure(report, framework, output, options, replace(result, output=replace(result.output, path="")))

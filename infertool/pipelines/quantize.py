@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from infertool import onnx_io
+from infertool import environment, onnx_io
 from infertool.errors import CheckFailed, InfertoolError
 from infertool.feeds import FeedSource, InputOptions, sample_count, sample_names, split_batches
 from infertool.files import file_sha256, staged_output
@@ -189,6 +189,7 @@ def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> 
             output=ModelFile(str(options.output), file_sha256(converted), converted.stat().st_size, onnx_io.external_data_path(converted).exists()),
             precision=settings.precision, settings=options.to_dict(), graph=stage.graph, calibration=calibration,
             accuracy=accuracy, gates=gates, seconds=time.perf_counter() - started, notes=(*notes, *stage.notes),
+            env=environment.fingerprint(),
         )
         if not result.passed:
             raise _failure(result, options.output)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from infertool import onnx_io
+from infertool import environment, onnx_io
 from infertool.backends import registry
 from infertool.backends.base import Backend, RunnerOptions
 from infertool.dtypes import widened
@@ -193,5 +193,5 @@ def run(request: RunRequest, reporter: Reporter) -> RunResult:
     return RunResult(
         str(request.model), backend.name, {n: value_shape(a) for n, a in feeds.items()},
         tuple(OutputSummary.of(n, a) for n, a in outputs.items()), str(request.output) if request.output else None, ranked,
-        str(request.save_inputs) if request.save_inputs else None, startup, tuple(notes),
+        str(request.save_inputs) if request.save_inputs else None, startup, tuple(notes), env=environment.fingerprint(),
     )

@@ -62,6 +62,9 @@ class _Properties:
     major: int = int(_CAPABILITY[0])
     minor: int = int(_CAPABILITY[1])
     totalGlobalMem: int = 8 * 2**30  # noqa: N815
+    pciDomainID: int = 0  # noqa: N815 (the fake NVML's GPU 0 sits at 0:1:0)
+    pciBusID: int = 1  # noqa: N815
+    pciDeviceID: int = 0  # noqa: N815
 
 
 def enqueue(stream, work) -> None:

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from infertool.dtypes import is_float, numpy_dtype
+from infertool.arrays import check_size, human, read_npy, read_npz
+from infertool.dtypes import BY_ONNX, is_float, numpy_dtype
 from infertool.errors import InfertoolError, first_line
+from infertool.files import check_input, read_bytes
 from infertool.tensors import TensorSpec, bind_unnamed, check_names, format_shape, resolve_shapes
+from infertool.text import listing, shorten
 
 DEFAULT_INT_RANGE = (0, 100)
+PROTOBUF_LIMIT = 2**31  # protobuf cannot parse a message of 2 GiB or more
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 
 
@@ -26,6 +32,8 @@ def generated_feeds(
     """Seeded inputs: floats ~ N(0, 1), integers uniform in [low, high), booleans fair coins."""
     rng = np.random.default_rng(seed)
     feeds = {}
+    need = sum(check_size(f"input '{n}'", shape, numpy_dtype(dtypes[n])) for n, shape in shapes.items())
+    check_size("the generated inputs together", (need,), np.uint8)
     for name, shape in shapes.items():
         dtype = dtypes[name]
         target = numpy_dtype(dtype)
@@ -103,8 +111,10 @@ def load_images(files: list[Path], spec: TensorSpec, pre: ImagePreprocess) -> np
         resize = round(resize * crop[0] / pre.crop[0])  # keep the preset's resize/crop ratio
     arrays, size = [], None
     for file in files:
+        check_input(file, "image")
         try:
             with Image.open(file) as image:
+                check_size(f"image {shorten(file)}", (image.height, image.width, 3), np.float32, hint="give smaller images")
                 image = image.convert("RGB")
                 if resize:
                     w, h = image.size
@@ -118,15 +128,23 @@ def load_images(files: list[Path], spec: TensorSpec, pre: ImagePreprocess) -> np
                     left, top = (w - crop[1]) // 2, (h - crop[0]) // 2
                     image = image.crop((left, top, left + crop[1], top + crop[0]))
                 pixels = np.asarray(image, dtype=np.float32)
-        except (UnidentifiedImageError, OSError) as exc:
-            raise InfertoolError(f"cannot read image {file}: {first_line(exc)}", hint="give JPEG/PNG/BMP files") from exc
+        except Image.DecompressionBombError as exc:
+            declared = re.search(r"\((\d+) pixels\)", str(exc))
+            size = f"{int(declared.group(1)):,} pixels ({human(int(declared.group(1)) * 12)} as float32 RGB)" if declared else "too many pixels"
+            raise InfertoolError(
+                f"image {shorten(file)} declares {size}, more than is safe to decode (a decompression bomb?)",
+                hint="give smaller images", detail=first_line(exc),
+            ) from exc
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            raise InfertoolError(f"cannot read image {shorten(file)}: not an image file, or a damaged one", hint="give JPEG/PNG/BMP files", detail=first_line(exc)) from exc
         if arrays and pixels.shape[:2] != size:
-            raise InfertoolError(f"image {file} is {pixels.shape[0]}x{pixels.shape[1]}, the first {size[0]}x{size[1]}", hint="give --crop so all images match")
+            raise InfertoolError(f"image {shorten(file)} is {pixels.shape[0]}x{pixels.shape[1]}, the first {size[0]}x{size[1]}", hint="give --crop so all images match")
         size = pixels.shape[:2]
         pixels = (pixels * pre.scale - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
         if pre.bgr:
             pixels = pixels[..., ::-1]
         arrays.append(pixels.transpose(2, 0, 1) if layout == "nchw" else pixels)
+        check_size(f"{len(arrays)} images", (2 * len(arrays), *pixels.shape), np.float32, hint="give fewer or smaller images")  # 2: stacking copies
     return np.ascontiguousarray(np.stack(arrays)).astype(numpy_dtype(spec.dtype) if is_float(spec.dtype) else np.float32)
 
 
@@ -140,25 +158,35 @@ def _pb_dir(path: Path) -> Path:
     sets = sorted(path.glob("test_data_set_*"))
     if sets and any(sets[0].glob("input_*.pb")):
         return sets[0]
-    raise InfertoolError(f"{path} has no input_*.pb files", hint="use the test_data_set_N/input_K.pb layout, .npz, or images")
+    raise InfertoolError(f"{shorten(path)} has no input_*.pb files", hint="use the test_data_set_N/input_K.pb layout, .npz, or images")
 
 
 def read_pb_dir(path: Path, names: list[str], prefix: str = "input") -> dict[str, np.ndarray]:
     """Tensors from `<prefix>_K.pb`; each is keyed by its TensorProto name, else by the K-th name."""
     from onnx import TensorProto, numpy_helper
 
-    files = sorted(path.glob(f"{prefix}_*.pb"), key=lambda p: int(p.stem.rpartition("_")[2]) if p.stem.rpartition("_")[2].isdigit() else 0)
+    files = sorted(path.glob(f"{prefix}_*.pb"), key=lambda p: int(p.stem.rpartition("_")[2]) if p.stem.rpartition("_")[2].isascii() and p.stem.rpartition("_")[2].isdigit() else 0)
     tensors = {}
     for index, file in enumerate(files):
         proto = TensorProto()
         try:
-            proto.ParseFromString(file.read_bytes())
+            proto.ParseFromString(read_bytes(file, "tensor file", PROTOBUF_LIMIT))
+            if proto.data_location == TensorProto.EXTERNAL:
+                raise InfertoolError(f"{shorten(file)} keeps its data in another file", hint="save the tensor with its data inside (numpy_helper.from_array)")
+            check_size(f"tensor {shorten(file)}", tuple(proto.dims), _proto_dtype(proto), hint="check the .pb file")
             array = numpy_helper.to_array(proto)
+        except InfertoolError:
+            raise
         except Exception as exc:
-            raise InfertoolError(f"{file} is not an ONNX TensorProto: {first_line(exc)}") from exc
+            raise InfertoolError(f"{shorten(file)} is not a readable ONNX TensorProto", hint="write it with onnx.numpy_helper.from_array", detail=first_line(exc)) from exc
         name = proto.name or (names[index] if index < len(names) else f"{prefix}_{index}")
         tensors[name] = array
     return tensors
+
+
+def _proto_dtype(proto) -> np.dtype:
+    found = BY_ONNX.get(proto.data_type)
+    return np.dtype(np.uint8) if found is None or found.name == "string" else numpy_dtype(found.name)
 
 
 def write_pb_dir(tensors: Mapping[str, np.ndarray], folder: Path, prefix: str = "output") -> None:
@@ -172,21 +200,14 @@ def write_pb_dir(tensors: Mapping[str, np.ndarray], folder: Path, prefix: str = 
 def read_tensor_file(path: Path, specs: list[TensorSpec], pre: ImagePreprocess) -> dict[str, np.ndarray]:
     """Inputs from a file or directory; checked against the model's specs by `check_feeds`."""
     names = [s.name for s in specs]
-    if not path.exists():
-        raise InfertoolError(f"inputs {path} not found", hint="give .npz, .npy, a .pb test-data dir, or images")
+    if not os.path.exists(path):  # os.path: False for a name too long, where Path raises
+        raise InfertoolError(f"inputs {shorten(path)} not found", hint="give .npz, .npy, a .pb test-data dir, or images")
     if path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                return {k: archive[k] for k in archive.files}
-        except (OSError, ValueError) as exc:
-            raise InfertoolError(f"cannot read {path}: {first_line(exc)}") from exc
+        return read_npz(path)
     if path.suffix == ".npy":
         if len(names) != 1:
-            raise InfertoolError(f"a .npy file holds one array, but the model has inputs {', '.join(names)}", hint="use .npz with one array per input name")
-        try:
-            return {names[0]: np.load(path, allow_pickle=False)}
-        except (OSError, ValueError) as exc:
-            raise InfertoolError(f"cannot read {path}: {first_line(exc)}") from exc
+            raise InfertoolError(f"a .npy file holds one array, but the model has inputs {listing(names)}", hint="use .npz with one array per input name")
+        return {names[0]: read_npy(path)}
     if path.suffix.lower() in IMAGE_SUFFIXES or (path.is_dir() and image_files(path)):
         images = [s for s in specs if is_float(s.dtype) and len(s.shape) == 4]
         if len(specs) != 1 or not images:
@@ -195,7 +216,7 @@ def read_tensor_file(path: Path, specs: list[TensorSpec], pre: ImagePreprocess) 
         return {images[0].name: load_images(files, images[0], pre)}
     if path.is_dir():
         return read_pb_dir(_pb_dir(path), names)
-    raise InfertoolError(f"unknown input file type '{path.suffix}'", hint="give .npz, .npy, a .pb test-data dir, or images")
+    raise InfertoolError(f"unknown input file type '{shorten(path.suffix or path.name)}'", hint="give .npz, .npy, a .pb test-data dir, or images")
 
 
 def check_feeds(feeds: Mapping[str, np.ndarray], specs: list[TensorSpec], source: str) -> None:
@@ -204,21 +225,24 @@ def check_feeds(feeds: Mapping[str, np.ndarray], specs: list[TensorSpec], source
     check_names(feeds, names)
     missing = [n for n in names if n not in feeds]
     if missing:
-        raise InfertoolError(f"{source} lacks input{'s' if len(missing) > 1 else ''} {', '.join(missing)}", hint=f"the model's inputs are: {', '.join(names)}")
+        raise InfertoolError(f"{shorten(source)} lacks input{'s' if len(missing) > 1 else ''} {listing(missing)}", hint=f"the model's inputs are: {listing(names)}")
     for spec in specs:
         array = feeds[spec.name]
         if array.dtype != numpy_dtype(spec.dtype):
             raise InfertoolError(
-                f"input '{spec.name}' in {source} is {array.dtype}, the model wants {spec.dtype}",
+                f"input '{shorten(spec.name)}' in {shorten(source)} is {array.dtype}, the model wants {spec.dtype}",
                 hint=f"save it as {spec.dtype} (e.g. array.astype('{spec.dtype}'))",
             )
+        if array.ndim and array.shape[0] == 0:
+            raise InfertoolError(f"input '{shorten(spec.name)}' in {shorten(source)} holds no samples (shape {format_shape(array.shape)})", hint="give at least one sample")
         fixed_ok = len(array.shape) == len(spec.shape) and all(
             not isinstance(want, int) or want == got for want, got in zip(spec.shape, array.shape)
         )
         if not fixed_ok:
             raise InfertoolError(
-                f"input '{spec.name}' in {source} has shape {format_shape(array.shape)}, "
-                f"the model wants {format_shape(spec.shape)}"
+                f"input '{shorten(spec.name)}' in {shorten(source)} has shape {shorten(format_shape(array.shape))}, "
+                f"the model wants {shorten(format_shape(spec.shape))}",
+                hint="save the input in the model's shape (dynamic dimensions may take any size)",
             )
 
 
@@ -228,6 +252,7 @@ def fit_batch(feeds: Mapping[str, np.ndarray], specs: list[TensorSpec], batch: i
     for spec in specs:
         array = feeds[spec.name]
         if spec.shape and not isinstance(spec.shape[0], int) and array.shape[0] != batch:
+            check_size(f"input '{spec.name}' at batch {batch}", (batch, *array.shape[1:]), array.dtype)
             reps = -(-batch // array.shape[0])
             array = np.concatenate([array] * reps)[:batch] if reps > 1 else array[:batch]
         fitted[spec.name] = np.ascontiguousarray(array)
@@ -277,14 +302,21 @@ class FeedSource:
         return generated_feeds(shapes, dtypes, self.options.seed, self.options.int_range, self.options.generator == "zeros")
 
 
+def sample_count(feeds: Mapping[str, np.ndarray]) -> int:
+    """Samples stacked along axis 0; a model without batched inputs (none, or scalars) has one."""
+    return min((a.shape[0] for a in feeds.values() if a.ndim), default=1)
+
+
 def split_batches(feeds: Mapping[str, np.ndarray], specs: list[TensorSpec], size: int) -> list[dict[str, np.ndarray]]:
     """Cut stacked samples into batches of `size` rows (the last may be short), or of the model's
-    fixed batch (repeating samples to fill one, dropping a remainder)."""
-    count = min(a.shape[0] for a in feeds.values())
+    fixed batch (repeating samples to fill one, dropping a remainder). Scalar inputs go to every batch."""
+    count = sample_count(feeds)
+    if not any(a.ndim for a in feeds.values()):
+        return [dict(feeds)]
     fixed = next((s.shape[0] for s in specs if s.shape and isinstance(s.shape[0], int)), None)
     if fixed is not None and count < fixed:
-        feeds = {n: np.concatenate([a] * -(-fixed // count))[:fixed] for n, a in feeds.items()}
+        feeds = {n: np.concatenate([a] * -(-fixed // count))[:fixed] if a.ndim else a for n, a in feeds.items()}
         count = fixed
     step = fixed or size
     stop = count - count % step if fixed else count
-    return [{n: np.ascontiguousarray(a[i : i + step]) for n, a in feeds.items()} for i in range(0, stop, step)]
+    return [{n: np.ascontiguousarray(a[i : i + step]) if a.ndim else a for n, a in feeds.items()} for i in range(0, stop, step)]

@@ -12,8 +12,9 @@ from google.protobuf.message import DecodeError
 
 from infertool import dtypes
 from infertool.errors import InfertoolError, first_line
-from infertool.files import file_sha256
+from infertool.files import check_input, file_sha256
 from infertool.tensors import TensorSpec
+from infertool.text import shorten
 
 # protobuf cannot serialize a message of 2 GiB or more; stay clear of it
 EXTERNAL_DATA_THRESHOLD = 1_800_000_000
@@ -24,15 +25,31 @@ FLOATS = {onnx.TensorProto.FLOAT: "fp32", onnx.TensorProto.FLOAT16: "fp16", onnx
 
 
 def load(path: Path, load_external_data: bool = True) -> onnx.ModelProto:
-    if not path.is_file():
-        raise InfertoolError(f"model file {path} not found", hint="check the path")
+    check_input(path, "model file")
     try:
-        return onnx.load(str(path), load_external_data=load_external_data)
-    except (DecodeError, onnx.onnx_cpp2py_export.checker.ValidationError, OSError, ValueError) as exc:
+        model = onnx.load(str(path), load_external_data=load_external_data)
+    except (DecodeError, onnx.onnx_cpp2py_export.checker.ValidationError, OSError, ValueError, RecursionError) as exc:
         raise InfertoolError(
-            f"{path} is not a readable ONNX model ({first_line(exc)})",
-            hint="re-export it, or check that its external data file sits beside it",
+            f"{shorten(path)} is not a readable ONNX model (damaged, truncated, or its external data is missing)",
+            hint="re-export it, or check that its external data file sits beside it", detail=first_line(exc),
         ) from exc
+    if not model.HasField("graph"):
+        raise InfertoolError(f"{shorten(path)} is not an ONNX model: it holds no graph", hint="give the .onnx file the exporter wrote")
+    if not _text_names(model.graph):
+        raise InfertoolError(f"{shorten(path)} has names that are not UTF-8 text", hint="re-export the model with text names")
+    return model
+
+
+def _text_names(graph: onnx.GraphProto) -> bool:
+    """Whether every name is text: protobuf hands a name that is not UTF-8 back as bytes, which
+    would fail deep inside a command instead of here."""
+    names = [value.name for value in [*graph.input, *graph.output, *graph.initializer]]
+    for node in graph.node:
+        names += [node.name, node.op_type, node.domain, *node.input, *node.output]
+        subgraphs = [g for a in node.attribute for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs)]
+        if not all(_text_names(g) for g in subgraphs):
+            return False
+    return all(isinstance(name, str) for name in names)
 
 
 def opset(model: onnx.ModelProto) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -12,10 +14,12 @@ import numpy as np
 from infertool import dtypes
 from infertool.backends import registry
 from infertool.backends.base import Backend, Capabilities, OrtOptions, Runner, RunnerInfo, RunnerOptions
+from infertool.deadline import Deadline
 from infertool.errors import BackendFailure, InfertoolError, first_line
 from infertool.files import staged_output
 from infertool.optional import is_available, require
 from infertool.tensors import TensorSpec
+from infertool.text import shorten
 
 OPTIMIZATION_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 
@@ -144,6 +148,9 @@ class OrtRunner(Runner):
         self._bound_inputs: dict[str, Any] = {}
         self._bound_outputs_values: list[Any] = []
         self._names: list[str] = []
+        self._run_options: Any = None
+        self._deadline = Deadline(None, lambda: None)
+        self._calls = 0
 
     @property
     def io_binding(self) -> Any:
@@ -164,10 +171,7 @@ class OrtRunner(Runner):
                 providers=[p for p, _ in chain], provider_options=[o for _, o in chain],
             )
         except Exception as exc:
-            text = first_line(exc)
-            if "Invalid" in text or "Protobuf" in text or "parsing" in text.lower() or "Load model" in text:
-                raise InfertoolError(f"ONNX Runtime cannot load {self.model}: {text}", hint="check the file; re-export it if it is corrupt") from exc
-            raise BackendFailure(f"{self.backend.name}: creating the session failed: {text}") from exc
+            raise _session_error(self.backend.name, self.model, exc) from exc
         active = self.session.get_providers()
         if self.backend.provider not in active:
             raise BackendFailure(
@@ -177,6 +181,9 @@ class OrtRunner(Runner):
         self.inputs = [_spec(i) for i in self.session.get_inputs()]
         self.outputs = [_spec(o) for o in self.session.get_outputs()]
         self._names = [o.name for o in self.outputs]
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = 4  # failures come back as exceptions, in infertool's words
+        self._deadline = Deadline(self.options.timeout, functools.partial(setattr, self._run_options, "terminate", True))
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.cuda_graph:
@@ -186,10 +193,14 @@ class OrtRunner(Runner):
         return dict(zip(self._names, self._run(feeds)))
 
     def _run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        self._calls += 1
+        self._deadline.call = self._calls  # in flight: watched for --timeout
         try:
-            return self.session.run(self._names, feeds)
+            return self.session.run(self._names, feeds, self._run_options)
         except Exception as exc:
-            raise _runtime_error(self.backend.name, exc) from exc
+            raise self._failure(exc) from exc
+        finally:
+            self._deadline.call = 0
 
     def bind(self, feeds: Mapping[str, np.ndarray]) -> None:
         if not self.device_resident:
@@ -246,10 +257,24 @@ class OrtRunner(Runner):
         if self._binding is None:
             self._bound_outputs = dict(zip(self._names, self._run(self._bound)))
             return
+        self._calls += 1
+        self._deadline.call = self._calls
         try:
-            self.session.run_with_iobinding(self._binding)
+            self.session.run_with_iobinding(self._binding, self._run_options)
         except Exception as exc:
-            raise _runtime_error(self.backend.name, exc) from exc
+            raise self._failure(exc) from exc
+        finally:
+            self._deadline.call = 0
+
+    def _failure(self, exc: Exception) -> InfertoolError:
+        if not self._deadline.expired:
+            return _runtime_error(self.backend.name, exc)
+        _, where = _status(exc)
+        return InfertoolError(
+            f"{self.backend.name}: one inference ran past the --timeout of {self._deadline.seconds:g} s and was stopped{where}",
+            hint="a Loop whose trip count and condition never end it runs forever: fix the model, or raise --timeout if it is just slow",
+            detail=first_line(exc),
+        )
 
     def bound_outputs(self) -> dict[str, np.ndarray]:
         if self._binding is None:
@@ -295,8 +320,31 @@ def _numpy_type(dtype: str) -> Any:
     return dtypes.numpy_dtype(dtype).type
 
 
+def _status(exc: Exception) -> tuple[str, str]:
+    """ONNX Runtime's status name (INVALID_GRAPH...) and, where it names one, the failing node."""
+    text = str(exc)
+    status = re.search(r"\[ONNXRuntimeError\] : \d+ : (\w+)", text)
+    node = re.search(r"running (\w+) node\. Name:'([^']*)'", text)
+    return (status.group(1) if status else ""), (f" in {node.group(1)} node '{shorten(node.group(2), 40)}'" if node else "")
+
+
+def _session_error(backend: str, model: Path, exc: Exception) -> InfertoolError:
+    status, _ = _status(exc)
+    detail, name = first_line(exc), shorten(model)
+    if status in ("INVALID_PROTOBUF", "NO_MODEL", "NO_SUCHFILE"):
+        return InfertoolError(f"ONNX Runtime cannot read {name} as an ONNX model", hint="check the file; re-export it if it is corrupt", detail=detail)
+    if status == "INVALID_GRAPH" or "Load model" in detail:
+        return InfertoolError(f"ONNX Runtime rejects the graph of {name} as invalid", hint="check it with onnx.checker, then re-export the model", detail=detail)
+    if status == "NOT_IMPLEMENTED":
+        return BackendFailure(f"{backend}: ONNX Runtime has no kernel for an operator of {name}", hint="try another --backend, or re-export with other ops", detail=detail)
+    return BackendFailure(f"{backend}: ONNX Runtime could not create a session for {name}", hint="rerun with --verbose for ONNX Runtime's message", detail=detail)
+
+
 def _runtime_error(backend: str, exc: Exception) -> BackendFailure:
     text = first_line(exc)
-    if "out of memory" in text.lower() or "Failed to allocate" in text:
-        return BackendFailure(f"{backend}: GPU out of memory: {text}", hint="use a smaller --batch")
-    return BackendFailure(f"{backend}: inference failed: {text}")
+    status, where = _status(exc)
+    if "out of memory" in text.lower() or "Failed to allocate" in text or "bad_alloc" in text:
+        return BackendFailure(f"{backend}: out of memory{where}", hint="use a smaller --batch or --input-shape", detail=text)
+    if status == "INVALID_ARGUMENT":
+        return BackendFailure(f"{backend}: the inputs do not fit the model{where}", hint="check --input-shape, --batch and the input dtypes (rerun with --verbose)", detail=text)
+    return BackendFailure(f"{backend}: inference failed{where}", hint="rerun with --verbose for ONNX Runtime's message", detail=text)

@@ -158,7 +158,8 @@ class TrtRunner(Runner):
         if self._graph is not None:
             self._graph.launch(self.stream)
         elif not self.context.execute_async_v3(self.stream.ptr):
-            raise BackendFailure(f"TensorRT execution failed: {' | '.join(self.logger.messages[-2:])}")
+            raise BackendFailure("TensorRT execution failed", hint="check the inputs against the engine's profiles; --verbose shows TensorRT's log",
+                                 detail=" | ".join(self.logger.messages[-2:]))
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._allocate({n: tuple(a.shape) for n, a in feeds.items()})

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import List, Optional
 
@@ -11,21 +12,24 @@ import typer
 
 from infertool.cli import parse, render
 from infertool.cli.console import RichReporter, emit_json, err, out
-from infertool.cli.groups import Device, Generated, Image, Inputs, Output, command
+from infertool.cli.groups import Device, Generated, Image, Inputs, Limits, Output, command
 from infertool.errors import CheckFailed
+from infertool.measure.timing import MAX_SAMPLES, MAX_SECONDS
+
+MAX_THREADS = 1024
 
 
 @dataclass
 class Timing:
     warmup: str = typer.Option("200ms", "--warmup", metavar="N|Tms|Ts", help="Warm-up: iterations (10) or time (200ms; at least 3 iterations).")
-    iterations: int = typer.Option(100, "--iterations", "-n", min=1, help="Timed iterations, at least.")
-    duration: float = typer.Option(1.0, "--duration", min=0.0, help="Timed seconds, at least (0: iterations alone).")
+    iterations: int = typer.Option(100, "--iterations", "-n", min=1, max=MAX_SAMPLES, help="Timed iterations, at least.")
+    duration: float = typer.Option(1.0, "--duration", min=0.0, help=f"Timed seconds, at least (0: iterations alone; at most {MAX_SECONDS} s, {MAX_SAMPLES:,} iterations).")
 
 
 @dataclass
 class Ort:
-    threads: Optional[int] = typer.Option(None, "--threads", min=0, help="ORT intra-op threads [default: ORT's choice].")
-    inter_op_threads: Optional[int] = typer.Option(None, "--inter-op-threads", min=0, help="ORT inter-op threads (sets parallel execution).")
+    threads: Optional[int] = typer.Option(None, "--threads", min=0, max=MAX_THREADS, help="ORT intra-op threads [default: ORT's choice].")
+    inter_op_threads: Optional[int] = typer.Option(None, "--inter-op-threads", min=0, max=MAX_THREADS, help="ORT inter-op threads (sets parallel execution).")
     graph_opt: str = typer.Option("all", "--graph-opt", metavar="all|extended|basic|disable", help="ORT graph optimization level.")
     ort_option: Optional[List[str]] = typer.Option(None, "--ort-option", metavar="KEY=VALUE", help="Execution provider option, e.g. prefer_nhwc=1 (repeatable).")
     io_binding: bool = typer.Option(True, "--io-binding/--no-io-binding", help="On GPU backends also time device-resident inputs/outputs (IO binding).")
@@ -84,8 +88,9 @@ def _options(backend, batch, inputs, generated, image, timing, ort, engine, agre
     return BenchOptions(
         backends=tuple(dict.fromkeys(backend or ["ort-cpu"])), batches=parse.batches(batch),
         inputs=inputs.to_options(generated, image), warmup=parse.warmup(timing.warmup),
-        measure=Budget(timing.iterations, timing.duration), runner=runner, reference=agreement.reference,
-        check_outputs=agreement.check, atol=agreement.atol, rtol=agreement.rtol, min_cosine=agreement.min_cosine,
+        measure=Budget(timing.iterations, parse.finite(timing.duration, "--duration", 0, MAX_SECONDS)), runner=runner,
+        reference=agreement.reference, check_outputs=agreement.check, atol=parse.finite(agreement.atol, "--atol"),
+        rtol=parse.finite(agreement.rtol, "--rtol"), min_cosine=parse.finite(agreement.min_cosine, "--min-cosine", -math.inf),
         gate=gate_options, save_optimized=ort.save_optimized, force=force,
     )
 
@@ -102,12 +107,15 @@ def _emit(result, output: Output, reports: Reports) -> None:
         write_text_atomic(reports.markdown_out, text, output.force)
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
-            with open(summary, "a", encoding="utf-8") as handle:
-                handle.write(text + "\n")
+            try:
+                with open(summary, "a", encoding="utf-8") as handle:
+                    handle.write(text + "\n")
+            except OSError as exc:  # the job summary is CI's, not an output of this command
+                err.print(f"[yellow]warning:[/] cannot append to $GITHUB_STEP_SUMMARY ({render.text(summary)}): {render.text(exc.strerror)}", highlight=False)
     if output.json_out != "-":
         render.bench_tables(result, out)
     for warning in result.warnings:
-        err.print(f"[yellow]warning:[/] {render.escape(warning)}", highlight=False)
+        err.print(f"[yellow]warning:[/] {render.text(warning)}", highlight=False)
 
 
 @command
@@ -117,13 +125,14 @@ def bench(
     batch: Optional[str] = typer.Option(None, "--batch", metavar="N[,N...]", help="Batch sizes to sweep, one row each (the model's batch must be dynamic)."),
     inputs: Inputs = None, generated: Generated = None, image: Image = None, timing: Timing = None, ort: Ort = None,
     engine: Engine = None, agreement: Agreement = None, gate: Gate = None, device: Device = None, reports: Reports = None,
-    output: Output = None,
+    limits: Limits = None, output: Output = None,
 ) -> None:
     """Benchmark an ONNX model on one or more backends: latency statistics, throughput, memory, output agreement."""
     from infertool.files import check_output
     from infertool.pipelines.bench import run_bench
 
     settings = _options(backend, batch, inputs, generated, image, timing, ort, engine, agreement, gate, device, output.force)
+    settings = replace(settings, runner=replace(settings.runner, timeout=limits.seconds()))
     for path in (output.json_path, reports.csv_out, reports.markdown_out):
         if path is not None:
             check_output(path, output.force)

@@ -10,6 +10,7 @@ import typer
 from infertool.cli import parse, render
 from infertool.cli.console import RichReporter, show
 from infertool.cli.groups import Calibration, Device, Generated, Image, Output, command, data_options
+from infertool.tensors import MAX_DIM
 
 
 @command
@@ -20,7 +21,7 @@ def build_engine(
     min_shapes: Optional[List[str]] = typer.Option(None, "--min-shapes", metavar="NAME:DIMS[,...]", help="Profile minimum, trtexec style (repeat the three options for more profiles)."),
     opt_shapes: Optional[List[str]] = typer.Option(None, "--opt-shapes", metavar="NAME:DIMS[,...]", help="Profile optimum."),
     max_shapes: Optional[List[str]] = typer.Option(None, "--max-shapes", metavar="NAME:DIMS[,...]", help="Profile maximum."),
-    batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Batch for profiles derived for dynamic inputs without one (min 1, opt = max = batch)."),
+    batch: Optional[int] = typer.Option(None, "--batch", min=1, max=MAX_DIM, help="Batch for profiles derived for dynamic inputs without one (min 1, opt = max = batch)."),
     workspace: Optional[str] = typer.Option(None, "--workspace", metavar="SIZE", help="Workspace memory pool limit: MiB (4096) or 512M / 4G."),
     opt_level: Optional[int] = typer.Option(None, "--opt-level", min=0, max=5, help="Builder optimization level (TensorRT default 3)."),
     timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="Timing cache: loaded if it exists, saved after the build."),

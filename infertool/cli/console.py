@@ -10,11 +10,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as escape_markup
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from infertool.errors import CheckFailed
 from infertool.files import write_text_atomic
+from infertool.text import printable
+
+
+def escape(value: object) -> str:
+    """Printable and markup-escaped (progress text and notes carry names from files)."""
+    return escape_markup(printable(value))
 
 
 def _console(stderr: bool) -> Console:
@@ -92,7 +98,7 @@ def emit_json(payload: dict, target: str, force: bool) -> None:
         out.file.flush()
     else:
         write_text_atomic(Path(target), text, force)
-        err.print(f"wrote {target}", highlight=False)
+        err.print(f"wrote {escape(target)}", highlight=False)
 
 
 def show(result, json_out: str | None, force: bool, renderer: Callable[[object, Console], None]) -> None:

@@ -8,6 +8,12 @@ from rich.table import Table
 
 from infertool.stats import throughput
 from infertool.tensors import format_shape
+from infertool.text import printable
+
+
+def text(value: object) -> str:
+    """Printable and markup-escaped: names, labels, paths and notes come from files and users."""
+    return escape(printable(value))
 
 
 def _num(value: float | None, digits: int = 3) -> str:
@@ -29,17 +35,17 @@ def _mark(ok: bool) -> str:
 
 
 def convert_result(result, console: Console) -> None:
-    table = Table(title=f"{result.source} → {result.output.path or '(not written)'}", show_header=False, title_justify="left")
+    table = Table(title=f"{text(result.source)} → {text(result.output.path or '(not written)')}", show_header=False, title_justify="left")
     table.add_row("exporter", f"{result.framework} / {result.exporter}, opset {result.opset}, {result.seconds:.1f} s")
     if result.output.path:
         extra = " + external data" if result.output.external_data else ""
         table.add_row("file", f"{size(result.output.bytes)}{extra}, sha256 {result.output.sha256[:16]}…")
     for spec in result.inputs:
-        table.add_row("input", f"{spec.name}  {spec.dtype}  {format_shape(spec.shape)}")
+        table.add_row("input", text(f"{spec.name}  {spec.dtype}  {format_shape(spec.shape)}"))
     for spec in result.outputs:
-        table.add_row("output", f"{spec.name}  {spec.dtype}  {format_shape(spec.shape)}")
+        table.add_row("output", text(f"{spec.name}  {spec.dtype}  {format_shape(spec.shape)}"))
     for note in result.notes:
-        table.add_row("note", escape(note))
+        table.add_row("note", text(note))
     console.print(table)
     report = result.validation
     if report is None:
@@ -47,7 +53,7 @@ def convert_result(result, console: Console) -> None:
         return
     parity = Table(
         title="validation: checker ok, shape inference ok; "
-        f"ONNX Runtime (CPU) vs {report.reference}, atol {report.atol:g} rtol {report.rtol:g}",
+        f"ONNX Runtime (CPU) vs {text(report.reference)}, atol {report.atol:g} rtol {report.rtol:g}",
         title_justify="left",
     )
     for column in ("batch", "output", "max abs err", "max rel err", "cosine", "result"):
@@ -55,7 +61,7 @@ def convert_result(result, console: Console) -> None:
     for batch in report.batches:
         for agreement in batch.outputs:
             parity.add_row(
-                str(batch.batch), agreement.name, _num(agreement.max_abs), _num(agreement.max_rel),
+                str(batch.batch), text(agreement.name), _num(agreement.max_abs), _num(agreement.max_rel),
                 f"{agreement.cosine:.6f}", _mark(agreement.passed),
             )
     console.print(parity)
@@ -66,27 +72,27 @@ def doctor_report(result, console: Console) -> None:
     table = Table(title="infertool doctor", title_justify="left")
     for column in ("component", "version", "details"):
         table.add_column(column)
-    table.add_row("python", report["python"], report["platform"])
-    table.add_row("cpu", str(report["cpu_count"]) + " cores", report["cpu"])
+    table.add_row("python", report["python"], text(report["platform"]))
+    table.add_row("cpu", str(report["cpu_count"]) + " cores", text(report["cpu"]))
     for component in report["components"]:
         version = component["version"] or "[red]not installed[/]"
-        table.add_row(component["name"], version, escape(component["detail"] or component["hint"]))
+        table.add_row(component["name"], text(version) if component["version"] else version, text(component["detail"] or component["hint"]))
     for gpu in report["gpus"]:
         table.add_row(
-            f"gpu {gpu['index']}", gpu["name"],
+            f"gpu {gpu['index']}", text(gpu["name"]),
             f"{gpu['memory_total_mb']} MiB, sm {gpu['compute_capability']}, driver {gpu['driver']} (CUDA {gpu['cuda_driver']})",
         )
     if not report["gpus"]:
-        table.add_row("gpu", "[yellow]none[/]", escape(report["gpu_note"]))
+        table.add_row("gpu", "[yellow]none[/]", text(report["gpu_note"]))
     console.print(table)
     backends = Table(title="backends", title_justify="left")
     for column in ("backend", "status", "details"):
         backends.add_column(column)
     for backend in report["backends"]:
-        backends.add_row(backend["name"], "[green]available[/]" if backend["ok"] else "[red]unavailable[/]", escape(backend["reason"] or backend["description"]))
+        backends.add_row(text(backend["name"]), "[green]available[/]" if backend["ok"] else "[red]unavailable[/]", text(backend["reason"] or backend["description"]))
     console.print(backends)
     for warning in report["warnings"]:
-        console.print(f"[yellow]warning:[/] {escape(warning)}")
+        console.print(f"[yellow]warning:[/] {text(warning)}")
 
 
 MODE_LABELS = {"end_to_end": "end-to-end", "device_resident": "device-resident"}
@@ -105,7 +111,7 @@ def _timing(row, mode: str, stat: str = "median") -> float | None:
 
 def _latency_table(result) -> Table:
     model = result.model
-    title = f"{model['path']}  ({model['precision']}, opset {model['opset']}, {size(model['bytes'])})"
+    title = f"{text(model['path'])}  ({model['precision']}, opset {model['opset']}, {size(model['bytes'])})"
     latency = Table(title=title, title_justify="left", caption=(
         "timed: end-to-end = host arrays in and out; device-resident = inputs/outputs kept on the GPU (IO binding). "
         "Percentiles by nearest rank."
@@ -116,7 +122,7 @@ def _latency_table(result) -> Table:
         stats = row.latency
         cv = f"{stats.cv:.1%}" if not stats.noisy else f"[yellow]{stats.cv:.1%}[/]"
         latency.add_row(
-            row.backend, str(row.batch), row.precision, MODE_LABELS[row.latency_mode], _ms(stats.median), _ms(stats.p90),
+            text(row.backend), str(row.batch), row.precision, MODE_LABELS[row.latency_mode], _ms(stats.median), _ms(stats.p90),
             _ms(stats.p99), _ms(stats.mean), cv, f"{throughput(stats, row.batch)['samples_per_s']:,.1f}",
             "-" if row.speedup is None else f"{row.speedup:.2f}x",
         )
@@ -130,7 +136,7 @@ def _split_table(result) -> Table:
     for column in ("backend", "batch", "end-to-end", "device-resident", "GPU compute", "GPU H2D", "GPU D2H"):
         split.add_column(column, justify="left" if column == "backend" else "right")
     for row in result.rows:
-        split.add_row(row.backend, str(row.batch), *(_ms(_timing(row, m)) for m in ("end_to_end", "device_resident", "gpu_compute", "gpu_h2d", "gpu_d2h")))
+        split.add_row(text(row.backend), str(row.batch), *(_ms(_timing(row, m)) for m in ("end_to_end", "device_resident", "gpu_compute", "gpu_h2d", "gpu_d2h")))
     return split
 
 
@@ -142,13 +148,13 @@ def _memory_table(result) -> Table:
     for column in ("backend", "batch", *(keys[k] for k in shown)):
         memory.add_column(column, justify="left" if column == "backend" else "right")
     for row in result.rows:
-        memory.add_row(row.backend, str(row.batch), *("-" if row.memory.get(k) is None else size(row.memory[k]) for k in shown))
+        memory.add_row(text(row.backend), str(row.batch), *("-" if row.memory.get(k) is None else size(row.memory[k]) for k in shown))
     return memory
 
 
 def _agreement_table(checked: list) -> Table:
     agreement = Table(
-        title=f"output agreement with {checked[0].agreement.reference} (same inputs)", title_justify="left",
+        title=f"output agreement with {text(checked[0].agreement.reference)} (same inputs)", title_justify="left",
         caption="tolerance: precision (atol/rtol); a cosine at or above the precision's floor also passes", caption_justify="left",
     )
     for column in ("backend", "batch", "output", "tolerance", "max abs err", "max rel err", "cosine", "top-1", "result"):
@@ -157,19 +163,19 @@ def _agreement_table(checked: list) -> Table:
         for a in row.agreement.outputs:
             tolerance = f"{row.agreement.precision} ({a.atol:g}/{a.rtol:g})"
             agreement.add_row(
-                row.backend, str(row.batch), a.name, tolerance, _num(a.max_abs), _num(a.max_rel), f"{a.cosine:.6f}",
+                text(row.backend), str(row.batch), text(a.name), tolerance, _num(a.max_abs), _num(a.max_rel), f"{a.cosine:.6f}",
                 "-" if a.top1 is None else f"{a.top1:.0%}", _mark(a.passed),
             )
     return agreement
 
 
 def _gate_table(gate) -> Table:
-    table = Table(title=f"regression gate vs {gate.baseline} ({gate.stat}, limit +{gate.max_regression:.0%})", title_justify="left")
+    table = Table(title=f"regression gate vs {text(gate.baseline)} ({gate.stat}, limit +{gate.max_regression:.0%})", title_justify="left")
     for column in ("backend", "batch", "baseline ms", "now ms", "change", "result"):
         table.add_column(column, justify="left" if column == "backend" else "right")
     for r in gate.rows:
         change = "-" if r.change is None else f"{r.change:+.1%}"
-        table.add_row(r.backend, str(r.batch), _ms(r.baseline_ms), _ms(r.current_ms), change, "[red]REGRESSED[/]" if r.regressed else "[green]ok[/]")
+        table.add_row(text(r.backend), str(r.batch), _ms(r.baseline_ms), _ms(r.current_ms), change, "[red]REGRESSED[/]" if r.regressed else "[green]ok[/]")
     return table
 
 
@@ -184,7 +190,7 @@ def bench_tables(result, console: Console) -> None:
     if result.gate is not None:
         console.print(_gate_table(result.gate))
         for note in result.gate.notes:
-            console.print(f"[yellow]gate note:[/] {escape(note)}", highlight=False)
+            console.print(f"[yellow]gate note:[/] {text(note)}", highlight=False)
 
 
 CSV_COLUMNS = (
@@ -243,45 +249,45 @@ def bench_markdown(result) -> str:
 
 def run_result(result, console: Console) -> None:
     shapes = ", ".join(f"{n} {format_shape(s)}" for n, s in result.inputs.items())
-    table = Table(title=f"{result.model} on {result.backend}  (inputs: {shapes})", title_justify="left")
+    table = Table(title=text(f"{result.model} on {result.backend}  (inputs: {shapes})"), title_justify="left")
     for column in ("output", "shape", "dtype", "min", "max", "mean", "NaN", "Inf"):
         table.add_column(column, justify="left" if column in ("output", "dtype") else "right")
     for o in result.outputs:
         bad = lambda n: f"[red]{n}[/]" if n else "0"  # noqa: E731
-        table.add_row(o.name, format_shape(o.shape), o.dtype, _num(o.min, 5), _num(o.max, 5), _num(o.mean, 5), bad(o.nan), bad(o.inf))
+        table.add_row(text(o.name), format_shape(o.shape), o.dtype, _num(o.min, 5), _num(o.max, 5), _num(o.mean, 5), bad(o.nan), bad(o.inf))
     console.print(table)
     if result.top_k is not None:
-        ranked = Table(title=f"top-{len(result.top_k.rows[0])} of '{result.top_k.output}'", title_justify="left")
+        ranked = Table(title=f"top-{len(result.top_k.rows[0])} of '{text(result.top_k.output)}'", title_justify="left")
         for column in ("sample", "rank", "class", "label", "score", "softmax"):
             ranked.add_column(column, justify="left" if column == "label" else "right")
         for sample, row in enumerate(result.top_k.rows):
             for rank, (cls, label, score, probability) in enumerate(row, 1):
-                ranked.add_row(str(sample), str(rank), str(cls), escape(label), f"{score:.4g}", f"{probability:.2%}")
+                ranked.add_row(str(sample), str(rank), str(cls), text(label), f"{score:.4g}", f"{probability:.2%}")
         console.print(ranked)
     if result.saved:
-        console.print(f"saved outputs to {result.saved}")
+        console.print(f"saved outputs to {text(result.saved)}", highlight=False)
 
 
 def quantize_result(result, console: Console) -> None:
-    table = Table(title=f"{result.source.path} → {result.output.path} ({result.precision})", show_header=False, title_justify="left")
+    table = Table(title=f"{text(result.source.path)} → {text(result.output.path)} ({result.precision})", show_header=False, title_justify="left")
     table.add_row("size", f"{size(result.source.bytes)} → {size(result.output.bytes)}  ({result.seconds:.1f} s)")
     table.add_row("graph", ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in result.graph.items()))
     if result.calibration:
         c = result.calibration
-        table.add_row("calibration", f"{c['method']} on {c['samples'] or '-'} samples of {c['data'] or 'cache'}" + (", ranges from cache" if c["cache_hit"] else ""))
+        table.add_row("calibration", text(f"{c['method']} on {c['samples'] or '-'} samples of {c['data'] or 'cache'}") + (", ranges from cache" if c["cache_hit"] else ""))
     for note in result.notes:
-        table.add_row("note", escape(note))
+        table.add_row("note", text(note))
     console.print(table)
     accuracy = result.accuracy
     if accuracy.unavailable:
-        console.print(f"[yellow]accuracy not evaluated on {accuracy.backend}:[/] {escape(accuracy.unavailable)}")
+        console.print(f"[yellow]accuracy not evaluated on {text(accuracy.backend)}:[/] {text(accuracy.unavailable)}")
     else:
-        report = Table(title=f"accuracy: fp32 vs {result.precision} on {accuracy.backend}, {accuracy.samples} samples of {escape(accuracy.data)}", title_justify="left")
+        report = Table(title=f"accuracy: fp32 vs {result.precision} on {accuracy.backend}, {accuracy.samples} samples of {text(accuracy.data)}", title_justify="left")
         for column in ("output", "max abs err", "mean abs err", "cosine", "top-1", "top-5", f"within {result.precision} tolerance"):
             report.add_column(column, justify="left" if column == "output" else "right")
         for a in accuracy.outputs:
             pct = lambda v: "-" if v is None else f"{v:.1%}"  # noqa: E731
-            report.add_row(a.name, _num(a.max_abs), _num(a.mean_abs), f"{a.cosine:.6f}", pct(a.top1), pct(a.top5), _mark(a.passed))
+            report.add_row(text(a.name), _num(a.max_abs), _num(a.mean_abs), f"{a.cosine:.6f}", pct(a.top1), pct(a.top5), _mark(a.passed))
         console.print(report)
     for name, gate in result.gates.items():
         value = "-" if gate["value"] is None else f"{gate['value']:.4f}"
@@ -290,8 +296,8 @@ def quantize_result(result, console: Console) -> None:
 
 def build_result(result, console: Console) -> None:
     car = result.sidecar
-    table = Table(title=f"{car['onnx']['path']} → {result.engine.path}", show_header=False, title_justify="left")
-    table.add_row("TensorRT", f"{car['tensorrt_version']} on {car['gpu']['name']} (sm {car['gpu']['compute_capability']})")
+    table = Table(title=f"{text(car['onnx']['path'])} → {text(result.engine.path)}", show_header=False, title_justify="left")
+    table.add_row("TensorRT", text(f"{car['tensorrt_version']} on {car['gpu']['name']} (sm {car['gpu']['compute_capability']})"))
     plan = car["plan"]
     path = f"graph precision stage: {plan['transform']}" if plan["transform"] else f"builder flags: {', '.join(plan['builder_flags']) or 'none'}"
     table.add_row("precision", f"{car['precision']} ({path}; strongly typed: {plan['strongly_typed']})")
@@ -299,9 +305,9 @@ def build_result(result, console: Console) -> None:
     table.add_row("layers", ", ".join(f"{k} {v}" for k, v in sorted(layers.items())) if layers else "-")
     for index, profile in enumerate(car["profiles"]):
         shapes = "; ".join(f"{n} {format_shape(s['min'])} / {format_shape(s['opt'])} / {format_shape(s['max'])}" for n, s in profile.items())
-        table.add_row(f"profile {index}", shapes or "static shapes")
+        table.add_row(f"profile {index}", text(shapes) or "static shapes")
     table.add_row("engine", f"{size(car['engine_bytes'])}, device memory {size(car['device_memory_bytes'])}, built in {car['build_seconds']:.1f} s")
     table.add_row("timing cache", "loaded and saved" if result.timing_cache_loaded else "saved" if car["options"]["timing_cache"] else "-")
     for note in result.notes:
-        table.add_row("note", escape(note))
+        table.add_row("note", text(note))
     console.print(table)

@@ -21,9 +21,9 @@ def tensorrt() -> Any:
     try:
         import tensorrt as trt
     except ImportError as exc:
-        raise MissingDependency(f"TensorRT is not installed: {first_line(exc)}", hint=install_hint("tensorrt")) from exc
+        raise MissingDependency("TensorRT is not installed", hint=install_hint("tensorrt"), detail=first_line(exc)) from exc
     except OSError as exc:  # the bindings load, the libnvinfer libraries do not
-        raise MissingDependency(f"TensorRT's libraries cannot be loaded: {first_line(exc)}", hint=install_hint("tensorrt")) from exc
+        raise MissingDependency("TensorRT's libraries cannot be loaded", hint=install_hint("tensorrt"), detail=first_line(exc)) from exc
     return trt
 
 

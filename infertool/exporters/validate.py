@@ -16,6 +16,8 @@ from infertool.reporting import Reporter
 from infertool.results import BatchAgreement, ValidationReport
 from infertool.tensors import resolve_shapes
 
+RETRY = "try the other --exporter or another --opset"
+
 
 def check_structure(path: Path) -> None:
     """onnx.checker (full) and strict shape inference; raise CheckFailed naming the problem."""
@@ -24,12 +26,12 @@ def check_structure(path: Path) -> None:
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as exc:
-        raise CheckFailed(f"the exported model fails onnx.checker: {first_line(exc)}") from exc
+        raise CheckFailed("the exported model fails onnx.checker", hint=f"{RETRY}; --verbose shows the checker's message", detail=first_line(exc)) from exc
     with tempfile.TemporaryDirectory() as scratch:
         try:
             onnx.shape_inference.infer_shapes_path(str(path), str(Path(scratch) / "inferred.onnx"), check_type=True, strict_mode=True)
         except Exception as exc:
-            raise CheckFailed(f"shape inference fails on the exported model: {first_line(exc)}") from exc
+            raise CheckFailed("shape inference fails on the exported model", hint=f"{RETRY}; --verbose shows onnx's message", detail=first_line(exc)) from exc
 
 
 def validation_batches(example_batch: int, dynamic: bool) -> list[int]:
@@ -59,7 +61,7 @@ def validate_export(
     try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise CheckFailed(f"ONNX Runtime cannot load the exported model: {first_line(exc)}") from exc
+        raise CheckFailed("ONNX Runtime cannot load the exported model", hint=f"{RETRY}; --verbose shows ONNX Runtime's message", detail=first_line(exc)) from exc
     batches = []
     for batch in validation_batches(example_batch, dynamic):
         with reporter.task(f"checking parity with {reference_name} at batch {batch}"):
@@ -69,8 +71,8 @@ def validate_export(
             try:
                 got = session.run(names, feeds)
             except Exception as exc:
-                raise CheckFailed(f"ONNX Runtime fails to run the exported model at batch {batch}: {first_line(exc)}") from exc
+                raise CheckFailed(f"ONNX Runtime fails to run the exported model at batch {batch}", hint=f"{RETRY}, or --static-batch; --verbose shows why", detail=first_line(exc)) from exc
             if len(expected) != len(got):
-                raise CheckFailed(f"the source model returns {len(expected)} outputs, the ONNX model {len(got)}")
+                raise CheckFailed(f"the source model returns {len(expected)} outputs, the ONNX model {len(got)}", hint=RETRY)
             batches.append(BatchAgreement(batch, tuple(compare(n, r, g, atol, rtol) for n, r, g in zip(names, expected, got))))
     return ValidationReport(reference_name, atol, rtol, tuple(batches))

@@ -22,6 +22,7 @@ from infertool.reporting import Reporter
 from infertool.results import AgreementReport, BenchResult, BenchRow
 from infertool.stats import PERCENTILE_METHOD, Stats
 from infertool.tensors import format_shape
+from infertool.text import listing
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,17 @@ def _check_batches(model: ModelInfo, batches: tuple[int | None, ...]) -> None:
             )
 
 
+def _check_reference(model: ModelInfo, reference: ModelInfo) -> None:
+    """The reference model must take the same inputs and name the same outputs, or nothing compares."""
+    for what, mine, theirs in (("inputs", model.inputs, reference.inputs), ("outputs", model.outputs, reference.outputs)):
+        names, others = [s.name for s in mine], [s.name for s in theirs]
+        if sorted(names) != sorted(others):
+            raise InfertoolError(
+                f"the --reference model's {what} ({listing(others)}) differ from the model's ({listing(names)})",
+                hint="give the model this one was made from (same input and output names), or --no-check",
+            )
+
+
 class _References:
     """Reference-backend outputs of the reference model, per batch, on the bench inputs."""
 
@@ -86,7 +98,7 @@ class _References:
         self.model = options.reference or model
         self.backend = registry.get(registry.REFERENCE)
         self.label = f"{self.backend.name} on {self.model.name}"
-        self._options = RunnerOptions(ort=OrtOptions(graph_optimization=options.runner.ort.graph_optimization))
+        self._options = RunnerOptions(ort=OrtOptions(graph_optimization=options.runner.ort.graph_optimization), timeout=options.runner.timeout)
         self._outputs: dict[int, dict[str, np.ndarray]] = {}
 
     def outputs(self, batch: int, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -106,7 +118,7 @@ def _check_request(model: Path, options: BenchOptions) -> list[Backend]:
     if options.runner.cuda_graph and not any(b.capabilities.cuda_graphs and options.runner.io_binding for b in backends):
         raise InfertoolError("--cuda-graph needs a GPU backend that can replay CUDA graphs (with IO binding)", hint="add --backend ort-cuda or trt, and drop --no-io-binding")
     if options.save_optimized is not None and not any(b.capabilities.saves_optimized for b in backends):
-        raise InfertoolError("--save-optimized needs a backend that optimizes the graph (an ORT backend)")
+        raise InfertoolError("--save-optimized needs a backend that optimizes the graph (an ORT backend)", hint="add --backend ort-cpu")
     return backends
 
 
@@ -121,6 +133,8 @@ def run_bench(model_path: Path, options: BenchOptions, reporter: Reporter) -> Be
     if options.check_outputs:
         registry.require(registry.REFERENCE)
     _check_batches(model, options.batches)
+    if options.reference is not None and options.check_outputs:
+        _check_reference(model, onnx_io.describe(options.reference))
     if options.save_optimized is not None:
         first = next(b for b in backends if b.capabilities.saves_optimized)
         first.save_optimized(model_path, options.runner, options.save_optimized, options.force)
@@ -150,6 +164,7 @@ def _verdict(result: BenchResult) -> None:
         raise CheckFailed(
             "performance regression: " + ", ".join(f"{r.backend} batch {r.batch} {r.change:+.1%}" for r in slower)
             + f" (limit {result.gate.max_regression:.0%} on {result.gate.stat})",
+            hint="if the change is expected, save a new baseline with --json; --max-regression sets the limit",
             result=result,
         )
 

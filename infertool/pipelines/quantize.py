@@ -10,9 +10,9 @@ import numpy as np
 
 from infertool import onnx_io
 from infertool.errors import CheckFailed, InfertoolError
-from infertool.feeds import FeedSource, InputOptions, split_batches
+from infertool.feeds import FeedSource, InputOptions, sample_count, split_batches
 from infertool.files import file_sha256, staged_output
-from infertool.pipelines.accuracy import evaluate
+from infertool.pipelines.accuracy import evaluate, probe
 from infertool.precision import transform
 from infertool.precision.settings import PrecisionSettings
 from infertool.reporting import Reporter
@@ -36,6 +36,7 @@ class QuantizeOptions:
     eval_backend: str = "ort-cpu"
     min_cosine: float | None = None
     min_top1: float | None = None
+    timeout: float | None = None  # seconds one inference may take
     force: bool = False
 
     def to_dict(self) -> dict:
@@ -50,17 +51,17 @@ def _samples(source: FeedSource, options: InputOptions, wanted: int | None, what
     if options.path is None:
         return source.feeds(wanted or RANDOM_SAMPLES)
     feeds = source.feeds(None)
-    available = min(a.shape[0] for a in feeds.values())
+    available = sample_count(feeds)
     if wanted is not None and available < wanted:
         raise InfertoolError(f"{what} has {available} samples, fewer than the {wanted} asked for", hint=f"give more data or lower --calib-samples to {available}")
-    return {n: a[: wanted or available] for n, a in feeds.items()}
+    return {n: a[: wanted or available] if a.ndim else a for n, a in feeds.items()}
 
 
 def _calibration(specs: list[TensorSpec], options: QuantizeOptions, notes: list[str]) -> dict[str, np.ndarray] | None:
     if options.calib is None:
         return None
     samples = _samples(FeedSource(specs, options.calib), options.calib, options.calib_samples, "the calibration data")
-    count = min(a.shape[0] for a in samples.values())
+    count = sample_count(samples)
     if options.calib.path is None:
         notes.append("calibrated on generated random data: fine for speed tests, meaningless for accuracy")
     elif count < FEW_SAMPLES and options.settings.precision in ("int8", "fp8"):
@@ -95,17 +96,20 @@ def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> 
     specs = list(info.inputs)
     notes: list[str] = []
     calib = _calibration(specs, options, notes)
+    samples, data = _evaluation_data(specs, options, calib)
+    probe(model_path, specs, calib or samples, options.eval_backend, options.timeout, reporter)
     with staged_output(options.output, options.force) as staging:
         converted = staging / options.output.name
         batches = None if calib is None else split_batches(calib, specs, CALIBRATION_BATCH)
         stage = transform.convert(model_path, model, converted, settings, batches, reporter)
         del model
         calibration = None if stage.calibration is None else {
-            **stage.calibration, "samples": None if calib is None else min(a.shape[0] for a in calib.values()),
+            **stage.calibration, "samples": None if calib is None else sample_count(calib),
             "data": str(options.calib.path) if options.calib and options.calib.path else "random" if options.calib else None,
         }
-        samples, data = _evaluation_data(specs, options, calib)
-        accuracy = evaluate(model_path, converted, options.output, specs, samples, data, settings.precision, options.eval_backend, reporter)
+        accuracy = evaluate(
+            model_path, converted, options.output, specs, samples, data, settings.precision, options.eval_backend, reporter, options.timeout,
+        )
         result = QuantizeResult(
             source=ModelFile(str(model_path), info.sha256, model_path.stat().st_size),
             output=ModelFile(str(options.output), file_sha256(converted), converted.stat().st_size, onnx_io.external_data_path(converted).exists()),

@@ -35,7 +35,7 @@ def check(result: Any) -> Any:
         name = name.decode() if isinstance(name, bytes) else str(name)
         if "MemoryAllocation" in name:
             raise InfertoolError("GPU out of memory", hint="use a smaller --batch or free the GPU")
-        raise InfertoolError(f"CUDA call failed: {name}")
+        raise InfertoolError(f"CUDA call failed: {name}", hint="check the GPU and its driver (infertool doctor)")
     if not values:
         return None
     return values[0] if len(values) == 1 else tuple(values)

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from infertool.errors import InfertoolError
+
 
 @dataclass(frozen=True)
 class DType:
@@ -98,6 +100,8 @@ def from_trt(member: str) -> str:
 
 
 def numpy_dtype(name: str) -> np.dtype:
+    if name not in BY_NAME:
+        raise InfertoolError(f"element type {name} is not an ONNX tensor type infertool knows", hint="check the model's input and output types")
     if name in ML_DTYPES:
         import ml_dtypes
 

@@ -13,20 +13,29 @@
 
 from __future__ import annotations
 
+from infertool.text import printable, shorten
+
+MESSAGE_LIMIT = 300  # characters of one error line's message (the hint comes on top)
+
 
 class InfertoolError(Exception):
-    """A user mistake or an unmet requirement: one line for the user, exit code 2."""
+    """A user mistake or an unmet requirement: one line for the user, exit code 2.
+
+    `message` says what is wrong in infertool's words and `hint` what to do; `detail` keeps a
+    library's own text (ONNX Runtime's status, numpy's complaint) for `--verbose`.
+    """
 
     exit_code = 2
 
-    def __init__(self, message: str, hint: str | None = None):
+    def __init__(self, message: str, hint: str | None = None, detail: str | None = None):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.detail = detail
 
     def one_line(self) -> str:
-        text = " ".join(self.message.split())
-        return f"{text} (hint: {self.hint})" if self.hint else text
+        text = shorten(" ".join(self.message.split()), MESSAGE_LIMIT)
+        return f"{text} (hint: {printable(self.hint)})" if self.hint else text
 
 
 class MissingDependency(InfertoolError):
@@ -45,8 +54,8 @@ class CheckFailed(InfertoolError):
 
     exit_code = 1
 
-    def __init__(self, message: str, hint: str | None = None, result: object = None):
-        super().__init__(message, hint)
+    def __init__(self, message: str, hint: str | None = None, result: object = None, detail: str | None = None):
+        super().__init__(message, hint, detail)
         self.result = result
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import re
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -11,12 +13,16 @@ from typing import Any
 
 import numpy as np
 
+from infertool.arrays import check_size, human, read_npy, read_npz
 from infertool.audio import AUDIO_PRESETS, AUDIO_SUFFIXES, AudioPreprocess, audio_files, load_audio
-from infertool.dtypes import from_numpy, is_float, numpy_dtype, numpy_lacks, widened
+from infertool.dtypes import BY_ONNX, from_numpy, is_float, numpy_dtype, numpy_lacks, widened
 from infertool.errors import InfertoolError, first_line
+from infertool.files import check_input, read_bytes
 from infertool.tensors import TensorSpec, bind_unnamed, check_names, format_shape, resolve_shapes
+from infertool.text import listing, shorten
 
 DEFAULT_INT_RANGE = (0, 100)
+PROTOBUF_LIMIT = 2**31  # protobuf cannot parse a message of 2 GiB or more
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 
 
@@ -32,6 +38,8 @@ def generated_feeds(
     strings the decimal text of such integers; a sequence holds one such tensor, an optional one is present."""
     rng = np.random.default_rng(seed)
     feeds: dict[str, Any] = {}
+    need = sum(check_size(f"input '{n}'", shape, numpy_dtype(dtypes[n])) for n, shape in shapes.items())
+    check_size("the generated inputs together", (need,), np.uint8)
     for name, shape in shapes.items():
         value = _generated(rng, dtypes[name], shape, int_range, zeros)
         container = specs[name].container if specs and name in specs else ()
@@ -168,20 +176,30 @@ def load_images(files: list[Path], spec: TensorSpec, pre: ImagePreprocess) -> np
         resize = round(resize * crop[0] / pre.crop[0])  # keep the preset's resize/crop ratio
     arrays, size = [], None
     for file in files:
+        check_input(file, "image")
         try:
             with Image.open(file) as image:
+                check_size(f"image {shorten(file)}", (image.height, image.width, 3), np.float32, hint="give smaller images")
                 pixels = np.asarray(_geometry(image.convert("RGB"), pre, resize, crop), dtype=np.float32)
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise InfertoolError(f"cannot read image {file}: {first_line(exc)}", hint="give JPEG/PNG/BMP files") from exc
+        except Image.DecompressionBombError as exc:
+            declared = re.search(r"\((\d+) pixels\)", str(exc))
+            size = f"{int(declared.group(1)):,} pixels ({human(int(declared.group(1)) * 12)} as float32 RGB)" if declared else "too many pixels"
+            raise InfertoolError(
+                f"image {shorten(file)} declares {size}, more than is safe to decode (a decompression bomb?)",
+                hint="give smaller images", detail=first_line(exc),
+            ) from exc
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            raise InfertoolError(f"cannot read image {shorten(file)}: not an image file, or a damaged one", hint="give JPEG/PNG/BMP files", detail=first_line(exc)) from exc
         pixels = (pixels * pre.scale - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
         if pre.pad and crop:
             pixels = _padded(pixels, crop)
         if arrays and pixels.shape[:2] != size:
-            raise InfertoolError(f"image {file} is {pixels.shape[0]}x{pixels.shape[1]}, the first {size[0]}x{size[1]}", hint="give --crop so all images match")
+            raise InfertoolError(f"image {shorten(file)} is {pixels.shape[0]}x{pixels.shape[1]}, the first {size[0]}x{size[1]}", hint="give --crop so all images match")
         size = pixels.shape[:2]
         if pre.bgr:
             pixels = pixels[..., ::-1]
         arrays.append(pixels.transpose(2, 0, 1) if layout == "nchw" else pixels)
+        check_size(f"{len(arrays)} images", (2 * len(arrays), *pixels.shape), np.float32, hint="give fewer or smaller images")  # 2: stacking copies
     return np.ascontiguousarray(np.stack(arrays)).astype(numpy_dtype(spec.dtype) if is_float(spec.dtype) else np.float32)
 
 
@@ -197,7 +215,7 @@ def _pb_dir(path: Path, inputs: int) -> Path:
     sets = sorted(path.glob("test_data_set_*"))
     if sets and any(sets[0].glob(wanted)):
         return sets[0]
-    raise InfertoolError(f"{path} has no input_*.pb files", hint="use the test_data_set_N/input_K.pb layout, .npz, or images")
+    raise InfertoolError(f"{shorten(path)} has no input_*.pb files", hint="use the test_data_set_N/input_K.pb layout, .npz, or images")
 
 
 def _pb_file_specs(specs: Sequence[TensorSpec | str]) -> list[TensorSpec]:
@@ -211,26 +229,37 @@ def read_pb_dir(path: Path, specs: Sequence[TensorSpec | str], prefix: str = "in
     for a sequence or optional (a bare name stands for a tensor).
     """
     specs = _pb_file_specs(specs)
-    files = sorted(path.glob(f"{prefix}_*.pb"), key=lambda p: int(p.stem.rpartition("_")[2]) if p.stem.rpartition("_")[2].isdigit() else 0)
+    files = sorted(path.glob(f"{prefix}_*.pb"), key=lambda p: int(p.stem.rpartition("_")[2]) if p.stem.rpartition("_")[2].isascii() and p.stem.rpartition("_")[2].isdigit() else 0)
     values = {}
     for index, file in enumerate(files):
         container = specs[index].container if index < len(specs) else ()
         try:
-            name, value = _read_value(file.read_bytes(), container)
+            name, value = _read_value(read_bytes(file, "tensor file", PROTOBUF_LIMIT), container, file)
+        except InfertoolError:
+            raise
         except Exception as exc:
             kind = {"sequence": "SequenceProto", "optional": "OptionalProto", "map": "MapProto"}.get(container[0] if container else "", "TensorProto")
-            raise InfertoolError(f"{file} is not an ONNX {kind}: {first_line(exc)}") from exc
+            raise InfertoolError(f"{shorten(file)} is not a readable ONNX {kind}", hint="write it with onnx.numpy_helper", detail=first_line(exc)) from exc
         values[name or (specs[index].name if index < len(specs) else f"{prefix}_{index}")] = value
     return values
 
 
-def _read_value(data: bytes, container: tuple[str, ...]) -> tuple[str, Any]:
+def _proto_dtype(proto) -> np.dtype:
+    found = BY_ONNX.get(proto.data_type)
+    return np.dtype(np.uint8) if found is None or found.name == "string" else numpy_dtype(found.name)
+
+
+def _read_value(data: bytes, container: tuple[str, ...], file: Path) -> tuple[str, Any]:
     import onnx
     from onnx import numpy_helper
 
     kind = container[0] if container else "tensor"
     proto = {"sequence": onnx.SequenceProto, "optional": onnx.OptionalProto, "map": onnx.MapProto}.get(kind, onnx.TensorProto)()
     proto.ParseFromString(data)
+    if kind == "tensor":  # refused before numpy allocates what the header declares
+        if proto.data_location == onnx.TensorProto.EXTERNAL:
+            raise InfertoolError(f"{shorten(file)} keeps its data in another file", hint="save the tensor with its data inside (numpy_helper.from_array)")
+        check_size(f"tensor {shorten(file)}", tuple(proto.dims), _proto_dtype(proto), hint="check the .pb file")
     read = {"sequence": numpy_helper.to_list, "optional": numpy_helper.to_optional, "map": numpy_helper.to_dict}.get(kind, numpy_helper.to_array)
     return proto.name, read(proto)
 
@@ -286,24 +315,17 @@ def read_tensor_file(
 ) -> dict[str, np.ndarray]:
     """Inputs from a file or directory; checked against the model's specs by `check_feeds`."""
     names = [s.name for s in specs]
-    if not path.exists():
-        raise InfertoolError(f"inputs {path} not found", hint="give .npz, .npy, a .pb test-data dir, or images")
+    if not os.path.exists(path):  # os.path: False for a name too long, where Path raises
+        raise InfertoolError(f"inputs {shorten(path)} not found", hint="give .npz, .npy, a .pb test-data dir, or images")
     if path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                return {k: archive[k] for k in archive.files}
-        except (OSError, ValueError) as exc:
-            raise InfertoolError(f"cannot read {path}: {first_line(exc)}") from exc
+        return read_npz(path)
     if path.suffix == ".npy":
         if len(names) != 1:
-            raise InfertoolError(f"a .npy file holds one array, but the model has inputs {', '.join(names)}", hint="use .npz with one array per input name")
-        try:
-            return {names[0]: np.load(path, allow_pickle=False)}
-        except (OSError, ValueError) as exc:
-            raise InfertoolError(f"cannot read {path}: {first_line(exc)}") from exc
+            raise InfertoolError(f"a .npy file holds one array, but the model has inputs {listing(names)}", hint="use .npz with one array per input name")
+        return {names[0]: read_npy(path)}
     if media_kind(path) == "audio":
         if len(specs) != 1:
-            raise InfertoolError(f"audio feeds models with one input; this one has {', '.join(names)}", hint="give .npz for models with several inputs")
+            raise InfertoolError(f"audio feeds models with one input; this one has {listing(names)}", hint="give .npz for models with several inputs")
         return {specs[0].name: load_audio(audio_files(path), specs[0], audio, [] if notes is None else notes)}
     if media_kind(path) == "image":
         images = [s for s in specs if is_float(s.dtype) and len(s.shape) == 4]
@@ -313,7 +335,7 @@ def read_tensor_file(
         return {images[0].name: load_images(files, images[0], pre)}
     if path.is_dir():
         return read_pb_dir(_pb_dir(path, len(specs)), specs)
-    raise InfertoolError(f"unknown input file type '{path.suffix}'", hint="give .npz, .npy, a .pb test-data dir, or images")
+    raise InfertoolError(f"unknown input file type '{shorten(path.suffix or path.name)}'", hint="give .npz, .npy, a .pb test-data dir, or images")
 
 
 def check_feeds(feeds: Mapping[str, Any], specs: list[TensorSpec], source: str) -> dict[str, Any]:
@@ -325,7 +347,7 @@ def check_feeds(feeds: Mapping[str, Any], specs: list[TensorSpec], source: str) 
     check_names(feeds, names)
     missing = [n for n in names if n not in feeds]
     if missing:
-        raise InfertoolError(f"{source} lacks input{'s' if len(missing) > 1 else ''} {', '.join(missing)}", hint=f"the model's inputs are: {', '.join(names)}")
+        raise InfertoolError(f"{shorten(source)} lacks input{'s' if len(missing) > 1 else ''} {listing(missing)}", hint=f"the model's inputs are: {listing(names)}")
     return {spec.name: _conform(feeds[spec.name], spec, spec.container, source) for spec in specs}
 
 
@@ -340,13 +362,16 @@ def _conform(value: Any, spec: TensorSpec, container: tuple[str, ...], source: s
     if kind != "tensor" or not isinstance(value, np.ndarray):
         raise InfertoolError(f"input '{spec.name}' in {source} is a {type(value).__name__}, the model wants a {spec.type_name}", hint="infertool feeds tensors, sequences and optionals")
     array = _typed(value, spec, source)
+    if array.ndim and array.shape[0] == 0:
+        raise InfertoolError(f"input '{shorten(spec.name)}' in {shorten(source)} holds no samples (shape {format_shape(array.shape)})", hint="give at least one sample")
     fixed_ok = not spec.ranked or (len(array.shape) == len(spec.shape) and all(
         not isinstance(want, int) or want == got for want, got in zip(spec.shape, array.shape)
     ))
     if not fixed_ok:
         raise InfertoolError(
-            f"input '{spec.name}' in {source} has shape {format_shape(array.shape)}, "
-            f"the model wants {format_shape(spec.shape)}"
+            f"input '{shorten(spec.name)}' in {shorten(source)} has shape {shorten(format_shape(array.shape))}, "
+            f"the model wants {shorten(format_shape(spec.shape))}",
+            hint="save the input in the model's shape (dynamic dimensions may take any size)",
         )
     return array
 
@@ -386,6 +411,7 @@ def fit_batch(feeds: Mapping[str, np.ndarray], specs: list[TensorSpec], batch: i
             fitted[spec.name] = array
             continue
         if spec.shape and not isinstance(spec.shape[0], int) and array.shape[0] != batch:
+            check_size(f"input '{spec.name}' at batch {batch}", (batch, *array.shape[1:]), array.dtype)
             reps = -(-batch // array.shape[0])
             array = np.concatenate([array] * reps)[:batch] if reps > 1 else array[:batch]
         fitted[spec.name] = np.ascontiguousarray(array) if array.ndim else array  # ascontiguousarray makes a scalar 1-D
@@ -436,7 +462,7 @@ class FeedSource:
         self.notes: list[str] = []  # what reading the file changed (resampled, mixed to mono, ...)
         self._file: dict[str, Any] | None = None
         if options.path is not None:
-            kind = media_kind(options.path) if options.path.exists() else None
+            kind = media_kind(options.path) if os.path.exists(options.path) else None  # os.path: False for a name too long
             if options.media and kind and kind != options.media:
                 raise InfertoolError(f"--preprocess names an {options.media} preset, but {options.path} is {kind}", hint=f"drop --preprocess, or give {options.media} inputs")
             self._file = check_feeds(read_tensor_file(options.path, specs, options.preprocess, options.audio, self.notes), specs, str(options.path))
@@ -459,8 +485,9 @@ class FeedSource:
 
 
 def sample_count(feeds: Mapping[str, np.ndarray]) -> int:
-    """Rows of stacked samples (scalar inputs, such as a sample rate, have none)."""
-    return min((a.shape[0] for a in feeds.values() if a.ndim), default=1)
+    """Samples stacked along axis 0; a model without batched inputs (none, or scalars such as a
+    sample rate) has one."""
+    return min((a.shape[0] for a in feeds.values() if isinstance(a, np.ndarray) and a.ndim), default=1)
 
 
 def split_batches(feeds: Mapping[str, np.ndarray], specs: list[TensorSpec], size: int) -> list[dict[str, np.ndarray]]:
@@ -468,6 +495,8 @@ def split_batches(feeds: Mapping[str, np.ndarray], specs: list[TensorSpec], size
     fixed batch (repeating samples to fill one, dropping a remainder). The fixed batch is the first
     input's (a later input's fixed axis 0, e.g. [2, batch, 128], is no batch); scalars go whole."""
     count = sample_count(feeds)
+    if not any(isinstance(a, np.ndarray) and a.ndim for a in feeds.values()):
+        return [dict(feeds)]
     first = next((s for s in specs if s.shape), None)
     fixed = first.shape[0] if first is not None and isinstance(first.shape[0], int) else None
     if fixed is not None and count < fixed:

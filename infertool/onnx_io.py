@@ -13,8 +13,9 @@ from onnx import numpy_helper
 
 from infertool import dtypes
 from infertool.errors import InfertoolError, first_line
-from infertool.files import file_sha256
+from infertool.files import check_input, file_sha256
 from infertool.tensors import TensorSpec
+from infertool.text import shorten
 from infertool.vocabulary import INT8_DYNAMIC, INT8_ORT, INT8_QDQ
 
 # protobuf cannot serialize a message of 2 GiB or more; stay clear of it
@@ -27,15 +28,31 @@ FLOATS = {onnx.TensorProto.FLOAT: "fp32", onnx.TensorProto.FLOAT16: "fp16", onnx
 
 
 def load(path: Path, load_external_data: bool = True) -> onnx.ModelProto:
-    if not path.is_file():
-        raise InfertoolError(f"model file {path} not found", hint="check the path")
+    check_input(path, "model file")
     try:
-        return onnx.load(str(path), load_external_data=load_external_data)
-    except (DecodeError, onnx.onnx_cpp2py_export.checker.ValidationError, OSError, ValueError) as exc:
+        model = onnx.load(str(path), load_external_data=load_external_data)
+    except (DecodeError, onnx.onnx_cpp2py_export.checker.ValidationError, OSError, ValueError, RecursionError) as exc:
         raise InfertoolError(
-            f"{path} is not a readable ONNX model ({first_line(exc)})",
-            hint="re-export it, or check that its external data file sits beside it",
+            f"{shorten(path)} is not a readable ONNX model (damaged, truncated, or its external data is missing)",
+            hint="re-export it, or check that its external data file sits beside it", detail=first_line(exc),
         ) from exc
+    if not model.HasField("graph"):
+        raise InfertoolError(f"{shorten(path)} is not an ONNX model: it holds no graph", hint="give the .onnx file the exporter wrote")
+    if not _text_names(model.graph):
+        raise InfertoolError(f"{shorten(path)} has names that are not UTF-8 text", hint="re-export the model with text names")
+    return model
+
+
+def _text_names(graph: onnx.GraphProto) -> bool:
+    """Whether every name is text: protobuf hands a name that is not UTF-8 back as bytes, which
+    would fail deep inside a command instead of here."""
+    names = [value.name for value in [*graph.input, *graph.output, *graph.initializer]]
+    for node in graph.node:
+        names += [node.name, node.op_type, node.domain, *node.input, *node.output]
+        subgraphs = [g for a in node.attribute for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs)]
+        if not all(_text_names(g) for g in subgraphs):
+            return False
+    return all(isinstance(name, str) for name in names)
 
 
 def opset(model: onnx.ModelProto) -> int:
@@ -55,10 +72,10 @@ def _spec(value: onnx.ValueInfoProto) -> TensorSpec:
     tensor = kind.tensor_type if kind.HasField("tensor_type") else kind.sparse_tensor_type
     dims = []
     for dim in tensor.shape.dim:
-        if dim.HasField("dim_value") and dim.dim_value >= 0:
-            dims.append(dim.dim_value)
+        if dim.HasField("dim_value") and dim.dim_value != -1:
+            dims.append(dim.dim_value)  # another negative size is kept, and refused where a tensor gets that shape
         else:
-            dims.append(dim.dim_param or None)  # a negative size (Paddle exports write -1) is unknown too
+            dims.append(dim.dim_param or None)  # -1 (what Paddle exports write) is unknown, as ONNX Runtime reads it
     return TensorSpec(value.name, dtypes.from_onnx(tensor.elem_type), tuple(dims), tuple(container), tensor.HasField("shape"))
 
 

@@ -50,9 +50,7 @@ def require(module: str, purpose: str | None = None) -> ModuleType:
         return importlib.import_module(module)
     except ImportError as exc:
         what = f" (needed for {purpose})" if purpose else ""
-        raise MissingDependency(
-            f"{module} is not installed{what}: {exc}", hint=install_hint(module)
-        ) from exc
+        raise MissingDependency(f"{module} is not installed{what}", hint=install_hint(module), detail=str(exc)) from exc
 
 
 def distribution_version(*names: str) -> str | None:

@@ -6,8 +6,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from infertool.errors import InfertoolError
+from infertool.text import listing
 
 Dim = int | str | None  # a size, a symbolic name, or unknown
+MAX_DIM = 2**31 - 1  # one dimension: what TensorRT and most kernels index with int32
+MAX_RANK = 64  # numpy's limit on dimensions
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,8 @@ def check_names(given: Iterable[str | None], known: list[str], what: str = "inpu
     unknown = [n for n in given if n is not None and n not in known]
     if unknown:
         raise InfertoolError(
-            f"unknown {what} name{'s' if len(unknown) > 1 else ''} {', '.join(repr(n) for n in unknown)}",
-            hint=f"the model's {what}s are: {', '.join(known) or '(none)'}",
+            f"unknown {what} name{'s' if len(unknown) > 1 else ''} {listing([repr(n) for n in unknown])}",
+            hint=f"the model's {what}s are: {listing(known) or '(none)'}",
         )
 
 
@@ -67,7 +70,7 @@ def bind_unnamed(shapes: Mapping[str | None, tuple[int, ...]], names: list[str],
     if None in shapes:
         if len(names) != 1:
             raise InfertoolError(
-                f"{option} without a name is ambiguous: the model has inputs {', '.join(names)}",
+                f"{option} without a name is ambiguous: the model has inputs {listing(names)}",
                 hint=f"write {option} name:...",
             )
         return {names[0]: shapes[None]}
@@ -92,7 +95,8 @@ def resolve_shapes(
         if spec.ranked and len(shape) != len(spec.shape):
             raise InfertoolError(
                 f"input '{spec.name}' has rank {len(spec.shape)} ({format_shape(spec.shape)}), "
-                f"but the shape given has rank {len(shape)} ({format_shape(shape)})"
+                f"but the shape given has rank {len(shape)} ({format_shape(shape)})",
+                hint=f"give {len(spec.shape)} dimensions",
             )
         for axis, (want, got) in enumerate(zip(spec.shape, shape)):
             if isinstance(want, int) and want != got:

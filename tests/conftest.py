@@ -20,19 +20,25 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> sub
     )
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    """The command line in this process, for breadth where a process per case would be slow;
-    exit-code promises are tested through run_cli."""
+def run_main(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The command line in this process (cheap: no interpreter or import start-up), with its
+    exit code, stdout and stderr, from `cwd`."""
     from infertool.cli.app import main
 
-    out, err = io.StringIO(), io.StringIO()
+    out, err, previous = io.StringIO(), io.StringIO(), os.getcwd()
     code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
+    os.chdir(cwd or ROOT)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             main([str(a) for a in args])
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 0 if exit_.code is None else 1
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    finally:
+        os.chdir(previous)
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+cli = run_main  # the name the type and verdict tests use
 
 
 def ort_run(path: Path, feeds: dict) -> dict:

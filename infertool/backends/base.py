@@ -71,6 +71,7 @@ class RunnerOptions:
     device: int = 0  # CUDA device index
     io_binding: bool = True  # GPU backends: also time device-resident inputs and outputs
     cuda_graph: bool = False  # capture and replay a CUDA graph where the backend can
+    timeout: float | None = None  # seconds one inference may run before the runtime is told to stop it
     ort: OrtOptions = field(default_factory=OrtOptions)
     engine: EngineOptions = field(default_factory=EngineOptions)
 

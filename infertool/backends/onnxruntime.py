@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -15,11 +16,13 @@ import psutil
 from infertool import dtypes, onnx_io
 from infertool.backends import registry
 from infertool.backends.base import Backend, Capabilities, OrtOptions, Runner, RunnerInfo, RunnerOptions
+from infertool.deadline import Deadline
 from infertool.errors import BackendFailure, InfertoolError, first_line
 from infertool.files import staged_output
 from infertool.optional import is_available, require
 from infertool.quiet import ort_log_severity
 from infertool.tensors import TensorSpec
+from infertool.text import shorten
 
 OPTIMIZATION_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 
@@ -160,6 +163,9 @@ class OrtRunner(Runner):
         self._names: list[str] = []
         self._input_types: dict[str, str] = {}
         self._started_threads: int | None = None
+        self._run_options: Any = None
+        self._deadline = Deadline(None, lambda: None)
+        self._calls = 0
 
     @property
     def io_binding(self) -> Any:
@@ -190,6 +196,9 @@ class OrtRunner(Runner):
         self.outputs = [_spec(o) for o in self.session.get_outputs()]
         self._names = [o.name for o in self.outputs]
         self._input_types = {i.name: i.dtype if i.is_tensor else "" for i in self.inputs}
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = 4  # failures come back as exceptions, in infertool's words
+        self._deadline = Deadline(self.options.timeout, functools.partial(setattr, self._run_options, "terminate", True))
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.cuda_graph:
@@ -199,14 +208,18 @@ class OrtRunner(Runner):
         return dict(zip(self._names, self._run(feeds)))
 
     def _run(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+        self._calls += 1
+        self._deadline.call = self._calls  # in flight: watched for --timeout
         try:
             if any(dtypes.numpy_lacks(o.dtype) for o in self.outputs):
                 return self._run_ortvalues(feeds)
-            return self.session.run(self._names, {n: _feed(a, self._input_types[n]) for n, a in feeds.items()})
+            return self.session.run(self._names, {n: _feed(a, self._input_types[n]) for n, a in feeds.items()}, self._run_options)
         except InfertoolError:
             raise
         except Exception as exc:
-            raise _runtime_error(self.backend.name, exc) from exc
+            raise self._failure(exc) from exc
+        finally:
+            self._deadline.call = 0
 
     def _run_ortvalues(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Outputs of types numpy lacks come back only as OrtValues, and that call takes only OrtValues."""
@@ -222,7 +235,8 @@ class OrtRunner(Runner):
                 )
             value = _feed(feeds[spec.name], spec.dtype)
             values[spec.name] = value if isinstance(value, ort.OrtValue) else ort.OrtValue.ortvalue_from_numpy(np.asarray(value, order="C"))
-        return [_host_array(v, spec, self.backend.name) for v, spec in zip(self.session.run_with_ort_values(self._names, values), self.outputs)]
+        outputs = self.session.run_with_ort_values(self._names, values, self._run_options)
+        return [_host_array(v, spec, self.backend.name) for v, spec in zip(outputs, self.outputs)]
 
     def bind(self, feeds: Mapping[str, np.ndarray]) -> None:
         if not self.device_resident:
@@ -289,10 +303,24 @@ class OrtRunner(Runner):
         if self._binding is None:
             self._bound_outputs = dict(zip(self._names, self._run(self._bound)))
             return
+        self._calls += 1
+        self._deadline.call = self._calls
         try:
-            self.session.run_with_iobinding(self._binding)
+            self.session.run_with_iobinding(self._binding, self._run_options)
         except Exception as exc:
-            raise _runtime_error(self.backend.name, exc) from exc
+            raise self._failure(exc) from exc
+        finally:
+            self._deadline.call = 0
+
+    def _failure(self, exc: Exception) -> InfertoolError:
+        if not self._deadline.expired:
+            return _runtime_error(self.backend.name, exc)
+        _, where = _status(exc)
+        return InfertoolError(
+            f"{self.backend.name}: one inference ran past the --timeout of {self._deadline.seconds:g} s and was stopped{where}",
+            hint="a Loop whose trip count and condition never end it runs forever: fix the model, or raise --timeout if it is just slow",
+            detail=first_line(exc),
+        )
 
     def bound_outputs(self) -> dict[str, np.ndarray]:
         if self._binding is None:
@@ -393,17 +421,26 @@ def _model_opset(model: Path, domain: str) -> int | None:
     return next((o.version for o in proto.opset_import if o.domain in ({domain} if domain else {"", "ai.onnx"})), None)
 
 
-def _session_error(backend: str, model: Path, exc: Exception) -> InfertoolError:
-    """ONNX Runtime's session errors in infertool's words: a missing kernel or op, or an unreadable file."""
+def _status(exc: Exception) -> tuple[str, str]:
+    """ONNX Runtime's status name (INVALID_GRAPH...) and, where it names one, the failing node."""
     text = str(exc)
+    status = re.search(r"\[ONNXRuntimeError\] : \d+ : (\w+)", text)
+    node = re.search(r"running (\w+) node\. Name:'([^']*)'", text)
+    return (status.group(1) if status else ""), (f" in {node.group(1)} node '{shorten(node.group(2), 40)}'" if node else "")
+
+
+def _session_error(backend: str, model: Path, exc: Exception) -> InfertoolError:
+    """ONNX Runtime's session errors in infertool's words: a missing kernel or op, an unreadable file or graph."""
+    text, (status, _) = str(exc), _status(exc)
+    detail, name = first_line(exc), shorten(model)
     for pattern in NO_KERNEL:
         found = pattern.search(text)
         if found:
-            node = f" (node '{found['node']}')" if found["node"] else ""
+            node = f" (node '{shorten(found['node'], 40)}')" if found["node"] else ""
             opset = _model_opset(model, "") or found["version"]
             return BackendFailure(
                 f"{backend}: ONNX Runtime has no kernel for op {found['op']} at opset {opset}{node} on this backend, for the types this model gives it",
-                hint="try another backend (infertool doctor lists them), or re-export the model with types or an opset this backend supports",
+                hint="try another backend (infertool doctor lists them), or re-export the model with types or an opset this backend supports", detail=detail,
             )
     for pattern in NO_OP:
         found = pattern.search(text)
@@ -412,16 +449,20 @@ def _session_error(backend: str, model: Path, exc: Exception) -> InfertoolError:
             opset = _model_opset(model, domain) or found["version"]
             return BackendFailure(
                 f"{backend}: ONNX Runtime does not know op {found['op']}{f' of domain {domain}' if domain else ''} at opset {opset}: it has no kernel for it",
-                hint="re-export the model without that op, or at an opset where ONNX Runtime implements it",
+                hint="re-export the model without that op, or at an opset where ONNX Runtime implements it", detail=detail,
             )
-    line = first_line(exc)
-    if "Invalid" in line or "Protobuf" in line or "parsing" in line.lower() or "Load model" in line:
-        return InfertoolError(f"ONNX Runtime cannot load {model}: {line}", hint="check the file; re-export it if it is corrupt")
-    return BackendFailure(f"{backend}: creating the session failed: {line}")
+    if status in ("INVALID_PROTOBUF", "NO_MODEL", "NO_SUCHFILE"):
+        return InfertoolError(f"ONNX Runtime cannot read {name} as an ONNX model", hint="check the file; re-export it if it is corrupt", detail=detail)
+    if status == "INVALID_GRAPH" or "Load model" in detail:
+        return InfertoolError(f"ONNX Runtime rejects the graph of {name} as invalid", hint="check it with onnx.checker, then re-export the model", detail=detail)
+    return BackendFailure(f"{backend}: ONNX Runtime could not create a session for {name}", hint="rerun with --verbose for ONNX Runtime's message", detail=detail)
 
 
 def _runtime_error(backend: str, exc: Exception) -> BackendFailure:
     text = first_line(exc)
-    if "out of memory" in text.lower() or "Failed to allocate" in text:
-        return BackendFailure(f"{backend}: GPU out of memory: {text}", hint="use a smaller --batch")
-    return BackendFailure(f"{backend}: inference failed: {text}")
+    status, where = _status(exc)
+    if "out of memory" in text.lower() or "Failed to allocate" in text or "bad_alloc" in text:
+        return BackendFailure(f"{backend}: out of memory{where}", hint="use a smaller --batch or --input-shape", detail=text)
+    if status == "INVALID_ARGUMENT":
+        return BackendFailure(f"{backend}: the inputs do not fit the model{where}", hint="check --input-shape, --batch and the input dtypes (rerun with --verbose)", detail=text)
+    return BackendFailure(f"{backend}: inference failed{where}", hint="rerun with --verbose for ONNX Runtime's message", detail=text)

@@ -41,8 +41,8 @@ def _load() -> None:
         try:
             entry.load()
         except Exception as exc:  # a broken plug-in must not take the built-in backends down
-            raise InfertoolError(f"backend plug-in '{entry.name}' ({entry.value}) failed to load: {first_line(exc)}",
-                                 hint="fix or uninstall the package that provides it") from exc
+            raise InfertoolError(f"backend plug-in '{entry.name}' ({entry.value}) failed to load",
+                                 hint="fix or uninstall the package that provides it (--verbose shows its error)", detail=first_line(exc)) from exc
 
 
 def names() -> list[str]:

@@ -201,7 +201,8 @@ class TrtRunner(Runner):
         if self._graph is not None:
             self._graph.launch(self.stream)
         elif not self.context.execute_async_v3(self.stream.ptr):
-            raise BackendFailure(f"{self.flavour.name} execution failed: {' | '.join(self.logger.errors()[-2:] or self.logger.messages[-2:])}")
+            raise BackendFailure(f"{self.flavour.name} execution failed", hint="check the inputs against the engine's profiles; --verbose shows its log",
+                                 detail=" | ".join(self.logger.errors()[-2:] or self.logger.messages[-2:]))
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self._capture is not None:

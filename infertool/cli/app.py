@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 import typer
 from rich.markup import escape
 
-from infertool import __version__
+from infertool import __version__, files
 from infertool.cli import bench, build_engine, cmdline, convert, debug, doctor, helptext, quantize, report, run, sweep
 from infertool.cli.console import err
 from infertool.errors import InfertoolError, first_line
+from infertool.text import printable, shorten
+
+try:  # typer >= 0.22 carries its own copy of click
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older typer on click itself
+    from click import exceptions as click_errors
+ABORTS = (typer.Abort, getattr(click_errors, "Abort", typer.Abort))  # click turns EOFError into Abort
 
 INTERNAL_ERROR = 3
 
@@ -35,6 +46,7 @@ def _version(value: bool) -> None:
 def root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors (also accepted after the command)."),
+    verbose: bool = typer.Option(False, "--verbose", help="On an error, also print the underlying library's own message (also accepted after the command)."),
 ) -> None:
     """Exit codes: 0 ok, 1 a check failed (validation, accuracy, regression gate), 2 usage or input error, 3 internal error."""
 
@@ -53,27 +65,61 @@ def normalize_argv(argv: list[str]) -> tuple[list[str], bool]:
     return cmdline.normalize(argv, _command())
 
 
+@contextlib.contextmanager
+def _signals() -> Iterator[None]:
+    """SIGTERM (a CI timeout, `kill`) interrupts like Ctrl-C: staged files are cleaned up, exit 130."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, files.on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _error(text: str, detail: str | None, verbose: bool, code: int) -> None:
+    err.print(f"[red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+    if verbose and detail:
+        err.print(f"  detail: {escape(printable(detail))}", highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def _usage_error(exc: click_errors.ClickException, verbose: bool) -> None:
+    if isinstance(exc, click_errors.NoArgsIsHelpError):  # the help was printed already
+        sys.exit(2)
+    ctx = getattr(exc, "ctx", None)
+    where = f"infertool {ctx.command_path.partition(' ')[2]}".strip() if ctx is not None else "infertool"
+    _error(f"{shorten(exc.format_message(), 240)} (hint: see '{where} --help')", None, verbose, 2)
+
+
 def main(argv: list[str] | None = None) -> None:
     raw = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in raw
+    debug, verbose = "--debug" in raw, "--verbose" in raw
+    code = 0
     try:
         command = _command()
         args, debug = cmdline.normalize(raw, command)
-        command(args=args, prog_name="infertool")
+        with _signals():
+            code = command(args=args, prog_name="infertool", standalone_mode=False)
     except InfertoolError as exc:
         if debug:
             raise
-        err.print(f"[red]error:[/] {escape(exc.one_line())}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        _error(exc.one_line(), exc.detail, verbose, exc.exit_code)
+    except click_errors.ClickException as exc:
+        _usage_error(exc, verbose)
     except KeyboardInterrupt:
-        err.print("[red]interrupted[/]")
-        sys.exit(130)
-    except Exception as exc:  # a bug or an unexpected failure below us: still one line
+        code = 130
+    except Exception as exc:  # a bug or an unexpected failure below us (EOFError arrives as Abort): still one line
         if debug:
             raise
-        err.print(
-            f"[red]error:[/] internal error: {escape(first_line(exc))} "
-            "(hint: rerun with --debug for the traceback, and report it)",
-            highlight=False, soft_wrap=True,
+        cause = (exc.__cause__ or exc) if isinstance(exc, ABORTS) else exc
+        _error(
+            f"internal error: {shorten(first_line(cause), 200)} (hint: rerun with --debug for the traceback, and report it)",
+            None, verbose, INTERNAL_ERROR,
         )
-        sys.exit(INTERNAL_ERROR)
+    if code == 130:  # typer turns KeyboardInterrupt (and so SIGTERM) into exit code 130
+        err.print("[red]interrupted[/]")
+    if isinstance(code, int) and code:
+        sys.exit(code)

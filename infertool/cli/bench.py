@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,21 +13,24 @@ import typer
 
 from infertool.cli import parse, render
 from infertool.cli.console import RichReporter, emit_json, emit_text, out, warn
-from infertool.cli.groups import Device, Generated, Image, Inputs, Output, Truth, command
+from infertool.cli.groups import Device, Generated, Image, Inputs, Limits, Output, Truth, command
 from infertool.errors import CheckFailed, InfertoolError
+from infertool.measure.timing import MAX_SAMPLES, MAX_SECONDS
+
+MAX_THREADS = 1024
 
 
 @dataclass
 class Timing:
     warmup: str = typer.Option("200ms", "--warmup", metavar="N|Tms|Ts", help="Warm-up: iterations (10) or time (200ms; at least 3 iterations).")
-    iterations: int = typer.Option(100, "--iterations", "-n", min=1, help="Timed iterations, at least.")
-    duration: float = typer.Option(1.0, "--duration", min=0.0, help="Timed seconds, at least (0: iterations alone).")
+    iterations: int = typer.Option(100, "--iterations", "-n", min=1, max=MAX_SAMPLES, help="Timed iterations, at least.")
+    duration: float = typer.Option(1.0, "--duration", min=0.0, help=f"Timed seconds, at least (0: iterations alone; at most {MAX_SECONDS} s, {MAX_SAMPLES:,} iterations).")
 
 
 @dataclass
 class Ort:
-    threads: Optional[int] = typer.Option(None, "--threads", min=0, help="ORT intra-op threads [default: ORT's choice].")
-    inter_op_threads: Optional[int] = typer.Option(None, "--inter-op-threads", min=0, help="ORT inter-op threads (sets parallel execution).")
+    threads: Optional[int] = typer.Option(None, "--threads", min=0, max=MAX_THREADS, help="ORT intra-op threads [default: ORT's choice].")
+    inter_op_threads: Optional[int] = typer.Option(None, "--inter-op-threads", min=0, max=MAX_THREADS, help="ORT inter-op threads (sets parallel execution).")
     graph_opt: str = typer.Option("all", "--graph-opt", metavar="all|extended|basic|disable", help="ORT graph optimization level.")
     ort_option: Optional[List[str]] = typer.Option(None, "--ort-option", metavar="KEY=VALUE", help="Execution provider option, e.g. prefer_nhwc=1 (repeatable).")
     io_binding: bool = typer.Option(True, "--io-binding/--no-io-binding", help="On GPU backends also time device-resident inputs/outputs (IO binding).")
@@ -109,8 +113,9 @@ def _options(backend, batch, shapes, inputs, generated, image, timing, ort, engi
     return BenchOptions(
         backends=tuple(dict.fromkeys(backend or ["ort-cpu"])), batches=parse.batches(batch), shape_sets=shape_sets,
         inputs=inputs.to_options(fixed, image), warmup=parse.warmup(timing.warmup),
-        measure=Budget(timing.iterations, timing.duration), runner=runner, reference=agreement.reference,
-        check_outputs=agreement.check, atol=agreement.atol, rtol=agreement.rtol, min_cosine=agreement.min_cosine,
+        measure=Budget(timing.iterations, parse.finite(timing.duration, "--duration", 0, MAX_SECONDS)), runner=runner,
+        reference=agreement.reference, check_outputs=agreement.check, atol=parse.finite(agreement.atol, "--atol"),
+        rtol=parse.finite(agreement.rtol, "--rtol"), min_cosine=parse.finite(agreement.min_cosine, "--min-cosine", -math.inf),
         gate=gate_options, save_optimized=ort.save_optimized, force=force, skip_unavailable=skip, ground_truth=truth.labels_csv,
         model_labels=parse.names(compare.label, unique=False), baseline_row=compare.baseline_row, save_samples=save_samples,
     )
@@ -136,8 +141,11 @@ def _emit(result, output: Output, reports: Reports) -> None:
         emit_text(text, reports.markdown_out, output.force)
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
-            with open(summary, "a", encoding="utf-8") as handle:
-                handle.write(text + "\n")
+            try:
+                with open(summary, "a", encoding="utf-8") as handle:
+                    handle.write(text + "\n")
+            except OSError as exc:  # the job summary is CI's, not an output of this command
+                warn(f"cannot append to $GITHUB_STEP_SUMMARY ({summary}): {exc.strerror}")
     if "-" not in targets.values():
         render.bench_tables(result, out)
     for warning in result.warnings:
@@ -162,7 +170,7 @@ def bench(
     ),
     compare: Compare = None, inputs: Inputs = None, generated: Generated = None, image: Image = None, timing: Timing = None, ort: Ort = None,
     engine: Engine = None, agreement: Agreement = None, gate: Gate = None, device: Device = None, reports: Reports = None,
-    truth: Truth = None, output: Output = None,
+    truth: Truth = None, limits: Limits = None, output: Output = None,
 ) -> None:
     """Benchmark ONNX models on one or more backends: latency statistics, throughput, memory, output agreement."""
     from infertool.files import check_output
@@ -172,6 +180,7 @@ def bench(
         backend, batch, shapes, inputs, generated, image, timing, ort, engine, agreement, gate, device, output.force, skip_unavailable, truth,
         compare, reports.save_samples,
     )
+    settings = dataclasses.replace(settings, runner=dataclasses.replace(settings.runner, timeout=limits.seconds()))
     for target in _targets(output, reports).values():
         if target != "-":
             check_output(Path(target), output.force)

@@ -10,6 +10,7 @@ import typer
 from infertool.cli import parse, render
 from infertool.cli.console import RichReporter, show
 from infertool.cli.groups import Calibration, Device, Generated, Image, Output, command, data_options
+from infertool.tensors import MAX_DIM
 
 
 @command
@@ -23,7 +24,7 @@ def build_engine(
     opt_shapes: Optional[List[str]] = typer.Option(None, "--opt-shapes", metavar="NAME:DIMS[,...]", help="Profile optimum."),
     max_shapes: Optional[List[str]] = typer.Option(None, "--max-shapes", metavar="NAME:DIMS[,...]", help="Profile maximum."),
     batch: Optional[int] = typer.Option(
-        None, "--batch", min=1,
+        None, "--batch", min=1, max=MAX_DIM,
         help="Profile batch: a dynamic input without --min/--opt/--max-shapes gets the profile min 1, opt = max = N.",
     ),
     workspace: Optional[str] = typer.Option(None, "--workspace", metavar="SIZE", help="Workspace memory pool limit: MiB (4096) or 512M / 4G."),

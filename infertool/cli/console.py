@@ -14,12 +14,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as escape_markup
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from infertool import quiet as third_party
 from infertool.errors import CheckFailed
 from infertool.files import write_text_atomic
+from infertool.text import printable
+
+
+def escape(value: object) -> str:
+    """Printable and markup-escaped (progress text and notes carry names from files)."""
+    return escape_markup(printable(value))
 
 PIPED_WIDTH = 160  # CI logs and files, unless COLUMNS says otherwise
 
@@ -163,7 +169,7 @@ def emit_text(text: str, target: str, force: bool) -> None:
         out.file.flush()
     else:
         write_text_atomic(Path(target), text, force)
-        info(f"wrote {target}")
+        info(f"wrote {escape(target)}")
 
 
 def emit_json(payload: dict, target: str, force: bool) -> None:

@@ -10,7 +10,7 @@ import typer
 
 from infertool.cli import parse, render
 from infertool.cli.console import RichReporter, show, showing_failed_checks
-from infertool.cli.groups import Output, command
+from infertool.cli.groups import MAX_SEED, Output, command
 
 
 class Exporter(str, Enum):
@@ -34,7 +34,7 @@ def convert(
     dtype: Optional[List[str]] = typer.Option(None, "--dtype", metavar="[NAME:]DTYPE", help="Input dtype, for all inputs or one (repeatable) [default: float32]."),
     dynamic_batch: bool = typer.Option(True, "--dynamic-batch/--static-batch", help="Name axis 0 of every input 'batch' and keep it dynamic."),
     dynamic_axis: Optional[List[str]] = typer.Option(None, "--dynamic-axis", metavar="NAME:INDEX:LABEL", help="Another dynamic axis, e.g. input_ids:1:seq (repeatable)."),
-    opset: Optional[int] = typer.Option(None, "--opset", help="ONNX opset [default: 18 with dynamo, 17 with TorchScript and tf2onnx]."),
+    opset: Optional[int] = typer.Option(None, "--opset", min=7, max=99, help="ONNX opset [default: 18 with dynamo, 17 with TorchScript and tf2onnx]."),
     exporter: Exporter = typer.Option(Exporter.auto, "--exporter", help="PyTorch exporter; auto tries dynamo, then TorchScript."),
     atol: float = typer.Option(1e-4, "--atol", help="Absolute tolerance of the parity check."),
     rtol: float = typer.Option(1e-3, "--rtol", help="Relative tolerance of the parity check."),
@@ -42,7 +42,7 @@ def convert(
     trust_model: bool = typer.Option(False, "--trust-model", help="Allow loading that runs code from the model file (pickled modules, Keras Lambda layers)."),
     custom_objects: Optional[List[str]] = typer.Option(None, "--custom-objects", metavar="MODULE", help="Module defining custom Keras layers (repeatable)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="State dict loaded into the factory's model (torch.load weights_only)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the generated validation inputs."),
+    seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Seed of the generated validation inputs."),
     int_range: str = typer.Option("0:100", "--int-range", metavar="LOW:HIGH", help="Range [LOW, HIGH) of generated integer inputs (token ids)."),
     output: Output = None,
 ) -> None:
@@ -64,7 +64,7 @@ def convert(
         seed=seed,
         int_range=parse.int_range(int_range),
     )
-    settings = ConvertOptions(onnx_path, export, atol, rtol, validate, output.force)
+    settings = ConvertOptions(onnx_path, export, parse.finite(atol, "--atol"), parse.finite(rtol, "--rtol"), validate, output.force)
     with showing_failed_checks(output.json_out, output.force, render.convert_result), RichReporter(output.quiet) as reporter:
         result = run_convert(source, settings, reporter)
     show(result, output.json_out, output.force, render.convert_result)

@@ -17,9 +17,16 @@ from typing import List, Optional, get_type_hints
 
 import typer
 
+from infertool import files
 from infertool.cli import console, helptext, parse
-from infertool.errors import InfertoolError
+from infertool.errors import CheckFailed, InfertoolError
+from infertool.text import shorten
 
+MAX_SEED = 2**63 - 1
+MAX_IMAGE_SIDE = 65_536
+MAX_SAMPLES = 1_000_000  # calibration or evaluation samples
+DEFAULT_TIMEOUT = 600.0  # seconds one inference may take
+MAX_TIMEOUT = 24 * 3600.0
 JSON_HELP = "Write the result as JSON: to stdout with a bare --json (or --json -), else to PATH."
 
 
@@ -44,7 +51,11 @@ def command(func: Callable) -> Callable:
             values[name] = kind(**{f.name: values.pop(f.name) for f in dataclasses.fields(kind)})
             if isinstance(values[name], Output):
                 values[name].apply()
-        return func(**values)
+        for group in values.values():
+            if isinstance(group, Output) and group.json_path is not None:  # refused before the work, not after
+                files.check_output(group.json_path, group.force)
+        with files.all_or_nothing(keep_on=(CheckFailed,)):  # a failed check keeps its report file
+            return func(**values)
 
     wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in params}
@@ -75,7 +86,7 @@ class Generated:
         help="Input shape, e.g. x:1x3x224x224 (repeatable; the name may be left out for a single-input model). "
         "bench sweeps a list: ids:1x32,1x128.",
     )
-    seed: int = typer.Option(0, "--seed", help="Seed of generated inputs.")
+    seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Seed of generated inputs.")
     int_range: str = typer.Option("0:100", "--int-range", metavar="LOW:HIGH", help="Range [LOW, HIGH) of generated integer inputs (token ids).")
 
     def shapes(self) -> dict:
@@ -92,7 +103,7 @@ class Image:
         "sides a multiple of 32), paddleocr-cls / paddleocr-rec (48x192 / 48x320 text crops, right-padded); audio preset: waveform "
         "(the default for .wav), logmel (25 ms / 10 ms log-mel power, mel bands from the model's input, else 80).",
     )
-    resize: Optional[int] = typer.Option(None, "--resize", help="Resize the shorter image side to this many pixels first.")
+    resize: Optional[int] = typer.Option(None, "--resize", min=1, max=MAX_IMAGE_SIDE, help="Resize the shorter image side to this many pixels first.")
     crop: Optional[str] = typer.Option(None, "--crop", metavar="HxW", help="Center crop [default: the model's input size, else the preset's].")
     mean: Optional[str] = typer.Option(None, "--mean", metavar="R,G,B", help="Per-channel mean subtracted after scaling.")
     std: Optional[str] = typer.Option(None, "--std", metavar="R,G,B", help="Per-channel std divided by after the mean.")
@@ -124,8 +135,8 @@ class Image:
             changes["resize"] = self.resize
         if self.crop is not None:
             size = parse.dims(self.crop, "--crop")
-            if len(size) not in (1, 2):
-                raise InfertoolError(f"malformed --crop '{self.crop}'", hint="write HxW, e.g. 224x224")
+            if len(size) not in (1, 2) or max(size) > MAX_IMAGE_SIDE:
+                raise InfertoolError(f"malformed --crop '{shorten(self.crop)}'", hint=f"write HxW up to {MAX_IMAGE_SIDE}, e.g. 224x224")
             changes["crop"] = (size[0], size[-1])
         if self.mean is not None:
             changes["mean"] = parse.floats(self.mean, "--mean")
@@ -168,7 +179,7 @@ class Calibration:
         help="Calibration inputs, read as run's --inputs (npz, .npy, .pb dir, images); random for speed tests only.",
     )
     calib_method: str = typer.Option("minmax", "--calib-method", metavar="minmax|entropy|percentile", help="int8 calibration (fp8 always uses onnxruntime's distribution method).")
-    calib_samples: Optional[int] = typer.Option(None, "--calib-samples", min=1, help="Calibration samples to use [default: all; 32 with random].")
+    calib_samples: Optional[int] = typer.Option(None, "--calib-samples", min=1, max=MAX_SAMPLES, help="Calibration samples to use [default: all; 32 with random].")
 
     def to_options(self, generated: Generated, image: Image):
         return data_options(self.calib_data, "--calib-data", generated, image, ("random",))
@@ -183,5 +194,16 @@ class Truth:
 
 
 @dataclass
+class Limits:
+    timeout: float = typer.Option(
+        DEFAULT_TIMEOUT, "--timeout", metavar="SECONDS",
+        help="Stop one inference that runs longer than this (an endless Loop); 0: no limit.",
+    )
+
+    def seconds(self) -> float | None:
+        return parse.finite(self.timeout, "--timeout", 0, MAX_TIMEOUT) or None
+
+
+@dataclass
 class Device:
-    device: int = typer.Option(0, "--device", min=0, help="CUDA device index.")
+    device: int = typer.Option(0, "--device", min=0, max=1023, help="CUDA device index.")

@@ -10,17 +10,27 @@ from pathlib import Path
 from infertool.dtypes import ALIASES
 from infertool.engine.profiles import check_bounds
 from infertool.errors import InfertoolError, first_line
-from infertool.measure.timing import Budget
+from infertool.measure.timing import MAX_SECONDS, MAX_WARMUP, Budget
+from infertool.tensors import MAX_DIM, MAX_RANK
+from infertool.text import shorten
 
 Shape = tuple[int, ...]
+MAX_WORKSPACE = 2**40  # 1 TiB
+INT64 = (-(2**63), 2**63)
 # generated input data, by name: the first is the default
 GENERATORS = ("random", "zeros")
+
+
+def whole(text: str) -> int | None:
+    """An ASCII whole number (`²` and `٣` are digits to Python, not to a shape), else None."""
+    text = text.strip()
+    return int(text) if re.fullmatch(r"[0-9]{1,30}", text) else None
 
 
 def choice(value: str, choices: Iterable[str], option: str) -> str:
     choices = list(choices)
     if value not in choices:
-        raise InfertoolError(f"unknown {option} '{value}'", hint=f"choose from {', '.join(choices)}")
+        raise InfertoolError(f"unknown {option} '{shorten(value)}'", hint=f"choose from {', '.join(choices)}")
     return value
 
 
@@ -30,10 +40,24 @@ def dims(text: str, what: str) -> Shape:
         return ()
     found = []
     for part in text.replace(",", "x").split("x"):
-        if not part.strip().isdigit() or int(part) <= 0:
-            raise InfertoolError(f"malformed {what} '{text}': '{part}' is not a positive integer", hint="write dimensions as 1x3x224x224")
-        found.append(int(part))
+        value = whole(part)
+        if value is None or not 0 < value <= MAX_DIM:
+            raise InfertoolError(
+                f"malformed {what} '{shorten(text)}': '{shorten(part, 24)}' is not a whole number from 1 to {MAX_DIM:,}",
+                hint="write dimensions as 1x3x224x224",
+            )
+        found.append(value)
+    if len(found) > MAX_RANK:
+        raise InfertoolError(f"{what} '{shorten(text)}' has {len(found)} dimensions; numpy arrays have {MAX_RANK} at most", hint="check the shape")
     return tuple(found)
+
+
+def finite(value: float | None, option: str, low: float = 0.0, high: float = math.inf) -> float | None:
+    """A float option that is a number in [low, high] (click lets nan through its ranges)."""
+    if value is not None and not (math.isfinite(value) and low <= value <= high):
+        bounds = f"from {low:g} to {high:g}" if math.isfinite(high) else f"of at least {low:g}" if math.isfinite(low) else "that is finite"
+        raise InfertoolError(f"{option} {value}: give a number {bounds}", hint=f"e.g. {option} {max(low, min(high, 1.0)):g}")
+    return value
 
 
 def named_shape(text: str, option: str = "--input-shape") -> tuple[str | None, Shape]:
@@ -43,7 +67,7 @@ def named_shape(text: str, option: str = "--input-shape") -> tuple[str | None, S
     """
     name, sep, shape = text.rpartition(":")
     if sep and not name:
-        raise InfertoolError(f"malformed {option} '{text}': empty input name", hint="write name:1x3x224x224")
+        raise InfertoolError(f"malformed {option} '{shorten(text)}': empty input name", hint="write name:1x3x224x224")
     return (name if sep else None), dims(shape, f"{option} value")
 
 
@@ -119,7 +143,7 @@ def data_source(text: str, option: str, generators: tuple[str, ...] = GENERATORS
 def dtype(text: str) -> str:
     name = ALIASES.get(text.strip().lower())
     if name is None:
-        raise InfertoolError(f"unknown dtype '{text}'", hint=f"use one of {', '.join(sorted(set(ALIASES.values())))}")
+        raise InfertoolError(f"unknown dtype '{shorten(text)}'", hint=f"use one of {', '.join(sorted(set(ALIASES.values())))}")
     return name
 
 
@@ -133,36 +157,36 @@ def named_dtypes(texts: Iterable[str]) -> dict[str | None, str]:
 
 
 def int_range(text: str) -> tuple[int, int]:
-    low, sep, high = text.partition(":")
-    try:
-        bounds = (int(low), int(high))
-    except ValueError:
-        bounds = None
-    if not sep or bounds is None or bounds[0] >= bounds[1]:
-        raise InfertoolError(f"malformed --int-range '{text}'", hint="write LOW:HIGH with LOW < HIGH, e.g. 0:30522")
+    match = re.fullmatch(r"\s*(-?[0-9]{1,20})\s*:\s*(-?[0-9]{1,20})\s*", text)
+    bounds = (int(match.group(1)), int(match.group(2))) if match else None
+    if bounds is None or not INT64[0] <= bounds[0] < bounds[1] <= INT64[1]:
+        raise InfertoolError(f"malformed --int-range '{shorten(text)}'", hint="write LOW:HIGH with LOW < HIGH within int64, e.g. 0:30522")
     return bounds
 
 
 def size(text: str) -> int:
     """`4096` (MiB, as trtexec), `512M`, `4G`, `4GiB` -> bytes."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]i?B?)?\s*", text, re.IGNORECASE)
-    if not match:
-        raise InfertoolError(f"malformed size '{text}'", hint="e.g. 4096 (MiB), 512M or 4G")
-    unit = (match.group(2) or "M")[0].upper()
-    return int(float(match.group(1)) * {"K": 2**10, "M": 2**20, "G": 2**30}[unit])
+    match = re.fullmatch(r"\s*([0-9]{1,15}(?:\.[0-9]{1,6})?)\s*([KMG]i?B?)?\s*", text, re.IGNORECASE)
+    value = int(float(match.group(1)) * {"K": 2**10, "M": 2**20, "G": 2**30}[(match.group(2) or "M")[0].upper()]) if match else 0
+    if not 0 < value <= MAX_WORKSPACE:
+        raise InfertoolError(f"malformed size '{shorten(text)}'", hint="from 1M to 1024G, e.g. 4096 (MiB), 512M or 4G")
+    return value
 
 
 def warmup(text: str) -> Budget:
     """`10` (iterations) or `200ms` / `2s` (time; at least 3 iterations)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*", text)
+    match = re.fullmatch(r"\s*([0-9]{1,12}(?:\.[0-9]{1,6})?)\s*(ms|s)?\s*", text)
     if not match:
-        raise InfertoolError(f"malformed --warmup '{text}'", hint="give iterations (10) or a time (200ms, 2s)")
+        raise InfertoolError(f"malformed --warmup '{shorten(text)}'", hint="give iterations (10) or a time (200ms, 2s)")
     value, unit = float(match.group(1)), match.group(2)
     if unit is None:
-        if not value.is_integer():
-            raise InfertoolError(f"--warmup {text}: iterations must be a whole number")
+        if not value.is_integer() or value > MAX_WARMUP:
+            raise InfertoolError(f"--warmup {shorten(text)}: iterations must be a whole number up to {MAX_WARMUP:,}", hint="e.g. --warmup 10")
         return Budget(int(value), 0.0)
-    return Budget(3, value / 1000 if unit == "ms" else value)
+    seconds = value / 1000 if unit == "ms" else value
+    if seconds > MAX_SECONDS:
+        raise InfertoolError(f"--warmup {shorten(text)} is longer than {MAX_SECONDS:,} s", hint="a few seconds warm any runtime up, e.g. --warmup 2s")
+    return Budget(3, seconds)
 
 
 def percentage(text: str, option: str) -> float:
@@ -172,10 +196,10 @@ def percentage(text: str, option: str) -> float:
         value = float(body.removesuffix("%"))
     except ValueError:
         value = -1.0
-    if not math.isfinite(value) or value < 0:
-        raise InfertoolError(f"malformed {option} '{text}'", hint="give a percentage, e.g. 10%")
+    if not math.isfinite(value) or value < 0 or value > 1e6:  # nan, inf and negatives: a gate that cannot fail is no gate
+        raise InfertoolError(f"malformed {option} '{shorten(text)}'", hint="give a percentage from 0 up, e.g. 10%")
     if not body.endswith("%"):
-        raise InfertoolError(f"{option} {text} is ambiguous", hint=f"write it with the % sign: {value * 100:g}% if you mean a fraction, {value:g}% if a percentage")
+        raise InfertoolError(f"{option} {shorten(text)} is ambiguous", hint=f"write it with the % sign: {value * 100:g}% if you mean a fraction, {value:g}% if a percentage")
     return value / 100
 
 
@@ -189,7 +213,7 @@ def provider_options(texts: Iterable[str]) -> dict[str, str]:
     for text in texts:
         key, sep, value = text.partition("=")
         if not sep or not key.strip():
-            raise InfertoolError(f"malformed --ort-option '{text}'", hint="write key=value, e.g. prefer_nhwc=1")
+            raise InfertoolError(f"malformed --ort-option '{shorten(text)}'", hint="write key=value, e.g. prefer_nhwc=1")
         found[key.strip()] = value.strip()
     return found
 
@@ -197,9 +221,9 @@ def provider_options(texts: Iterable[str]) -> dict[str, str]:
 def dynamic_axis(text: str) -> tuple[str, int, str]:
     """`name:index:label`, e.g. `input_ids:1:seq`."""
     parts = text.rsplit(":", 2)
-    if len(parts) != 3 or not parts[0] or not parts[1].isdigit() or not parts[2].isidentifier():
+    if len(parts) != 3 or not parts[0] or whole(parts[1]) is None or whole(parts[1]) >= MAX_RANK or not parts[2].isidentifier():
         raise InfertoolError(
-            f"malformed --dynamic-axis '{text}'",
+            f"malformed --dynamic-axis '{shorten(text)}'",
             hint="write name:index:label, e.g. input_ids:1:seq (the label a Python identifier)",
         )
     return parts[0], int(parts[1]), parts[2]
@@ -210,19 +234,20 @@ def batches(text: str | None) -> tuple[int | None, ...]:
         return (None,)
     found = []
     for part in text.split(","):
-        if not part.strip().isdigit() or int(part) < 1:
-            raise InfertoolError(f"malformed --batch '{text}': '{part.strip()}' is not a batch size >= 1", hint="e.g. --batch 1,8,32")
-        found.append(int(part))
+        value = whole(part)
+        if value is None or not 0 < value <= MAX_DIM:
+            raise InfertoolError(f"malformed --batch '{shorten(text)}': '{shorten(part.strip(), 24)}' is not a batch size >= 1 (and at most {MAX_DIM:,})", hint="e.g. --batch 1,8,32")
+        found.append(value)
     return tuple(dict.fromkeys(found))
 
 
 def floats(text: str, option: str, count: int = 3) -> tuple[float, ...]:
     try:
-        values = tuple(float(v) for v in text.split(","))
+        values = tuple(float(v) for v in text.split(",")) if len(text) < 200 else ()
     except ValueError:
         values = ()
-    if len(values) != count:
-        raise InfertoolError(f"malformed {option} '{text}'", hint="give three comma-separated numbers, e.g. 0.485,0.456,0.406")
+    if len(values) != count or not all(math.isfinite(v) for v in values) or (option == "--std" and 0 in values):
+        raise InfertoolError(f"malformed {option} '{shorten(text)}'", hint="give three comma-separated numbers (a --std not 0), e.g. 0.485,0.456,0.406")
     return values
 
 
@@ -253,7 +278,7 @@ def _profile_entry(text: str, option: str) -> dict[str, Shape]:
     for entry in text.split(","):
         name, shape = named_shape(entry.strip(), option)
         if name is None:
-            raise InfertoolError(f"{option} '{entry}' needs an input name", hint=f"write {option} name:1x3x224x224")
+            raise InfertoolError(f"{option} '{shorten(entry)}' needs an input name", hint=f"write {option} name:1x3x224x224")
         shapes[name] = shape
     return shapes
 
@@ -269,7 +294,7 @@ def profiles(mins: list[str], opts: list[str], maxs: list[str]) -> list[dict[str
     for lo_text, opt_text, hi_text in zip(mins, opts, maxs):
         lo, opt, hi = (_profile_entry(t, o) for t, o in ((lo_text, "--min-shapes"), (opt_text, "--opt-shapes"), (hi_text, "--max-shapes")))
         if not (lo.keys() == opt.keys() == hi.keys()):
-            raise InfertoolError("--min-shapes, --opt-shapes and --max-shapes of one profile must name the same inputs")
+            raise InfertoolError("--min-shapes, --opt-shapes and --max-shapes of one profile must name the same inputs", hint="give each input in all three")
         for name in lo:
             check_bounds(name, lo[name], opt[name], hi[name])
         found.append({name: (lo[name], opt[name], hi[name]) for name in lo})

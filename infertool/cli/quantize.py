@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import List, Optional
 
@@ -9,7 +10,7 @@ import typer
 
 from infertool.cli import parse, render
 from infertool.cli.console import RichReporter, show, showing_failed_checks
-from infertool.cli.groups import Calibration, Generated, Image, Output, Truth, command, data_options
+from infertool.cli.groups import MAX_SAMPLES, Calibration, Generated, Image, Limits, Output, Truth, command, data_options
 
 
 @command
@@ -34,12 +35,12 @@ def quantize(
     keep_io_types: bool = typer.Option(True, "--keep-io-types/--no-keep-io-types", help="fp16/bf16: keep graph inputs and outputs fp32."),
     block_fragile: bool = typer.Option(True, "--block-fragile/--no-block-fragile", help="fp16/bf16: keep the reductions, Exp, Pow and Sqrt of decomposed Softmax/LayerNorm in fp32."),
     eval_data: Optional[str] = typer.Option(None, "--eval-data", metavar="PATH|random", help="Accuracy-report inputs [default: the calibration set, else generated]."),
-    eval_samples: int = typer.Option(8, "--eval-samples", min=1, help="Generated evaluation samples."),
+    eval_samples: int = typer.Option(8, "--eval-samples", min=1, max=MAX_SAMPLES, help="Generated evaluation samples."),
     eval_backend: str = typer.Option("ort-cpu", "--eval-backend", metavar="NAME", help="Backend that runs both models for the report (ort-cuda where the CPU lacks kernels)."),
     min_cosine: Optional[float] = typer.Option(None, "--min-cosine", help="Cosine similarity every output must reach (where not within atol/rtol) [default: the precision's floor]."),
     gate: bool = typer.Option(True, "--gate/--no-gate", help="Fail (exit 1, nothing written) when an output is outside the precision's tolerance; --no-gate keeps the file."),
     min_top1: Optional[float] = typer.Option(None, "--min-top1", help="Fail (exit 1) below this top-1 agreement (0-1)."),
-    truth: Truth = None, generated: Generated = None, image: Image = None, output: Output = None,
+    truth: Truth = None, generated: Generated = None, image: Image = None, limits: Limits = None, output: Output = None,
 ) -> None:
     """Convert an fp32 ONNX model to fp16/bf16 (casts) or int8/fp8 (Q/DQ, calibrated) and report its accuracy."""
     from infertool.backends import registry
@@ -54,12 +55,13 @@ def quantize(
     settings = PrecisionSettings(
         precision=precision, target=target, keep_io_types=keep_io_types, block_fragile=block_fragile,
         exclude_op_types=parse.names(exclude_op_types), exclude_nodes=parse.names(exclude_nodes),
-        calib_method=calibration.calib_method, per_channel=per_channel, calib_cache=calib_cache,
+        calib_method=calibration.calib_method, per_channel=per_channel, calib_cache=calib_cache, replace_cache=output.force,
     )
     request = QuantizeOptions(
         output=result_path, settings=settings, calib=calibration.to_options(generated, image), calib_samples=calibration.calib_samples,
-        eval=data_options(eval_data, "--eval-data", generated, image), eval_samples=eval_samples, eval_backend=eval_backend, min_cosine=min_cosine,
-        min_top1=min_top1, gate=gate, force=output.force, generated=data_options("random", "--input-shape", generated, image), labels=truth.labels_csv,
+        eval=data_options(eval_data, "--eval-data", generated, image), eval_samples=eval_samples, eval_backend=eval_backend,
+        min_cosine=parse.finite(min_cosine, "--min-cosine", -math.inf), min_top1=parse.finite(min_top1, "--min-top1", -math.inf), gate=gate,
+        timeout=limits.seconds(), force=output.force, generated=data_options("random", "--input-shape", generated, image), labels=truth.labels_csv,
     )
     with showing_failed_checks(output.json_out, output.force, render.quantize_result), RichReporter(output.quiet) as reporter:
         result = run_quantize(model, request, reporter)

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from infertool.cli.console import escape
 from infertool.stats import throughput
 from infertool.tensors import format_shape
 

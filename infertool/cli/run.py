@@ -9,7 +9,8 @@ import typer
 
 from infertool.cli import render
 from infertool.cli.console import RichReporter, show
-from infertool.cli.groups import Device, Generated, Image, Inputs, Output, command
+from infertool.cli.groups import Device, Generated, Image, Inputs, Limits, Output, command
+from infertool.tensors import MAX_DIM
 
 
 @command
@@ -19,9 +20,9 @@ def run(
         None, "--backend", "-b", metavar="NAME",
         help="Backend (`infertool doctor` lists them; trt, ort-trt: not run on real TensorRT here) [default: ort-cpu; engines: their builder's].",
     ),
-    batch: Optional[int] = typer.Option(None, "--batch", min=1, help="The one batch size to run (dynamic batch only; file inputs are repeated or cut to it)."),
+    batch: Optional[int] = typer.Option(None, "--batch", min=1, max=MAX_DIM, help="The one batch size to run (dynamic batch only; file inputs are repeated or cut to it)."),
     result_path: Optional[Path] = typer.Option(None, "--output", "-o", help="Save every output: out.npz (by output name) or a folder of output_K.pb."),
-    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, help="Show the top K classes of a classifier output."),
+    top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=MAX_DIM, help="Show the top K classes of a classifier output."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Class names, one per line (with --top-k)."),
     save_inputs: Optional[Path] = typer.Option(None, "--save-inputs", help="Save the exact tensors fed: in.npz (by input name) or a folder of input_K.pb; --inputs reads either back."),
     runtime_cache: Optional[Path] = typer.Option(None, "--runtime-cache", help="trt-rtx backend: cache of kernels compiled just in time, loaded if it exists and saved."),
@@ -29,7 +30,8 @@ def run(
         "auto", "--scores", metavar="auto|raw|softmax|sigmoid",
         help="How --top-k turns scores into probabilities [default: auto: rows already probabilities (>= 0, summing to 1) as they are, else softmax].",
     ),
-    inputs: Inputs = None, generated: Generated = None, image: Image = None, device: Device = None, output: Output = None,
+    inputs: Inputs = None, generated: Generated = None, image: Image = None, device: Device = None, limits: Limits = None,
+    output: Output = None,
 ) -> None:
     """Run MODEL once on real inputs: a summary per output (shape, dtype, range, NaN/Inf), optional top-k, saved outputs."""
     from infertool.backends.base import EngineOptions, RunnerOptions
@@ -40,7 +42,7 @@ def run(
 
     request = RunRequest(
         model, backend, inputs.to_options(generated, image), batch,
-        RunnerOptions(device=device.device, engine=EngineOptions(runtime_cache=runtime_cache)), result_path, top_k,
+        RunnerOptions(device=device.device, timeout=limits.seconds(), engine=EngineOptions(runtime_cache=runtime_cache)), result_path, top_k,
         labels, output.force, save_inputs, parse.choice(scores, SCORE_MODES, "--scores"),
     )
     if output.json_path is not None:

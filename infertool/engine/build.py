@@ -91,7 +91,7 @@ def calibration_samples(model: ModelInfo, options: BuildOptions) -> dict | None:
     if options.calib.path is None:
         return source.feeds(options.calib_samples or RANDOM_CALIBRATION_SAMPLES)
     feeds = source.feeds(None)
-    return {n: a[: options.calib_samples] for n, a in feeds.items()} if options.calib_samples else feeds
+    return {n: a[: options.calib_samples] if a.ndim else a for n, a in feeds.items()} if options.calib_samples else feeds
 
 
 def _precision_stage(
@@ -204,7 +204,8 @@ def _build(trt: Any, source: Path, options: BuildOptions, plan: precision_plan.P
     with reporter.task("inspecting the engine"):
         engine = trt.Runtime(logger).deserialize_cuda_engine(engine_bytes)
         if engine is None:
-            raise InfertoolError(f"{flavour.name} could not load the engine it built: " + " | ".join(logger.errors()[-3:] or logger.messages[-3:]))
+            raise InfertoolError(f"{flavour.name} could not load the engine it built", hint="rerun with --verbose for its log",
+                                 detail=" | ".join(logger.errors()[-3:] or logger.messages[-3:]))
         info = json.loads(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
         return _Built(
             engine_bytes, seconds, cache_loaded, precision_plan.layer_precisions(info), _io_specs(trt, engine), int(engine.device_memory_size_v2),

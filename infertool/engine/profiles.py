@@ -26,7 +26,8 @@ def check_bounds(name: str, lo: Shape, opt: Shape, hi: Shape) -> None:
     if not (len(lo) == len(opt) == len(hi)) or not all(a <= b <= c for a, b, c in zip(lo, opt, hi)):
         raise InfertoolError(
             f"profile for '{name}' needs min <= opt <= max in every dimension of equal rank "
-            f"(got {format_shape(lo)}, {format_shape(opt)}, {format_shape(hi)})"
+            f"(got {format_shape(lo)}, {format_shape(opt)}, {format_shape(hi)})",
+            hint=f"e.g. --min-shapes {name}:1x3 --opt-shapes {name}:4x3 --max-shapes {name}:8x3, one entry per input",
         )
 
 

@@ -23,15 +23,17 @@ def read(engine_path: Path) -> dict | None:
         return None
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InfertoolError(f"{path} is not readable JSON: {first_line(exc)}", hint="rebuild the engine with infertool build-engine") from exc
-    if data.get("schema") != SCHEMA:
+    except (OSError, ValueError, RecursionError) as exc:
+        raise InfertoolError(f"{path} is not readable JSON", hint="rebuild the engine with infertool build-engine", detail=first_line(exc)) from exc
+    gpu = data.get("gpu") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("tensorrt_version"), str) \
+            or not isinstance(gpu, dict) or not all(isinstance(gpu.get(k), str) for k in ("name", "compute_capability")):
         raise InfertoolError(f"{path} is not an infertool engine sidecar", hint="rebuild the engine with infertool build-engine")
     return data
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in text.split(".") if p.isdigit())
+    return tuple(int(p) for p in text.split(".") if p.isascii() and p.isdigit())
 
 
 def check_compatible(engine_path: Path, sidecar: dict, trt_version: str, gpu: dict, flavour: Flavour = TENSORRT) -> list[str]:

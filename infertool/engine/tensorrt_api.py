@@ -89,9 +89,9 @@ def _load(module: str, name: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingDependency(f"{name} is not installed: {first_line(exc)}", hint=install_hint(module)) from exc
+        raise MissingDependency(f"{name} is not installed", hint=install_hint(module), detail=first_line(exc)) from exc
     except OSError as exc:  # the bindings load, the libraries do not
-        raise MissingDependency(f"{name}'s libraries cannot be loaded: {first_line(exc)}", hint=install_hint(module)) from exc
+        raise MissingDependency(f"{name}'s libraries cannot be loaded", hint=install_hint(module), detail=first_line(exc)) from exc
 
 
 def dtype_name(trt_dtype: Any) -> str:

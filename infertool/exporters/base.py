@@ -60,7 +60,8 @@ def axis_labels(names: list[str], ranks: Mapping[str, int], options: ExportOptio
             )
         if dyn.axis >= ranks[dyn.input]:
             raise InfertoolError(
-                f"--dynamic-axis {dyn.input}:{dyn.axis}:{dyn.label}: input '{dyn.input}' has rank {ranks[dyn.input]}"
+                f"--dynamic-axis {dyn.input}:{dyn.axis}:{dyn.label}: input '{dyn.input}' has rank {ranks[dyn.input]}",
+                hint=f"its axes are 0 to {ranks[dyn.input] - 1}",
             )
         labels[dyn.input][dyn.axis] = dyn.label
     return labels

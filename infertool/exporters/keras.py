@@ -13,10 +13,12 @@ import numpy as np
 
 from infertool.errors import InfertoolError, first_line
 from infertool.exporters.base import ExportedModel, ExportOptions, axis_labels
+from infertool.files import check_input
 from infertool.optional import require
-from infertool.quiet import quiet
+from infertool.quiet import quiet, user_code
 from infertool.reporting import Reporter
 from infertool.tensors import bind_unnamed, input_dtypes
+from infertool.text import shorten
 
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 TF2ONNX_MAX_OPSET = 18
@@ -25,7 +27,7 @@ DEFAULT_OPSET = 17
 
 def is_keras_source(source: str) -> bool:
     path = Path(source)
-    return path.suffix in KERAS_SUFFIXES or (path / "saved_model.pb").is_file()
+    return path.suffix in KERAS_SUFFIXES or os.path.isfile(path / "saved_model.pb")  # os.path: False for any unusable path
 
 
 def _import_tensorflow() -> tuple[Any, Any]:
@@ -42,9 +44,12 @@ def _custom_objects(modules: tuple[str, ...]) -> dict[str, Any]:
     objects: dict[str, Any] = {}
     for name in modules:
         try:
-            module = importlib.import_module(name)
-        except ImportError as exc:
-            raise InfertoolError(f"--custom-objects: cannot import '{name}': {first_line(exc)}", hint="make it importable (PYTHONPATH)") from exc
+            with user_code(f"importing {shorten(name)}"):
+                module = importlib.import_module(name)
+        except InfertoolError:
+            raise
+        except Exception as exc:
+            raise InfertoolError(f"--custom-objects: cannot import '{shorten(name)}'", hint="make it importable (PYTHONPATH)", detail=first_line(exc)) from exc
         objects.update({k: v for k, v in vars(module).items() if not k.startswith("_") and (inspect.isclass(v) or inspect.isfunction(v))})
     return objects
 
@@ -53,11 +58,13 @@ def _load_keras(path: Path, options: ExportOptions) -> Any:
     import keras
 
     try:
-        with quiet(native_stderr=True):
+        with user_code(f"loading {shorten(path)}"), quiet(native_stderr=True):  # custom layers and trusted Lambdas run here
             return keras.models.load_model(
                 str(path), compile=False, safe_mode=not options.trust_model,
                 custom_objects=_custom_objects(options.custom_objects),
             )
+    except InfertoolError:
+        raise
     except Exception as exc:
         text = str(exc)
         if "safe_mode" in text or ("Lambda" in text and "unsafe" in text.lower()):
@@ -67,10 +74,10 @@ def _load_keras(path: Path, options: ExportOptions) -> Any:
             ) from exc
         if "Unknown" in text or "custom" in text.lower():
             raise InfertoolError(
-                f"loading {path} failed: {first_line(exc)}",
-                hint="pass --custom-objects your.module (the module that defines the custom layers)",
+                f"{shorten(path)} uses layers Keras does not know",
+                hint="pass --custom-objects your.module (the module that defines the custom layers)", detail=first_line(exc),
             ) from exc
-        raise InfertoolError(f"loading {path} failed: {first_line(exc)}") from exc
+        raise InfertoolError(f"Keras cannot load {shorten(path)}", hint="check the file; --verbose shows Keras's message", detail=first_line(exc)) from exc
 
 
 def _functional(model: Any, shapes: Mapping[str, tuple[int, ...]]) -> Any:
@@ -95,8 +102,8 @@ def _functional(model: Any, shapes: Mapping[str, tuple[int, ...]]) -> Any:
 
 def export_keras(source: str, options: ExportOptions, onnx_path: Path, reporter: Reporter) -> ExportedModel:
     path = Path(source)
-    if not path.exists():
-        raise InfertoolError(f"source model {path} not found", hint="check the path")
+    if not path.is_dir():  # a SavedModel is a folder; a .keras or .h5 file must be a regular file
+        check_input(path, "source model")
     opset = options.opset or DEFAULT_OPSET
     if opset > TF2ONNX_MAX_OPSET:
         raise InfertoolError(f"tf2onnx supports opset {TF2ONNX_MAX_OPSET} at most, not {opset}", hint=f"use --opset {TF2ONNX_MAX_OPSET}")
@@ -116,7 +123,7 @@ def export_keras(source: str, options: ExportOptions, onnx_path: Path, reporter:
         dims = list(spec.shape)
         given = shapes.get(name)
         if given is not None and len(given) != len(dims):
-            raise InfertoolError(f"input '{name}' has rank {len(dims)}, but --input-shape gives {len(given)} dims")
+            raise InfertoolError(f"input '{name}' has rank {len(dims)}, but --input-shape gives {len(given)} dims", hint=f"give {len(dims)} dimensions")
         for axis in range(len(dims)):
             if axis in labels[name]:
                 dims[axis] = None
@@ -132,7 +139,7 @@ def export_keras(source: str, options: ExportOptions, onnx_path: Path, reporter:
             with quiet(native_stderr=True):
                 model_proto, _ = tf2onnx.convert.from_function(function, input_signature=specs, opset=opset)
         except Exception as exc:
-            raise InfertoolError(f"tf2onnx conversion failed: {first_line(exc)}", hint="see --debug for the trace") from exc
+            raise InfertoolError("tf2onnx could not convert the model", hint="try another --opset; --verbose shows tf2onnx's message", detail=first_line(exc)) from exc
     _name_dims(model_proto, names, labels, options.dynamic_batch)
     import onnx
 
@@ -168,7 +175,7 @@ def _saved_model(path: Path, tf: Any) -> tuple[Callable, list[str], dict[str, An
         with quiet(native_stderr=True):
             loaded = tf.saved_model.load(str(path))
     except Exception as exc:
-        raise InfertoolError(f"loading SavedModel {path} failed: {first_line(exc)}") from exc
+        raise InfertoolError(f"TensorFlow cannot load the SavedModel {shorten(path)}", hint="check the folder; --verbose shows TensorFlow's message", detail=first_line(exc)) from exc
     signature = loaded.signatures.get("serving_default")
     if signature is None:
         raise InfertoolError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import os
 import sys
 import zipfile
 from collections.abc import Mapping
@@ -18,10 +19,12 @@ from infertool import onnx_io
 from infertool.errors import CheckFailed, InfertoolError, first_line
 from infertool.exporters.base import ExportedModel, ExportOptions, axis_labels, fixed_axis
 from infertool.feeds import generated_feeds
+from infertool.files import check_input
 from infertool.optional import is_available, require
-from infertool.quiet import quiet
+from infertool.quiet import quiet, user_code
 from infertool.reporting import Reporter
 from infertool.tensors import bind_unnamed, input_dtypes
+from infertool.text import shorten
 
 TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".torchscript")
 DYNAMO_OPSET = 18  # the dynamo exporter's native opset; it cannot reliably go lower
@@ -34,7 +37,7 @@ def is_torch_source(source: str) -> bool:
     path = Path(source)
     if path.suffix in (*TORCHSCRIPT_SUFFIXES, ".pt2"):
         return True
-    return not path.exists() and _split_factory(source) is not None
+    return not os.path.lexists(path) and _split_factory(source) is not None  # os.path: False for a name too long
 
 
 def _split_factory(source: str) -> tuple[str, str] | None:
@@ -56,32 +59,38 @@ class TorchSource:
 def _load_factory(target: str, attr: str, torch: Any) -> Any:
     if target.endswith(".py"):
         path = Path(target)
-        if not path.is_file():
-            raise InfertoolError(f"factory file {path} not found", hint="write path/to/file.py:function")
+        check_input(path, "factory file", hint="write path/to/file.py:function")
         spec = importlib.util.spec_from_file_location(f"infertool_user_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
         sys.path.insert(0, str(path.resolve().parent))
         try:
-            spec.loader.exec_module(module)
+            with user_code(f"importing {shorten(path)}"):
+                spec.loader.exec_module(module)
         except Exception as exc:
-            raise InfertoolError(f"importing {path} failed: {first_line(exc)}", hint="run it with python to see why") from exc
+            raise InfertoolError(f"importing {shorten(path)} failed: {shorten(first_line(exc), 160)}", hint="run it with python to see why") from exc
         finally:
             sys.path.pop(0)
     else:
         try:
-            module = importlib.import_module(target)
-        except ImportError as exc:
+            with user_code(f"importing {shorten(target)}"):
+                module = importlib.import_module(target)
+        except Exception as exc:
             raise InfertoolError(
-                f"cannot import module '{target}': {first_line(exc)}",
-                hint="write package.module:function (importable) or path/to/file.py:function",
+                f"cannot import module '{shorten(target)}'",
+                hint="write package.module:function (importable) or path/to/file.py:function", detail=first_line(exc),
             ) from exc
     factory = getattr(module, attr, None)
     if not callable(factory):
-        raise InfertoolError(f"'{attr}' is not a callable in {target}", hint="name a function that returns an nn.Module")
+        raise InfertoolError(f"'{shorten(attr)}' is not a callable in {shorten(target)}", hint="name a function that returns an nn.Module")
+    if inspect.isbuiltin(factory):  # sys:exit, os:abort, builtins:breakpoint
+        raise InfertoolError(f"'{shorten(attr)}' in {shorten(target)} is a built-in function, not a model factory", hint="name a Python function that returns an nn.Module")
     try:
-        model = factory()
+        with user_code(f"factory {shorten(target)}:{shorten(attr)}()"):
+            model = factory()
+    except InfertoolError:
+        raise
     except Exception as exc:
-        raise InfertoolError(f"factory {target}:{attr}() raised {first_line(exc)}", hint="fix the factory, then retry") from exc
+        raise InfertoolError(f"factory {shorten(target)}:{shorten(attr)}() raised {shorten(first_line(exc), 160)}", hint="fix the factory, then retry") from exc
     if not isinstance(model, torch.nn.Module):
         raise InfertoolError(
             f"factory {target}:{attr}() returned {type(model).__name__}, not a torch.nn.Module",
@@ -91,44 +100,51 @@ def _load_factory(target: str, attr: str, torch: Any) -> Any:
 
 
 def _load_file(path: Path, trust: bool, torch: Any) -> tuple[Any, str]:
-    if not path.is_file():
-        raise InfertoolError(f"source model {path} not found", hint="check the path")
+    check_input(path, "source model")
+    name = shorten(path)
     if path.suffix == ".pt2":
         try:
             return torch.export.load(str(path)), "exported-program"
         except Exception as exc:
-            raise InfertoolError(f"{path} is not a torch.export program: {first_line(exc)}") from exc
+            raise InfertoolError(f"{name} is not a readable torch.export program", hint="save it again with torch.export.save", detail=first_line(exc)) from exc
     if not zipfile.is_zipfile(path):
         raise InfertoolError(
-            f"{path} is not a PyTorch archive (TorchScript or torch.save)",
+            f"{name} is not a PyTorch archive (TorchScript or torch.save)",
             hint="save with torch.jit.save / torch.export.save, or give a factory file.py:function",
         )
-    with zipfile.ZipFile(path) as archive:
-        if any(name.endswith("/constants.pkl") for name in archive.namelist()):
-            try:
-                return torch.jit.load(str(path), map_location="cpu"), "torchscript"
-            except Exception as exc:
-                raise InfertoolError(f"torch.jit.load({path}) failed: {first_line(exc)}") from exc
+    try:
+        with zipfile.ZipFile(path) as archive:
+            scripted = any(member.endswith("/constants.pkl") for member in archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InfertoolError(f"{name} is a damaged archive", hint="save the model again", detail=first_line(exc)) from exc
+    if scripted:
+        try:
+            return torch.jit.load(str(path), map_location="cpu"), "torchscript"
+        except Exception as exc:
+            raise InfertoolError(f"{name} is not a loadable TorchScript archive", hint="save it again with torch.jit.save", detail=first_line(exc)) from exc
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
         if not trust:
             raise InfertoolError(
-                f"{path} is a pickled object; loading it runs arbitrary code from the file",
+                f"{name} is a pickled object; loading it runs arbitrary code from the file",
                 hint="pass --trust-model only if you trust its author, or save a TorchScript / torch.export "
                 "archive, or give a factory file.py:function with --weights",
             ) from exc
         try:
-            obj = torch.load(str(path), map_location="cpu", weights_only=False)
+            with user_code(f"unpickling {name}"):
+                obj = torch.load(str(path), map_location="cpu", weights_only=False)
+        except InfertoolError:
+            raise
         except Exception as inner:
-            raise InfertoolError(f"torch.load({path}) failed: {first_line(inner)}") from inner
+            raise InfertoolError(f"torch.load could not read {name}", hint="save the model again, or give a factory file.py:function", detail=first_line(inner)) from inner
     if isinstance(obj, Mapping):
         raise InfertoolError(
-            f"{path} holds a state dict (weights only), not a model",
+            f"{name} holds a state dict (weights only), not a model",
             hint="give a factory that builds the model, e.g. model.py:build --weights " + path.name,
         )
     if not isinstance(obj, torch.nn.Module):
-        raise InfertoolError(f"{path} holds a {type(obj).__name__}, not a torch.nn.Module")
+        raise InfertoolError(f"{name} holds a {type(obj).__name__}, not a torch.nn.Module", hint="save the nn.Module itself, or give a factory file.py:function")
     return obj, "pickle"
 
 
@@ -146,7 +162,7 @@ def _signature_names(model: Any, torch: Any) -> tuple[list[str], list[str]]:
 
 def load_source(source: str, options: ExportOptions, torch: Any) -> TorchSource:
     path = Path(source)
-    factory = None if path.exists() else _split_factory(source)
+    factory = None if os.path.lexists(path) else _split_factory(source)
     if factory is not None:
         model, kind = _load_factory(*factory, torch), "factory"
         if options.weights is not None:
@@ -166,13 +182,16 @@ def load_source(source: str, options: ExportOptions, torch: Any) -> TorchSource:
 
 
 def _load_weights(model: Any, weights: Path, torch: Any) -> None:
-    if not weights.is_file():
-        raise InfertoolError(f"weights file {weights} not found")
+    check_input(weights, "weights file")
     try:
         state = torch.load(str(weights), map_location="cpu", weights_only=True)
         model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
     except Exception as exc:
-        raise InfertoolError(f"loading --weights {weights} failed: {first_line(exc)}") from exc
+        raise InfertoolError(
+            f"--weights {shorten(weights)} does not load into the factory's model",
+            hint="give the state dict saved from this model (torch.save(model.state_dict(), path)); --verbose says which keys differ",
+            detail=first_line(exc),
+        ) from exc
 
 
 def _to_torch(array: np.ndarray, torch: Any) -> Any:
@@ -231,17 +250,20 @@ def export_torch(source: str, options: ExportOptions, onnx_path: Path, reporter:
     model = loaded.model
 
     def reference(inputs: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-        with torch.no_grad():
+        with torch.no_grad(), user_code("the model's forward()"):
             outputs, _ = _flatten_outputs(model(*[_to_torch(inputs[n], torch) for n in names]), torch)
         return [_to_numpy(t, torch) for t in outputs]
 
     with torch.no_grad():
         try:
-            sample = model(*[_to_torch(feeds[n], torch) for n in names])
+            with user_code("the model's forward()"):
+                sample = model(*[_to_torch(feeds[n], torch) for n in names])
+        except InfertoolError:
+            raise
         except Exception as exc:
             raise InfertoolError(
-                f"the model failed on inputs of shapes {', '.join(f'{n}={shapes[n]}' for n in names)}: {first_line(exc)}",
-                hint="check --input-shape and --dtype",
+                f"the model failed on inputs of shapes {shorten(', '.join(f'{n}={shapes[n]}' for n in names), 120)}",
+                hint="check --input-shape and --dtype (--verbose shows the model's error)", detail=first_line(exc),
             ) from exc
     sample_outputs, output_names = _flatten_outputs(sample, torch)
     batched_outputs = [n for n, t in zip(output_names, sample_outputs) if t.dim() > 0]
@@ -262,7 +284,8 @@ def export_torch(source: str, options: ExportOptions, onnx_path: Path, reporter:
         except InfertoolError as exc:
             if options.exporter == "dynamo":
                 raise
-            exported.notes.append(f"dynamo export failed ({exc.message}); fell back to the TorchScript exporter")
+            why = f"{exc.message}: {shorten(exc.detail, 160)}" if exc.detail else exc.message
+            exported.notes.append(f"dynamo export failed ({why}); fell back to the TorchScript exporter")
     with reporter.task("exporting with the TorchScript exporter"):
         _export_torchscript(model, args, names, output_names, batched_outputs, labels, options, onnx_path, torch)
     exported.exporter = "torchscript"
@@ -294,14 +317,16 @@ def _export_dynamo(model, args, names, output_names, labels, opset, onnx_path, t
     }
     big = sum(p.numel() * p.element_size() for p in model.parameters()) >= onnx_io.EXTERNAL_DATA_THRESHOLD
     try:
-        with quiet(EXPORT_LOGGERS):
+        with user_code("the model's forward()"), quiet(EXPORT_LOGGERS):
             torch.onnx.export(
                 model, args, str(onnx_path), dynamo=True, input_names=names, output_names=output_names,
                 dynamic_shapes=dynamic_shapes if any(dynamic_shapes.values()) else None,
                 opset_version=opset or DYNAMO_OPSET, external_data=big, verbose=False,
             )
+    except InfertoolError:
+        raise
     except Exception as exc:
-        raise InfertoolError(first_line(exc)) from exc
+        raise InfertoolError("torch.export could not trace the model", hint="try --exporter torchscript (--verbose shows torch's message)", detail=first_line(exc)) from exc
     written = onnx_io.load(onnx_path, load_external_data=False)
     if opset is not None and onnx_io.opset(written) != opset:
         raise InfertoolError(
@@ -319,11 +344,13 @@ def _export_torchscript(model, args, names, output_names, batched_outputs, label
     if options.dynamic_batch:
         dynamic_axes.update({name: {0: "batch"} for name in batched_outputs})
     try:
-        with quiet(EXPORT_LOGGERS):
+        with user_code("the model's forward()"), quiet(EXPORT_LOGGERS):
             torch.onnx.export(
                 model, args, str(onnx_path), dynamo=False, input_names=names, output_names=output_names,
                 dynamic_axes=dynamic_axes or None, opset_version=options.opset or TORCHSCRIPT_OPSET,
                 do_constant_folding=True,
             )
+    except InfertoolError:
+        raise
     except Exception as exc:
-        raise InfertoolError(f"TorchScript export failed: {first_line(exc)}", hint="see --debug for the trace") from exc
+        raise InfertoolError("the TorchScript exporter could not export the model", hint="rerun with --verbose for torch's message, or --debug for the trace", detail=first_line(exc)) from exc

@@ -40,11 +40,15 @@ def check_model(path: Path, full: bool = True) -> None:
     except Exception as exc:
         found = UNKNOWN_OP.search(str(exc))
         if found is None:
-            raise CheckFailed(f"the exported model fails onnx.checker: {first_line(exc)}; nothing was written") from exc
+            raise CheckFailed("the exported model fails onnx.checker; nothing was written", hint=f"{RETRY}; --verbose shows the checker's message",
+                              detail=first_line(exc)) from exc
         raise CheckFailed(
             f"the exported model uses op {found['op']}, which ONNX (opset {found['version']}) does not define; nothing was written",
             hint=UNKNOWN_OP_HINTS.get(found["op"], f"change the layer the exporter turns into {found['op']}, or try another --opset"),
         ) from exc
+
+
+RETRY = "try the other --exporter or another --opset"
 
 
 def check_structure(path: Path) -> None:
@@ -56,7 +60,7 @@ def check_structure(path: Path) -> None:
         try:
             onnx.shape_inference.infer_shapes_path(str(path), str(Path(scratch) / "inferred.onnx"), check_type=True, strict_mode=True)
         except Exception as exc:
-            raise CheckFailed(f"shape inference fails on the exported model: {first_line(exc)}") from exc
+            raise CheckFailed("shape inference fails on the exported model", hint=f"{RETRY}; --verbose shows onnx's message", detail=first_line(exc)) from exc
 
 
 @dataclass(frozen=True)
@@ -106,7 +110,7 @@ class _Parity:
         try:
             self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as exc:
-            raise CheckFailed(f"ONNX Runtime cannot load the exported model: {first_line(exc)}") from exc
+            raise CheckFailed("ONNX Runtime cannot load the exported model", hint=f"{RETRY}; --verbose shows ONNX Runtime's message", detail=first_line(exc)) from exc
         self.names = [o.name for o in self.session.get_outputs()]
 
     def feeds(self, shapes: Mapping[str, tuple[int, ...]], seed: int) -> dict:
@@ -116,13 +120,14 @@ class _Parity:
         try:
             return self.session.run(self.names, feeds)
         except Exception as exc:
-            raise CheckFailed(f"ONNX Runtime fails to run the exported model {where}: {first_line(exc)}; nothing was written") from exc
+            raise CheckFailed(f"ONNX Runtime fails to run the exported model {where}; nothing was written", hint=f"{RETRY}; --verbose shows why",
+                              detail=first_line(exc)) from exc
 
     def check(self, shapes: Mapping[str, tuple[int, ...]], expected: list, varied: tuple[str, int, int] | None) -> tuple[BatchAgreement, list]:
         where = "at the example shapes" if varied is None else f"at {varied[0]} {varied[2]} (the example has {varied[1]})"
         got = self.onnx(self.feeds(shapes, self.seed), where)
         if len(expected) != len(got):
-            raise CheckFailed(f"the source model returns {len(expected)} outputs, the ONNX model {len(got)}")
+            raise CheckFailed(f"the source model returns {len(expected)} outputs, the ONNX model {len(got)}", hint=RETRY)
         batch = next((s[0] for s in shapes.values() if s), 1)
         outputs = tuple(compare(n, r, g, self.atol, self.rtol) for n, r, g in zip(self.names, expected, got))
         return BatchAgreement(batch, outputs, {n: list(s) for n, s in shapes.items()}, varied), got

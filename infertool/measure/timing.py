@@ -8,11 +8,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 PROGRESS_EVERY_NS = 100_000_000
+MAX_SAMPLES = 1_000_000  # timed iterations at most, whatever the duration asks: samples must fit in memory
+MAX_SECONDS = 3600  # a warm-up or measurement longer than an hour is a typo
+MAX_WARMUP = 100_000  # warm-up iterations
 
 
 @dataclass(frozen=True)
 class Budget:
-    """Run at least `iterations` times and for at least `seconds` (either may be 0)."""
+    """Run at least `iterations` times and for at least `seconds` (either may be 0), and at most
+    MAX_SAMPLES times."""
 
     iterations: int
     seconds: float
@@ -37,7 +41,7 @@ def run_for(call: Callable[[], object], budget: Budget, advance: Callable[[int],
             call()
             t1 = clock()
             record(t1 - t0)
-            done = len(samples) >= budget.iterations and t1 - start >= need_ns
+            done = (len(samples) >= budget.iterations and t1 - start >= need_ns) or len(samples) >= MAX_SAMPLES
             if advance is not None and (done or t1 >= next_report):
                 advance(len(samples) - reported)
                 reported, next_report = len(samples), t1 + PROGRESS_EVERY_NS

@@ -32,10 +32,10 @@ class Labelled:
     truth: GroundTruth
 
 
-def batch_outputs(path: Path, backend: str, batches: list[dict[str, np.ndarray]], advance) -> list[dict[str, np.ndarray]]:
-    """The model's outputs on `backend`, batch by batch."""
+def batch_outputs(path: Path, backend: str, batches: list[dict[str, np.ndarray]], advance, timeout: float | None = None) -> list[dict[str, np.ndarray]]:
+    """The model's outputs on `backend`, batch by batch (each inference stopped past `timeout` seconds)."""
     found = []
-    with registry.get(backend).open(path, RunnerOptions()) as runner:
+    with registry.get(backend).open(path, RunnerOptions(timeout=timeout)) as runner:
         wanted = {s.name: numpy_dtype(s.dtype) for s in runner.inputs}  # fp16 IO without --keep-io-types
         for batch in batches:
             found.append(runner.infer({n: a.astype(wanted[n], copy=False) for n, a in batch.items()}))
@@ -43,9 +43,18 @@ def batch_outputs(path: Path, backend: str, batches: list[dict[str, np.ndarray]]
     return found
 
 
-def _outputs(path: Path, backend: str, batches: list[dict[str, np.ndarray]], advance) -> dict[str, np.ndarray]:
-    found = batch_outputs(path, backend, batches, advance)
+def _outputs(path: Path, backend: str, batches: list[dict[str, np.ndarray]], advance, timeout: float | None = None) -> dict[str, np.ndarray]:
+    found = batch_outputs(path, backend, batches, advance, timeout)
     return {n: np.concatenate([b[n] for b in found]) for n in found[0]}
+
+
+def probe(original: Path, specs: list[TensorSpec], samples: dict[str, np.ndarray], backend: str, timeout: float | None, reporter: Reporter) -> None:
+    """One inference of the original model, with a deadline, before anything else runs it: a
+    model that never finishes (an endless Loop) stops here, naming the node, rather than hang
+    inside onnxruntime's calibrator."""
+    registry.require(backend)
+    with reporter.task(f"running {original.name} once on {backend}"):
+        _outputs(original, backend, split_batches(samples, specs, EVALUATION_BATCH)[:1], lambda steps: None, timeout)
 
 
 def emulated(converted: Path, precision: str, backend: str, folder: Path) -> tuple[Path, str]:
@@ -65,6 +74,7 @@ def emulated(converted: Path, precision: str, backend: str, folder: Path) -> tup
 def evaluate(
     original: Path, converted: Path, shown_as: Path, specs: list[TensorSpec], samples: dict[str, np.ndarray],
     data: str, precision: str, backend: str, reporter: Reporter, min_cosine: float | None = None, labelled: Labelled | None = None,
+    timeout: float | None = None,
 ) -> AccuracyReport:
     """Both models on `samples`, each output judged by the precision's tolerance (`min_cosine`, where
     given, replaces its cosine floor); `shown_as` names the converted model in messages; with
@@ -74,9 +84,9 @@ def evaluate(
     registry.require(backend)
     with tempfile.TemporaryDirectory(prefix="infertool-") as scratch, reporter.task(f"evaluating on {backend} ({data})", total=2 * len(batches)) as advance:
         evaluated, emulation = emulated(converted, precision, backend, Path(scratch))
-        reference = _outputs(original, backend, batches, advance)
+        reference = _outputs(original, backend, batches, advance, timeout)
         try:
-            candidate = _outputs(evaluated, backend, batches, advance)
+            candidate = _outputs(evaluated, backend, batches, advance, timeout)
         except InfertoolError as exc:
             reason = exc.message.replace(str(evaluated), str(shown_as))
             return AccuracyReport(backend, data, count, unavailable=f"{reason} (try --eval-backend ort-cuda on a GPU)", original_accuracy=_truth(reference, labelled))

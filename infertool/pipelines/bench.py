@@ -30,6 +30,7 @@ from infertool.reporting import Reporter
 from infertool.results import AgreementReport, BenchResult, BenchRow
 from infertool.stats import PERCENTILE_METHOD, Stats
 from infertool.tensors import format_shape
+from infertool.text import listing
 from infertool.vocabulary import INT8_QDQ
 
 
@@ -108,7 +109,7 @@ class _References:
         self.info = onnx_io.describe(self.model)
         self.backend = registry.get(registry.REFERENCE)
         self.label = f"{self.backend.name} on {self.model.name}"
-        self._options = RunnerOptions(ort=OrtOptions(graph_optimization=options.runner.ort.graph_optimization))
+        self._options = RunnerOptions(ort=OrtOptions(graph_optimization=options.runner.ort.graph_optimization), timeout=options.runner.timeout)
         self._outputs: dict[str, dict[str, np.ndarray]] = {}
 
     def outputs(self, feeds: dict) -> dict:
@@ -124,14 +125,16 @@ class _References:
                 self._outputs[key] = runner.infer(feeds)
         return self._outputs[key]
 
-    def check(self, label: str, model: ModelInfo) -> None:
-        """A model is compared output by output: it must produce every output the reference does."""
-        missing = [s.name for s in self.info.outputs if s.name not in {o.name for o in model.outputs}]
-        if missing:
-            raise InfertoolError(
-                f"{label} has no output {', '.join(missing)} of the reference {self.model.name}",
-                hint="give a --reference with the same outputs, or --no-check",
-            )
+    def check(self, label: str | None, model: ModelInfo) -> None:
+        """A model is compared output by output: it takes the reference's inputs and produces every
+        output the reference does."""
+        for what, mine, theirs in (("inputs", model.inputs, self.info.inputs), ("outputs", model.outputs, self.info.outputs)):
+            names, others = [s.name for s in mine], [s.name for s in theirs]
+            if (sorted(names) != sorted(others)) if what == "inputs" else not set(others) <= set(names):
+                raise InfertoolError(
+                    f"the reference model's {what} ({listing(others)}) differ from {f'{label}' if label else 'the model'}'s ({listing(names)})",
+                    hint="give a --reference this one was made from (same input and output names), or --no-check",
+                )
 
     def is_itself(self, backend: Backend, model: Path) -> bool:
         """Whether a row of `backend` on `model` is checked against its own runtime and graph."""
@@ -149,7 +152,7 @@ def _check_request(models: list[Path], options: BenchOptions) -> list[Backend]:
     if options.runner.cuda_graph and not any(b.capabilities.cuda_graphs and options.runner.io_binding for b in backends):
         raise InfertoolError("--cuda-graph needs a GPU backend that can replay CUDA graphs (with IO binding)", hint="add --backend ort-cuda or trt, and drop --no-io-binding")
     if options.save_optimized is not None and not any(b.capabilities.saves_optimized for b in backends):
-        raise InfertoolError("--save-optimized needs a backend that optimizes the graph (an ORT backend)")
+        raise InfertoolError("--save-optimized needs a backend that optimizes the graph (an ORT backend)", hint="add --backend ort-cpu")
     if options.ground_truth is not None and options.inputs.path is None:
         raise InfertoolError("--labels-csv needs --inputs: the labelled samples", hint="e.g. --inputs crops/ --labels-csv crops/labels.csv")
     if options.shape_sets and options.inputs.path is not None:
@@ -228,7 +231,7 @@ def _plan(paths: list[Path], options: BenchOptions, reporter: Reporter) -> _Plan
     references = _References(paths[0], options) if options.check_outputs else None
     for label, model in zip(labels, models):
         if references is not None:
-            references.check(label, model)
+            references.check(label if len(models) > 1 else None, model)
     return _Plan(backends, skipped, labels, models, baseline_row, references)
 
 
@@ -293,6 +296,7 @@ def _verdict(result: BenchResult) -> None:
         raise CheckFailed(
             "performance regression: " + ", ".join(f"{f'{r.model} ' if many else ''}{r.backend} batch {r.batch} {r.change:+.1%}" for r in slower)
             + f" (limit +{result.gate.max_regression * 100:g}% on {result.gate.stat})",
+            hint="if the change is expected, save a new baseline with --json; --max-regression sets the limit",
             result=result,
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -36,7 +37,7 @@ def detect_framework(source: str) -> str:
     if is_torch_source(source):
         return "pytorch"
     path = Path(source)
-    if not path.exists():
+    if not os.path.lexists(path):
         raise InfertoolError(
             f"source model {source} not found",
             hint="give a file (.pt .ts .pt2 .keras .h5), a SavedModel directory, or a factory file.py:function",
@@ -48,7 +49,7 @@ def detect_framework(source: str) -> str:
 
 
 def default_output(source: str) -> Path:
-    if ":" in source and not Path(source).exists():
+    if ":" in source and not os.path.lexists(source):
         return Path(source.rpartition(":")[2] + ".onnx")
     return Path(Path(source.rstrip("/")).stem + ".onnx")
 

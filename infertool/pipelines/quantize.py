@@ -13,7 +13,7 @@ from infertool.errors import CheckFailed, InfertoolError
 from infertool.feeds import FeedSource, InputOptions, sample_count, sample_names, split_batches
 from infertool.files import file_sha256, staged_output
 from infertool.labels import classes_for, read_labels_csv
-from infertool.pipelines.accuracy import Labelled, evaluate
+from infertool.pipelines.accuracy import Labelled, evaluate, probe
 from infertool.precision import transform
 from infertool.precision.settings import PrecisionSettings
 from infertool.reporting import Reporter
@@ -38,6 +38,7 @@ class QuantizeOptions:
     min_cosine: float | None = None  # replaces the precision's cosine floor
     min_top1: float | None = None
     gate: bool = True  # the precision's tolerance decides (exit 1, nothing written); False keeps the file regardless
+    timeout: float | None = None  # seconds one inference may take
     force: bool = False
     labels: Path | None = None  # ground truth (sample -> class) of the evaluation samples
 
@@ -171,6 +172,7 @@ def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> 
     calib = calibration_data(specs, options, notes)
     samples, data = evaluation_data(specs, options, calib)
     labelled = _ground_truth(options, samples)
+    probe(model_path, specs, calib or samples, options.eval_backend, options.timeout, reporter)
     with staged_output(options.output, options.force) as staging:
         converted = staging / options.output.name
         batches = None if calib is None else split_batches(calib, specs, calibration_batch(sample_count(calib), settings))
@@ -181,7 +183,8 @@ def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> 
             "data": str(options.calib.path) if options.calib and options.calib.path else "random" if options.calib else None,
         }
         accuracy = evaluate(
-            model_path, converted, options.output, specs, samples, data, settings.precision, options.eval_backend, reporter, options.min_cosine, labelled,
+            model_path, converted, options.output, specs, samples, data, settings.precision, options.eval_backend, reporter,
+            min_cosine=options.min_cosine, labelled=labelled, timeout=options.timeout,
         )
         gates = _gates(accuracy, options, notes)
         result = QuantizeResult(

@@ -13,16 +13,18 @@ from infertool import environment, onnx_io
 from infertool.backends import registry
 from infertool.backends.base import Backend, RunnerOptions
 from infertool.dtypes import widened
-from infertool.errors import InfertoolError, first_line
+from infertool.errors import InfertoolError
 from infertool.feeds import FeedSource, InputOptions, value_shape, write_npz, write_pb_dir
-from infertool.files import check_output, staged_output
+from infertool.files import check_input, check_output, read_bytes, staged_output
 from infertool.labels import classifier_output
 from infertool.reporting import Reporter
 from infertool.results import OutputSummary, RunResult, TopK
 from infertool.tensors import TensorSpec
+from infertool.text import decode, shorten
 
 SCORE_MODES = ("auto", "raw", "softmax", "sigmoid")
 PROBABILITY_SUM_TOLERANCE = 0.01
+LABELS_LIMIT = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -40,11 +42,15 @@ class RunRequest:
     scores: str = "auto"  # how --top-k turns scores into probabilities: auto, raw, softmax, sigmoid
 
 
-def read_labels(path: Path) -> list[str]:
-    try:
-        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    except OSError as exc:
-        raise InfertoolError(f"cannot read labels {path}: {first_line(exc)}") from exc
+def read_labels(path: Path, reporter: Reporter) -> list[str]:
+    """One class name per line, in UTF-8 (or UTF-16/32 with a BOM; Latin-1 as a fallback)."""
+    decoded = decode(read_bytes(path, "labels file", LABELS_LIMIT, hint="give a text file with one class name per line"))
+    if decoded is None:
+        raise InfertoolError(f"labels file {shorten(path)} is binary, not text", hint="give a UTF-8 text file with one class name per line")
+    text, encoding = decoded
+    if encoding == "latin-1":
+        reporter.note(f"{path} is not UTF-8; read it as Latin-1")
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _classifier_scores(outputs: dict[str, Any]) -> tuple[str, np.ndarray]:
@@ -116,7 +122,7 @@ def save_outputs(outputs: dict[str, Any], path: Path, force: bool, specs: tuple[
         with staged_output(path, force) as staging:
             notes = write_npz(outputs, staging / path.name)
     elif path.suffix == "":
-        with staged_output(path, force, directory=True) as staging:
+        with staged_output(path, force, directory=True, owned=f"{prefix}_*.pb") as staging:
             write_pb_dir(outputs, staging / path.name, prefix, specs=specs)
     else:
         raise InfertoolError(f"cannot save {prefix}s as '{path.suffix}'", hint=f"use a .npz file, or a folder name for {prefix}_K.pb files")
@@ -174,9 +180,8 @@ def _infer(backend: Backend, request: RunRequest, reporter: Reporter, startup: d
 def run(request: RunRequest, reporter: Reporter) -> RunResult:
     """One inference: summaries of every output, optional top-k, outputs saved."""
     backend = _check(request)
-    labels = read_labels(request.labels) if request.labels else None
-    if not request.model.is_file():
-        raise InfertoolError(f"model file {request.model} not found", hint="check the path")
+    labels = read_labels(request.labels, reporter) if request.labels else None
+    check_input(request.model, "model file")
     startup: dict = {}
     feeds, outputs, specs = _infer(backend, request, reporter, startup)
     ranked = top_k(outputs, request.top_k, labels, request.scores) if request.top_k else None

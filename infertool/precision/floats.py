@@ -105,8 +105,26 @@ def topological_sort(graph: onnx.GraphProto) -> None:
                 topological_sort(body)
 
 
+def _outputs_from_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy whose graph outputs all come from nodes: the converter renames an output that is
+    an initializer and leaves the cast it adds without a source."""
+    initializers = {t.name for t in model.graph.initializer}
+    passed = {o.name for o in model.graph.output} & initializers
+    if not passed:
+        return model
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for tensor in copy.graph.initializer:
+        if tensor.name in passed:
+            tensor.name = f"{tensor.name}__value"
+            copy.graph.node.append(onnx.helper.make_node("Identity", [tensor.name], [tensor.name.removesuffix("__value")]))
+    return copy
+
+
 def to_float16(model: onnx.ModelProto, keep_io_types: bool, op_block: list[str], node_block: list[str]) -> onnx.ModelProto:
     from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = _outputs_from_nodes(model)
 
     try:
         with quiet(("onnxruntime.transformers.float16",)):
@@ -115,7 +133,10 @@ def to_float16(model: onnx.ModelProto, keep_io_types: bool, op_block: list[str],
                 disable_shape_infer=model.ByteSize() > 2**31 - 2**24,
             )
     except Exception as exc:
-        raise InfertoolError(f"fp16 conversion failed: {first_line(exc)}", hint="exclude the failing ops with --exclude-op-types") from exc
+        raise InfertoolError(
+            "onnxruntime's fp16 converter failed on this model", hint="exclude the failing ops with --exclude-op-types (--verbose shows its message)",
+            detail=first_line(exc),
+        ) from exc
     drop_duplicate_producers(converted.graph)
     drop_round_trips(converted.graph)
     topological_sort(converted.graph)

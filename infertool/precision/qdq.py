@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -9,11 +11,15 @@ from pathlib import Path
 import numpy as np
 
 from infertool.errors import InfertoolError, first_line
+from infertool.files import read_bytes
 from infertool.optional import require
 from infertool.precision.settings import PrecisionSettings
 from infertool.quiet import quiet
+from infertool.text import shorten
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+CACHE_LIMIT = 256 * 2**20
+SILENT = logging.CRITICAL + 1  # onnxruntime's quantization tools log tracebacks at ERROR
 # where TensorRT fuses Q/DQ: the inputs of convolutions and matrix products
 TENSORRT_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 
@@ -34,9 +40,33 @@ def _reader(batches: list[dict[str, np.ndarray]], advance: Callable[[int], None]
     return Reader()
 
 
+def cache_hit(settings: PrecisionSettings) -> bool:
+    """Whether --calib-cache holds ranges to reuse. A file there that is no cache is refused
+    unless it may be replaced (--force); a cache of another calibration method is refused."""
+    path = settings.calib_cache
+    if path is None or not os.path.lexists(path):
+        return False
+    data = None
+    if path.exists():  # a dangling symlink is an entry that is no cache
+        try:
+            data = json.loads(read_bytes(path, "calibration cache", CACHE_LIMIT))
+        except (ValueError, RecursionError):
+            pass
+    if not (isinstance(data, dict) and data.get("CLS") == "TensorsData" and isinstance(data.get("data"), dict)):
+        if settings.replace_cache:
+            return False
+        raise InfertoolError(f"--calib-cache {shorten(path)} exists and is not a calibration cache", hint="pass --force to overwrite it, or give another path")
+    method = data.get("calibration_method")
+    found = (method.get("value", "") if isinstance(method, dict) else str(method)).rpartition(".")[2].lower()
+    wanted = "distribution" if settings.precision == "fp8" else settings.calib_method
+    if found != wanted:
+        raise InfertoolError(f"--calib-cache {shorten(path)} holds {shorten(found, 20)} ranges, not {wanted}", hint=f"use --calib-method {shorten(found, 20)}, or give another cache path")
+    return True
+
+
 def quantize_static(
     source: Path, output: Path, settings: PrecisionSettings, batches: list[dict[str, np.ndarray]] | None,
-    advance: Callable[[int], None], large: bool,
+    advance: Callable[[int], None], large: bool, cache: Path | None = None,
 ) -> None:
     require("onnxruntime", "quantization")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
@@ -56,14 +86,14 @@ def quantize_static(
     }[settings.calib_method]
     symmetric = settings.target == "tensorrt"  # TensorRT takes zero points of 0 only
     try:
-        with quiet():
+        with quiet(level=SILENT, native_stderr=True):
             ort_quantize_static(
                 str(source), str(output), _reader(batches, advance) if batches is not None else None,
                 quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types, per_channel=settings.per_channel,
                 activation_type=activation, weight_type=QuantType.QFLOAT8E4M3FN if fp8 else QuantType.QInt8,
                 nodes_to_exclude=list(settings.exclude_nodes), calibrate_method=method,
                 use_external_data_format=large,
-                calibration_cache_path=str(settings.calib_cache) if settings.calib_cache else None,
+                calibration_cache_path=str(cache) if cache else None,
                 extra_options={
                     "ActivationSymmetric": symmetric, "WeightSymmetric": True,
                     # TensorRT keeps biases in float; an int32 bias DequantizeLinear does not fuse there
@@ -74,7 +104,11 @@ def quantize_static(
                 },
             )
     except Exception as exc:
-        raise InfertoolError(f"{settings.precision} quantization failed: {first_line(exc)}", hint="see --debug for the trace") from exc
+        raise InfertoolError(
+            f"onnxruntime's {settings.precision} quantizer failed on this model",
+            hint="exclude the failing nodes or op types (--exclude-nodes, --exclude-op-types); --verbose shows its message",
+            detail=first_line(exc),
+        ) from exc
 
 
 def quantize_dynamic(source: Path, output: Path, settings: PrecisionSettings, large: bool) -> None:
@@ -84,29 +118,27 @@ def quantize_dynamic(source: Path, output: Path, settings: PrecisionSettings, la
     from onnxruntime.quantization import quantize_dynamic as ort_quantize_dynamic
 
     try:
-        with quiet():
+        with quiet(level=SILENT, native_stderr=True):
             ort_quantize_dynamic(
                 str(source), str(output), per_channel=settings.per_channel, weight_type=QuantType.QInt8,
                 nodes_to_exclude=list(settings.exclude_nodes), use_external_data_format=large,
                 op_types_to_quantize=[op for op in ("MatMul", "Gemm", "Attention", "LSTM", "GRU", "Conv") if op not in settings.exclude_op_types],
             )
     except Exception as exc:
-        raise InfertoolError(f"dynamic int8 quantization failed: {first_line(exc)}") from exc
+        raise InfertoolError(
+            "onnxruntime's dynamic int8 quantizer failed on this model",
+            hint="exclude the failing nodes or op types (--exclude-nodes, --exclude-op-types); --verbose shows its message",
+            detail=first_line(exc),
+        ) from exc
 
 
 def preprocess(source: Path, output: Path) -> bool:
     """onnxruntime's recommended pre-pass (shape inference, basic graph optimizations); False if it fails."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    here = os.getcwd()
-    try:  # where symbolic shape inference gives up, onnxruntime saves sym_shape_infer_temp.onnx in the working folder
-        os.chdir(output.parent)
-        with quiet():
-            quant_pre_process(str(source.resolve()), str(output.resolve()), skip_symbolic_shape=False)
+    try:  # the transform runs this in the output's folder: scratch files such as sym_shape_infer_temp.onnx land there
+        with quiet(level=SILENT, native_stderr=True):
+            quant_pre_process(str(source), str(output), skip_symbolic_shape=False)
         return True
     except Exception:
         return False
-    finally:
-        os.chdir(here)
-        for leftover in output.parent.glob("sym_shape_infer_temp*"):
-            leftover.unlink()

@@ -17,6 +17,7 @@ class PrecisionSettings:
     calib_method: str = "minmax"
     per_channel: bool = True
     calib_cache: Path | None = None
+    replace_cache: bool = False  # --force: a file at calib_cache that is not a cache may be overwritten
 
     @property
     def quantized(self) -> bool:

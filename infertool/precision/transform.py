@@ -6,8 +6,9 @@ report; the engine build uses the graph as TensorRT's precision source.
 
 from __future__ import annotations
 
+import shutil
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,10 @@ import onnx
 
 from infertool import onnx_io
 from infertool.errors import InfertoolError, first_line
+from infertool.files import check_output, write_bytes_atomic
 from infertool.precision import floats, qdq
 from infertool.precision.settings import PrecisionSettings
+from infertool.quiet import in_folder
 from infertool.reporting import Reporter
 from infertool.vocabulary import QUANTIZE_PRECISIONS, QUANTIZE_TARGETS
 
@@ -45,8 +48,11 @@ def check_request(graph_precision: str, settings: PrecisionSettings, calibrated:
         raise InfertoolError("fp8 calibrates with onnxruntime's distribution method only", hint="drop --calib-method")
     if settings.calib_method not in qdq.CALIBRATION_METHODS:
         raise InfertoolError(f"unknown --calib-method '{settings.calib_method}'", hint=f"choose from {', '.join(qdq.CALIBRATION_METHODS)}")
-    cached = settings.calib_cache is not None and settings.calib_cache.is_file()
-    if settings.precision in ("int8", "fp8") and not calibrated and not cached:
+    static = settings.precision in ("int8", "fp8")  # calibrated ranges
+    cached = static and qdq.cache_hit(settings)
+    if static and settings.calib_cache is not None and not cached:
+        check_output(settings.calib_cache, force=True)  # written after calibrating: refuse an unwritable path first
+    if static and not calibrated and not cached:
         raise InfertoolError(
             f"{settings.precision} needs calibration data",
             hint="give --calib-data PATH (npz, .pb dir, images), or --calib-data random for speed tests only",
@@ -79,7 +85,10 @@ def convert(
     try:
         onnx.checker.check_model(str(output))
     except Exception as exc:
-        raise InfertoolError(f"the {settings.precision} model fails onnx.checker: {first_line(exc)}", hint="report this model") from exc
+        raise InfertoolError(
+            f"the {settings.precision} model infertool made fails onnx.checker", hint="report this model (--verbose shows the checker's message)",
+            detail=first_line(exc),
+        ) from exc
     return transformed
 
 
@@ -87,29 +96,34 @@ def _quantize(
     source: Path, large: bool, output: Path, settings: PrecisionSettings,
     batches: list[dict[str, np.ndarray]] | None, reporter: Reporter,
 ) -> TransformResult:
-    notes = []
-    prepared = output.with_name("prepared.tmp")
-    if not qdq.preprocess(source, prepared):
-        prepared = source
-        notes.append("onnxruntime's quantization pre-processing failed; quantized the model as it is")
-    calibration = None
-    if settings.precision == "int8-dynamic":
-        with reporter.task("quantizing int8 weights (dynamic)"):
-            qdq.quantize_dynamic(prepared, output, settings, large)
-            quantized = onnx_io.load(output)
-            floats.topological_sort(quantized.graph)  # onnxruntime leaves If bodies unsorted
-            onnx_io.save(quantized, output)
-    else:
-        cache_hit = settings.calib_cache is not None and settings.calib_cache.is_file()
-        method = "distribution" if settings.precision == "fp8" else settings.calib_method
-        with reporter.task(f"calibrating ({'cached ranges' if cache_hit else method})", total=None if batches is None else len(batches)) as advance:
-            qdq.quantize_static(prepared, output, settings, batches, advance, large)
-        calibration = {
-            "method": method, "batches": None if batches is None else len(batches),
-            "cache": str(settings.calib_cache) if settings.calib_cache else None, "cache_hit": cache_hit,
-        }
-    for leftover in output.parent.glob("prepared.tmp*"):
-        leftover.unlink()
+    notes, before, source = [], set(output.parent.iterdir()), source.absolute()
+    prepared, fresh_cache = output.with_name("prepared.tmp"), output.with_name("calibration-cache.tmp")
+    settings = replace(settings, calib_cache=settings.calib_cache.absolute() if settings.calib_cache else None)
+    with in_folder(output.parent):  # onnxruntime's scratch files land beside the output, in its staging folder
+        if not qdq.preprocess(source, prepared):
+            prepared = source
+            notes.append("onnxruntime's quantization pre-processing failed; quantized the model as it is")
+        calibration = None
+        if settings.precision == "int8-dynamic":
+            with reporter.task("quantizing int8 weights (dynamic)"):
+                qdq.quantize_dynamic(prepared, output, settings, large)
+                quantized = onnx_io.load(output)
+                floats.topological_sort(quantized.graph)  # onnxruntime leaves If bodies unsorted
+                onnx_io.save(quantized, output)
+        else:
+            cache_hit = qdq.cache_hit(settings)
+            cache = None if settings.calib_cache is None else settings.calib_cache if cache_hit else fresh_cache
+            method = "distribution" if settings.precision == "fp8" else settings.calib_method
+            with reporter.task(f"calibrating ({'cached ranges' if cache_hit else method})", total=None if batches is None else len(batches)) as advance:
+                qdq.quantize_static(prepared, output, settings, batches, advance, large, cache)
+            if cache == fresh_cache:  # written with the command's other outputs, all or nothing
+                write_bytes_atomic(settings.calib_cache, fresh_cache.read_bytes(), force=True)
+            calibration = {
+                "method": method, "batches": None if batches is None else len(batches),
+                "cache": str(settings.calib_cache) if settings.calib_cache else None, "cache_hit": cache_hit,
+            }
+    for leftover in set(output.parent.iterdir()) - before - {output, onnx_io.external_data_path(output)}:
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
     return TransformResult(_qdq_summary(onnx_io.load(output), settings.target), calibration, tuple(notes))
 
 

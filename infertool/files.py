@@ -14,6 +14,12 @@ from pathlib import Path
 from infertool.errors import InfertoolError
 
 
+def cache_root() -> Path:
+    """infertool's cache folder: $INFERTOOL_CACHE_DIR, else $XDG_CACHE_HOME/infertool, else ~/.cache/infertool."""
+    root = os.environ.get("INFERTOOL_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "infertool")
+    return Path(root)
+
+
 def check_output(path: Path, force: bool, *companions: Path, directory: bool = False) -> None:
     """Refuse an existing output (or companion file such as external data) unless forced."""
     for target in (path, *companions):

@@ -112,6 +112,10 @@ class BenchRow:
     agreement: AgreementReport | None = None
     speedup: float | None = None
     warnings: tuple[str, ...] = ()
+    compute: dict | None = None  # FLOPs, bytes, TFLOP/s and share of the device's peak
+    profile: dict | None = None  # bench --profile: per op type and top nodes
+    concurrency: dict | None = None  # bench --concurrency N: aggregate rate, per-request latency
+    tune: dict | None = None  # bench --tune: the configurations tried and the reproduce command
 
     @property
     def latency(self):
@@ -126,6 +130,7 @@ class BenchRow:
             "speedup": None if self.speedup is None else round(self.speedup, 4),
             "memory": self.memory, "agreement": self.agreement.to_dict() if self.agreement else None,
             "input_shapes": self.input_shapes, "settings": self.settings, "warnings": list(self.warnings),
+            "compute": self.compute, "profile": self.profile, "concurrency": self.concurrency, "tune": self.tune,
         }
 
 
@@ -172,12 +177,13 @@ class BenchResult:
     rows: tuple[BenchRow, ...]
     warnings: tuple[str, ...] = ()
     gate: GateReport | None = None
+    failed: tuple[dict, ...] = ()  # rows that could not be measured: backend, batch, error
 
     def to_dict(self) -> dict:
         return {
             "schema": "infertool.bench/1", "env": self.env, "model": self.model, "settings": self.settings,
             "rows": [r.to_dict() for r in self.rows], "warnings": list(self.warnings),
-            "gate": self.gate.to_dict() if self.gate else None,
+            "gate": self.gate.to_dict() if self.gate else None, "failed_rows": list(self.failed),
         }
 
 

@@ -9,9 +9,10 @@ from typing import List, Optional
 
 import typer
 
-from infertool.cli import parse, render
+from infertool.cli import parse, render, render_perf
 from infertool.cli.console import RichReporter, emit_json, err, out
 from infertool.cli.groups import Device, Generated, Image, Inputs, Output, command
+from infertool.cli.perf import Perf, Source
 from infertool.errors import CheckFailed
 
 
@@ -27,6 +28,7 @@ class Ort:
     threads: Optional[int] = typer.Option(None, "--threads", min=0, help="ORT intra-op threads [default: ORT's choice].")
     inter_op_threads: Optional[int] = typer.Option(None, "--inter-op-threads", min=0, help="ORT inter-op threads (sets parallel execution).")
     graph_opt: str = typer.Option("all", "--graph-opt", metavar="all|extended|basic|disable", help="ORT graph optimization level.")
+    execution_mode: Optional[str] = typer.Option(None, "--execution-mode", metavar="sequential|parallel", help="ORT execution mode [default: parallel with --inter-op-threads, else sequential].")
     ort_option: Optional[List[str]] = typer.Option(None, "--ort-option", metavar="KEY=VALUE", help="Execution provider option, e.g. prefer_nhwc=1 (repeatable).")
     io_binding: bool = typer.Option(True, "--io-binding/--no-io-binding", help="On GPU backends also time device-resident inputs/outputs (IO binding).")
     cuda_graph: bool = typer.Option(False, "--cuda-graph", help="Capture and replay a CUDA graph (ort-cuda and trt, with IO binding).")
@@ -65,9 +67,9 @@ class Reports:
     markdown_out: Optional[Path] = typer.Option(None, "--markdown", help="Write a Markdown table (also appended to $GITHUB_STEP_SUMMARY when set).")
 
 
-def _options(backend, batch, inputs, generated, image, timing, ort, engine, agreement, gate, device, force):
+def _options(backend, batch, inputs, generated, image, timing, ort, engine, agreement, gate, device, force, perf, source):
     from infertool.backends.base import EngineOptions, OrtOptions, RunnerOptions
-    from infertool.backends.onnxruntime import OPTIMIZATION_LEVELS
+    from infertool.backends.onnxruntime import EXECUTION_MODES, OPTIMIZATION_LEVELS
     from infertool.measure.gate import GATE_STATS
     from infertool.measure.timing import Budget
     from infertool.pipelines.bench import BenchOptions, GateOptions
@@ -77,9 +79,11 @@ def _options(backend, batch, inputs, generated, image, timing, ort, engine, agre
     runner = RunnerOptions(
         device=device.device, io_binding=ort.io_binding, cuda_graph=ort.cuda_graph,
         ort=OrtOptions(ort.threads, ort.inter_op_threads, parse.choice(ort.graph_opt, OPTIMIZATION_LEVELS, "--graph-opt"),
-                       parse.provider_options(ort.ort_option or [])),
+                       parse.provider_options(ort.ort_option or []),
+                       ort.execution_mode and parse.choice(ort.execution_mode, EXECUTION_MODES, "--execution-mode")),
         engine=EngineOptions(engine.trt_precision, parse.size(engine.workspace) if engine.workspace else None, engine.opt_level,
                              engine.timing_cache, engine.engine, engine.engine_cache),
+        source=source.to_options(),
     )
     return BenchOptions(
         backends=tuple(dict.fromkeys(backend or ["ort-cpu"])), batches=parse.batches(batch),
@@ -87,6 +91,7 @@ def _options(backend, batch, inputs, generated, image, timing, ort, engine, agre
         measure=Budget(timing.iterations, timing.duration), runner=runner, reference=agreement.reference,
         check_outputs=agreement.check, atol=agreement.atol, rtol=agreement.rtol, min_cosine=agreement.min_cosine,
         gate=gate_options, save_optimized=ort.save_optimized, force=force,
+        profile=perf.profile_top if perf.profile else 0, concurrency=perf.concurrency,
     )
 
 
@@ -106,6 +111,7 @@ def _emit(result, output: Output, reports: Reports) -> None:
                 handle.write(text + "\n")
     if output.json_out != "-":
         render.bench_tables(result, out)
+        render_perf.tables(result, out)
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/] {render.escape(warning)}", highlight=False)
 
@@ -117,19 +123,26 @@ def bench(
     batch: Optional[str] = typer.Option(None, "--batch", metavar="N[,N...]", help="Batch sizes to sweep, one row each (the model's batch must be dynamic)."),
     inputs: Inputs = None, generated: Generated = None, image: Image = None, timing: Timing = None, ort: Ort = None,
     engine: Engine = None, agreement: Agreement = None, gate: Gate = None, device: Device = None, reports: Reports = None,
-    output: Output = None,
+    perf: Perf = None, source: Source = None, output: Output = None,
 ) -> None:
     """Benchmark an ONNX model on one or more backends: latency statistics, throughput, memory, output agreement."""
     from infertool.files import check_output
     from infertool.pipelines.bench import run_bench
 
-    settings = _options(backend, batch, inputs, generated, image, timing, ort, engine, agreement, gate, device, output.force)
+    settings = _options(backend, batch, inputs, generated, image, timing, ort, engine, agreement, gate, device, output.force, perf, source)
+    row_measure = None
+    if perf.tune:
+        from infertool.cli.perf import reproduce
+        from infertool.pipelines.tune import TuneOptions, tuner
+
+        groups = {"inputs": inputs, "generated": generated, "image": image, "timing": timing, "agreement": agreement, "device": device}
+        row_measure = tuner(TuneOptions(parse.seconds(perf.tune_budget, "--tune-budget"), reproduce(groups, Ort, engine, source)))
     for path in (output.json_path, reports.csv_out, reports.markdown_out):
         if path is not None:
             check_output(path, output.force)
     with RichReporter(output.quiet) as reporter:
         try:
-            result = run_bench(model, settings, reporter)
+            result = run_bench(model, settings, reporter, row_measure)
         except CheckFailed as failure:
             if failure.result is not None:
                 _emit(failure.result, output, reports)

@@ -3,6 +3,7 @@ reference; then the verdicts (agreement, regression gate)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -11,13 +12,14 @@ import numpy as np
 from infertool import environment, onnx_io
 from infertool.agreement import compare, tolerance
 from infertool.backends import registry
-from infertool.backends.base import DEVICE_RESIDENT, END_TO_END, Backend, OrtOptions, Runner, RunnerOptions
+from infertool.backends.base import DEVICE_RESIDENT, END_TO_END, Backend, OrtOptions, RowFailed, Runner, RunnerOptions
 from infertool.errors import CheckFailed, InfertoolError
 from infertool.feeds import FeedSource, InputOptions
 from infertool.measure.gate import gate, load_baseline
 from infertool.measure.memory import HostPeak, gpu_used
 from infertool.measure.timing import Budget, run_for
 from infertool.onnx_io import ModelInfo
+from infertool.pipelines import perf
 from infertool.reporting import Reporter
 from infertool.results import AgreementReport, BenchResult, BenchRow
 from infertool.stats import PERCENTILE_METHOD, Stats
@@ -47,6 +49,8 @@ class BenchOptions:
     gate: GateOptions | None = None
     save_optimized: Path | None = None  # the graph the first backend that can optimized
     force: bool = False
+    profile: int = 0  # bench --profile: the slowest nodes to list (0: no profile)
+    concurrency: int = 1  # bench --concurrency: also run this many sessions / streams at once
 
     def tolerance(self, precision: str) -> tuple[float, float, float | None]:
         atol, rtol, cosine = tolerance(precision)
@@ -65,6 +69,7 @@ class BenchOptions:
             "reference": str(self.reference) if self.reference else None, "check_outputs": self.check_outputs,
             "tolerance_overrides": {"atol": self.atol, "rtol": self.rtol, "min_cosine": self.min_cosine},
             "percentile_method": PERCENTILE_METHOD, "timer": "time.perf_counter_ns per inference; CUDA events for gpu_* timings",
+            "source": runner.source.to_dict(), "profile_top": self.profile, "concurrency": self.concurrency,
         }
 
 
@@ -110,14 +115,19 @@ def _check_request(model: Path, options: BenchOptions) -> list[Backend]:
     return backends
 
 
-def run_bench(model_path: Path, options: BenchOptions, reporter: Reporter) -> BenchResult:
+# measures one row: (model, backend, feeds, options, references, reporter) -> BenchRow; bench --tune swaps in its own
+RowMeasure = Callable[..., BenchRow]
+
+
+def run_bench(model_path: Path, options: BenchOptions, reporter: Reporter, row_measure: RowMeasure | None = None) -> BenchResult:
     """Measure every row, then judge: raises CheckFailed (carrying the result) on a disagreement
-    with the reference or a regression against the baseline."""
+    with the reference, a row that could not be measured, or a regression against the baseline."""
     backends = _check_request(model_path, options)
     baseline = load_baseline(options.gate.baseline) if options.gate else None
     model = onnx_io.describe(model_path)
     for backend in backends:
         registry.require(backend.name)
+        backend.check(model, options.runner)
     if options.check_outputs:
         registry.require(registry.REFERENCE)
     _check_batches(model, options.batches)
@@ -127,10 +137,18 @@ def run_bench(model_path: Path, options: BenchOptions, reporter: Reporter) -> Be
         reporter.note(f"saved the graph optimized for {first.name} to {options.save_optimized}")
     source = FeedSource(list(model.inputs), options.inputs)
     references = _References(model_path, options) if options.check_outputs else None
-    rows = [_measure_row(model, backend, source.feeds(batch), options, references, reporter) for backend in backends for batch in options.batches]
-    rows = _with_speedups(rows)
+    rows, failed = [], []
+    for backend in backends:
+        for batch in options.batches:
+            feeds = source.feeds(batch)
+            try:
+                rows.append((row_measure or measure_row)(model, backend, feeds, options, references, reporter))
+            except RowFailed as exc:  # this row only: the others still run
+                failed.append({"backend": backend.name, "batch": next((a.shape[0] for a in feeds.values() if a.ndim), 1), "error": exc.message})
+    env = environment.fingerprint()
+    rows = perf.with_compute(_with_speedups(rows), model, env, options.runner.device, reporter)
     warnings = [f"{r.backend} batch {r.batch}: {w}" for r in rows for w in r.warnings]
-    result = BenchResult(environment.fingerprint(), model.to_dict(), options.to_dict(), tuple(rows), tuple(warnings))
+    result = BenchResult(env, model.to_dict(), options.to_dict(), tuple(rows), tuple(warnings), failed=tuple(failed))
     if baseline is not None:
         result = replace(result, gate=gate(result, baseline, options.gate.baseline, options.gate.max_regression, options.gate.stat))
     _verdict(result)
@@ -145,6 +163,8 @@ def _verdict(result: BenchResult) -> None:
             hint="see the agreement table; loosen --atol/--rtol/--min-cosine only if the difference is expected",
             result=result,
         )
+    if result.failed:
+        raise CheckFailed("could not measure " + "; ".join(f"{f['backend']} batch {f['batch']}: {f['error']}" for f in result.failed), result=result)
     if result.gate is not None and not result.gate.passed:
         slower = [r for r in result.gate.rows if r.regressed]
         raise CheckFailed(
@@ -175,7 +195,7 @@ def _timings(runner: Runner, feeds: dict, label: str, options: BenchOptions, rep
     return timings, outputs, mode
 
 
-def _measure_row(model: ModelInfo, backend: Backend, feeds, options: BenchOptions, references, reporter) -> BenchRow:
+def measure_row(model: ModelInfo, backend: Backend, feeds, options: BenchOptions, references, reporter) -> BenchRow:
     batch = next((a.shape[0] for a in feeds.values() if a.ndim), 1)
     label = f"{backend.name} batch {batch}"
     device = options.runner.device
@@ -198,6 +218,7 @@ def _measure_row(model: ModelInfo, backend: Backend, feeds, options: BenchOption
         info = runner.info()
     finally:
         runner.close()
+    extras = _extras(backend, artifact, feeds, options, timings[mode], label, reporter)
     precision = info.precision or model.precision  # an engine may compute below the graph's type
     agreement = None
     if references is not None:
@@ -210,7 +231,18 @@ def _measure_row(model: ModelInfo, backend: Backend, feeds, options: BenchOption
     if timings[mode].noisy:
         warnings.insert(0, f"noisy: coefficient of variation {timings[mode].cv:.1%} > 5%; close other work or raise --iterations")
     input_shapes = {name: list(shape) for name, shape in shapes.items()}
-    return BenchRow(backend.name, batch, precision, mode, timings, memory, input_shapes, dict(info.settings), agreement, warnings=tuple(warnings))
+    return BenchRow(backend.name, batch, precision, mode, timings, memory, input_shapes, dict(info.settings), agreement, warnings=tuple(warnings), **extras)
+
+
+def _extras(backend: Backend, artifact: Path, feeds: dict, options: BenchOptions, single: Stats, label: str, reporter: Reporter) -> dict:
+    """bench --profile and --concurrency, each in sessions of its own (the timed one stays untouched)."""
+    extras = {}
+    if options.profile:
+        extras["profile"] = perf.profile_row(backend, artifact, feeds, options.runner, options.profile, label, reporter)
+    if options.concurrency > 1:
+        budgets = (options.warmup, options.measure)
+        extras["concurrency"] = perf.concurrent_row(backend, artifact, feeds, options.runner, options.concurrency, budgets, single, label, reporter)
+    return extras
 
 
 def _with_speedups(rows: list[BenchRow]) -> list[BenchRow]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -59,6 +60,27 @@ def make_logger(verbose: bool, sink: Callable[[str], None]) -> Any:
                 sink(f"[TensorRT] {msg}")
 
     return Logger()
+
+
+def profiler(record: Callable[[str, float], None]) -> Any:
+    """An IProfiler handing each layer's time (ms) of every execution to `record`."""
+    trt = tensorrt()
+
+    class Profiler(trt.IProfiler):
+        def __init__(self) -> None:
+            trt.IProfiler.__init__(self)
+
+        def report_layer_time(self, layer_name: str, ms: float) -> None:
+            record(layer_name, ms)
+
+    return Profiler()
+
+
+def layer_types(engine: Any) -> dict[str, str]:
+    """Layer name -> layer type, from the engine inspector (types need detailed profiling verbosity at build)."""
+    trt = tensorrt()
+    info = json.loads(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
+    return {layer["Name"]: layer.get("LayerType", "?") for layer in info.get("Layers", []) if isinstance(layer, dict) and "Name" in layer}
 
 
 def progress_monitor(advance: Callable[[str, int, int], None]) -> Any | None:

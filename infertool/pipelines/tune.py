@@ -244,21 +244,27 @@ def _finish(tune: TuneOptions, row: _Row, model: ModelInfo, best: Trial, tried: 
         with row.reporter.task(f"{row.backend.name} batch {row.batch}: the defaults, full budget"):
             full = _trial(row, tried[0].config, (row.options.warmup, row.options.measure))
         defaults_ms = full.stats.median if full.stats else None
-    graph = None
     settings = dict(measured.settings)
     if best.config.graph is not None:
-        precision, target = TUNE_GRAPHS[best.config.graph]
-        graph = (precision, target, CALIBRATION_SAMPLES)
         settings["graph"] = {"name": best.config.graph, "path": str(winner.path), "sha256": winner.sha256, "precision": winner.precision, "made_from": str(model.path)}
-    command = tune.reproduce(Reproduce(row.backend.name, measured.batch, winner.path, best.config.options, graph, model.path if graph else None))
     report = {
         "budget_s": tune.budget, "per_configuration_s": round(share, 4), "dimensions": [d.name for d in dimensions],
-        "tried": [t.to_dict() for t in tried], "best": list(best.config.changes) or ["defaults"],
+        "tried": [{**t.to_dict(), **_reproduced(tune, row, t, model)} for t in tried], "best": list(best.config.changes) or ["defaults"],
         "defaults_ms": None if defaults_ms is None else round(defaults_ms, 6), "best_ms": round(measured.latency.median, 6),
         "speedup": round(defaults_ms / measured.latency.median, 4) if defaults_ms and measured.latency.median > 0 else None,
-        "command": command,
+        "command": _reproduced(tune, row, best, model)["command"],
     }
     return replace(measured, settings=settings, tune=report)
+
+
+def _reproduced(tune: TuneOptions, row: _Row, trial: Trial, model: ModelInfo) -> dict:
+    """The command line of a measured configuration, and the file it runs."""
+    if trial.stats is None:
+        return {"command": None, "model_sha256": None}
+    used = row.graphs.get(trial.config.graph)
+    graph = None if trial.config.graph is None else (*TUNE_GRAPHS[trial.config.graph], CALIBRATION_SAMPLES)
+    found = Reproduce(row.backend.name, row.batch, used.path, trial.config.options, graph, model.path if graph else None)
+    return {"command": tune.reproduce(found), "model_sha256": used.sha256}
 
 
 def tuner(tune: TuneOptions) -> RowMeasure:

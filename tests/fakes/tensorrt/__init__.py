@@ -12,6 +12,7 @@ import ctypes
 import enum
 import json
 import os
+import time
 
 import numpy as np
 
@@ -42,6 +43,16 @@ class ILogger:
 class IProgressMonitor:
     def __init__(self):
         pass
+
+
+class IProfiler:
+    """Called per layer after each execution while set as a context's `profiler` (the fake splits the run's time evenly)."""
+
+    def __init__(self):
+        pass
+
+    def report_layer_time(self, layer_name, ms):
+        raise NotImplementedError
 
 
 class NetworkDefinitionCreationFlag(enum.IntEnum):
@@ -288,6 +299,7 @@ class IExecutionContext(_Api):
         self._shapes = {}
         self._addresses = {}
         self._session = None
+        self.profiler = None
 
     def set_input_shape(self, name, shape):
         profile = self._engine._data["profiles"][0].get(name) if self._engine._data["profiles"] else None
@@ -325,6 +337,7 @@ class IExecutionContext(_Api):
         from cuda.bindings import runtime
 
         def work():
+            started = time.perf_counter()
             feeds = {}
             for name, shape in self._shapes.items():
                 dtype = np.dtype(_NUMPY[self._engine._io[name]["dtype"]])
@@ -333,6 +346,10 @@ class IExecutionContext(_Api):
             for name, value in self._run(feeds).items():
                 value = np.ascontiguousarray(value)
                 ctypes.memmove(self._addresses[name], value.ctypes.data, value.nbytes)
+            if self.profiler is not None:
+                layers = self._engine._data["layers"]
+                for name, _ in layers:
+                    self.profiler.report_layer_time(name, (time.perf_counter() - started) * 1e3 / len(layers))
 
         runtime.enqueue(runtime.streams.get(stream_handle), work)
         return True

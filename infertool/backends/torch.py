@@ -162,6 +162,11 @@ class TorchRunner(Runner):
         self.cuda_graph = gpu and self.options.cuda_graph and self.options.io_binding
         self.device_resident = gpu and self.options.io_binding
 
+    @property
+    def bound_inputs(self) -> list[Any]:
+        """The device tensors `bind` staged (for bare-loop comparisons)."""
+        return list(self._bound_tensors)
+
     def _tensors(self, feeds: Mapping[str, np.ndarray]) -> list[Any]:
         from infertool.exporters.torch import _to_torch
 

@@ -47,6 +47,8 @@ def _tune_tables(row, console: Console) -> None:
     speedup = "-" if tune["speedup"] is None else f"{tune['speedup']:.2f}x"
     console.print(f"best: {escape(', '.join(tune['best']))}: {_ms(tune['best_ms'])} ms vs defaults {_ms(tune.get('defaults_ms'))} ms "
                   f"(full budget each): {speedup}", highlight=False)
+    if not tune.get("confirmed", True):
+        console.print("[yellow]not confirmed:[/] with the full budget each, the defaults measured faster: keep them unless a longer run says otherwise", highlight=False)
     console.print(f"reproduce: {escape(tune['command'])}", highlight=False, soft_wrap=True)
 
 

@@ -224,7 +224,7 @@ def _tune_row(tune: TuneOptions, model: ModelInfo, backend: Backend, feeds: dict
     if not dimensions:
         reporter.note(f"{backend.name}: nothing to tune; measured as given")
         measured = measure_row(model, backend, feeds, options, references, reporter)
-        return replace(measured, tune={"budget_s": tune.budget, "dimensions": [], "tried": [], "best": ["defaults"], "speedup": 1.0,
+        return replace(measured, tune={"budget_s": tune.budget, "dimensions": [], "tried": [], "best": ["defaults"], "speedup": 1.0, "confirmed": True,
                                        "command": tune.reproduce(Reproduce(backend.name, measured.batch, model.path, options.runner))})
     planned = 1 + sum(len(d.choices) for d in dimensions)
     share = tune.budget / planned
@@ -252,6 +252,8 @@ def _finish(tune: TuneOptions, row: _Row, model: ModelInfo, best: Trial, tried: 
         "tried": [{**t.to_dict(), **_reproduced(tune, row, t, model)} for t in tried], "best": list(best.config.changes) or ["defaults"],
         "defaults_ms": None if defaults_ms is None else round(defaults_ms, 6), "best_ms": round(measured.latency.median, 6),
         "speedup": round(defaults_ms / measured.latency.median, 4) if defaults_ms and measured.latency.median > 0 else None,
+        # the short-budget winner, re-measured: whether it still beats the defaults with the full budget each
+        "confirmed": defaults_ms is not None and measured.latency.median <= defaults_ms,
         "command": _reproduced(tune, row, best, model)["command"],
     }
     return replace(measured, settings=settings, tune=report)

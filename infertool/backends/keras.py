@@ -61,18 +61,21 @@ class KerasBackend(Backend):
     def unavailable_reason(self) -> str | None:
         return None if is_available("tensorflow") else f"TensorFlow is not installed ({install_hint('tensorflow')})"
 
+    def _require_source(self, source: SourceOptions) -> None:
+        if not source.source:
+            raise InfertoolError(
+                f"backend {self.name} runs the Keras model the ONNX came from: give it with --source",
+                hint="e.g. bench --source model.keras, as given to convert",
+            )
+
     def load(self, source: SourceOptions) -> _Loaded:
+        self._require_source(source)
         key = (source.source, source.trust_model)
         if key not in self._loaded:
             self._loaded[key] = _Loaded(source)
         return self._loaded[key]
 
     def check(self, model: ModelInfo, options: RunnerOptions) -> None:
-        if not options.source.source:
-            raise InfertoolError(
-                f"backend {self.name} runs the Keras model the ONNX came from: give it with --source",
-                hint="e.g. --source model.keras, as given to convert",
-            )
         names, onnx_names = self.load(options.source).names, [s.name for s in model.inputs]
         if sorted(names) != sorted(onnx_names):
             raise InfertoolError(

@@ -372,10 +372,12 @@ class OrtRunner(Runner):
         return {"compute": times}
 
     def info(self) -> RunnerInfo:
+        found = read_back(self.session, self.backend.provider) if self.session else {}
         return RunnerInfo(settings={
             "providers": self.session.get_providers() if self.session else [], "device": self.device,
-            **self.options.ort.to_dict(), "io_binding": self.device_resident, "cuda_graph": self.cuda_graph,
-            **(read_back(self.session, self.backend.provider) if self.session else {}),
+            # what the session reports (its provider options replace the requested ones)
+            **self.options.ort.to_dict(), "io_binding": self.device_resident, "cuda_graph": self.cuda_graph, **found,
+            "tf32": found.get("provider_options", {}).get("use_tf32") == "1",  # the CUDA EP's fp32 MatMul / Conv on TF32 tensor cores
         })
 
     def profile(self) -> tuple[str, list[tuple[str, str, float]]]:

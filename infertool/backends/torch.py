@@ -57,10 +57,18 @@ class TorchBackend(Backend):
     def unavailable_reason(self) -> str | None:
         return None if is_available("torch") else f"PyTorch is not installed ({install_hint('torch')})"
 
+    def _require_source(self, source: SourceOptions) -> None:
+        if not source.source:
+            raise InfertoolError(
+                f"backend {self.name} runs the PyTorch model the ONNX came from: give it with --source",
+                hint="e.g. bench --source model.py:build [--weights weights.pt], as given to convert",
+            )
+
     def load(self, source: SourceOptions) -> Any:
         """The source model (loaded once per source, handed out as copies) and forward()'s input names."""
         from infertool.exporters.torch import load_source
 
+        self._require_source(source)
         key = (source.source, source.weights, source.trust_model)
         if key not in self._loaded:
             torch = require("torch", "the torch backends")
@@ -68,11 +76,7 @@ class TorchBackend(Backend):
         return self._loaded[key]
 
     def check(self, model: ModelInfo, options: RunnerOptions) -> None:
-        if not options.source.source:
-            raise InfertoolError(
-                f"backend {self.name} runs the PyTorch model the ONNX came from: give it with --source",
-                hint="e.g. --source model.py:build [--weights weights.pt], as given to convert",
-            )
+        self._require_source(options.source)
         if model.precision not in COMPUTE_DTYPES:
             raise InfertoolError(
                 f"{model.path.name} is an {model.precision} graph; backend {self.name} runs its source in fp32, fp16 or bf16 only",

@@ -246,3 +246,22 @@ def test_trt_profile_and_tune_with_the_fake(cnn, tmp_path):
     assert tried[:2] == ["defaults", "CUDA graph"] and any("builder optimization level 5" in t for t in tried)
     assert "builder optimization level 3" not in " ".join(tried)  # the default level, read back: not built twice
     assert row["tune"]["tried"][0]["settings_read_back"] == {"cuda_graph": False, "builder_optimization_level": 3}
+
+
+def test_attention_through_shape_arithmetic(tmp_path, monkeypatch):
+    """A BERT layer (benchmarks/models.py) reshapes by its own Shape ops: ONNX's shape inference stops there,
+    ONNX Runtime's symbolic inference carries on, and the attention MatMuls are counted, to the MAC."""
+    import torch
+
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.models import BertBase
+
+    torch.manual_seed(0)
+    model = BertBase(vocab=100, hidden=32, layers=1, heads=4, intermediate=64).eval()
+    ids, mask = torch.zeros(1, 16, dtype=torch.int64), torch.ones(1, 16, dtype=torch.int64)
+    torch.onnx.export(model, (ids, mask), str(tmp_path / "bert.onnx"), dynamo=False, input_names=["input_ids", "attention_mask"],
+                      dynamic_axes={"input_ids": {0: "b", 1: "s"}, "attention_mask": {0: "b", 1: "s"}}, opset_version=17)
+    found = count(onnx.load(str(tmp_path / "bert.onnx")), {"input_ids": (1, 16), "attention_mask": (1, 16)})
+    s, h, i = 16, 32, 64
+    assert found.uncounted == ()
+    assert found.macs == {"matmul": s * (h * 3 * h + h * h + 2 * h * i) + h * 2, "attention": 2 * s * s * h}

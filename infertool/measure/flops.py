@@ -19,6 +19,8 @@ import onnx
 from infertool import onnx_io
 from infertool.dtypes import from_onnx, numpy_dtype
 from infertool.errors import InfertoolError, first_line
+from infertool.optional import is_available
+from infertool.quiet import quiet
 
 CONV = {"Conv", "QLinearConv", "ConvInteger", "FusedConv", "NhwcConv"}
 MATMUL = {"MatMul", "QLinearMatMul", "MatMulInteger", "FusedMatMul", "MatMulIntegerToFloat"}
@@ -140,14 +142,35 @@ def _tensor_bytes(shape: tuple[int, ...] | None, elem_type: int) -> int:
     return math.prod(shape) * size
 
 
+def _known(graph: onnx.GraphProto) -> dict[str, tuple[int, ...]]:
+    known = {v.name: _dims(v) for v in [*graph.input, *graph.value_info, *graph.output]}
+    known.update({t.name: tuple(t.dims) for t in graph.initializer})
+    return {k: v for k, v in known.items() if v is not None}
+
+
+def _symbolic(model: onnx.ModelProto) -> onnx.ModelProto | None:
+    """ONNX Runtime's symbolic shape inference, which follows shapes through Shape/Gather/Reshape chains
+    (a transformer's attention) where ONNX's own stops; None where it is not installed or fails."""
+    if not is_available("onnxruntime"):
+        return None
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+
+    try:
+        with quiet():
+            return SymbolicShapeInference.infer_shapes(model, auto_merge=True)
+    except Exception:
+        return None
+
+
 def count(model: onnx.ModelProto, shapes: Mapping[str, tuple[int, ...]]) -> Count:
     """The work of one inference of `model` (read without external data) at these input shapes."""
     inferred = _concrete(model, shapes)
     graph = inferred.graph
-    known = {v.name: _dims(v) for v in [*graph.input, *graph.value_info, *graph.output]}
-    known.update({t.name: tuple(t.dims) for t in graph.initializer})
-    known = {k: v for k, v in known.items() if v is not None}
-    weights = _weights(graph)
+    known, weights = _known(graph), _weights(graph)
+    if any(_kind(n, weights) and _node_macs(n, known) is None for n in graph.node):
+        deeper = _symbolic(inferred)
+        if deeper is not None:
+            graph, known = deeper.graph, _known(deeper.graph)
     macs: dict[str, int] = {}
     uncounted = []
     for node in graph.node:

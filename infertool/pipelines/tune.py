@@ -145,7 +145,8 @@ def _agreement(row: _Row, model: ModelInfo, precision: str | None, outputs: dict
 
 
 def _trial(row: _Row, config: Config, budgets: tuple[Budget, Budget]) -> Trial:
-    """Open, check the settings read back, warm up, time, and check the outputs of one configuration."""
+    """Open, check the settings read back, warm up, time, and check the outputs of one configuration.
+    A configuration that fails is recorded as failed; the defaults (no changes) fail as bench would."""
     trial = Trial(config)
     try:
         model = row.graphs.get(config.graph)
@@ -167,6 +168,8 @@ def _trial(row: _Row, config: Config, budgets: tuple[Budget, Budget]) -> Trial:
             outputs = runner.bound_outputs() if runner.device_resident else runner.infer(row.feeds)
             trial.agreement, trial.error = _agreement(row, model, runner.info().precision, outputs)
     except InfertoolError as exc:
+        if not config.changes:
+            raise
         trial.error = exc.message
     return trial
 
@@ -205,8 +208,6 @@ def _search(row: _Row, dimensions: tuple[Dimension, ...], defaults: Trial, budge
 def _defaults_trial(row: _Row, options: RunnerOptions, budgets: tuple[Budget, Budget], planned: int, budget: float) -> Trial:
     """The configuration as given; it must run, and the budget must leave room for it."""
     defaults = _trial(row, Config(options), budgets)
-    if defaults.stats is None:
-        raise InfertoolError(f"{row.backend.name} batch {row.batch}: the configuration as given does not run: {defaults.error}")
     needed = planned * MIN_SAMPLES * defaults.stats.median / 1e3 / 0.8  # the timed share is 80 % of a configuration's
     if defaults.stats.median / 1e3 * MIN_SAMPLES > budgets[1].seconds:
         raise InfertoolError(

@@ -133,19 +133,20 @@ def test_concurrent_callers_overlap():
 # ---------------------------------------------------------------- --tune
 
 
-def _run_command(command: str, *extra: str):
+def _run_command(command: str, *extra: str, env=None):
     """A printed command line, run here: `infertool` is this checkout's CLI."""
     result = None
     for part in command.split(" && "):
         argv = shlex.split(part)
         assert argv[0] == "infertool"
-        result = run_cli(*argv[1:], *(extra if argv[1] == "bench" else ()))
+        result = run_cli(*argv[1:], *(extra if argv[1] == "bench" else ()), env=env)
         assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 
-def test_tune_picks_a_configuration_and_its_command_reproduces_it(cnn):
-    report = bench_json(cnn, "--batch", "2", *FAST, "--tune", "--tune-budget", "4s")
+def test_tune_picks_a_configuration_and_its_command_reproduces_it(cnn, tmp_path):
+    cache = {"INFERTOOL_CACHE_DIR": str(tmp_path / "cache")}  # where the precision graphs go
+    report = bench_json(cnn, "--batch", "2", *FAST, "--tune", "--tune-budget", "4s", env=cache)
     row = report["rows"][0]
     tune = row["tune"]
     tried = {t["changes"][-1]: t for t in tune["tried"]}  # keyed by the change each tried (on top of the best so far)
@@ -155,14 +156,15 @@ def test_tune_picks_a_configuration_and_its_command_reproduces_it(cnn):
     assert all(t["iterations"] >= 5 for t in tune["tried"] if not t["error"])
     assert tune["best"] and tune["speedup"] > 0 and tune["best_ms"] == row["latency_ms"]["median"]
     best = next(t for t in tune["tried"] if t["changes"] == tune["best"])
-    again = _run_command(tune["command"], "--json")["rows"][0]
+    again = _run_command(tune["command"], "--json", env=cache)["rows"][0]
     assert again["backend"] == row["backend"] and again["batch"] == 2 and again["precision"] == row["precision"]
     for key, value in best["settings_read_back"].items():  # the same settings, read back from the new session
         section, name = key.split(".") if "." in key else (None, key)
         assert (again["settings"][section][name] if section else again["settings"][name]) == value, key
     # every configuration's command reproduces it, a precision graph included
     graph = tried["int8-ort graph"]
-    reproduced = _run_command(graph["command"], "--json")
+    assert graph["command"].startswith(f"infertool quantize {cnn} -p int8 --target ort") and str(tmp_path / "cache") in graph["command"]
+    reproduced = _run_command(graph["command"], "--json", env=cache)
     assert reproduced["rows"][0]["precision"] == "int8" and reproduced["rows"][0]["agreement"]["passed"]
     assert reproduced["model"]["sha256"] == graph["model_sha256"]
 

@@ -10,6 +10,8 @@ and its outputs agree with the reference, so no setting is reported that was not
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -106,10 +108,11 @@ class _Graphs:
             return self.model
         if name not in self._made:
             precision, target = TUNE_GRAPHS[name]
-            path = cache_root() / "tune" / f"{self.model.path.stem}-{self.model.sha256[:16]}-{name}.onnx"
+            calib = InputOptions(None, "random", self.inputs.shapes, self.inputs.seed, self.inputs.int_range)
+            key = hashlib.sha256(json.dumps([self.model.sha256, calib.to_dict(), CALIBRATION_SAMPLES], sort_keys=True).encode()).hexdigest()[:16]
+            path = cache_root() / "tune" / f"{self.model.path.stem}-{key}-{name}.onnx"  # per model contents and calibration
             if not path.is_file():
                 path.parent.mkdir(parents=True, exist_ok=True)
-                calib = InputOptions(None, "random", self.inputs.shapes, self.inputs.seed, self.inputs.int_range)
                 request = QuantizeOptions(path, PrecisionSettings(precision, target), calib, CALIBRATION_SAMPLES, generated=calib, force=True)
                 with self.reporter.task(f"making the {name} graph"):
                     quantize(self.model.path, request, self.reporter)

@@ -6,6 +6,10 @@ timing code; infertool's side is the bench loop itself (`run_for` + `Stats`).
 
     python benchmarks/harness_fidelity.py MODEL.onnx --backend ort-cpu --batch 8 -o result.json
     python benchmarks/harness_fidelity.py resnet50.fp16.onnx --backend ort-cuda --cuda-graph --batch 1 -o result.json
+    python benchmarks/harness_fidelity.py resnet50.fp16.onnx --backend torch-compile --source benchmarks/models.py:resnet50 --batch 1 -o r.json
+
+For the framework backends the bare loop calls the module infertool built (eager, or torch.compile's)
+on the same device tensors itself: `module(*inputs)` under torch.inference_mode, then a synchronize.
 """
 
 import argparse
@@ -16,7 +20,7 @@ from pathlib import Path
 
 from infertool import environment
 from infertool.backends import registry
-from infertool.backends.base import OrtOptions, RunnerOptions
+from infertool.backends.base import OrtOptions, RunnerOptions, SourceOptions
 from infertool.feeds import FeedSource, InputOptions
 from infertool.measure.timing import Budget, run_for
 from infertool.stats import Stats
@@ -31,6 +35,39 @@ def bare_loop(call, iterations: int) -> float:
     return statistics.median(samples) / 1e6
 
 
+def calls(runner, feeds):
+    """infertool's call and a bare call doing the same work, written here against the runtime itself."""
+    if hasattr(runner, "session"):  # ONNX Runtime
+        if runner.device_resident:
+            runner.bind(feeds)
+            session, binding = runner.session, runner.io_binding
+            return runner.run_bound, (lambda: session.run_with_iobinding(binding)), "device_resident"
+        session, names = runner.session, [o.name for o in runner.outputs]
+        return (lambda: runner.infer(feeds)), (lambda: session.run(names, feeds)), "end_to_end"
+    import torch
+
+    module = runner.module
+    if runner.device_resident:
+        runner.bind(feeds)  # checks the model, compiles, keeps the inputs on the device
+        inputs = runner.bound_inputs
+
+        def bare():
+            with torch.inference_mode():
+                module(*inputs)
+            torch.cuda.synchronize()
+
+        return runner.run_bound, bare, "device_resident"
+    names = [spec.name for spec in runner.inputs]
+
+    def bare_host():
+        with torch.inference_mode():
+            output = module(*[torch.from_numpy(feeds[n]) for n in names])
+        return output.numpy()
+
+    runner.infer(feeds)  # checks the model and compiles
+    return (lambda: runner.infer(feeds)), bare_host, "end_to_end"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("model", type=Path)
@@ -40,20 +77,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--iterations", type=int, default=500)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--source", help="torch / torch-compile: the PyTorch model the ONNX came from")
+    parser.add_argument("--compile-mode", default=None)
+    parser.add_argument("--input-shape", action="append", default=[], metavar="NAME:DIMS", help="e.g. input_ids:1x128 (repeatable)")
+    parser.add_argument("--int-range", default="0:100")
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args()
 
-    options = RunnerOptions(cuda_graph=args.cuda_graph, ort=OrtOptions(intra_op_threads=args.threads))
+    options = RunnerOptions(
+        cuda_graph=args.cuda_graph, ort=OrtOptions(intra_op_threads=args.threads), source=SourceOptions(args.source, compile_mode=args.compile_mode),
+    )
     runner = registry.get(args.backend).open(args.model, options)
     runner.prepare()
-    feeds = FeedSource(runner.inputs, InputOptions()).feeds(args.batch)
-    if runner.device_resident:
-        runner.bind(feeds)
-        session, binding = runner.session, runner.io_binding
-        infertool_call, bare_call, mode = runner.run_bound, (lambda: session.run_with_iobinding(binding)), "device_resident"
-    else:
-        session, names = runner.session, [o.name for o in runner.outputs]
-        infertool_call, bare_call, mode = (lambda: runner.infer(feeds)), (lambda: session.run(names, feeds)), "end_to_end"
+    shapes = {name: tuple(int(d) for d in dims.split("x")) for name, _, dims in (s.rpartition(":") for s in args.input_shape)}
+    low, high = (int(v) for v in args.int_range.split(":"))
+    feeds = FeedSource(runner.inputs, InputOptions(shapes=shapes, int_range=(low, high))).feeds(args.batch)
+    infertool_call, bare_call, mode = calls(runner, feeds)
     for _ in range(max(50, args.iterations // 5)):
         bare_call()
     bare, harness = [], []
@@ -64,7 +103,7 @@ def main() -> None:
     bare_ms, harness_ms = statistics.median(bare), statistics.median(harness)
     result = {
         "schema": "infertool.harness-fidelity/1",
-        "model": str(args.model), "backend": args.backend, "batch": args.batch, "cuda_graph": args.cuda_graph,
+        "model": str(args.model), "backend": args.backend, "batch": args.batch, "cuda_graph": args.cuda_graph, "source": args.source,
         "mode": mode, "rounds": args.rounds, "iterations_per_round": args.iterations,
         "bare_median_ms": round(bare_ms, 5), "infertool_median_ms": round(harness_ms, 5),
         "ratio": round(harness_ms / bare_ms, 4), "within_3_percent": abs(harness_ms / bare_ms - 1) <= 0.03,

@@ -38,6 +38,12 @@ _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 _swept: set[Path] = set()
 
 
+def cache_root() -> Path:
+    """infertool's cache folder: $INFERTOOL_CACHE_DIR, else $XDG_CACHE_HOME/infertool, else ~/.cache/infertool."""
+    root = os.environ.get("INFERTOOL_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "infertool")
+    return Path(root)
+
+
 def _cannot(verb: str, path: Path, exc: OSError, hint: str = "choose another path") -> InfertoolError:
     reason = _REASONS.get(exc.errno or 0, "the system refused")
     return InfertoolError(f"cannot {verb} {shorten(path)}: {reason}", hint=hint, detail=first_line(exc))

@@ -148,6 +148,10 @@ class BenchRow:
     model: str | None = None  # the model's label (bench compares several models)
     samples: dict = field(default_factory=dict)  # mode -> every iteration's time in ns (--save-samples)
     gpu: dict | None = None  # NVML clocks, temperature and power before and after the row
+    compute: dict | None = None  # FLOPs, bytes, TFLOP/s and share of the device's peak
+    profile: dict | None = None  # bench --profile: per op type and top nodes
+    concurrency: dict | None = None  # bench --concurrency N: aggregate rate, per-request latency
+    tune: dict | None = None  # bench --tune: the configurations tried and the reproduce command
 
     @property
     def latency(self):
@@ -164,6 +168,7 @@ class BenchRow:
             "input_shapes": self.input_shapes, "settings": self.settings, "warnings": list(self.warnings), "startup_ms": self.startup,
             "accuracy": self.accuracy.to_dict() if self.accuracy else None,
             "model": self.model, "samples_ns": self.samples or None, "gpu_telemetry": self.gpu,
+            "compute": self.compute, "profile": self.profile, "concurrency": self.concurrency, "tune": self.tune,
         }
 
 
@@ -225,13 +230,14 @@ class BenchResult:
     skipped: tuple[dict, ...] = ()  # backends asked for that cannot run here: {"backend", "reason"}
     notes: tuple[str, ...] = ()
     models: tuple[dict, ...] = ()  # every model benchmarked, with its label; `model` is the first
+    failed: tuple[dict, ...] = ()  # rows that could not be measured: backend, batch, error
 
     def to_dict(self) -> dict:
         return {
             "schema": "infertool.bench/1", "env": self.env, "model": self.model, "settings": self.settings,
             "rows": [r.to_dict() for r in self.rows], "warnings": list(self.warnings),
             "gate": self.gate.to_dict() if self.gate else None, "skipped": list(self.skipped), "notes": list(self.notes),
-            "models": list(self.models),
+            "models": list(self.models), "failed_rows": list(self.failed),
         }
 
 

@@ -11,6 +11,8 @@ LOWEST_FIRST = ("fp8", "int8", "bf16", "fp16", "fp32")
 # `quantize -p`: casts (fp16, bf16), Q/DQ (int8, fp8), or ORT's dynamic int8
 QUANTIZE_PRECISIONS = ("fp16", "bf16", "int8", "fp8", "int8-dynamic")
 QUANTIZE_TARGETS = ("tensorrt", "ort")
+# precision graphs `bench --tune` may put in place of an fp32 model: name -> (quantize -p, --target)
+TUNE_GRAPHS = {"int8-tensorrt": ("int8", "tensorrt"), "int8-ort": ("int8", "ort")}
 # `build-engine -p`: also fp32, and best (the fastest the builder finds)
 BUILD_PRECISIONS = ("fp32", "fp16", "bf16", "int8", "fp8", "best")
 # int8 graphs as tables tell them apart: TensorRT-shaped Q/DQ (symmetric, on Conv/MatMul/Gemm

@@ -68,6 +68,22 @@ def test_real_build_with_a_dynamic_batch(tmp_path, precision):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.engine", "m.engine.json", "m.onnx"]
 
 
+def test_an_engine_built_without_a_gpu_reads_back_and_reports(tmp_path):
+    """The sidecar of a CPU-only build names no GPU: reading it back and reporting its build must work."""
+    from infertool.engine import sidecar
+
+    model = mlp(tmp_path / "m.onnx")
+    (tmp_path / "build.json").write_text(json.dumps(build(model, tmp_path / "m.engine")))
+    assert sidecar.read(tmp_path / "m.engine")["gpu"] is None
+    result = run_cli("report", tmp_path / "build.json", "-o", tmp_path / "report.md")
+    assert result.returncode == 0, result.stderr
+    assert "built without a GPU" in (tmp_path / "report.md").read_text()
+    with pytest.raises(InfertoolError, match="not an infertool engine sidecar"):  # a TensorRT engine always names its GPU
+        data = json.loads((tmp_path / "m.engine.json").read_text())
+        (tmp_path / "m.engine.json").write_text(json.dumps({**data, "flavour": "TensorRT"}))
+        sidecar.read(tmp_path / "m.engine")
+
+
 def test_real_build_of_onnx_resnet50_for_default_targets(tmp_path):
     """A model we did not write: ResNet-50 from onnx's backend test data, for TensorRT-RTX's own default targets."""
     report = build(LIGHT / "light_resnet50.onnx", tmp_path / "r.engine", "-q")

@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from infertool.errors import InfertoolError
+from infertool.errors import BackendFailure, InfertoolError
 from infertool.onnx_io import ModelInfo
 from infertool.reporting import Reporter
 from infertool.tensors import TensorSpec
@@ -33,11 +33,13 @@ class OrtOptions:
     inter_op_threads: int | None = None
     graph_optimization: str = "all"
     provider_options: Mapping[str, str] = field(default_factory=dict)
+    execution_mode: str | None = None  # sequential | parallel; None: parallel where inter-op threads are given
 
     def to_dict(self) -> dict:
         return {
             "intra_op_threads": self.intra_op_threads, "inter_op_threads": self.inter_op_threads,
             "graph_optimization": self.graph_optimization, "provider_options": dict(self.provider_options),
+            "execution_mode": self.execution_mode,
         }
 
 
@@ -65,6 +67,23 @@ class EngineOptions:
 
 
 @dataclass(frozen=True)
+class SourceOptions:
+    """The framework model an ONNX came from, for the framework backends (torch, torch-compile, keras...)."""
+
+    source: str | None = None  # as `convert` takes it: file.py:factory, a .pt / .pt2 archive, a .keras file...
+    weights: Path | None = None  # a state dict for a factory source
+    trust_model: bool = False  # allow loading that runs code from the model file
+    compile_mode: str | None = None  # torch-compile: torch.compile's mode [default: its default]
+    channels_last: bool | None = None  # torch: None = where it helps (convolutions on 4-D inputs, on a GPU)
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source, "weights": str(self.weights) if self.weights else None, "trust_model": self.trust_model,
+            "compile_mode": self.compile_mode, "channels_last": self.channels_last,
+        }
+
+
+@dataclass(frozen=True)
 class RunnerOptions:
     """Everything a backend may read; each reads the groups that concern it."""
 
@@ -74,6 +93,8 @@ class RunnerOptions:
     timeout: float | None = None  # seconds one inference may run before the runtime is told to stop it
     ort: OrtOptions = field(default_factory=OrtOptions)
     engine: EngineOptions = field(default_factory=EngineOptions)
+    source: SourceOptions = field(default_factory=SourceOptions)
+    profile: bool = False  # record per-op / per-layer times (Runner.profile); costs speed, so timed runs keep it off
 
 
 @dataclass(frozen=True)
@@ -86,6 +107,7 @@ class Capabilities:
     saves_optimized: bool = False  # can write the graph it optimized (bench --save-optimized)
     reduced_floats: bool = True  # computes fp16 / bf16 graphs in those types (ORT's CPU provider runs most of their ops in fp32)
     debug_tensors: bool = False  # returns intermediate tensors without making them graph outputs (TensorRT debug tensors)
+    profiles: bool = False  # can report per-op / per-layer times (bench --profile)
 
 
 @dataclass(frozen=True)
@@ -95,6 +117,33 @@ class RunnerInfo:
     precision: str | None = None  # what the runtime computes in, where it may differ from the graph's
     settings: Mapping[str, object] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+
+
+class RowFailed(BackendFailure):
+    """This row cannot be measured (say, torch.compile failed on the model); the other rows can."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One alternative `bench --tune` tries: a change of options, or a precision graph in place of the model.
+
+    `expect` names the settings the opened runner must read back (`RunnerInfo.settings`, dotted keys)
+    for the change to count as in effect; a choice the current configuration already satisfies is skipped.
+    """
+
+    label: str
+    apply: Callable[[RunnerOptions], RunnerOptions] | None = None
+    expect: Mapping[str, object] = field(default_factory=dict)
+    graph: str | None = None  # a name from vocabulary.TUNE_GRAPHS
+    needs: Callable[[RunnerOptions], bool] | None = None  # applies only where this holds
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """A setting `bench --tune` searches: the alternatives to try against the current configuration."""
+
+    name: str
+    choices: tuple[Choice, ...]
 
 
 class Runner(ABC):
@@ -144,6 +193,11 @@ class Runner(ABC):
         """Runner-specific memory figures (engine size, device memory of the execution context...)."""
         return {}
 
+    def profile(self) -> tuple[str, list[tuple[str, str, float]]]:
+        """The clock ("device" or "host") and (node or layer, op type, ms) per op execution recorded since
+        `prepare`, where the runner was opened with `RunnerOptions.profile`; no events where it cannot profile."""
+        return "host", []
+
     def info(self) -> RunnerInfo:
         """The settings that produced the numbers."""
         return RunnerInfo()
@@ -171,6 +225,13 @@ class Backend(ABC):
     @abstractmethod
     def unavailable_reason(self) -> str | None:
         """Why it cannot run here (naming what to install), or None. Must not raise for a missing package."""
+
+    def check(self, model: ModelInfo, options: RunnerOptions) -> None:
+        """Refuse options this backend cannot work with, before any row is measured (say, a missing --source)."""
+
+    def tuning_space(self, model: ModelInfo, options: RunnerOptions) -> tuple[Dimension, ...]:
+        """What `bench --tune` searches for this backend, most effective first; nothing by default."""
+        return ()
 
     def prepare(self, model: ModelInfo, options: RunnerOptions, shapes: Mapping[str, tuple[int, ...]], reporter: Reporter) -> Path:
         """The file `open` runs for this model at these input shapes: the ONNX itself by default;

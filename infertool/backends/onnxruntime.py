@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import json
+import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -15,16 +18,43 @@ import psutil
 
 from infertool import dtypes, onnx_io
 from infertool.backends import registry
-from infertool.backends.base import Backend, Capabilities, OrtOptions, Runner, RunnerInfo, RunnerOptions
+from infertool.backends.base import Backend, Capabilities, Choice, Dimension, OrtOptions, Runner, RunnerInfo, RunnerOptions
 from infertool.deadline import Deadline
 from infertool.errors import BackendFailure, InfertoolError, first_line
 from infertool.files import staged_output
+from infertool.onnx_io import ModelInfo
 from infertool.optional import is_available, require
 from infertool.quiet import ort_log_severity
 from infertool.tensors import TensorSpec
 from infertool.text import shorten
+from infertool.vocabulary import TUNE_GRAPHS
 
 OPTIMIZATION_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
+EXECUTION_MODES = {"sequential": "ORT_SEQUENTIAL", "parallel": "ORT_PARALLEL"}
+# the CUDA EP's provider options `bench --tune` searches, values in the order tried
+CUDA_TUNING = (
+    ("prefer_nhwc", ("1", "0")),
+    ("cudnn_conv_algo_search", ("EXHAUSTIVE", "HEURISTIC", "DEFAULT")),
+    ("cudnn_conv_use_max_workspace", ("1", "0")),
+)
+
+
+def _with_provider_option(key: str, value: str) -> Choice:
+    def apply(options: RunnerOptions) -> RunnerOptions:
+        return replace(options, ort=replace(options.ort, provider_options={**options.ort.provider_options, key: value}))
+
+    return Choice(f"{key}={value}", apply, {f"provider_options.{key}": value})
+
+
+def _with_ort(label: str, expect: dict, **changes: object) -> Choice:
+    return Choice(label, lambda options: replace(options, ort=replace(options.ort, **changes)), expect)
+
+
+def _graph_optimization() -> Dimension:
+    return Dimension("graph optimization", tuple(
+        _with_ort(f"graph-opt {level}", {"session_options.graph_optimization_level": name}, graph_optimization=level)
+        for level, name in OPTIMIZATION_LEVELS.items()
+    ))
 
 
 class OrtBackend(Backend):
@@ -82,7 +112,25 @@ class OrtCpu(OrtBackend):
     description = "ONNX Runtime, CPU execution provider"
     extra = "cpu"
     provider = "CPUExecutionProvider"
-    capabilities = Capabilities(saves_optimized=True, reduced_floats=False)
+    capabilities = Capabilities(saves_optimized=True, reduced_floats=False, profiles=True)
+
+    def tuning_space(self, model: ModelInfo, options: RunnerOptions) -> tuple[Dimension, ...]:
+        import psutil
+
+        cores = sorted({1, psutil.cpu_count(logical=False) or 1, psutil.cpu_count() or 1})
+        parallel = lambda o: (o.ort.execution_mode or ("parallel" if o.ort.inter_op_threads else "sequential")) == "parallel"  # noqa: E731
+        dimensions = [
+            Dimension("intra-op threads", tuple(_with_ort(f"{n} intra-op threads", {"session_options.intra_op_num_threads": n}, intra_op_threads=n) for n in cores)),
+            Dimension("execution mode", tuple(_with_ort(mode, {"session_options.execution_mode": name}, execution_mode=mode) for mode, name in EXECUTION_MODES.items())),
+            Dimension("inter-op threads", tuple(
+                Choice(f"{n} inter-op threads", lambda o, n=n: replace(o, ort=replace(o.ort, inter_op_threads=n)), {"session_options.inter_op_num_threads": n}, needs=parallel)
+                for n in cores if n > 1
+            )),
+            _graph_optimization(),
+        ]
+        if model.precision == "fp32":  # which precision graph this CPU runs fastest
+            dimensions.insert(0, Dimension("precision graph", tuple(Choice(f"{name} graph", graph=name) for name in TUNE_GRAPHS)))
+        return tuple(d for d in dimensions if d.choices)
 
 
 class OrtCuda(OrtBackend):
@@ -91,8 +139,22 @@ class OrtCuda(OrtBackend):
     extra = "gpu"
     provider = "CUDAExecutionProvider"
     cuda_graph_key = "enable_cuda_graph"
-    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, saves_optimized=True)
+    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, saves_optimized=True, profiles=True)
     user_stream = True
+
+    def tuning_space(self, model: ModelInfo, options: RunnerOptions) -> tuple[Dimension, ...]:
+        graph = lambda on: Choice(  # noqa: E731
+            "CUDA graph" if on else "no CUDA graph", lambda o: replace(o, cuda_graph=on, io_binding=o.io_binding or on),
+            {"cuda_graph": on, f"provider_options.{self.cuda_graph_key}": "1" if on else "0"},
+        )
+        dimensions = [Dimension("CUDA graph", (graph(True), graph(False)))]
+        dimensions += [Dimension(key, tuple(_with_provider_option(key, v) for v in values)) for key, values in CUDA_TUNING]
+        if model.precision == "fp32":  # TF32 changes fp32 results; the agreement check judges it
+            dimensions.append(Dimension("use_tf32", (_with_provider_option("use_tf32", "1"), _with_provider_option("use_tf32", "0"))))
+        binding = lambda on: Choice(  # noqa: E731
+            "IO binding" if on else "no IO binding", lambda o: replace(o, io_binding=on, cuda_graph=o.cuda_graph and on), {"io_binding": on},
+        )
+        return (*dimensions, _graph_optimization(), Dimension("IO binding", (binding(True), binding(False))))
 
 
 class OrtTensorrt(OrtBackend):
@@ -105,7 +167,7 @@ class OrtTensorrt(OrtBackend):
         "on a machine with an NVIDIA GPU; not yet run on real TensorRT here"
     )
     cuda_graph_key = "trt_cuda_graph_enable"
-    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, saves_optimized=True)
+    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, saves_optimized=True, profiles=True)
 
     def unavailable_reason(self) -> str | None:
         reason = super().unavailable_reason()
@@ -131,7 +193,7 @@ def _spec(node: Any) -> TensorSpec:
     return TensorSpec(node.name, dtype, shape, container)
 
 
-def session_options(options: OrtOptions, optimized_path: Path | None = None) -> Any:
+def session_options(options: OrtOptions, optimized_path: Path | None = None, profile_prefix: str | None = None) -> Any:
     ort = require("onnxruntime", "ONNX Runtime backends")
     ort.set_default_logger_severity(ort_log_severity())
     so = ort.SessionOptions()
@@ -141,10 +203,39 @@ def session_options(options: OrtOptions, optimized_path: Path | None = None) -> 
         so.intra_op_num_threads = options.intra_op_threads
     if options.inter_op_threads is not None:
         so.inter_op_num_threads = options.inter_op_threads
-        so.execution_mode = ort.ExecutionMode.ORT_PARALLEL
+    mode = options.execution_mode or ("parallel" if options.inter_op_threads is not None else "sequential")
+    so.execution_mode = getattr(ort.ExecutionMode, EXECUTION_MODES[mode])
     if optimized_path is not None:
         so.optimized_model_filepath = str(optimized_path)
+    if profile_prefix is not None:
+        so.enable_profiling = True
+        so.profile_file_prefix = profile_prefix
     return so
+
+
+def read_back(session: Any, provider: str) -> dict:
+    """The settings the session reports it runs with (not the ones asked for)."""
+    so = session.get_session_options()
+    return {
+        "provider_options": dict(session.get_provider_options().get(provider, {})),
+        "session_options": {
+            "intra_op_num_threads": so.intra_op_num_threads, "inter_op_num_threads": so.inter_op_num_threads,
+            "execution_mode": so.execution_mode.name, "graph_optimization_level": so.graph_optimization_level.name,
+        },
+    }
+
+
+def profile_events(path: Path) -> tuple[str, list[tuple[str, str, float]]]:
+    """(clock, [(node, op type, ms)]) from ONNX Runtime's profiling JSON: GPU kernel times where the
+    build records them (CUPTI), else each node's host-side time (on a GPU: its launch)."""
+    events = json.loads(path.read_text())
+    kernels = [e for e in events if e.get("cat") == "Kernel"]
+    if kernels:
+        return "device", [
+            (e.get("args", {}).get("parent_name", e["name"]), e.get("args", {}).get("op_name", "kernel"), e["dur"] / 1e3) for e in kernels
+        ]
+    nodes = [e for e in events if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time")]
+    return "host", [(e["name"].removesuffix("_kernel_time"), e.get("args", {}).get("op_name", "?"), e["dur"] / 1e3) for e in nodes]
 
 
 class OrtRunner(Runner):
@@ -166,6 +257,7 @@ class OrtRunner(Runner):
         self._run_options: Any = None
         self._deadline = Deadline(None, lambda: None)
         self._calls = 0
+        self._profile_dir: tempfile.TemporaryDirectory | None = None
 
     @property
     def io_binding(self) -> Any:
@@ -180,9 +272,13 @@ class OrtRunner(Runner):
             cuda.set_device(self.device)
             self.stream = cuda.Stream()
         chain = self.backend.provider_chain(replace(self.options, cuda_graph=self.cuda_graph), self.stream)
+        prefix = None
+        if self.options.profile:
+            self._profile_dir = tempfile.TemporaryDirectory(prefix="infertool-profile-")
+            prefix = os.path.join(self._profile_dir.name, "ort")
         threads = psutil.Process().num_threads()
         try:
-            self.session = self.backend.create_session(ort, self.model, session_options(self.options.ort, optimized_path), chain)
+            self.session = self.backend.create_session(ort, self.model, session_options(self.options.ort, optimized_path, prefix), chain)
             self._started_threads = psutil.Process().num_threads() - threads
         except Exception as exc:
             raise _session_error(self.backend.name, self.model, exc) from exc
@@ -359,13 +455,24 @@ class OrtRunner(Runner):
         return {"intra_op": self._started_threads + 1 - (inter - 1), "inter_op": inter, "counted": "threads the session started"}
 
     def info(self) -> RunnerInfo:
+        found = read_back(self.session, self.backend.provider) if self.session else {}
         return RunnerInfo(settings={
             "providers": self.session.get_providers() if self.session else [], "device": self.device,
-            **self.options.ort.to_dict(), "io_binding": self.device_resident, "cuda_graph": self.cuda_graph,
+            # what the session reports (its provider options replace the requested ones)
+            **self.options.ort.to_dict(), "io_binding": self.device_resident, "cuda_graph": self.cuda_graph, **found,
+            "tf32": found.get("provider_options", {}).get("use_tf32") == "1",  # the CUDA EP's fp32 MatMul / Conv on TF32 tensor cores
             "effective_threads": self.effective_threads(),
         })
 
+    def profile(self) -> tuple[str, list[tuple[str, str, float]]]:
+        if self.session is None or self._profile_dir is None:
+            return "host", []
+        return profile_events(Path(self.session.end_profiling()))
+
     def close(self) -> None:
+        if self._profile_dir is not None:
+            self._profile_dir.cleanup()
+            self._profile_dir = None
         self._binding = None
         self._bound_inputs = {}
         self._bound_outputs_values = []

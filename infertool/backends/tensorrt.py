@@ -17,7 +17,7 @@ import numpy as np
 
 from infertool import cuda
 from infertool.backends import registry
-from infertool.backends.base import Backend, Capabilities, Runner, RunnerInfo, RunnerOptions
+from infertool.backends.base import Backend, Capabilities, Choice, Dimension, Runner, RunnerInfo, RunnerOptions
 from infertool.dtypes import numpy_dtype
 from infertool.engine import debug_tensors as debug
 from infertool.engine import sidecar as sidecars
@@ -34,12 +34,15 @@ from infertool.results import BuildResult
 from infertool.tensors import TensorSpec, format_shape
 from infertool.vocabulary import LOWEST_FIRST
 
+DEFAULT_OPT_LEVEL = 3  # TensorRT's builder optimization level when none is set
+TUNED_OPT_LEVELS = (1, 3, 4, 5)
+
 
 class TensorrtBackend(Backend):
     name = "trt"
     description = "TensorRT engine (built from the ONNX and cached, or given with --engine); never run on real TensorRT in this project's CI"
     extra = "trt"
-    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, builds_engines=True, runs_engines=True, debug_tensors=True)
+    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, builds_engines=True, runs_engines=True, debug_tensors=True, profiles=True)
     flavour: Flavour = TENSORRT
 
     def unavailable_reason(self) -> str | None:
@@ -87,7 +90,17 @@ class TensorrtBackend(Backend):
         return engine_for(model, build, options.engine.cache_dir, reporter)
 
     def open(self, artifact: Path, options: RunnerOptions) -> Runner:
-        return TrtRunner(artifact, options.device, options.cuda_graph)
+        return TrtRunner(artifact, options.device, options.cuda_graph, options.profile)
+
+    def tuning_space(self, model: ModelInfo, options: RunnerOptions) -> tuple[Dimension, ...]:
+        graph = lambda on: Choice("CUDA graph" if on else "no CUDA graph", lambda o: replace(o, cuda_graph=on), {"cuda_graph": on})  # noqa: E731
+        dimensions = [Dimension("CUDA graph", (graph(True), graph(False)))]
+        if options.engine.engine is None:  # each level builds (and caches) an engine of its own
+            level = lambda n: Choice(  # noqa: E731
+                f"builder optimization level {n}", lambda o: replace(o, engine=replace(o.engine, opt_level=n)), {"builder_optimization_level": n},
+            )
+            dimensions.append(Dimension("builder optimization level", tuple(level(n) for n in TUNED_OPT_LEVELS)))
+        return tuple(dimensions)
 
 
 registry.register(TensorrtBackend())
@@ -107,10 +120,12 @@ class TrtRunner(Runner):
     flavour: Flavour = TENSORRT
     captures_graphs = True  # --cuda-graph: capture and replay the engine's launch here
 
-    def __init__(self, engine: Path, device: int = 0, cuda_graph: bool = False):
+    def __init__(self, engine: Path, device: int = 0, cuda_graph: bool = False, profile: bool = False):
         super().__init__(engine)
         self.device = device
         self.cuda_graph = cuda_graph
+        self.profiling = profile
+        self._layer_times: list[tuple[str, float]] = []
         self.sidecar: dict | None = None
         self.warnings: list[str] = []
         self._shapes: dict[str, tuple[int, ...]] | None = None
@@ -158,6 +173,9 @@ class TrtRunner(Runner):
         if marked:
             self._capture = debug.listener(trt)
             debug.enable(self.context, debug.Marked.from_dict(marked), self._capture)
+        if self.profiling:
+            self.cuda_graph = False  # a replayed graph reports no layers
+            self.context.profiler = tensorrt_api.profiler(self.flavour, lambda name, ms: self._layer_times.append((name, ms)))
         for name in (self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)):
             shape = tuple(d if d >= 0 else None for d in self.engine.get_tensor_shape(name))
             spec = TensorSpec(name, tensorrt_api.dtype_name(self.engine.get_tensor_dtype(name)), shape)
@@ -259,13 +277,21 @@ class TrtRunner(Runner):
     def memory(self) -> dict:
         return {"engine_bytes": self.model.stat().st_size, "device_memory_bytes": int(self.engine.device_memory_size_v2)}
 
+    def profile(self) -> tuple[str, list[tuple[str, str, float]]]:
+        types = tensorrt_api.layer_types(self.flavour, self.engine) if self._layer_times else {}
+        return "device", [(name, types.get(name, "?"), ms) for name, ms in self._layer_times]
+
     def info(self) -> RunnerInfo:
         sidecar = self.sidecar or {}
         precision = _engine_precision(self.sidecar)
+        level = sidecar.get("options", {}).get("builder_optimization_level") if self.sidecar else None
         return RunnerInfo(precision, {
             "flavour": self.flavour.name, "tensorrt_version": self.flavour.version(), "tensorrt_module": self.flavour.module_path(), "engine": str(self.model),
             "precision": precision, "plan": sidecar.get("plan"), "profiles": sidecar.get("profiles"), "device": self.device,
             "cuda_graph": self.cuda_graph,
+            # recorded in the sidecar by the build that made the engine; TensorRT's default where none was set
+            "builder_optimization_level": (DEFAULT_OPT_LEVEL if level is None else level) if self.sidecar else None,
+            "tf32": precision == "fp32",  # BuilderFlag.TF32 is on by default and infertool leaves it on
         }, tuple(self.warnings))
 
     def _free(self) -> None:

@@ -7,13 +7,15 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import List, Optional
 
 import typer
 
-from infertool.cli import parse, render
+from infertool.cli import parse, render, render_perf
 from infertool.cli.console import RichReporter, emit_json, emit_text, out, warn
 from infertool.cli.groups import Device, Generated, Image, Inputs, Limits, Output, Truth, command
+from infertool.cli.perf import Perf, Source
 from infertool.errors import CheckFailed, InfertoolError
 from infertool.measure.timing import MAX_SAMPLES, MAX_SECONDS
 
@@ -32,6 +34,7 @@ class Ort:
     threads: Optional[int] = typer.Option(None, "--threads", min=0, max=MAX_THREADS, help="ORT intra-op threads [default: ORT's choice].")
     inter_op_threads: Optional[int] = typer.Option(None, "--inter-op-threads", min=0, max=MAX_THREADS, help="ORT inter-op threads (sets parallel execution).")
     graph_opt: str = typer.Option("all", "--graph-opt", metavar="all|extended|basic|disable", help="ORT graph optimization level.")
+    execution_mode: Optional[str] = typer.Option(None, "--execution-mode", metavar="sequential|parallel", help="ORT execution mode [default: parallel with --inter-op-threads, else sequential].")
     ort_option: Optional[List[str]] = typer.Option(None, "--ort-option", metavar="KEY=VALUE", help="Execution provider option, e.g. prefer_nhwc=1 (repeatable).")
     io_binding: bool = typer.Option(True, "--io-binding/--no-io-binding", help="On GPU backends also time device-resident inputs/outputs (IO binding).")
     cuda_graph: bool = typer.Option(False, "--cuda-graph", help="Capture and replay a CUDA graph (ort-cuda and trt, with IO binding; trt-rtx: its whole-graph capture strategy).")
@@ -91,33 +94,43 @@ class Reports:
     save_samples: bool = typer.Option(False, "--save-samples", help="Keep every iteration's time (ns) in the JSON, as trtexec --exportTimes (infertool report draws their distribution).")
 
 
-def _options(backend, batch, shapes, inputs, generated, image, timing, ort, engine, agreement, gate, device, force, skip, truth, compare, save_samples):
-    from infertool.backends.base import EngineOptions, OrtOptions, RunnerOptions
-    from infertool.backends.onnxruntime import OPTIMIZATION_LEVELS
+def _gate(gate: Gate):
     from infertool.measure.gate import GATE_STATS
-    from infertool.measure.timing import Budget
-    from infertool.pipelines.bench import BenchOptions, GateOptions
+    from infertool.pipelines.bench import GateOptions
 
     regression, stat = parse.regression(gate.max_regression), parse.choice(gate.gate_stat, GATE_STATS, "--gate-stat")
     max_cv = parse.percentage(gate.max_cv, "--max-cv") if gate.max_cv is not None else None
-    gate_options = GateOptions(gate.baseline, regression, stat, max_cv) if gate.baseline is not None else None
+    return GateOptions(gate.baseline, regression, stat, max_cv) if gate.baseline is not None else None
+
+
+def _options(backend, batch, shapes, skip, force, given: SimpleNamespace):
+    """BenchOptions from the command's arguments; `given` holds its option groups by name."""
+    from infertool.backends.base import EngineOptions, OrtOptions, RunnerOptions
+    from infertool.backends.onnxruntime import EXECUTION_MODES, OPTIMIZATION_LEVELS
+    from infertool.measure.timing import Budget
+    from infertool.pipelines.bench import BenchOptions
+
+    ort, engine, timing, agreement, perf, generated = given.ort, given.engine, given.timing, given.agreement, given.perf, given.generated
     runner = RunnerOptions(
-        device=device.device, io_binding=ort.io_binding, cuda_graph=ort.cuda_graph,
+        device=given.device.device, io_binding=ort.io_binding, cuda_graph=ort.cuda_graph,
         ort=OrtOptions(ort.threads, ort.inter_op_threads, parse.choice(ort.graph_opt, OPTIMIZATION_LEVELS, "--graph-opt"),
-                       parse.provider_options(ort.ort_option or [])),
+                       parse.provider_options(ort.ort_option or []),
+                       ort.execution_mode and parse.choice(ort.execution_mode, EXECUTION_MODES, "--execution-mode")),
         engine=EngineOptions(engine.precision, parse.size(engine.workspace) if engine.workspace else None, engine.opt_level,
                              engine.timing_cache, engine.engine, engine.engine_cache, runtime_cache=engine.runtime_cache),
+        source=given.source.to_options(), timeout=given.limits.seconds(),
     )
     shape_sets = parse.shape_sets(generated.input_shape or [], shapes or [])
     fixed = dataclasses.replace(generated, input_shape=None) if shape_sets else generated  # each set holds the fixed shapes
     return BenchOptions(
         backends=tuple(dict.fromkeys(backend or ["ort-cpu"])), batches=parse.batches(batch), shape_sets=shape_sets,
-        inputs=inputs.to_options(fixed, image), warmup=parse.warmup(timing.warmup),
+        inputs=given.inputs.to_options(fixed, given.image), warmup=parse.warmup(timing.warmup),
         measure=Budget(timing.iterations, parse.finite(timing.duration, "--duration", 0, MAX_SECONDS)), runner=runner,
         reference=agreement.reference, check_outputs=agreement.check, atol=parse.finite(agreement.atol, "--atol"),
         rtol=parse.finite(agreement.rtol, "--rtol"), min_cosine=parse.finite(agreement.min_cosine, "--min-cosine", -math.inf),
-        gate=gate_options, save_optimized=ort.save_optimized, force=force, skip_unavailable=skip, ground_truth=truth.labels_csv,
-        model_labels=parse.names(compare.label, unique=False), baseline_row=compare.baseline_row, save_samples=save_samples,
+        gate=_gate(given.gate), save_optimized=ort.save_optimized, force=force, skip_unavailable=skip, ground_truth=given.truth.labels_csv,
+        model_labels=parse.names(given.compare.label, unique=False), baseline_row=given.compare.baseline_row,
+        save_samples=given.reports.save_samples, profile=perf.profile_top if perf.profile else 0, concurrency=perf.concurrency,
     )
 
 
@@ -148,8 +161,19 @@ def _emit(result, output: Output, reports: Reports) -> None:
                 warn(f"cannot append to $GITHUB_STEP_SUMMARY ({summary}): {exc.strerror}")
     if "-" not in targets.values():
         render.bench_tables(result, out)
+        render_perf.tables(result, out)
     for warning in result.warnings:
         warn(warning)
+
+
+def _tuner(given: SimpleNamespace):
+    """bench --tune's row measurement, which writes the command line reproducing what it found."""
+    from infertool.cli.perf import reproduce
+    from infertool.pipelines.tune import TuneOptions, tuner
+
+    groups = {name: getattr(given, name) for name in ("inputs", "generated", "image", "timing", "agreement", "device")}
+    budget = parse.seconds(given.perf.tune_budget, "--tune-budget")
+    return tuner(TuneOptions(budget, reproduce(groups, Ort, given.engine, given.source)))
 
 
 @command
@@ -170,23 +194,24 @@ def bench(
     ),
     compare: Compare = None, inputs: Inputs = None, generated: Generated = None, image: Image = None, timing: Timing = None, ort: Ort = None,
     engine: Engine = None, agreement: Agreement = None, gate: Gate = None, device: Device = None, reports: Reports = None,
-    truth: Truth = None, limits: Limits = None, output: Output = None,
+    truth: Truth = None, limits: Limits = None, perf: Perf = None, source: Source = None, output: Output = None,
 ) -> None:
     """Benchmark ONNX models on one or more backends: latency statistics, throughput, memory, output agreement."""
     from infertool.files import check_output
     from infertool.pipelines.bench import run_bench
 
-    settings = _options(
-        backend, batch, shapes, inputs, generated, image, timing, ort, engine, agreement, gate, device, output.force, skip_unavailable, truth,
-        compare, reports.save_samples,
+    given = SimpleNamespace(
+        compare=compare, inputs=inputs, generated=generated, image=image, timing=timing, ort=ort, engine=engine, agreement=agreement,
+        gate=gate, device=device, reports=reports, truth=truth, limits=limits, perf=perf, source=source,
     )
-    settings = dataclasses.replace(settings, runner=dataclasses.replace(settings.runner, timeout=limits.seconds()))
+    settings = _options(backend, batch, shapes, skip_unavailable, output.force, given)
+    row_measure = _tuner(given) if perf.tune else None
     for target in _targets(output, reports).values():
         if target != "-":
             check_output(Path(target), output.force)
     with RichReporter(output.quiet) as reporter:
         try:
-            result = run_bench(model, settings, reporter)
+            result = run_bench(model, settings, reporter, row_measure)
         except CheckFailed as failure:
             if failure.result is not None:
                 _emit(failure.result, output, reports)

@@ -331,3 +331,11 @@ def devices(text: str) -> tuple[str, ...]:
     if "," not in text:
         return tuple(str(i) for i in range(int(parts[0])))
     return tuple(dict.fromkeys(parts))
+
+
+def seconds(text: str, option: str) -> float:
+    """`60s`, `90`, `500ms`, `2m` -> seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*", text)
+    if not match:
+        raise InfertoolError(f"malformed {option} '{text}'", hint="give a time, e.g. 60s, 500ms or 2m")
+    return float(match.group(1)) * {"ms": 1e-3, "s": 1.0, "m": 60.0, None: 1.0}[match.group(2)]

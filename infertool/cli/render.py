@@ -270,7 +270,7 @@ def doctor_report(result, console: Console) -> None:
 KEYS = [Column("model", TEXT, shared=""), Column("backend", TEXT, shared="{}"), Column("batch", shared="batch {}"), Column("inputs", TEXT, shared="inputs {}")]
 
 
-def _keys(row) -> list[str]:
+def row_keys(row) -> list[str]:
     return [escape(row.model or ""), row.backend, str(row.batch), shapes_text(row.input_shapes)]
 
 
@@ -297,7 +297,7 @@ def _latency(result) -> Section:
     for row in result.rows:
         stats = row.latency
         cv = f"{stats.cv:.1%}" if not stats.noisy else f"[yellow]{stats.cv:.1%}[/]"
-        cells = [*_keys(row), _precision(row, model), MODE_LABELS[row.latency_mode], ms(stats.median), ms(stats.p90), ms(stats.p99),
+        cells = [*row_keys(row), _precision(row, model), MODE_LABELS[row.latency_mode], ms(stats.median), ms(stats.p90), ms(stats.p99),
                  cv, sig(throughput(stats, row.batch)["samples_per_s"], thousands=True)]
         rows.append(cells + (["-" if row.speedup is None else f"{row.speedup:.2f}x"] if several else []))
     modes = {r.latency_mode for r in result.rows}
@@ -328,7 +328,7 @@ def _split(result) -> Section | None:
         return None
     modes = ("end_to_end", "device_resident", "gpu_compute", "gpu_h2d", "gpu_d2h")
     columns = [*KEYS, Column("e2e"), Column("device"), Column("GPU compute"), Column("GPU H2D"), Column("GPU D2H")]
-    rows = [[*_keys(row), *(ms(_timing(row, m)) for m in modes)] for row in result.rows]
+    rows = [[*row_keys(row), *(ms(_timing(row, m)) for m in modes)] for row in result.rows]
     return ("where the time goes (median ms): copies vs device work", *_present(columns, rows),
             "GPU columns are CUDA-event times on the runtime's stream")
 
@@ -338,7 +338,7 @@ def _memory(result) -> Section | None:
     shown = [k for k in keys if any(r.memory.get(k) is not None for r in result.rows)]
     if not shown:
         return None
-    rows = [[*_keys(row), *("-" if row.memory.get(k) is None else size(row.memory[k]) for k in shown)] for row in result.rows]
+    rows = [[*row_keys(row), *("-" if row.memory.get(k) is None else size(row.memory[k]) for k in shown)] for row in result.rows]
     return "memory", [*KEYS, *(Column(keys[k]) for k in shown)], rows, None
 
 
@@ -351,7 +351,7 @@ def _agreement(result) -> Section | None:
     columns = [*KEYS, Column("output", TEXT, shared="output {}"), Column("tolerance", TEXT, shared="tolerance {}", drop=3),
                Column("max abs err"), Column("max rel err", drop=2), Column("cosine"), Column("top-1", drop=1), Column("result")]
     rows = [
-        [*_keys(row), escape(a.name), _tolerance(row.agreement.precision, a), error(a.max_abs), error(a.max_rel),
+        [*row_keys(row), escape(a.name), _tolerance(row.agreement.precision, a), error(a.max_abs), error(a.max_rel),
          cosine(a.cosine), percent(a.top1), _mark(a.passed)]
         for row in checked for a in row.agreement.outputs
     ]
@@ -371,7 +371,7 @@ def _startup(result) -> Section | None:
     jit = any(r.settings.get("jit_context_ms") is not None for r in result.rows)
     columns = [*KEYS, Column("load ms"), *([Column("of which JIT ms")] if jit else []), Column("first inference ms")]
     rows = [
-        [*_keys(row), ms(row.startup.get("load_ms")), *([ms(row.settings.get("jit_context_ms"))] if jit else []), ms(row.startup.get("first_inference_ms"))]
+        [*row_keys(row), ms(row.startup.get("load_ms")), *([ms(row.settings.get("jit_context_ms"))] if jit else []), ms(row.startup.get("first_inference_ms"))]
         for row in result.rows
     ]
     return "start-up (not in the latencies above)", *_present(columns, rows), None
@@ -383,7 +383,7 @@ def _task_accuracy(result) -> Section | None:
         return None
     first = labelled[0].accuracy
     columns = [*KEYS, Column("prec", TEXT, shared="{}"), Column("samples"), Column("top-1"), Column("top-5")]
-    rows = [[*_keys(r), _precision(r, result.model), str(r.accuracy.samples), percent(r.accuracy.top1), percent(r.accuracy.top5)] for r in labelled]
+    rows = [[*row_keys(r), _precision(r, result.model), str(r.accuracy.samples), percent(r.accuracy.top1), percent(r.accuracy.top5)] for r in labelled]
     return f"accuracy against {escape(first.labels)} (ground truth; output '{escape(first.output)}')", *_present(columns, rows), None
 
 

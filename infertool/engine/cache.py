@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import replace
 from pathlib import Path
 
 from infertool import cuda
 from infertool.engine import sidecar as sidecars
 from infertool.engine.build import BuildOptions, build_engine
+from infertool.files import cache_root
 from infertool.onnx_io import ModelInfo
 from infertool.reporting import Reporter
 
@@ -18,8 +18,7 @@ from infertool.reporting import Reporter
 def cache_dir(override: Path | None = None) -> Path:
     if override is not None:
         return override
-    root = os.environ.get("INFERTOOL_CACHE_DIR") or os.path.join(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "infertool")
-    return Path(root) / "engines"
+    return cache_root() / "engines"
 
 
 def engine_for(model: ModelInfo, options: BuildOptions, directory: Path | None, reporter: Reporter) -> Path:

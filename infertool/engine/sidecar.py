@@ -25,11 +25,17 @@ def read(engine_path: Path) -> dict | None:
         data = json.loads(path.read_text())
     except (OSError, ValueError, RecursionError) as exc:
         raise InfertoolError(f"{path} is not readable JSON", hint="rebuild the engine with infertool build-engine", detail=first_line(exc)) from exc
-    gpu = data.get("gpu") if isinstance(data, dict) else None
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("tensorrt_version"), str) \
-            or not isinstance(gpu, dict) or not all(isinstance(gpu.get(k), str) for k in ("name", "compute_capability")):
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA or not isinstance(data.get("tensorrt_version"), str) or not _names_gpu(data):
         raise InfertoolError(f"{path} is not an infertool engine sidecar", hint="rebuild the engine with infertool build-engine")
     return data
+
+
+def _names_gpu(data: dict) -> bool:
+    """The GPU the engine was built on; an ahead-of-time flavour (TensorRT-RTX) may build without one."""
+    gpu, flavour = data.get("gpu"), FLAVOURS.get(data.get("flavour", TENSORRT.name))
+    if gpu is None:
+        return flavour is not None and flavour.ahead_of_time
+    return isinstance(gpu, dict) and all(isinstance(gpu.get(k), str) for k in ("name", "compute_capability"))
 
 
 def _version_tuple(text: str) -> tuple[int, ...]:

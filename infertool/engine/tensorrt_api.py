@@ -5,6 +5,7 @@ process-wide."""
 from __future__ import annotations
 
 import importlib
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -146,6 +147,27 @@ def _error_text(message: str) -> str:
     if wrapped:
         text = wrapped.group(1)
     return re.sub(r" In \w+ at /\S+$", "", text)
+
+
+def profiler(flavour: Flavour, record: Callable[[str, float], None]) -> Any:
+    """An IProfiler handing each layer's time (ms) of every execution to `record`."""
+    trt = flavour.load()
+
+    class Profiler(trt.IProfiler):
+        def __init__(self) -> None:
+            trt.IProfiler.__init__(self)
+
+        def report_layer_time(self, layer_name: str, ms: float) -> None:
+            record(layer_name, ms)
+
+    return Profiler()
+
+
+def layer_types(flavour: Flavour, engine: Any) -> dict[str, str]:
+    """Layer name -> layer type, from the engine inspector (types need detailed profiling verbosity at build)."""
+    trt = flavour.load()
+    info = json.loads(engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON))
+    return {layer["Name"]: layer.get("LayerType", "?") for layer in info.get("Layers", []) if isinstance(layer, dict) and "Name" in layer}
 
 
 def progress_monitor(flavour: Flavour, advance: Callable[[str, int, int], None]) -> Any | None:

@@ -3,10 +3,11 @@ checked against a reference; then the verdicts (agreement, regression gate)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 from infertool import environment, onnx_io
 from infertool.agreement import compare, tolerance
 from infertool.backends import registry
-from infertool.backends.base import DEVICE_RESIDENT, END_TO_END, Backend, OrtOptions, Runner, RunnerOptions
+from infertool.backends.base import DEVICE_RESIDENT, END_TO_END, Backend, OrtOptions, RowFailed, Runner, RunnerOptions
 from infertool.dtypes import numpy_dtype
 from infertool.errors import CheckFailed, InfertoolError
 from infertool.feeds import FeedSource, InputOptions, value_shape
@@ -25,7 +26,7 @@ from infertool.measure.gpu_telemetry import GpuProbe, clock_drop
 from infertool.measure.memory import HostPeak, gpu_used
 from infertool.measure.timing import Budget, run_for
 from infertool.onnx_io import ModelInfo
-from infertool.pipelines import versions
+from infertool.pipelines import perf, versions
 from infertool.reporting import Reporter
 from infertool.results import AgreementReport, BenchResult, BenchRow
 from infertool.stats import PERCENTILE_METHOD, Stats
@@ -64,6 +65,8 @@ class BenchOptions:
     model_labels: tuple[str, ...] = ()  # one short name per model [default: the file names]
     baseline_row: str | None = None  # the speedup baseline: MODEL, BACKEND or MODEL:BACKEND [default: the first row]
     save_samples: bool = False  # keep every iteration's time in the result
+    profile: int = 0  # bench --profile: the slowest nodes to list (0: no profile)
+    concurrency: int = 1  # bench --concurrency: also run this many sessions / streams at once
 
     def tolerance(self, precision: str) -> tuple[float, float, float | None]:
         atol, rtol, cosine = tolerance(precision)
@@ -86,6 +89,7 @@ class BenchOptions:
             "percentile_method": PERCENTILE_METHOD, "timer": "time.perf_counter_ns per inference; CUDA events for gpu_* timings",
             "labels_csv": str(self.ground_truth) if self.ground_truth else None,
             "labels": list(self.model_labels), "baseline_row": self.baseline_row, "save_samples": self.save_samples,
+            "source": runner.source.to_dict(), "profile_top": self.profile, "concurrency": self.concurrency,
         }
 
 
@@ -224,6 +228,9 @@ def _plan(paths: list[Path], options: BenchOptions, reporter: Reporter) -> _Plan
     baseline_row = versions.baseline_row(options.baseline_row, labels, [b.name for b in backends])
     models = [onnx_io.describe(path) for path in paths]
     versions.check_inputs(labels, models)
+    for backend in backends:
+        for model in models:
+            backend.check(model, options.runner)
     if options.check_outputs:
         registry.require(registry.REFERENCE)
     for model in models:
@@ -235,8 +242,13 @@ def _plan(paths: list[Path], options: BenchOptions, reporter: Reporter) -> _Plan
     return _Plan(backends, skipped, labels, models, baseline_row, references)
 
 
-def _rows(plan: _Plan, options: BenchOptions, reporter: Reporter) -> list[BenchRow]:
-    rows = []
+# measures one row: (model, backend, feeds, options, references, reporter) -> BenchRow; bench --tune swaps in its own
+RowMeasure = Callable[..., BenchRow]
+
+
+def _rows(plan: _Plan, options: BenchOptions, reporter: Reporter, row_measure: RowMeasure | None) -> tuple[list[BenchRow], list[dict]]:
+    """Every row measured, and those that could not be (their error): a failed row does not stop the others."""
+    rows, failed = [], []
     for label, model in zip(plan.labels, plan.models):
         sources = [FeedSource(list(model.inputs), replace(options.inputs, shapes=shapes)) for shapes in options.shape_sets or (options.inputs.shapes,)]
         for note in sources[0].notes:
@@ -246,16 +258,20 @@ def _rows(plan: _Plan, options: BenchOptions, reporter: Reporter) -> list[BenchR
             truth = read_labels_csv(options.ground_truth)
             labelled = LabelledSet(sources[0].feeds(None), classes_for(truth, sources[0].samples(), str(options.inputs.path)), truth)
         named = label if len(plan.models) > 1 else None  # progress names the model where several are compared
-        rows += [
-            _measure_row(model, label, backend, source.feeds(batch), options, plan.references, reporter, labelled, named)
-            for backend in plan.backends for source in sources for batch in options.batches
-        ]
-    return _with_speedups(rows, *plan.baseline_row)
+        measure = row_measure or functools.partial(measure_row, labelled=labelled, named=named)
+        for backend, source, batch in ((b, s, n) for b in plan.backends for s in sources for n in options.batches):
+            feeds = source.feeds(batch)
+            try:
+                rows.append(replace(measure(model, backend, feeds, options, plan.references, reporter), model=label))
+            except RowFailed as exc:  # this row only: the others still run
+                failed.append({"model": label, "backend": backend.name, "batch": _batch(feeds), "error": exc.message})
+    return _with_speedups(rows, *plan.baseline_row), failed
 
 
-def run_bench(model_paths: Path | Sequence[Path], options: BenchOptions, reporter: Reporter) -> BenchResult:
+def run_bench(model_paths: Path | Sequence[Path], options: BenchOptions, reporter: Reporter, row_measure: RowMeasure | None = None) -> BenchResult:
     """Measure every row (model x backend x shapes x batch), then judge: raises CheckFailed
-    (carrying the result) on a disagreement with the reference or a regression against the baseline."""
+    (carrying the result) on a disagreement with the reference, a row that could not be measured,
+    or a regression against the baseline."""
     paths = [model_paths] if isinstance(model_paths, Path) else list(model_paths)
     plan = _plan(paths, options, reporter)
     baseline = load_baseline(options.gate.baseline) if options.gate else None
@@ -263,13 +279,15 @@ def run_bench(model_paths: Path | Sequence[Path], options: BenchOptions, reporte
         first = next(b for b in plan.backends if b.capabilities.saves_optimized)
         first.save_optimized(paths[0], options.runner, options.save_optimized, options.force)
         reporter.note(f"saved the graph optimized for {first.name} to {options.save_optimized}")
-    rows = _rows(plan, options, reporter)
+    rows, failed = _rows(plan, options, reporter, row_measure)
+    env, by_label = environment.fingerprint(), dict(zip(plan.labels, plan.models))
+    rows = [perf.with_compute([row], by_label[row.model], env, options.runner.device, reporter)[0] for row in rows]
     notes, advice = _notes(plan.models, plan.backends, rows, options)
     warnings = [f"{_name(r, len(plan.models) > 1)}: {w}" for r in rows for w in r.warnings]
     described = tuple({"label": label, **model.to_dict()} for label, model in zip(plan.labels, plan.models))
     result = BenchResult(
-        environment.fingerprint(), plan.models[0].to_dict(), options.to_dict(), tuple(rows), (*warnings, *advice),
-        skipped=plan.skipped, notes=notes, models=described,
+        env, plan.models[0].to_dict(), options.to_dict(), tuple(rows), (*warnings, *advice),
+        skipped=plan.skipped, notes=notes, models=described, failed=tuple(failed),
     )
     if baseline is not None:
         settings = options.gate
@@ -291,6 +309,10 @@ def _verdict(result: BenchResult) -> None:
             hint="see the agreement table; loosen --atol/--rtol/--min-cosine only if the difference is expected",
             result=result,
         )
+    if result.failed:
+        raise CheckFailed("could not measure " + "; ".join(f"{f['backend']} batch {f['batch']}: {f['error']}" for f in result.failed), result=result)
+    if result.failed:
+        raise CheckFailed("could not measure " + "; ".join(f"{f['backend']} batch {f['batch']}: {f['error']}" for f in result.failed), result=result)
     if result.gate is not None and not result.gate.passed:
         slower = [r for r in result.gate.rows if r.regressed]
         raise CheckFailed(
@@ -344,16 +366,28 @@ def _first_inference(runner: Runner, feeds: dict, label: str, reporter: Reporter
         startup["first_inference_ms"] = (time.perf_counter() - started) * 1e3
 
 
-def _measure_row(
-    model: ModelInfo, model_label: str, backend: Backend, feeds, options: BenchOptions, references, reporter, labelled: LabelledSet | None, named: str | None,
-) -> BenchRow:
-    batch = next((a.shape[0] for a in feeds.values() if isinstance(a, np.ndarray) and a.ndim), 1)
-    label = f"{named + ' ' if named else ''}{backend.name} batch {batch}"
+def _batch(feeds: dict) -> int:
+    return next((a.shape[0] for a in feeds.values() if isinstance(a, np.ndarray) and a.ndim), 1)
+
+
+@dataclass
+class _Measured:
+    timings: dict
+    outputs: dict
+    mode: str
+    samples: dict
+    memory: dict
+    info: object
+    startup: dict
+    accuracy: object
+    telemetry: dict | None
+
+
+def _run(backend: Backend, runner: Runner, feeds: dict, options: BenchOptions, label: str, reporter: Reporter, labelled: LabelledSet | None) -> _Measured:
+    """Load, a first inference, the timed loops, memory and (where labelled) task accuracy."""
     device = options.runner.device
     host = HostPeak()
     gpu_before = gpu_used(device) if backend.capabilities.on_gpu else None
-    shapes = {name: tuple(array.shape) for name, array in feeds.items() if isinstance(array, np.ndarray)}
-    runner = backend.open(backend.prepare(model, options.runner, shapes, reporter), options.runner)
     with reporter.task(f"{label}: loading"):
         started = time.perf_counter()
         runner.prepare()
@@ -365,29 +399,54 @@ def _measure_row(
         timings, outputs, mode, samples = _timings(runner, feeds, label, options, reporter, probe.start if probe else None)
         gpu_after = gpu_used(device) if gpu_before is not None else None
         memory = {
-            "model_file_bytes": model.bytes, "host_rss_increase_bytes": host.increase(), "host_peak_exact": host.exact,
+            "model_file_bytes": None, "host_rss_increase_bytes": host.increase(), "host_peak_exact": host.exact,
             "gpu_bytes": None if gpu_before is None or gpu_after is None else max(0, gpu_after - gpu_before), **runner.memory(),
         }
         info = runner.info()
         accuracy = None
         if labelled is not None:
             with reporter.task(f"{label}: accuracy on {len(labelled.classes)} labelled samples"):
-                accuracy = labelled.evaluate(runner.infer, batch)
+                accuracy = labelled.evaluate(runner.infer, _batch(feeds))
     finally:
         runner.close()
         telemetry = probe.finish() if probe else None
-    precision = info.precision or model.precision  # an engine may compute below the graph's type
-    agreement = _agreement(references, precision, feeds, outputs, options, references is not None and references.is_itself(backend, model.path))
-    warnings = list(info.warnings)
-    if telemetry is not None and clock_drop(telemetry):
-        warnings.insert(0, clock_drop(telemetry))
-    if timings[mode].noisy:
-        warnings.insert(0, f"noisy: coefficient of variation {timings[mode].cv:.1%} > 5%")
+    return _Measured(timings, outputs, mode, samples, memory, info, startup, accuracy, telemetry)
+
+
+def measure_row(
+    model: ModelInfo, backend: Backend, feeds, options: BenchOptions, references, reporter: Reporter,
+    labelled: LabelledSet | None = None, named: str | None = None,
+) -> BenchRow:
+    """One row: `backend` on `feeds`, timed, sized and checked (`named` prefixes its progress lines)."""
+    batch = _batch(feeds)
+    label = f"{named + ' ' if named else ''}{backend.name} batch {batch}"
+    shapes = {name: tuple(array.shape) for name, array in feeds.items() if isinstance(array, np.ndarray)}
+    artifact = backend.prepare(model, options.runner, shapes, reporter)
+    m = _run(backend, backend.open(artifact, options.runner), feeds, options, label, reporter, labelled)
+    extras = _extras(backend, artifact, feeds, options, m.timings[m.mode], label, reporter)
+    precision = m.info.precision or model.precision  # an engine may compute below the graph's type
+    agreement = _agreement(references, precision, feeds, m.outputs, options, references is not None and references.is_itself(backend, model.path))
+    warnings = list(m.info.warnings)
+    if m.telemetry is not None and clock_drop(m.telemetry):
+        warnings.insert(0, clock_drop(m.telemetry))
+    if m.timings[m.mode].noisy:
+        warnings.insert(0, f"noisy: coefficient of variation {m.timings[m.mode].cv:.1%} > 5%")
     return BenchRow(
-        backend.name, batch, precision, mode, timings, memory, {n: value_shape(v) for n, v in feeds.items()}, dict(info.settings), agreement,
-        warnings=tuple(warnings), accuracy=accuracy, startup={k: round(v, 3) for k, v in startup.items()},
-        model=model_label, samples=samples if options.save_samples else {}, gpu=telemetry,
+        backend.name, batch, precision, m.mode, m.timings, {**m.memory, "model_file_bytes": model.bytes}, {n: value_shape(v) for n, v in feeds.items()},
+        dict(m.info.settings), agreement, warnings=tuple(warnings), accuracy=m.accuracy, startup={k: round(v, 3) for k, v in m.startup.items()},
+        samples=m.samples if options.save_samples else {}, gpu=m.telemetry, **extras,
     )
+
+
+def _extras(backend: Backend, artifact: Path, feeds: dict, options: BenchOptions, single: Stats, label: str, reporter: Reporter) -> dict:
+    """bench --profile and --concurrency, each in sessions of its own (the timed one stays untouched)."""
+    extras = {}
+    if options.profile:
+        extras["profile"] = perf.profile_row(backend, artifact, feeds, options.runner, options.profile, label, reporter)
+    if options.concurrency > 1:
+        budgets = (options.warmup, options.measure)
+        extras["concurrency"] = perf.concurrent_row(backend, artifact, feeds, options.runner, options.concurrency, budgets, single, label, reporter)
+    return extras
 
 
 def _with_speedups(rows: list[BenchRow], model: str | None = None, backend: str | None = None) -> list[BenchRow]:

@@ -188,8 +188,12 @@ def _engines(merged) -> list[Block]:
     for s in sources:
         car = s.data["sidecar"]
         table.rows.append((s.id, s.data["engine"]["path"], str(car.get("precision")), str(car.get("tensorrt_version")),
-                           f"{car['gpu']['name']} (sm {car['gpu']['compute_capability']})", f"{car.get('build_seconds', 0):.1f}", _size(car.get("engine_bytes"))))
+                           _built_on(car["gpu"]), f"{car.get('build_seconds', 0):.1f}", _size(car.get("engine_bytes"))))
     return [("h", 2, "Engines"), table]
+
+
+def _built_on(gpu: dict | None) -> str:
+    return "built without a GPU" if gpu is None else f"{gpu['name']} (sm {gpu['compute_capability']})"
 
 
 def _sweeps(merged) -> list[Block]:

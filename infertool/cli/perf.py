@@ -1,0 +1,85 @@
+"""bench's performance options (--tune, --profile, --concurrency, framework sources) and the command
+line that reproduces a tuned configuration."""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from infertool.cli import parse
+
+
+@dataclass
+class Perf:
+    tune: bool = typer.Option(False, "--tune", help="Search each backend's settings per row with equal short budgets; report what was tried, the best, its speedup over the defaults and the command that reproduces it.")
+    tune_budget: str = typer.Option("60s", "--tune-budget", metavar="Ts", help="Measuring time per row that --tune shares among the configurations it tries (set-up, compiles and engine builds not counted).")
+    profile: bool = typer.Option(False, "--profile", help="Also profile each row in a separate session: time per op type and the slowest nodes / layers.")
+    profile_top: int = typer.Option(10, "--profile-top", min=1, help="Nodes listed by --profile.")
+    concurrency: int = typer.Option(1, "--concurrency", min=1, help="Also run N sessions / streams at once, one thread each: aggregate throughput and per-request latency.")
+
+
+@dataclass
+class Source:
+    source: Optional[str] = typer.Option(None, "--source", metavar="SOURCE", help="Framework backends (torch, torch-compile): the model the ONNX came from, as convert takes it (file.py:factory, .pt, .pt2).")
+    weights: Optional[Path] = typer.Option(None, "--weights", help="State dict loaded into the --source factory's model.")
+    trust_model: bool = typer.Option(False, "--trust-model", help="Allow loading a --source that runs code from the model file (pickled modules).")
+    compile_mode: Optional[str] = typer.Option(None, "--compile-mode", metavar="MODE", help="torch-compile: torch.compile mode (default, reduce-overhead, max-autotune, max-autotune-no-cudagraphs) [default: torch's].")
+    channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="torch backends: channels_last memory format [default: on a GPU, for convolutional models].")
+
+    def to_options(self):
+        from infertool.backends.base import SourceOptions
+        from infertool.backends.torch import COMPILE_MODES
+
+        mode = self.compile_mode and parse.choice(self.compile_mode, COMPILE_MODES, "--compile-mode")
+        return SourceOptions(self.source, self.weights, self.trust_model, mode, self.channels_last)
+
+
+def group_args(group: object, skip: tuple[str, ...] = ()) -> list[str]:
+    """The options that set a filled-in option group's non-default values, as typed on a command line."""
+    args: list[str] = []
+    for item in dataclasses.fields(group):
+        info, value = item.default, getattr(group, item.name)
+        if item.name in skip or value == info.default or value is None:
+            continue
+        flag = info.param_decls[0]
+        if "/" in flag:
+            on, off = flag.split("/")
+            args.append(on if value else off)
+        elif isinstance(value, bool):
+            args += [flag] if value else []
+        elif isinstance(value, list):
+            args += [part for v in value for part in (flag, str(v))]
+        else:
+            args += [flag, str(value)]
+    return args
+
+
+def reproduce(groups: dict, ort_group: type, engine_group: object, source_group: object):
+    """A function writing the command line of a configuration `bench --tune` found (pipelines/tune.Reproduce)."""
+
+    def command(found) -> str:
+        options = found.options
+        ort = ort_group(
+            threads=options.ort.intra_op_threads, inter_op_threads=options.ort.inter_op_threads, graph_opt=options.ort.graph_optimization,
+            ort_option=[f"{k}={v}" for k, v in options.ort.provider_options.items()] or None, io_binding=options.io_binding,
+            cuda_graph=options.cuda_graph, save_optimized=None, execution_mode=options.ort.execution_mode,
+        )
+        engine = dataclasses.replace(engine_group, opt_level=options.engine.opt_level)
+        source = dataclasses.replace(source_group, channels_last=options.source.channels_last)
+        bench = ["infertool", "bench", str(found.model), "--backend", found.backend, "--batch", str(found.batch)]
+        for group in (*groups.values(), ort, engine, source):
+            bench += group_args(group)
+        if found.graph is None:
+            return shlex.join(bench)
+        precision, target, samples = found.graph
+        made = ["infertool", "quantize", str(found.source), "-p", precision, "--target", target, "--calib-data", "random",
+                "--calib-samples", str(samples), *group_args(groups["generated"]), "-o", str(found.model), "--force"]
+        reference = ["--reference", str(found.source)] if groups["agreement"].reference is None else []
+        return f"{shlex.join(made)} && {shlex.join([*bench, *reference])}"
+
+    return command

@@ -5,6 +5,9 @@ tasks on a local Ray cluster gives the same cells."""
 
 import itertools
 import json
+import os
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -209,3 +212,22 @@ def test_device_slots(monkeypatch, tmp_path):
     with pytest.raises(InfertoolError, match="GPU cells but this machine has no GPU"):
         sweep_module._slots(options, cells, SilentReporter())
     assert sweep_module._slots(sweep_module.SweepOptions(tmp_path / "out", devices=("0", "1")), cells, SilentReporter()) == (["0", "1"], True)
+
+
+def test_the_multi_gpu_run_checks_agreement_placement_and_wall_times(tmp_path):
+    """benchmarks/multi_gpu.py, the issue-18 run, on FAKE GPUs (tests/fakes: TensorRT, CUDA runtime,
+    NVML): the sweep on every GPU, then pinned to GPU 0, each row's physical GPU read back through
+    its PCI address, and no GPU running two cells at once."""
+    fakes = ROOT / "tests" / "fakes"
+    env = {**os.environ, "PYTHONPATH": f"{fakes}:{fakes / 'nvml'}", "FAKE_TENSORRT_VERSION": "10.16.1.11", "FAKE_NVML_GPUS": "2",
+           "INFERTOOL_CACHE_DIR": str(tmp_path / "cache")}
+    write_spec(tmp_path, "")
+    command = [sys.executable, str(ROOT / "benchmarks" / "multi_gpu.py"), str(tmp_path / "run"), "--model", f"a={tmp_path / 'a.onnx'}",
+               "--model", f"b={tmp_path / 'b.onnx'}", "--backend", "trt", "--precisions", "fp32", "--batches", "1, 2", "--bench-args", FAST]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
+    verdict = json.loads((tmp_path / "run" / "check.json").read_text())
+    assert done.returncode == (0 if verdict["passed"] else 1), done.stderr
+    assert verdict["cells"] == 4 and verdict["overlaps"] == [] and verdict["cells_per_device"] == {"gpu0": 2, "gpu1": 2}
+    one = json.loads((tmp_path / "run" / "one-gpu" / "sweep.json").read_text())
+    assert {c["cuda_visible_devices"] for c in one["cells"]} == {"0"} and verdict["walls"]["one-gpu"]["cells_wall_s"] > 0
+    assert "| a-fp32 | 1 | gpu" in (tmp_path / "run" / "check.md").read_text()

@@ -203,7 +203,7 @@ def pairs(console: Console, title: str, items: list[tuple[str, str]]) -> None:
     console.print(table)
 
 
-def _present(columns: list[Column], rows: list[list[str]]) -> tuple[list[Column], list[list[str]]]:
+def present(columns: list[Column], rows: list[list[str]]) -> tuple[list[Column], list[list[str]]]:
     """Leave out the columns with nothing but '-'."""
     keep = [i for i in range(len(columns)) if any(row[i] != "-" for row in rows)]
     return [columns[i] for i in keep], [[row[i] for i in keep] for row in rows]
@@ -329,7 +329,7 @@ def _split(result) -> Section | None:
     modes = ("end_to_end", "device_resident", "gpu_compute", "gpu_h2d", "gpu_d2h")
     columns = [*KEYS, Column("e2e"), Column("device"), Column("GPU compute"), Column("GPU H2D"), Column("GPU D2H")]
     rows = [[*row_keys(row), *(ms(_timing(row, m)) for m in modes)] for row in result.rows]
-    return ("where the time goes (median ms): copies vs device work", *_present(columns, rows),
+    return ("where the time goes (median ms): copies vs device work", *present(columns, rows),
             "GPU columns are CUDA-event times on the runtime's stream")
 
 
@@ -355,7 +355,7 @@ def _agreement(result) -> Section | None:
          cosine(a.cosine), percent(a.top1), _mark(a.passed)]
         for row in checked for a in row.agreement.outputs
     ]
-    return (f"output agreement with {escape(checked[0].agreement.reference)} (same inputs)", *_present(columns, rows),
+    return (f"output agreement with {escape(checked[0].agreement.reference)} (same inputs)", *present(columns, rows),
             "passes within |got - ref| <= atol + rtol * |ref| everywhere, or at a cosine at or above the floor shown")
 
 
@@ -374,7 +374,7 @@ def _startup(result) -> Section | None:
         [*row_keys(row), ms(row.startup.get("load_ms")), *([ms(row.settings.get("jit_context_ms"))] if jit else []), ms(row.startup.get("first_inference_ms"))]
         for row in result.rows
     ]
-    return "start-up (not in the latencies above)", *_present(columns, rows), None
+    return "start-up (not in the latencies above)", *present(columns, rows), None
 
 
 def _task_accuracy(result) -> Section | None:
@@ -384,7 +384,7 @@ def _task_accuracy(result) -> Section | None:
     first = labelled[0].accuracy
     columns = [*KEYS, Column("prec", TEXT, shared="{}"), Column("samples"), Column("top-1"), Column("top-5")]
     rows = [[*row_keys(r), _precision(r, result.model), str(r.accuracy.samples), percent(r.accuracy.top1), percent(r.accuracy.top5)] for r in labelled]
-    return f"accuracy against {escape(first.labels)} (ground truth; output '{escape(first.output)}')", *_present(columns, rows), None
+    return f"accuracy against {escape(first.labels)} (ground truth; output '{escape(first.output)}')", *present(columns, rows), None
 
 
 GATE_STATUS = {"ok": "[green]ok[/]", "regressed": "[red]REGRESSED[/]", "not compared": "[yellow]not compared[/]", "left out": "[yellow]left out (noisy)[/]"}
@@ -567,7 +567,7 @@ def quantize_result(result, console: Console) -> None:
         rows = [[escape(a.name), error(a.max_abs), error(a.mean_abs), cosine(a.cosine), percent(a.top1), percent(a.top5), _mark(a.passed)]
                 for a in accuracy.outputs]
         title = f"accuracy: fp32 vs {result.precision} on {escape(accuracy.backend)}, {accuracy.samples} samples of {escape(accuracy.data)}"
-        grid(console, title, *_present(columns, rows))
+        grid(console, title, *present(columns, rows))
         if accuracy.emulation:
             console.print(f"[yellow]emulated:[/] {escape(accuracy.emulation)}", highlight=False)
     if accuracy.original_accuracy is not None:

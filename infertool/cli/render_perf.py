@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from infertool.cli.console import escape
-from infertool.cli.render import KEYS, NUM, TEXT, Column, grid, ms, percent, row_keys, sig
+from infertool.cli.render import KEYS, NUM, TEXT, Column, grid, ms, percent, present, row_keys, sig
 
 
 def _compute(rows: list) -> tuple[list[Column], list[list[str]], str]:
@@ -22,7 +22,7 @@ def _compute(rows: list) -> tuple[list[Column], list[list[str]], str]:
         ])
     caption = ("FLOPs: 2 x multiply-accumulates of Conv / MatMul / Gemm at the row's shapes (attention: activation x activation MatMuls; "
                "+: nodes not counted); bytes: weights + inputs + outputs, a lower bound")
-    return columns, cells, caption
+    return (*present(columns, cells), caption)
 
 
 def _tune(row, console: Console) -> None:
@@ -69,7 +69,8 @@ def tables(result, console: Console) -> None:
     computed = [r for r in result.rows if r.compute]
     if computed:
         console.print()
-        grid(console, "work per inference and % of the device's dense peak", *_compute(computed))
+        peaks = any(r.compute["peak"] for r in computed)
+        grid(console, "work per inference" + (" and % of the device's dense peak" if peaks else ""), *_compute(computed))
     for row in result.rows:
         if row.tune and row.tune["tried"]:
             console.print()

@@ -15,6 +15,7 @@ class cudaError_t(enum.IntEnum):  # noqa: N801 (cuda-python's names)
     cudaSuccess = 0
     cudaErrorInvalidValue = 1
     cudaErrorMemoryAllocation = 2
+    cudaErrorInvalidDevice = 101
 
 
 class cudaMemcpyKind(enum.IntEnum):  # noqa: N801
@@ -62,9 +63,24 @@ class _Properties:
     major: int = int(_CAPABILITY[0])
     minor: int = int(_CAPABILITY[1])
     totalGlobalMem: int = 8 * 2**30  # noqa: N815
-    pciDomainID: int = 0  # noqa: N815 (the fake NVML's GPU 0 sits at 0:1:0)
+    pciDomainID: int = 0  # noqa: N815 (the fake NVML's GPU i sits at 0:(i+1):0)
     pciBusID: int = 1  # noqa: N815
     pciDeviceID: int = 0  # noqa: N815
+
+
+def _visible() -> list[int]:
+    """The machine's GPUs (FAKE_NVML_GPUS of them, in PCI order) that CUDA_VISIBLE_DEVICES leaves
+    this process, in CUDA's numbering; as in CUDA, the list ends at its first invalid entry."""
+    count = int(os.environ.get("FAKE_NVML_GPUS", "1"))
+    given = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if given is None:
+        return list(range(count))
+    visible = []
+    for part in given.split(","):
+        if not part.strip().isdigit() or int(part) >= count:
+            break
+        visible.append(int(part))
+    return visible
 
 
 def enqueue(stream, work) -> None:
@@ -80,15 +96,18 @@ def cudaGetErrorName(error):  # noqa: N802
 
 
 def cudaGetDeviceCount():  # noqa: N802
-    return OK, 1
+    return OK, len(_visible())
 
 
 def cudaSetDevice(device):  # noqa: N802
-    return (OK,)
+    return (OK,) if 0 <= device < len(_visible()) else (cudaError_t.cudaErrorInvalidDevice,)
 
 
 def cudaGetDeviceProperties(device):  # noqa: N802
-    return OK, _Properties()
+    visible = _visible()
+    if not 0 <= device < len(visible):
+        return cudaError_t.cudaErrorInvalidDevice, None
+    return OK, _Properties(pciBusID=visible[device] + 1)
 
 
 def cudaMemGetInfo():  # noqa: N802

@@ -32,12 +32,12 @@ models() {
   stage "models: export and fp16 (CPU work on the GPU machine)"
   python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'torch has no CUDA here')"
   it doctor --json > "$OUT/doctor.json"
-  [ -f "$MODELS/resnet50.onnx" ] || it convert benchmarks/models.py:resnet50 --input-shape 1x3x224x224 --exporter torchscript \
+  [ -f "$MODELS/resnet50.onnx" ] || it convert benchmarks/models.py:resnet50 --input-shape 1x3x224x224 \
     -o "$MODELS/resnet50.onnx" --quiet --json "$OUT/convert_resnet50.json" --force
   [ -f "$MODELS/resnet50.fp16.onnx" ] || it quantize "$MODELS/resnet50.onnx" -p fp16 -o "$MODELS/resnet50.fp16.onnx" \
     --eval-backend ort-cuda --quiet --json "$OUT/quantize_resnet50_fp16.json" --force
   [ -f "$MODELS/bert.onnx" ] || it convert benchmarks/models.py:bert_base --input-shape input_ids:1x128 --input-shape attention_mask:1x128 \
-    --dtype int64 --int-range 0:30522 --dynamic-axis input_ids:1:seq --dynamic-axis attention_mask:1:seq --exporter torchscript \
+    --dtype int64 --int-range 0:30522 --dynamic-axis input_ids:1:seq --dynamic-axis attention_mask:1:seq \
     --atol 1e-3 -o "$MODELS/bert.onnx" --quiet --json "$OUT/convert_bert.json" --force
   [ -f "$MODELS/bert.fp16.onnx" ] || it quantize "$MODELS/bert.onnx" -p fp16 -o "$MODELS/bert.fp16.onnx" --eval-backend ort-cuda \
     --input-shape input_ids:1x128 --int-range 0:30522 --quiet --json "$OUT/quantize_bert_fp16.json" --force

@@ -362,7 +362,7 @@ def _conform(value: Any, spec: TensorSpec, container: tuple[str, ...], source: s
     if kind != "tensor" or not isinstance(value, np.ndarray):
         raise InfertoolError(f"input '{spec.name}' in {source} is a {type(value).__name__}, the model wants a {spec.type_name}", hint="infertool feeds tensors, sequences and optionals")
     array = _typed(value, spec, source)
-    if array.ndim and array.shape[0] == 0:
+    if array.ndim and array.shape[0] == 0 and not (spec.ranked and spec.shape and spec.shape[0] == 0):  # unless the model asks for none
         raise InfertoolError(f"input '{shorten(spec.name)}' in {shorten(source)} holds no samples (shape {format_shape(array.shape)})", hint="give at least one sample")
     fixed_ok = not spec.ranked or (len(array.shape) == len(spec.shape) and all(
         not isinstance(want, int) or want == got for want, got in zip(spec.shape, array.shape)

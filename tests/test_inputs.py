@@ -40,6 +40,7 @@ def test_npz_checks_names_dtypes_and_shapes(tmp_path):
         "missing.npz": ({"ids": good["ids"]}, "lacks input scale"),
         "dtype.npz": ({"ids": good["ids"].astype(np.int32), "scale": good["scale"]}, "is int32, the model wants int64"),
         "shape.npz": ({"ids": good["ids"], "scale": np.ones((2, 3), np.float32)}, "has shape 2x3, the model wants batchx1"),
+        "empty.npz": ({"ids": good["ids"][:0], "scale": good["scale"][:0]}, "input 'ids' in .* holds no samples"),  # a dynamic batch of 0
     }
     for file, (arrays, message) in cases.items():
         np.savez(tmp_path / file, **arrays)

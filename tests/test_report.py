@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import one_line_error, run_cli
+from conftest import ROOT, one_line_error, run_cli
 from onnx_models import mlp
 
 FAST = ["--warmup", "2", "--iterations", "30", "--duration", "0"]
@@ -153,3 +153,23 @@ def test_bad_report_input(results, tmp_path):
     (tmp_path / "r.md").write_text("mine")
     kept = run_cli("report", results / "bench.json", "-o", tmp_path / "r.md")
     assert kept.returncode == 2 and "already exists" in one_line_error(kept) and (tmp_path / "r.md").read_text() == "mine"
+
+
+def test_real_gpu_sweeps_merge_and_only_real_setting_differences_show(tmp_path):
+    """The committed two-GPU and one-GPU sweeps (ONNX Runtime CUDA EP on H100s, benchmarks/results/
+    multi-gpu): the same cells run twice, so rows pair up and their settings show no difference; a
+    setting that really differs (CUDA graph off) is named alone, not as a whole provider-options blob."""
+    folder = ROOT / "benchmarks" / "results" / "multi-gpu"
+    result = run_cli("report", folder / "all-gpus", folder / "one-gpu", "-o", tmp_path / "r.md", "--json")
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "r.md").read_text()
+    assert "user_compute_stream" not in text and "provider_options={" not in text
+    cell = json.loads(next((folder / "one-gpu" / "cells").glob("resnet50-fp16*b32*.json")).read_text())
+    changed = copy.deepcopy(cell)
+    changed["rows"][0]["settings"]["provider_options"]["enable_cuda_graph"] = "0"
+    changed["env"]["time"] = "2026-11-28T03:00:00+00:00"
+    (tmp_path / "a.json").write_text(json.dumps(cell))
+    (tmp_path / "b.json").write_text(json.dumps(changed))
+    result = run_cli("report", tmp_path / "a.json", tmp_path / "b.json", "-o", tmp_path / "two.md")
+    assert result.returncode == 0, result.stderr
+    assert "provider_options.enable_cuda_graph=0" in (tmp_path / "two.md").read_text()

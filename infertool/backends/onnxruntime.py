@@ -216,8 +216,10 @@ def session_options(options: OrtOptions, optimized_path: Path | None = None, pro
 def read_back(session: Any, provider: str) -> dict:
     """The settings the session reports it runs with (not the ones asked for)."""
     so = session.get_session_options()
+    options = dict(session.get_provider_options().get(provider, {}))
+    options.pop("user_compute_stream", None)  # an address in this process; has_user_compute_stream tells
     return {
-        "provider_options": dict(session.get_provider_options().get(provider, {})),
+        "provider_options": options,
         "session_options": {
             "intra_op_num_threads": so.intra_op_num_threads, "inter_op_num_threads": so.inter_op_num_threads,
             "execution_mode": so.execution_mode.name, "graph_optimization_level": so.graph_optimization_level.name,
@@ -293,7 +295,8 @@ class OrtRunner(Runner):
         self._names = [o.name for o in self.outputs]
         self._input_types = {i.name: i.dtype if i.is_tensor else "" for i in self.inputs}
         self._run_options = ort.RunOptions()
-        self._run_options.log_severity_level = 4  # failures come back as exceptions, in infertool's words
+        # failures come back as exceptions, in infertool's words; ORT's own log only with --verbose
+        self._run_options.log_severity_level = ort_log_severity()
         self._deadline = Deadline(self.options.timeout, functools.partial(setattr, self._run_options, "terminate", True))
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

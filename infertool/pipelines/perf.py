@@ -56,7 +56,8 @@ def with_compute(rows: list[BenchRow], model: ModelInfo, env: dict, device: int,
     """Every row with its FLOPs, bytes and % of peak (rows keep going without them if counting fails)."""
     found = []
     for row in rows:
-        shapes = {name: tuple(shape) for name, shape in row.input_shapes.items()}
+        # tensors only: a sequence or optional input carries no work of its own to count
+        shapes = {name: tuple(shape) for name, shape in row.input_shapes.items() if isinstance(shape, (list, tuple)) and all(isinstance(d, int) for d in shape)}
         try:
             count = flops.count_file(model.path, model.sha256, shapes)
         except InfertoolError as exc:

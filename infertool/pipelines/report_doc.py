@@ -243,15 +243,30 @@ def _value(value) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+# settings that differ from run to run without changing what runs: a thread count ORT chose, the
+# address of the CUDA stream infertool handed it (results written before it was left out)
+VOLATILE = {"effective_threads", "provider_options.user_compute_stream"}
+
+
+def _flat_settings(row) -> dict:
+    """A row's settings with nested groups spelled out: provider_options.prefer_nhwc."""
+    flat = {}
+    for key, value in (row.data.get("settings") or {}).items():
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        flat.update({key if sub is None else f"{key}.{sub}": item for sub, item in items})
+    return {k: v for k, v in flat.items() if k not in VOLATILE}
+
+
 def variants(rows) -> dict[int, str]:
     """For rows of one model and backend run with different settings (CUDA graphs on and off, thread
     counts...): what differs, e.g. 'cuda_graph=true', by id(row); '' where nothing does."""
     found = {}
     for group in _by(rows, lambda r: (r.model["sha256"], r.data["backend"])).values():
-        keys = sorted({k for r in group for k in r.data.get("settings") or {}} - {"effective_threads"})
-        differ = [k for k in keys if len({_value((r.data.get("settings") or {}).get(k)) for r in group}) > 1]
-        for r in group:
-            found[id(r)] = ", ".join(f"{k}={_value((r.data.get('settings') or {}).get(k))}" for k in differ)
+        settings = [_flat_settings(r) for r in group]
+        keys = sorted({k for s in settings for k in s})
+        differ = [k for k in keys if len({_value(s.get(k)) for s in settings}) > 1]
+        for r, s in zip(group, settings):
+            found[id(r)] = ", ".join(f"{k}={_value(s.get(k))}" for k in differ)
     return found
 
 

@@ -19,6 +19,7 @@ from rich.text import Text
 from infertool.cli.console import escape
 from infertool.stats import throughput
 from infertool.tensors import format_shape
+from infertool.text import byte_size
 
 NUM, TEXT = "num", "text"
 COMFORTABLE = 20  # text columns narrower than this make way for droppable columns first
@@ -62,14 +63,6 @@ def percent(value: float | None) -> str:
 def general(value: float | None) -> str:
     """Values of any magnitude (output ranges): 5 significant digits, e-notation where needed."""
     return "-" if value is None or value != value else f"{value:.5g}"
-
-
-def size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return ""
 
 
 def _mark(ok: bool) -> str:
@@ -216,7 +209,7 @@ def convert_result(result, console: Console) -> None:
     items = [("exporter", f"{result.framework} / {result.exporter}, opset {result.opset}, {result.seconds:.1f} s")]
     if result.output.path:
         extra = " + external data" if result.output.external_data else ""
-        items.append(("file", f"{size(result.output.bytes)}{extra}, sha256 {result.output.sha256[:16]}"))
+        items.append(("file", f"{byte_size(result.output.bytes)}{extra}, sha256 {result.output.sha256[:16]}"))
     items += [("input", f"{escape(s.name)}  {s.dtype}  {format_shape(s.shape)}") for s in result.inputs]
     items += [("output", f"{escape(s.name)}  {s.dtype}  {format_shape(s.shape)}") for s in result.outputs]
     items += [("note", escape(note)) for note in result.notes]
@@ -305,7 +298,7 @@ def _latency(result) -> Section:
     caption = f"ms per inference, percentiles by nearest rank; timed {', '.join(timed)}" + (
         f"; speedup over {escape(_baseline_name(result))} at the same inputs" if several else ""
     )
-    title = "latency" if len(result.models) > 1 else f"{escape(model['path'])}  ({model.get('precision_label', model['precision'])}, opset {model['opset']}, {size(model['bytes'])})"
+    title = "latency" if len(result.models) > 1 else f"{escape(model['path'])}  ({model.get('precision_label', model['precision'])}, opset {model['opset']}, {byte_size(model['bytes'])})"
     return title, columns, rows, caption
 
 
@@ -313,7 +306,7 @@ def _models(result) -> Section | None:
     if len(result.models) < 2:
         return None
     columns = [Column("model", TEXT), Column("file", TEXT), Column("prec", TEXT), Column("opset"), Column("size"), Column("sha256", TEXT, drop=1)]
-    rows = [[escape(m["label"]), escape(m["path"]), m.get("precision_label", m["precision"]), str(m["opset"]), size(m["bytes"]), m["sha256"][:12]]
+    rows = [[escape(m["label"]), escape(m["path"]), m.get("precision_label", m["precision"]), str(m["opset"]), byte_size(m["bytes"]), m["sha256"][:12]]
             for m in result.models]
     return "models", columns, rows, None
 
@@ -338,7 +331,7 @@ def _memory(result) -> Section | None:
     shown = [k for k in keys if any(r.memory.get(k) is not None for r in result.rows)]
     if not shown:
         return None
-    rows = [[*row_keys(row), *("-" if row.memory.get(k) is None else size(row.memory[k]) for k in shown)] for row in result.rows]
+    rows = [[*row_keys(row), *("-" if row.memory.get(k) is None else byte_size(row.memory[k]) for k in shown)] for row in result.rows]
     return "memory", [*KEYS, *(Column(keys[k]) for k in shown)], rows, None
 
 
@@ -476,7 +469,7 @@ def bench_markdown(result) -> str:
                  MODE_LABELS[row.latency_mode], ms(stats.median), ms(stats.p90), ms(stats.p99), f"{stats.cv:.1%}",
                  sig(throughput(stats, row.batch)["samples_per_s"], thousands=True)]
         cells += ["-" if row.speedup is None else f"{row.speedup:.2f}x"] * several
-        cells += ["-" if row.memory.get("gpu_bytes") is None else size(row.memory["gpu_bytes"])] * gpu
+        cells += ["-" if row.memory.get("gpu_bytes") is None else byte_size(row.memory["gpu_bytes"])] * gpu
         lines.append("| " + " | ".join([*cells, agreement]) + " |")
     if result.gate is not None:
         judged = sum(r.judged for r in result.gate.rows)
@@ -548,7 +541,7 @@ def _graph_summary(graph: dict) -> str:
 
 
 def quantize_result(result, console: Console) -> None:
-    items = [("size", f"{size(result.source.bytes)} → {size(result.output.bytes)}  ({result.seconds:.1f} s)"), ("graph", escape(_graph_summary(result.graph)))]
+    items = [("size", f"{byte_size(result.source.bytes)} → {byte_size(result.output.bytes)}  ({result.seconds:.1f} s)"), ("graph", escape(_graph_summary(result.graph)))]
     if result.calibration:
         c = result.calibration
         items.append(("calibration", f"{c['method']} on {c['samples'] or '-'} samples of {escape(str(c['data'] or 'cache'))}" + (", ranges from cache" if c["cache_hit"] else "")))
@@ -614,8 +607,8 @@ def build_result(result, console: Console) -> None:
     for index, profile in enumerate(car["profiles"]):
         shapes = "; ".join(f"{escape(n)} {format_shape(s['min'])} / {format_shape(s['opt'])} / {format_shape(s['max'])}" for n, s in profile.items())
         items.append((f"profile {index}", shapes or "static shapes"))
-    memory = "not known until loaded on a GPU" if car["device_memory_bytes"] is None else size(car["device_memory_bytes"])
-    items.append(("engine", f"{size(car['engine_bytes'])}, device memory {memory}, built in {car['build_seconds']:.1f} s"))
+    memory = "not known until loaded on a GPU" if car["device_memory_bytes"] is None else byte_size(car["device_memory_bytes"])
+    items.append(("engine", f"{byte_size(car['engine_bytes'])}, device memory {memory}, built in {car['build_seconds']:.1f} s"))
     items.append(("timing cache", "loaded and saved" if result.timing_cache_loaded else "saved" if car["options"]["timing_cache"] else "-"))
     items += [("note", escape(note)) for note in result.notes]
     pairs(console, f"{escape(car['onnx']['path'])} → {escape(str(result.engine.path))}", items)

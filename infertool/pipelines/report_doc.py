@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from infertool import __version__, plots
 from infertool.environment import utc_now
 from infertool.files import check_output, staged_output, write_text_atomic
+from infertool.text import byte_size
 
 MAX_PANELS = 8  # a plot shows this many panels (shapes, machines) at most
 COSINE_FLOOR = 1e-9  # 1 - cosine below this is drawn at it (a log axis has no zero)
@@ -37,16 +38,6 @@ NUMBERS = frozenset({"median ms", "p90", "p99", "CV", "samples/s", "speedup", "c
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}" if value < 100 else f"{value:.1f}"
-
-
-def _size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return "-"
 
 
 def _commit(env: dict) -> str:
@@ -175,7 +166,7 @@ def _quantize(merged) -> list[Block]:
         d, accuracy = s.data, s.data["accuracy"]
         cosine, top1 = accuracy.get("min_cosine"), accuracy.get("top1")
         gates = ", ".join(f"{name} {'ok' if g['passed'] else 'FAIL'}" for name, g in (d.get("gates") or {}).items()) or "-"
-        table.rows.append((s.id, d["source"]["path"], d["output"]["path"], d["precision"], f"{_size(d['source']['bytes'])} → {_size(d['output']['bytes'])}",
+        table.rows.append((s.id, d["source"]["path"], d["output"]["path"], d["precision"], f"{byte_size(d['source']['bytes'])} → {byte_size(d['output']['bytes'])}",
                            "-" if cosine is None else f"{cosine:.6f}", "-" if top1 is None else f"{top1:.1%}", gates))
     return [("h", 2, "Quantization (accuracy on the evaluation data)"), table]
 
@@ -188,7 +179,7 @@ def _engines(merged) -> list[Block]:
     for s in sources:
         car = s.data["sidecar"]
         table.rows.append((s.id, s.data["engine"]["path"], str(car.get("precision")), str(car.get("tensorrt_version")),
-                           _built_on(car["gpu"]), f"{car.get('build_seconds', 0):.1f}", _size(car.get("engine_bytes"))))
+                           _built_on(car["gpu"]), f"{car.get('build_seconds', 0):.1f}", byte_size(car.get("engine_bytes"))))
     return [("h", 2, "Engines"), table]
 
 

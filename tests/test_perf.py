@@ -89,6 +89,18 @@ def test_attention_matmuls_are_told_apart(tmp_path):
     assert found.weight_bytes == 8 * 8 * 4 and found.io_bytes == (2 * 5 * 8 + 2 * 5) * 4
 
 
+def test_attention_column_only_where_there_is_attention(cnn, tmp_path):
+    """A CNN has no attention work: its table leaves the column out rather than print 0 %."""
+    onnx.save(_attention_block(tmp_path / "a.onnx"), tmp_path / "a.onnx")
+    tables = {}
+    for name, model, shape in (("cnn", cnn, []), ("attention", tmp_path / "a.onnx", ["--input-shape", "x:1x5x8"])):
+        result = run_cli("bench", model, *shape, *FAST, env={"COLUMNS": "80"})
+        assert result.returncode == 0, result.stderr
+        tables[name] = result.stdout.split("work per inference")[1].splitlines()[2]
+    assert "GFLOP" in tables["cnn"] and "attention" not in tables["cnn"]
+    assert "attention" in tables["attention"]
+
+
 def test_peak_table_by_driver_name():
     assert peaks.peak("NVIDIA H100 80GB HBM3", "fp16").to_dict() == {"device": "H100 SXM", "precision": "fp16", "dense_tflops": 989.5}
     assert peaks.peak("NVIDIA H100 PCIe", "fp16").tflops == 756.5

@@ -16,7 +16,7 @@ def _compute(rows: list) -> tuple[list[Column], list[list[str]], str]:
         c, peak = row.compute, row.compute["peak"]
         attention = c["macs_by_kind"].get("attention", 0) * 2 / c["flops"] if c["flops"] else 0
         cells.append([
-            *row_keys(row), sig(c["flops"] / 1e9, 4) + ("+" if c["uncounted_nodes"] else ""), percent(attention), sig(c["bytes"] / 1e6, 4, thousands=True),
+            *row_keys(row), sig(c["flops"] / 1e9, 4) + ("+" if c["uncounted_nodes"] else ""), percent(attention) if attention else "-", sig(c["bytes"] / 1e6, 4, thousands=True),
             sig(c["tflops_per_s"], 4), "-" if peak is None else f"{peak['dense_tflops']:g} ({escape(peak['device'])} {peak['precision']})",
             percent(c["peak_share"]),
         ])

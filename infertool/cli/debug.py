@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
 from infertool.cli import parse, render
 from infertool.cli.console import RichReporter, show, showing_failed_checks
-from infertool.cli.groups import Calibration, Device, Generated, Image, Inputs, Output, command, data_options
+from infertool.cli.groups import MAX_SAMPLES, Calibration, Conversion, Device, Generated, Image, Inputs, Output, command
 
 debug_app = typer.Typer(
     name="debug", no_args_is_help=True, rich_markup_mode="rich",
@@ -23,7 +24,7 @@ def layers(
     candidate: Optional[Path] = typer.Argument(None, help="Its converted version (from infertool quantize) [default: REFERENCE again, on --candidate-backend]."),
     backend: str = typer.Option("ort-cpu", "--backend", "-b", help="Backend running the reference."),
     candidate_backend: Optional[str] = typer.Option(None, "--candidate-backend", help="Backend running the candidate [default: --backend]."),
-    samples: int = typer.Option(8, "--samples", min=1, help="Generated samples when --inputs is not given; every sample is compared."),
+    samples: int = typer.Option(8, "--samples", min=1, max=MAX_SAMPLES, help="Generated samples when --inputs is not given; every sample is compared."),
     graph_opt: str = typer.Option("all", "--graph-opt", metavar="all|extended|basic|disable", help="ONNX Runtime graph optimization level, both sides."),
     keep_fusions: bool = typer.Option(True, "--keep-fusions/--no-keep-fusions", help="TensorRT: read the tensors that survive fusion (TensorRT >= 10.12), not each tensor (which stops fusion there)."),
     markdown_out: Optional[Path] = typer.Option(None, "--markdown", help="Also write the report as a Markdown table."),
@@ -53,49 +54,25 @@ def precision(
     model: Path = typer.Argument(..., help="fp32 ONNX model."),
     precision: str = typer.Option(..., "--precision", "-p", metavar="fp16|bf16|int8|fp8", help="The precision it converts to."),
     keep_path: Path = typer.Option(..., "--output", "-o", help="The keep list to write (text, one node name a line; quantize --exclude-nodes @FILE reads it)."),
-    target: str = typer.Option("tensorrt", "--target", metavar="tensorrt|ort", help="Runtime the graph is for, as in quantize."),
-    calibration: Calibration = None,
-    calib_cache: Optional[Path] = typer.Option(None, "--calib-cache", help="Tensor ranges cache: reused when it exists, written after calibrating otherwise."),
-    per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="Weight scales per output channel."),
-    exclude_op_types: Optional[List[str]] = typer.Option(None, "--exclude-op-types", metavar="OP[,OP]", help="Op types kept in fp32 from the start (repeatable; @FILE reads one a line)."),
-    exclude_nodes: Optional[List[str]] = typer.Option(None, "--exclude-nodes", metavar="NAME[,NAME]", help="Nodes kept in fp32 from the start (repeatable; @FILE reads one a line)."),
-    keep_io_types: bool = typer.Option(True, "--keep-io-types/--no-keep-io-types", help="fp16/bf16: keep graph inputs and outputs fp32."),
-    block_fragile: bool = typer.Option(True, "--block-fragile/--no-block-fragile", help="fp16/bf16: keep the reductions, Exp, Pow and Sqrt of decomposed Softmax/LayerNorm in fp32."),
-    eval_data: Optional[str] = typer.Option(None, "--eval-data", metavar="PATH|random|zeros", help="Evaluation inputs; the gate must pass on every sample [default: the calibration set, else generated]."),
-    eval_samples: int = typer.Option(8, "--eval-samples", min=1, help="Generated evaluation samples."),
-    eval_backend: str = typer.Option("ort-cpu", "--eval-backend", help="Backend that evaluates each candidate (fp16/bf16 storage is emulated on ort-cpu)."),
-    min_cosine: Optional[float] = typer.Option(None, "--min-cosine", help="Gate: this cosine on every output of every sample [default: the precision's tolerance]."),
+    calibration: Calibration = None, conversion: Conversion = None,
     min_top1: Optional[float] = typer.Option(None, "--min-top1", help="Gate: this top-1 agreement (0-1) over the samples [default: the precision's tolerance]."),
     budget: float = typer.Option(600.0, "--budget", min=1.0, help="Seconds for the search; past them the smallest passing keep list found so far is written."),
     generated: Generated = None, image: Image = None, output: Output = None,
 ) -> None:
     """Find a few nodes to keep in fp32 (fp16/bf16) or out of quantization (int8/fp8) so the converted MODEL passes its
     accuracy gate on every evaluation sample: ranked by the layer-wise report, checked by converting and evaluating."""
-    from infertool.backends import registry
     from infertool.errors import InfertoolError
     from infertool.files import check_output
     from infertool.pipelines.debug_precision import SearchOptions, debug_precision
-    from infertool.pipelines.quantize import QuantizeOptions
-    from infertool.precision.settings import PrecisionSettings
 
-    registry.get(eval_backend)
     parse.choice(precision, ("fp16", "bf16", "int8", "fp8"), "--precision")
     if keep_path.suffix == ".onnx":
         raise InfertoolError(f"{keep_path} would hold a list of node names, not a model", hint="e.g. -o keep.txt")
-    settings = PrecisionSettings(
-        precision=precision, target=target, keep_io_types=keep_io_types, block_fragile=block_fragile,
-        exclude_op_types=parse.names(exclude_op_types), exclude_nodes=parse.names(exclude_nodes),
-        calib_method=calibration.calib_method, per_channel=per_channel, calib_cache=calib_cache,
-    )
-    conversion = QuantizeOptions(
-        output=keep_path, settings=settings, calib=calibration.to_options(generated, image), calib_samples=calibration.calib_samples,
-        eval=data_options(eval_data, "--eval-data", generated, image), eval_samples=eval_samples, eval_backend=eval_backend, min_cosine=min_cosine,
-        min_top1=min_top1, force=output.force, generated=data_options("random", "--input-shape", generated, image),
-    )
+    request = conversion.to_options(precision, keep_path, calibration, generated, image, output.force, min_top1=parse.finite(min_top1, "--min-top1", -math.inf))
     if output.json_path is not None:
         check_output(output.json_path, output.force)
     with showing_failed_checks(output.json_out, output.force, render.debug_precision), RichReporter(output.quiet) as reporter:
-        result = debug_precision(model, SearchOptions(keep_path, conversion, budget), reporter)
+        result = debug_precision(model, SearchOptions(keep_path, request, budget), reporter)
     show(result, output.json_out, output.force, render.debug_precision)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +184,52 @@ class Calibration:
 
     def to_options(self, generated: Generated, image: Image):
         return data_options(self.calib_data, "--calib-data", generated, image, ("random",))
+
+
+@dataclass
+class Conversion:
+    """How quantize and debug precision convert a model, and the samples its accuracy is judged on."""
+
+    target: str = typer.Option(
+        "tensorrt", "--target", metavar="tensorrt|ort",
+        help="Runtime the graph is for. tensorrt: symmetric Q/DQ on Conv/MatMul/Gemm inputs, float biases (bench shows int8-qdq); "
+        "ONNX Runtime's CPU provider cannot fuse it and often runs it slower than fp32. ort: onnxruntime's CPU defaults (int8-ort), the one for the CPU.",
+    )
+    calib_cache: Optional[Path] = typer.Option(None, "--calib-cache", help="Tensor ranges cache: reused when it exists, written after calibrating otherwise.")
+    per_channel: bool = typer.Option(True, "--per-channel/--per-tensor", help="Weight scales per output channel.")
+    exclude_op_types: Optional[List[str]] = typer.Option(None, "--exclude-op-types", metavar="OP[,OP]", help="Op types to keep in fp32 (repeatable; @FILE reads one a line).")
+    exclude_nodes: Optional[List[str]] = typer.Option(
+        None, "--exclude-nodes", metavar="NAME[,NAME]", help="Node names to keep in fp32 (repeatable; @FILE reads one a line, e.g. debug precision's keep list).",
+    )
+    keep_io_types: bool = typer.Option(True, "--keep-io-types/--no-keep-io-types", help="fp16/bf16: keep graph inputs and outputs fp32.")
+    block_fragile: bool = typer.Option(True, "--block-fragile/--no-block-fragile", help="fp16/bf16: keep the reductions, Exp, Pow and Sqrt of decomposed Softmax/LayerNorm in fp32.")
+    eval_data: Optional[str] = typer.Option(None, "--eval-data", metavar="PATH|random|zeros", help="Evaluation inputs [default: the calibration set, else generated].")
+    eval_samples: int = typer.Option(8, "--eval-samples", min=1, max=MAX_SAMPLES, help="Generated evaluation samples.")
+    eval_backend: str = typer.Option(
+        "ort-cpu", "--eval-backend", metavar="NAME", help="Backend that runs both models (fp16/bf16 storage is emulated on ort-cpu; ort-cuda where the CPU lacks kernels).",
+    )
+    min_cosine: Optional[float] = typer.Option(
+        None, "--min-cosine", help="Cosine similarity every output of every sample must reach (where not within atol/rtol) [default: the precision's tolerance].",
+    )
+
+    def to_options(self, precision: str, path: Path, calibration: Calibration, generated: Generated, image: Image, force: bool, **gates):
+        """The conversion as the pipelines take it; `gates`: the command's own QuantizeOptions fields."""
+        from infertool.backends import registry
+        from infertool.pipelines.quantize import QuantizeOptions
+        from infertool.precision.settings import PrecisionSettings
+
+        registry.get(self.eval_backend)
+        settings = PrecisionSettings(
+            precision=precision, target=self.target, keep_io_types=self.keep_io_types, block_fragile=self.block_fragile,
+            exclude_op_types=parse.names(self.exclude_op_types), exclude_nodes=parse.names(self.exclude_nodes),
+            calib_method=calibration.calib_method, per_channel=self.per_channel, calib_cache=self.calib_cache, replace_cache=force,
+        )
+        return QuantizeOptions(
+            output=path, settings=settings, calib=calibration.to_options(generated, image), calib_samples=calibration.calib_samples,
+            eval=data_options(self.eval_data, "--eval-data", generated, image), eval_samples=self.eval_samples, eval_backend=self.eval_backend,
+            min_cosine=parse.finite(self.min_cosine, "--min-cosine", -math.inf), force=force, generated=data_options("random", "--input-shape", generated, image),
+            **gates,
+        )
 
 
 @dataclass

@@ -5,7 +5,7 @@ median of the per-round medians. The bare loop is written out here, independent 
 timing code; infertool's side is the bench loop itself (`run_for` + `Stats`).
 
     python benchmarks/harness_fidelity.py MODEL.onnx --backend ort-cpu --batch 8 -o result.json
-    python benchmarks/harness_fidelity.py resnet50.fp16.onnx --backend ort-cuda --cuda-graph --batch 1 -o result.json
+    python benchmarks/harness_fidelity.py resnet50.fp16.onnx --backend ort-cuda --cuda-graph --provider-option prefer_nhwc=1 --batch 1 -o r.json
     python benchmarks/harness_fidelity.py resnet50.fp16.onnx --backend torch-compile --source benchmarks/models.py:resnet50 --batch 1 -o r.json
 
 For the framework backends the bare loop calls the module infertool built (eager, or torch.compile's)
@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--iterations", type=int, default=500)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--provider-option", action="append", default=[], metavar="KEY=VALUE", help="ort-cuda: e.g. prefer_nhwc=1 (repeatable)")
     parser.add_argument("--source", help="torch / torch-compile: the PyTorch model the ONNX came from")
     parser.add_argument("--compile-mode", default=None)
     parser.add_argument("--input-shape", action="append", default=[], metavar="NAME:DIMS", help="e.g. input_ids:1x128 (repeatable)")
@@ -85,7 +86,7 @@ def main() -> None:
     args = parser.parse_args()
 
     options = RunnerOptions(
-        cuda_graph=args.cuda_graph, ort=OrtOptions(intra_op_threads=args.threads), source=SourceOptions(args.source, compile_mode=args.compile_mode),
+        cuda_graph=args.cuda_graph, ort=OrtOptions(intra_op_threads=args.threads, provider_options=dict(o.split("=", 1) for o in args.provider_option)), source=SourceOptions(args.source, compile_mode=args.compile_mode),
     )
     runner = registry.get(args.backend).open(args.model, options)
     runner.prepare()
@@ -104,6 +105,7 @@ def main() -> None:
     result = {
         "schema": "infertool.harness-fidelity/1",
         "model": str(args.model), "backend": args.backend, "batch": args.batch, "cuda_graph": args.cuda_graph, "source": args.source,
+        "provider_options": args.provider_option,
         "mode": mode, "rounds": args.rounds, "iterations_per_round": args.iterations,
         "bare_median_ms": round(bare_ms, 5), "infertool_median_ms": round(harness_ms, 5),
         "ratio": round(harness_ms / bare_ms, 4), "within_3_percent": abs(harness_ms / bare_ms - 1) <= 0.03,

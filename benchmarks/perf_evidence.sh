@@ -4,11 +4,12 @@
 #   (b) torch, torch-compile and the tuned ORT rows in one table, ResNet-50 and BERT-base (benchmarks/models.py)
 #   (c) FLOPs, TFLOP/s and % of the GPU's dense peak on every row (in each bench JSON, rows[].compute)
 #   (d) harness fidelity of the torch and torch-compile backends against a bare loop
+#   check (not in all): (a) again at batch 1 with longer budgets, and bare ONNX Runtime loops on the defaults and the tuned configuration
 #
 # Needs a GPU machine with onnxruntime-gpu, torch with CUDA, onnxscript and cuda-python importable
 # (on the lent machine: PYTHONPATH=/tmp/site:$PWD after staging onnxruntime-gpu, as for gpu_suite.sh).
 #   benchmarks/perf_evidence.sh OUT_DIR            # everything (estimated 8-11 minutes on an H100; not yet timed)
-#   benchmarks/perf_evidence.sh OUT_DIR models,resnet   # stages, comma-separated: models, resnet, bert, fidelity
+#   benchmarks/perf_evidence.sh OUT_DIR models,resnet   # stages, comma-separated: models, resnet, bert, fidelity, check
 #                                                       # (under a 10-minute limit per command: models,resnet then bert,fidelity)
 # Budgets through the environment: TUNE_RESNET, TUNE_BERT (seconds of --tune measurement per row, shared by the
 # configurations tried; session set-up and compiles come on top), ITERATIONS, DURATION, RESNET_BATCH, BERT_BATCH.
@@ -28,14 +29,18 @@ it() { python3 -m infertool "$@"; }
 bench() { it bench "$@" || echo "warning: bench exited $? (the JSON says why)" >&2; }
 stage() { echo "== $1 ($(date +%T))" >&2; }
 
-models() {
-  stage "models: export and fp16 (CPU work on the GPU machine)"
-  python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'torch has no CUDA here')"
-  it doctor --json > "$OUT/doctor.json"
+resnet_models() {
   [ -f "$MODELS/resnet50.onnx" ] || it convert benchmarks/models.py:resnet50 --input-shape 1x3x224x224 \
     -o "$MODELS/resnet50.onnx" --quiet --json "$OUT/convert_resnet50.json" --force
   [ -f "$MODELS/resnet50.fp16.onnx" ] || it quantize "$MODELS/resnet50.onnx" -p fp16 -o "$MODELS/resnet50.fp16.onnx" \
     --eval-backend ort-cuda --quiet --json "$OUT/quantize_resnet50_fp16.json" --force
+}
+
+models() {
+  stage "models: export and fp16 (CPU work on the GPU machine)"
+  python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'torch has no CUDA here')"
+  it doctor --json > "$OUT/doctor.json"
+  resnet_models
   [ -f "$MODELS/bert.onnx" ] || it convert benchmarks/models.py:bert_base --input-shape input_ids:1x128 --input-shape attention_mask:1x128 \
     --dtype int64 --int-range 0:30522 --dynamic-axis input_ids:1:seq --dynamic-axis attention_mask:1:seq \
     --atol 1e-3 -o "$MODELS/bert.onnx" --quiet --json "$OUT/convert_bert.json" --force
@@ -65,11 +70,22 @@ fidelity() {
   done
 }
 
+check() {
+  stage "(a) again at batch 1 with longer budgets; bare ONNX Runtime loops on the defaults and on the tuned configuration"
+  resnet_models
+  bench "$MODELS/resnet50.fp16.onnx" -b ort-cuda --batch 1 --tune --tune-budget "${TUNE_CHECK:-40s}" --iterations 1000 --duration 3 \
+    --warmup 1s --reference "$MODELS/resnet50.onnx" --quiet --force --json "$OUT/resnet50_fp16_tune_b1.json"
+  python3 benchmarks/harness_fidelity.py "$MODELS/resnet50.fp16.onnx" --backend ort-cuda --batch 1 \
+    -o "$OUT/fidelity_ort-cuda_defaults_resnet50_fp16_b1.json"
+  python3 benchmarks/harness_fidelity.py "$MODELS/resnet50.fp16.onnx" --backend ort-cuda --batch 1 --cuda-graph \
+    --provider-option prefer_nhwc=1 -o "$OUT/fidelity_ort-cuda_tuned_resnet50_fp16_b1.json"
+}
+
 for part in ${STAGE//,/ }; do
   case "$part" in
-    models | resnet | bert | fidelity) "$part" ;;
+    models | resnet | bert | fidelity | check) "$part" ;;
     all) models; resnet; bert; fidelity ;;
-    *) echo "unknown stage $part: models, resnet, bert, fidelity or all (comma-separated)" >&2; exit 2 ;;
+    *) echo "unknown stage $part: models, resnet, bert, fidelity, check or all (comma-separated)" >&2; exit 2 ;;
   esac
 done
 stage "done"

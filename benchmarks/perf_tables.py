@@ -33,17 +33,19 @@ def bench_table(path: Path) -> list[str]:
 
 
 def fidelity_table(paths: list[Path]) -> list[str]:
-    lines = ["| harness fidelity | backend | batch | timed | bare loop ms | infertool ms | ratio | within 3 % |", "|---|---|---:|---|---:|---:|---:|---|"]
+    lines = ["| harness fidelity | backend | settings | batch | timed | bare loop ms | infertool ms | ratio | within 3 % |",
+             "|---|---|---|---:|---|---:|---:|---:|---|"]
     for path in paths:
         d = json.loads(path.read_text())
-        lines.append(f"| {Path(d['model']).name} | {d['backend']} | {d['batch']} | {d['mode']} | {d['bare_median_ms']:.4f} | "
+        settings = ", ".join(["CUDA graph"] * bool(d["cuda_graph"]) + d.get("provider_options", [])) or "defaults"
+        lines.append(f"| {Path(d['model']).name} | {d['backend']} | {settings} | {d['batch']} | {d['mode']} | {d['bare_median_ms']:.4f} | "
                      f"{d['infertool_median_ms']:.4f} | {d['ratio']:.4f} | {d['within_3_percent']} |")
     return lines
 
 
 def main() -> None:
     out = []
-    for name in ("resnet50_fp16_tune.json", "bert_fp16_tune.json"):
+    for name in ("resnet50_fp16_tune.json", "resnet50_fp16_tune_b1.json", "bert_fp16_tune.json"):
         if (OUT / name).exists():
             out += bench_table(OUT / name)
     fidelity = sorted(OUT.glob("fidelity_*.json"))

@@ -1,12 +1,18 @@
+import sys
 import time
 
+import numpy as np
+import onnxruntime as ort
 import pytest
 
+from infertool.backends.onnxruntime import run_options
 from infertool.cli.parse import regression as parse_regression
 from infertool.cli.parse import warmup as parse_warmup
 from infertool.errors import InfertoolError
 from infertool.measure.timing import Budget, run_for
 from infertool.stats import Stats, nearest_rank, throughput
+
+from onnx_models import mlp
 
 
 def test_nearest_rank_percentiles():
@@ -52,3 +58,28 @@ def test_regression_parsing():
         parse_regression("2.5")
     with pytest.raises(InfertoolError):
         parse_regression("fast")
+
+
+def test_a_bound_onnx_runtime_call_raises_nothing_inside_the_wrapper(tmp_path):
+    """ONNX Runtime's Python wrapper looks `gpu_graph_id` up in the run options on every IO-binding run; where it
+    is missing a RuntimeError is raised and caught each time: +45 µs a call on this CPU, +70 µs (18 %) on ResNet-50
+    fp16 batch 1 with a CUDA graph on an H100. The runners' run options carry its default."""
+    session = ort.InferenceSession(str(mlp(tmp_path / "mlp.onnx")), providers=["CPUExecutionProvider"])
+    binding = session.io_binding()
+    binding.bind_cpu_input("x", np.zeros((1, 16), np.float32))
+    binding.bind_output("y")
+    raised = []
+
+    def trace(frame, event, arg):
+        if event == "exception":
+            raised.append(f"{arg[0].__name__} in {frame.f_code.co_name}")
+        return trace
+
+    options = run_options()
+    sys.settrace(trace)
+    try:
+        session.run_with_iobinding(binding, options)
+    finally:
+        sys.settrace(None)
+    assert raised == []
+    assert options.get_run_config_entry("gpu_graph_id") == "0"  # the CUDA EP's default graph, as when unset

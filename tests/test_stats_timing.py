@@ -1,11 +1,15 @@
+import itertools
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 
-from infertool.backends.onnxruntime import run_options
+from infertool.backends import onnxruntime as ort_backends
+from infertool.backends.base import RunnerOptions
+from infertool.backends.onnxruntime import OrtCpu, run_options
 from infertool.cli.parse import regression as parse_regression
 from infertool.cli.parse import warmup as parse_warmup
 from infertool.errors import InfertoolError
@@ -83,3 +87,25 @@ def test_a_bound_onnx_runtime_call_raises_nothing_inside_the_wrapper(tmp_path):
         sys.settrace(None)
     assert raised == []
     assert options.get_run_config_entry("gpu_graph_id") == "0"  # the CUDA EP's default graph, as when unset
+
+
+class FakeGpuOrt(OrtCpu):
+    """A fake: ort-cpu declared a GPU backend, as the CUDA EP cannot run here."""
+
+    name = "fake-gpu-ort"
+    capabilities = replace(OrtCpu.capabilities, on_gpu=True)
+
+    def provider_chain(self, options, stream):
+        return [("CPUExecutionProvider", {})]
+
+
+def test_later_gpu_sessions_of_a_process_are_flagged(tmp_path, monkeypatch):
+    """ORT's CUDA EP ran every session after a process's first one slower (H100, ResNet-50 fp16 batch 1 with a CUDA
+    graph: 0.38 -> 0.43 ms, pure ONNX Runtime too), so a row measured on a later GPU session says so; CPU ones do not."""
+    monkeypatch.setattr(ort_backends, "_gpu_sessions", itertools.count())
+    model = mlp(tmp_path / "mlp.onnx")
+    found = []
+    for backend in (FakeGpuOrt(), OrtCpu(), FakeGpuOrt(), FakeGpuOrt()):
+        with backend.open(model, RunnerOptions()) as runner:
+            found.append(runner.info().warnings)
+    assert found == [(), (), (ort_backends.LATER_SESSION,), (ort_backends.LATER_SESSION,)]

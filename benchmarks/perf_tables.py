@@ -28,8 +28,11 @@ def bench_table(path: Path) -> list[str]:
             f"{', '.join(f'{s:.0f}' for s in compiled.values()) or '-'} | {_cell(cosine, '.6f')} |"
         )
     lines += [f"| not measured: {f['backend']} | {f['batch']} | {f['error']} |" for f in data.get("failed_rows", [])]
-    commands = [f"- {r['backend']} batch {r['batch']}: `{r['tune']['command']}`" for r in data["rows"] if r.get("tune")]
-    return [*lines, "", "Reproduce the best configurations:", *commands, ""]
+    tuned = [r for r in data["rows"] if r.get("tune")]
+    commands = [f"- {r['backend']} batch {r['batch']}: `{r['tune']['command']}`" for r in tuned]
+    alone = [f"- {r['backend']} batch {r['batch']}: best {a['best']:.3f} ms, defaults {a['defaults']:.3f} ms ({r['tune']['alone_speedup']:.2f}x)"
+             for r in tuned for a in [r["tune"].get("alone_ms")] if a]
+    return [*lines, "", "Reproduce the best configurations:", *commands, "", *(["Each alone in a process:", *alone, ""] if alone else [])]
 
 
 def fidelity_table(paths: list[Path]) -> list[str]:

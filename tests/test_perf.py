@@ -167,6 +167,9 @@ def test_tune_picks_a_configuration_and_its_command_reproduces_it(cnn, tmp_path)
     assert tried["defaults"]["settings_read_back"]["session_options.graph_optimization_level"] == "ORT_ENABLE_ALL"
     assert all(t["iterations"] >= 5 for t in tune["tried"] if not t["error"])
     assert tune["best"] and tune["speedup"] > 0 and tune["best_ms"] == row["latency_ms"]["median"]
+    # the best and the defaults again, each the only session of a fresh bench process (its reproduce command)
+    assert tune["alone_error"] is None and tune["alone_ms"]["best"] > 0 and tune["alone_ms"]["defaults"] > 0
+    assert tune["alone_speedup"] == pytest.approx(tune["alone_ms"]["defaults"] / tune["alone_ms"]["best"], rel=1e-3)
     best = next(t for t in tune["tried"] if t["changes"] == tune["best"])
     again = _run_command(tune["command"], "--json", env=cache)["rows"][0]
     assert again["backend"] == row["backend"] and again["batch"] == 2 and again["precision"] == row["precision"]

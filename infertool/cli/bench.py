@@ -173,7 +173,8 @@ def _tuner(given: SimpleNamespace):
 
     groups = {name: getattr(given, name) for name in ("inputs", "generated", "image", "timing", "agreement", "device")}
     budget = parse.seconds(given.perf.tune_budget, "--tune-budget")
-    return tuner(TuneOptions(budget, reproduce(groups, Ort, given.engine, given.source)))
+    bench_args, command = reproduce(groups, Ort, given.engine, given.source)
+    return tuner(TuneOptions(budget, command, bench_args))
 
 
 @command

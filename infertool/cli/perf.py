@@ -60,9 +60,10 @@ def group_args(group: object, skip: tuple[str, ...] = ()) -> list[str]:
 
 
 def reproduce(groups: dict, ort_group: type, engine_group: object, source_group: object):
-    """A function writing the command line of a configuration `bench --tune` found (pipelines/tune.Reproduce)."""
+    """Two functions of a configuration `bench --tune` found (pipelines/tune.Reproduce): the arguments of the bench
+    that measures it, and the command line reproducing it (a quantize first where it is a precision graph)."""
 
-    def command(found) -> str:
+    def bench_args(found) -> list[str]:
         options = found.options
         ort = ort_group(
             threads=options.ort.intra_op_threads, inter_op_threads=options.ort.inter_op_threads, graph_opt=options.ort.graph_optimization,
@@ -71,15 +72,20 @@ def reproduce(groups: dict, ort_group: type, engine_group: object, source_group:
         )
         engine = dataclasses.replace(engine_group, opt_level=options.engine.opt_level)
         source = dataclasses.replace(source_group, channels_last=options.source.channels_last)
-        bench = ["infertool", "bench", str(found.model), "--backend", found.backend, "--batch", str(found.batch)]
+        args = ["bench", str(found.model), "--backend", found.backend, "--batch", str(found.batch)]
         for group in (*groups.values(), ort, engine, source):
-            bench += group_args(group)
+            args += group_args(group)
+        if found.graph is not None and groups["agreement"].reference is None:
+            args += ["--reference", str(found.source)]
+        return args
+
+    def command(found) -> str:
+        bench = shlex.join(["infertool", *bench_args(found)])
         if found.graph is None:
-            return shlex.join(bench)
+            return bench
         precision, target, samples = found.graph
         made = ["infertool", "quantize", str(found.source), "-p", precision, "--target", target, "--calib-data", "random",
                 "--calib-samples", str(samples), *group_args(groups["generated"]), "-o", str(found.model), "--force"]
-        reference = ["--reference", str(found.source)] if groups["agreement"].reference is None else []
-        return f"{shlex.join(made)} && {shlex.join([*bench, *reference])}"
+        return f"{shlex.join(made)} && {bench}"
 
-    return command
+    return bench_args, command

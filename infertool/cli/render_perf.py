@@ -39,6 +39,12 @@ def _tune(row, console: Console) -> None:
     speedup = "-" if tune["speedup"] is None else f"{tune['speedup']:.2f}x"
     console.print(f"best: {escape(', '.join(tune['best']))}: {ms(tune['best_ms'])} ms vs defaults {ms(tune.get('defaults_ms'))} ms "
                   f"(full budget each): {speedup}", highlight=False)
+    if tune.get("alone_ms"):
+        alone, ratio = tune["alone_ms"], "-" if tune["alone_speedup"] is None else f"{tune['alone_speedup']:.2f}x"
+        console.print(f"each alone in a process: best {ms(alone['best'])} ms vs defaults {ms(alone['defaults'])} ms: {ratio} "
+                      "(later sessions of one process may run slower)", highlight=False)
+    elif tune.get("alone_error"):
+        console.print(f"[yellow]each alone in a process: not measured:[/] {escape(tune['alone_error'])}", highlight=False)
     if not tune.get("confirmed", True):
         console.print("[yellow]not confirmed:[/] with the full budget each, the defaults measured faster: keep them unless a longer run says otherwise",
                       highlight=False)

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -34,6 +37,7 @@ from infertool.precision.settings import PrecisionSettings
 from infertool.reporting import Reporter
 from infertool.results import BenchRow
 from infertool.stats import Stats
+from infertool.text import shorten
 from infertool.vocabulary import TUNE_GRAPHS
 
 MIN_SAMPLES = 5  # timed iterations a configuration needs at least
@@ -57,6 +61,7 @@ class Reproduce:
 class TuneOptions:
     budget: float  # seconds of measurement per row, shared equally by the configurations tried
     reproduce: Callable[[Reproduce], str]  # the command line of a configuration (written by the CLI)
+    bench_args: Callable[[Reproduce], list[str]]  # the `infertool bench` arguments measuring a configuration
 
 
 @dataclass(frozen=True)
@@ -248,6 +253,7 @@ def _finish(tune: TuneOptions, row: _Row, model: ModelInfo, best: Trial, tried: 
         with row.reporter.task(f"{row.backend.name} batch {row.batch}: the defaults, full budget"):
             full = _trial(row, tried[0].config, (row.options.warmup, row.options.measure))
         defaults_ms = full.stats.median if full.stats else None
+    alone = _alone(tune, row, model, best, tried[0])
     settings = dict(measured.settings)
     if best.config.graph is not None:
         settings["graph"] = {"name": best.config.graph, "path": str(winner.path), "sha256": winner.sha256, "precision": winner.precision, "made_from": str(model.path)}
@@ -258,19 +264,49 @@ def _finish(tune: TuneOptions, row: _Row, model: ModelInfo, best: Trial, tried: 
         "speedup": round(defaults_ms / measured.latency.median, 4) if defaults_ms and measured.latency.median > 0 else None,
         # the short-budget winner, re-measured: whether it still beats the defaults with the full budget each
         "confirmed": defaults_ms is not None and measured.latency.median <= defaults_ms,
-        "command": _reproduced(tune, row, best, model)["command"],
+        "command": _reproduced(tune, row, best, model)["command"], **alone,
     }
     return replace(measured, settings=settings, tune=report)
+
+
+def _found(row: _Row, trial: Trial, model: ModelInfo) -> tuple[Reproduce, ModelInfo]:
+    used = row.graphs.get(trial.config.graph)
+    graph = None if trial.config.graph is None else (*TUNE_GRAPHS[trial.config.graph], CALIBRATION_SAMPLES)
+    return Reproduce(row.backend.name, row.batch, used.path, trial.config.options, graph, model.path if graph else None), used
 
 
 def _reproduced(tune: TuneOptions, row: _Row, trial: Trial, model: ModelInfo) -> dict:
     """The command line of a measured configuration, and the file it runs."""
     if trial.stats is None:
         return {"command": None, "model_sha256": None}
-    used = row.graphs.get(trial.config.graph)
-    graph = None if trial.config.graph is None else (*TUNE_GRAPHS[trial.config.graph], CALIBRATION_SAMPLES)
-    found = Reproduce(row.backend.name, row.batch, used.path, trial.config.options, graph, model.path if graph else None)
+    found, used = _found(row, trial, model)
     return {"command": tune.reproduce(found), "model_sha256": used.sha256}
+
+
+def _alone(tune: TuneOptions, row: _Row, model: ModelInfo, best: Trial, defaults: Trial) -> dict:
+    """The best and the defaults measured again, each as the only session of a fresh `infertool bench` process (its
+    reproduce command): ONNX Runtime's CUDA EP runs a process's later sessions slower, and every configuration
+    after the first tried here is a later session."""
+    medians: dict[str, float] = {}
+    with row.reporter.task(f"{row.backend.name} batch {row.batch}: the best and the defaults, each alone in a process"):
+        for name, trial in ({"best": best} if best is defaults else {"best": best, "defaults": defaults}).items():
+            median = _median_alone(tune.bench_args(_found(row, trial, model)[0]))
+            if isinstance(median, str):
+                return {"alone_ms": None, "alone_speedup": None, "alone_error": f"{name}: {median}"}
+            medians[name] = median
+    medians.setdefault("defaults", medians["best"])
+    return {"alone_ms": medians, "alone_speedup": round(medians["defaults"] / medians["best"], 4) if medians["best"] > 0 else None, "alone_error": None}
+
+
+def _median_alone(args: list[str]) -> float | str:
+    """The median ms of `infertool bench ARGS` run in a process of its own, or why it has none."""
+    with tempfile.TemporaryDirectory(prefix="infertool-tune-") as folder:
+        path = Path(folder) / "row.json"
+        done = subprocess.run([sys.executable, "-m", "infertool", *args, "--quiet", "--json", str(path)], capture_output=True, text=True)
+        if not path.is_file():
+            lines = done.stderr.strip().splitlines()
+            return shorten(lines[-1] if lines else f"exit code {done.returncode}")
+        return json.loads(path.read_text())["rows"][0]["latency_ms"]["median"]
 
 
 def tuner(tune: TuneOptions) -> RowMeasure:

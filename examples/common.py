@@ -86,7 +86,7 @@ def doctor() -> dict:
 
 
 def usable_backends(wanted: list[str]) -> tuple[list[str], list[str]]:
-    """The wanted backends `infertool doctor` says can run here, and a note for each one that cannot."""
+    """The wanted backends `infertool doctor` says can run here, and a note for each one that cannot; none: exit."""
     report = doctor()
     known = {b["name"]: b for b in report["backends"]}
     usable, skipped = [], []
@@ -100,6 +100,8 @@ def usable_backends(wanted: list[str]) -> tuple[list[str], list[str]]:
             usable.append(name)
     for note in skipped:
         print(f"skipping {note}")
+    if not usable:
+        raise SystemExit("error: none of the backends can run here")
     return usable, skipped
 
 

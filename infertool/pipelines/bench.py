@@ -311,8 +311,6 @@ def _verdict(result: BenchResult) -> None:
         )
     if result.failed:
         raise CheckFailed("could not measure " + "; ".join(f"{f['backend']} batch {f['batch']}: {f['error']}" for f in result.failed), result=result)
-    if result.failed:
-        raise CheckFailed("could not measure " + "; ".join(f"{f['backend']} batch {f['batch']}: {f['error']}" for f in result.failed), result=result)
     if result.gate is not None and not result.gate.passed:
         slower = [r for r in result.gate.rows if r.regressed]
         raise CheckFailed(

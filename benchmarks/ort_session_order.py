@@ -5,13 +5,14 @@ with ORT's own stream (none) or a stream made for it (user, as infertool does). 
     python benchmarks/ort_session_order.py resnet50.fp16.onnx none    # results/gpu/perf/check/ort_session_order.txt
 """
 
+import functools
 import gc
 import statistics
 import sys
-import time
 
 import numpy as np
 import onnxruntime as ort
+from harness_fidelity import bare_loop
 
 from infertool import cuda
 
@@ -30,18 +31,12 @@ def one(label):
     b = s.io_binding()
     b.bind_ortvalue_input("image", x)
     b.bind_ortvalue_output("output", y)
+    call = functools.partial(s.run_with_iobinding, b)
     for _ in range(300):
-        s.run_with_iobinding(b)
-    meds = []
-    for _ in range(5):
-        t = []
-        for _ in range(500):
-            t0 = time.perf_counter_ns()
-            s.run_with_iobinding(b)
-            t.append(time.perf_counter_ns() - t0)
-        meds.append(statistics.median(t) / 1e6)
+        call()
+    meds = [bare_loop(call, 500) for _ in range(5)]  # per-round medians, ms
     print(f"{mode} stream, {label}: {statistics.median(meds):.4f} ms", flush=True)
-    del b, s, x, y
+    del call, b, s, x, y
     gc.collect()
     if stream is not None:
         stream.close()

@@ -7,9 +7,9 @@ one process, in several configurations, each timed on run_bound and on CUDA even
 import gc
 import statistics
 import sys
-import time
 
 import onnxruntime as ort
+from harness_fidelity import bare_loop
 
 from infertool.backends import registry
 from infertool.backends.base import OrtOptions, RunnerOptions
@@ -25,14 +25,7 @@ def measure(label, graph=True, po=None, keep=False):
     r.bind(FeedSource(r.inputs, InputOptions()).feeds(1))
     for _ in range(300):
         r.run_bound()
-    meds = []
-    for _ in range(5):
-        t = []
-        for _ in range(500):
-            t0 = time.perf_counter_ns()
-            r.run_bound()
-            t.append(time.perf_counter_ns() - t0)
-        meds.append(statistics.median(t) / 1e6)
+    meds = [bare_loop(r.run_bound, 500) for _ in range(5)]  # per-round medians, ms
     ev = r.device_times(300)
     ev = {k: round(statistics.median(v) / 1e6, 4) for k, v in ev.items()}
     sessions = sum(isinstance(o, ort.InferenceSession) for o in gc.get_objects())

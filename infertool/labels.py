@@ -12,7 +12,7 @@ import numpy as np
 
 from infertool.dtypes import from_numpy, is_float, widened
 from infertool.errors import InfertoolError, first_line
-from infertool.results import TaskAccuracy
+from infertool.records.bench import TaskAccuracy
 
 SAMPLES_HINT = "name samples by file name (a.png) or stem (a) of the inputs folder, or by row index (0, 1, ...) of array inputs"
 

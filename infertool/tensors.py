@@ -78,16 +78,10 @@ def bind_unnamed(shapes: Mapping[str | None, tuple[int, ...]], names: list[str],
     return dict(shapes)
 
 
-def resolve_shapes(
-    specs: list[TensorSpec], overrides: Mapping[str, tuple[int, ...]], batch: int | None = None
-) -> dict[str, tuple[int, ...]]:
-    """Concrete shapes for every input: user overrides first, then `batch` for a dynamic axis 0.
-
-    A symbolic dimension fixed by one override (say `seq`) applies to every input that shares it.
-    With `batch` set, it replaces axis 0 of every input whose axis 0 is dynamic, overrides included.
-    """
-    check_names(overrides, [s.name for s in specs])
-    symbols: dict[str, int] = {}
+def _symbols(specs: list[TensorSpec], overrides: Mapping[str, tuple[int, ...]], batch: int | None) -> dict[str, tuple[str, int]]:
+    """The size each symbolic dimension gets from the overrides (and which input gave it); inputs
+    sharing a dimension must agree on it."""
+    symbols: dict[str, tuple[str, int]] = {}
     for spec in specs:
         shape = overrides.get(spec.name)
         if shape is None:
@@ -111,6 +105,19 @@ def resolve_shapes(
                         f"{first[0]} and {spec.name} share the axis '{want}' but were given {first[1]} and {got}",
                         hint=f"give both the same size at '{want}'",
                     )
+    return symbols
+
+
+def resolve_shapes(
+    specs: list[TensorSpec], overrides: Mapping[str, tuple[int, ...]], batch: int | None = None
+) -> dict[str, tuple[int, ...]]:
+    """Concrete shapes for every input: user overrides first, then `batch` for a dynamic axis 0.
+
+    A symbolic dimension fixed by one override (say `seq`) applies to every input that shares it.
+    With `batch` set, it replaces axis 0 of every input whose axis 0 is dynamic, overrides included.
+    """
+    check_names(overrides, [s.name for s in specs])
+    symbols = _symbols(specs, overrides, batch)
     resolved = {}
     for spec in specs:
         given = overrides.get(spec.name)

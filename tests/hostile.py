@@ -187,7 +187,7 @@ def bench_result(median=1.0) -> dict:
 
     row = {"backend": "ort-cpu", "batch": 1, "precision": "fp32", "input_shapes": {}, "settings": {}, "latency_mode": "end_to_end",
            "latency_ms": stats(), "timings_ms": {"end_to_end": stats()}}
-    return {"schema": "infertool.bench/1", "model": {"sha256": "0"}, "env": {}, "rows": [row]}
+    return {"schema": "infertool.bench/1", "model": {"path": "m.onnx", "sha256": "0"}, "env": {}, "rows": [row]}
 
 
 def _with_row(change) -> str:

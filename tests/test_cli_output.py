@@ -15,8 +15,9 @@ import onnx
 import pytest
 from rich.console import Console
 
-from infertool.cli import render
+from infertool.cli.show import grid as show
 from infertool.onnx_io import precision_label
+from infertool.present import numbers as formats
 
 from conftest import MODELS, ROOT, one_line_error, run_cli
 from onnx_models import image_classifier, mlp, two_inputs
@@ -62,13 +63,13 @@ def test_every_command_fits_80_columns(tmp_path):
 
 @pytest.mark.parametrize("width", [24, 40, 56, 72, 100, 140])
 def test_tables_never_cut_a_number_at_any_width(width):
-    columns = [render.Column("backend", render.TEXT), render.Column("inputs", render.TEXT), render.Column("median ms"),
-               render.Column("p90", drop=2), render.Column("p99", drop=1), render.Column("samples/s")]
-    rows = [["ort-cpu", "input_ids 8x128, attention_mask 8x128", render.ms(0.0131234), render.ms(16.123456), render.ms(1234.5678),
-             render.sig(627099.3, thousands=True)],
-            ["onnx-reference", "input_ids 1x32, attention_mask 1x32", render.ms(0.5), render.ms(7.25), render.ms(99999.4), "1,234.5"]]
+    columns = [show.Column("backend", show.TEXT), show.Column("inputs", show.TEXT), show.Column("median ms"),
+               show.Column("p90", drop=2), show.Column("p99", drop=1), show.Column("samples/s")]
+    rows = [["ort-cpu", "input_ids 8x128, attention_mask 8x128", formats.ms(0.0131234), formats.ms(16.123456), formats.ms(1234.5678),
+             formats.sig(627099.3, thousands=True)],
+            ["onnx-reference", "input_ids 1x32, attention_mask 1x32", formats.ms(0.5), formats.ms(7.25), formats.ms(99999.4), "1,234.5"]]
     console = Console(width=width, file=io.StringIO(), color_system=None)
-    render.grid(console, "a title long enough to wrap at narrow widths", columns, rows, "a caption")
+    show.grid(console, "a title long enough to wrap at narrow widths", columns, rows, "a caption")
     text = console.file.getvalue()
     fits(text, width)
     numbers = [cell for row in rows for cell in row[2:]]
@@ -78,10 +79,10 @@ def test_tables_never_cut_a_number_at_any_width(width):
 
 
 def test_numbers_have_5_significant_digits_one_style():
-    assert [render.ms(v) for v in (0.013123456, 16.1234, 1234.567, 123456.7, 9.999996, 0.0)] == [
+    assert [formats.ms(v) for v in (0.013123456, 16.1234, 1234.567, 123456.7, 9.999996, 0.0)] == [
         "0.013123", "16.123", "1234.6", "123457", "10.000", "0"]
-    assert render.sig(627099.3, thousands=True) == "627,099" and render.sig(7647.71, thousands=True) == "7,647.7"
-    assert [render.error(v) for v in (0.0, 1.2345e-5, 0.0839)] == ["0", "1.23e-05", "8.39e-02"]
+    assert formats.sig(627099.3, thousands=True) == "627,099" and formats.sig(7647.71, thousands=True) == "7,647.7"
+    assert [formats.error(v) for v in (0.0, 1.2345e-5, 0.0839)] == ["0", "1.23e-05", "8.39e-02"]
 
 
 def test_piped_output_respects_columns(tmp_path):
@@ -225,7 +226,7 @@ def test_noise_advice_works_on_small_machines(tmp_path):
     from infertool.backends import registry
     from infertool.onnx_io import describe
     from infertool.pipelines.bench import BenchOptions, _notes
-    from infertool.results import BenchRow
+    from infertool.records.bench import BenchRow
     from infertool.stats import Stats
 
     noisy = Stats.from_ns([10_000, 90_000] * 20)

@@ -13,12 +13,13 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 
 from infertool import files
-from infertool.measure.gate import gate
-from infertool.results import BenchResult, BenchRow
+from infertool.records.bench import BenchRow
+from infertool.records.gate import Measured, gate
 from infertool.stats import Stats
 
 import hostile
@@ -173,34 +174,37 @@ def test_staging_folders_of_killed_processes_are_swept(sb, tmp_path):
 
 def test_the_gate_never_passes_on_nan(sb):
     line = error(run_main("bench", sb["mlp"], *QUICK, "--baseline", sb["median-nan.json"], cwd=sb["root"]))
-    assert "is not an infertool bench result: rows[0].latency_ms.median is nan" in line
-    stats = Stats.from_ns([1_000_000] * 3)
-    result = BenchResult({}, {"sha256": "0"}, {}, (BenchRow("ort-cpu", 1, "fp32", "end_to_end", {"end_to_end": stats}, {}, {}, {}),))
-    nan_median = hostile.bench_result(median=float("nan"))
-    assert gate(result, nan_median, sb["root"], 0.1, "median").rows[0].regressed  # should one slip through: it fails
-    assert gate(result, hostile.bench_result(median=1.0), sb["root"], float("nan"), "median").rows[0].regressed
+    assert "is a damaged bench result: rows[0].latency_ms.median is nan" in line
+    model = {"path": "m.onnx", "sha256": "0"}
+
+    def rows(median: float) -> list[Measured]:
+        stats = replace(Stats.from_ns([1_000_000] * 3), median=median)
+        return [Measured(BenchRow("ort-cpu", 1, "fp32", "end_to_end", {"end_to_end": stats}, {}, {}, {}), model, {})]
+
+    assert gate(rows(1.0), rows(float("nan")), "b.json", 0.1, "median").rows[0].regressed  # should one slip through: it fails
+    assert gate(rows(1.0), rows(1.0), "b.json", float("nan"), "median").rows[0].regressed
 
 
 BAD_BASELINES = {
-    "rows-dict.json": "'rows' is an object, not a list",
-    "row-null.json": "rows[0] is null, not an object",
-    "row-int.json": "rows[0] is a number, not an object",
-    "median-string.json": "rows[0].latency_ms.median is a string",
-    "median-list.json": "rows[0].latency_ms.median is a list",
-    "median-null.json": "rows[0].latency_ms.median is null",
-    "timings-nan.json": "rows[0].timings_ms.end_to_end.median is nan",
-    "no-backend.json": "rows[0] lacks a backend name",
-    "no-latency.json": "rows[0].latency_ms is null",
-    "model-list.json": "'model' is a list",
-    "nested.json": "it is nested too deeply",
-    "null.json": "it is null",
+    "rows-dict.json": "is a damaged bench result: rows is an object, not a list",
+    "row-null.json": "is a damaged bench result: rows[0] is null, not an object",
+    "row-int.json": "is a damaged bench result: rows[0] is a number, not an object",
+    "median-string.json": "is a damaged bench result: rows[0].latency_ms.median is a string, not a number",
+    "median-list.json": "is a damaged bench result: rows[0].latency_ms.median is a list, not a number",
+    "median-null.json": "is a damaged bench result: rows[0].latency_ms.median is missing",
+    "timings-nan.json": "is a damaged bench result: rows[0].timings_ms.end_to_end.median is nan, not a number",
+    "no-backend.json": "is a damaged bench result: rows[0].backend is missing",
+    "no-latency.json": "is a damaged bench result: rows[0].latency_ms is missing",
+    "model-list.json": "is a damaged bench result: model is a list, not an object",
+    "nested.json": "is nested too deeply",
+    "null.json": "is a damaged bench result: the file is null, not an object",
 }
 
 
 @pytest.mark.parametrize("name", list(BAD_BASELINES))
 def test_baselines_that_are_not_bench_results(sb, name):
     line = error(run_main("bench", sb["mlp"], *QUICK, "--baseline", sb[name], cwd=sb["root"]))
-    assert f"baseline {sb[name]} is not an infertool bench result: {BAD_BASELINES[name]}" in line
+    assert f"{sb[name]} {BAD_BASELINES[name]}" in line
 
 
 # ---------------------------------------------------------------- damaged input files

@@ -139,6 +139,29 @@ def test_real_unsupported_ops_name_the_node(tmp_path):
         assert "on the host, or in ONNX Runtime" in line
 
 
+def test_real_refusal_of_an_unnamed_node_names_its_op(tmp_path):
+    """TensorRT names an unnamed node's layer `node_of_<output>`: the error maps it back to the ONNX op."""
+    node = helper.make_node("NonMaxSuppression", ["boxes", "scores"], ["sel"])  # no name, no limits: no finite output size
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 10, 4]), helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 1, 10])],
+        [helper.make_tensor_value_info("sel", TensorProto.INT64, [None, 3])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), tmp_path / "nms.onnx")
+    line = fails(tmp_path / "nms.onnx", tmp_path / "nms.engine", "--compute-capability", "8.6")
+    assert "could not build the unnamed NonMaxSuppression node making 'sel'" in line and "op unknown" not in line
+
+
+def test_real_fused_fp16_layer_counts_as_fp16(tmp_path):
+    """Cast -> Mul -> Cast fuses into one layer with fp32 inputs and outputs and fp16 weights: it computes in fp16."""
+    weight = numpy_helper.from_array(np.full((1, 16), 0.5, np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Mul", ["x", "w"], ["y"], name="scale")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 16])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 16])], [weight])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), tmp_path / "mul.onnx")
+    report = build(tmp_path / "mul.onnx", tmp_path / "mul.engine", "-p", "fp16", "--compute-capability", "8.6", "--batch", "4")
+    assert report["sidecar"]["layer_precisions"].get("fp16") and (tmp_path / "mul.engine").exists()
+    assert any("fused 3 ONNX nodes into 1 layer" in note and "scale" in note for note in report["notes"])
+
+
 def test_real_builder_errors_are_one_line(tmp_path):
     """The real builder's own checks, reached past the CLI's (which catch these first)."""
     model = onnx_io.describe(mlp(tmp_path / "m.onnx"))

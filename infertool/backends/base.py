@@ -18,7 +18,7 @@ from infertool.tensors import TensorSpec
 
 if TYPE_CHECKING:
     from infertool.engine.build import BuildOptions, StageReview
-    from infertool.results import BuildResult
+    from infertool.records.build import BuildResult
 
 # timing modes, as the table and JSON name them
 END_TO_END = "end_to_end"  # host arrays in, host arrays out (copies included)

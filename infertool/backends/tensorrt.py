@@ -29,8 +29,8 @@ from infertool.engine.tensorrt_api import TENSORRT, Flavour
 from infertool.errors import BackendFailure, InfertoolError
 from infertool.onnx_io import ModelInfo
 from infertool.optional import install_hint, is_available
+from infertool.records.build import BuildResult
 from infertool.reporting import Reporter
-from infertool.results import BuildResult
 from infertool.tensors import TensorSpec, format_shape
 from infertool.vocabulary import LOWEST_FIRST
 

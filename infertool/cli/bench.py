@@ -12,12 +12,15 @@ from typing import List, Optional
 
 import typer
 
-from infertool.cli import parse, render, render_perf
+from infertool.cli import parse
 from infertool.cli.console import RichReporter, emit_json, emit_text, out, warn
 from infertool.cli.groups import Device, Generated, Image, Inputs, Limits, Output, Truth, command
 from infertool.cli.perf import Perf, Source
+from infertool.cli.show import bench as show_bench
+from infertool.cli.show import perf as show_perf
 from infertool.errors import CheckFailed, InfertoolError
 from infertool.measure.timing import MAX_SAMPLES, MAX_SECONDS
+from infertool.present.bench import bench_csv, bench_markdown
 
 MAX_THREADS = 1024
 
@@ -95,8 +98,8 @@ class Reports:
 
 
 def _gate(gate: Gate):
-    from infertool.measure.gate import GATE_STATS
     from infertool.pipelines.bench import GateOptions
+    from infertool.records.gate import GATE_STATS
 
     regression, stat = parse.regression(gate.max_regression), parse.choice(gate.gate_stat, GATE_STATS, "--gate-stat")
     max_cv = parse.percentage(gate.max_cv, "--max-cv") if gate.max_cv is not None else None
@@ -148,9 +151,9 @@ def _emit(result, output: Output, reports: Reports) -> None:
     if output.json_out:
         emit_json(result.to_dict(), output.json_out, output.force)
     if reports.csv_out:
-        emit_text(render.bench_csv(result), reports.csv_out, output.force)
+        emit_text(bench_csv(result), reports.csv_out, output.force)
     if reports.markdown_out:
-        text = render.bench_markdown(result)
+        text = bench_markdown(result)
         emit_text(text, reports.markdown_out, output.force)
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
@@ -160,8 +163,8 @@ def _emit(result, output: Output, reports: Reports) -> None:
             except OSError as exc:  # the job summary is CI's, not an output of this command
                 warn(f"cannot append to $GITHUB_STEP_SUMMARY ({summary}): {exc.strerror}")
     if "-" not in targets.values():
-        render.bench_tables(result, out)
-        render_perf.tables(result, out)
+        show_bench.bench_tables(result, out)
+        show_perf.tables(result, out)
     for warning in result.warnings:
         warn(warning)
 

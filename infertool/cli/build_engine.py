@@ -7,9 +7,10 @@ from typing import List, Optional
 
 import typer
 
-from infertool.cli import parse, render
+from infertool.cli import parse
 from infertool.cli.console import RichReporter, show
 from infertool.cli.groups import Calibration, Device, Generated, Image, Output, command, data_options
+from infertool.cli.show.build import build_result
 from infertool.tensors import MAX_DIM
 
 
@@ -59,7 +60,7 @@ def build_engine(
     request = BuildRequest(engine_path, options, profiles, generated.shapes(), batch, data_options("random", "--input-shape", generated, image), backend=backend, gate=gate)
     with RichReporter(output.quiet) as reporter:
         result = build(model, request, reporter)
-    show(result, output.json_out, output.force, render.build_result)
+    show(result, output.json_out, output.force, build_result)
 
 
 def register(app: typer.Typer) -> None:

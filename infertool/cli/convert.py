@@ -8,9 +8,10 @@ from typing import List, Optional
 
 import typer
 
-from infertool.cli import parse, render
+from infertool.cli import parse
 from infertool.cli.console import RichReporter, show, showing_failed_checks
 from infertool.cli.groups import MAX_SEED, Output, command
+from infertool.cli.show.convert import convert_result
 
 
 class Exporter(str, Enum):
@@ -68,9 +69,9 @@ def convert(
         int_range=parse.int_ranges(int_range or []),
     )
     settings = ConvertOptions(onnx_path, export, parse.finite(atol, "--atol"), parse.finite(rtol, "--rtol"), validate, output.force)
-    with showing_failed_checks(output.json_out, output.force, render.convert_result), RichReporter(output.quiet) as reporter:
+    with showing_failed_checks(output.json_out, output.force, convert_result), RichReporter(output.quiet) as reporter:
         result = run_convert(source, settings, reporter)
-    show(result, output.json_out, output.force, render.convert_result)
+    show(result, output.json_out, output.force, convert_result)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,9 +7,11 @@ from typing import Optional
 
 import typer
 
-from infertool.cli import parse, render
+from infertool.cli import parse
 from infertool.cli.console import RichReporter, show, showing_failed_checks
 from infertool.cli.groups import MAX_SAMPLES, Calibration, Conversion, Device, Generated, Image, Inputs, Output, command
+from infertool.cli.show import debug as show_debug
+from infertool.present.debug import debug_layers_markdown
 
 debug_app = typer.Typer(
     name="debug", no_args_is_help=True, rich_markup_mode="rich",
@@ -44,8 +46,8 @@ def layers(
     with RichReporter(output.quiet) as reporter:
         result = debug_layers(reference, options, reporter)
     if markdown_out is not None:
-        write_text_atomic(markdown_out, render.debug_layers_markdown(result), output.force)
-    show(result, output.json_out, output.force, render.debug_layers)
+        write_text_atomic(markdown_out, debug_layers_markdown(result), output.force)
+    show(result, output.json_out, output.force, show_debug.debug_layers)
 
 
 @command
@@ -69,9 +71,9 @@ def precision(
     request = conversion.to_options(precision, keep_path, calibration, generated, image, output.force)
     if output.json_path is not None:
         check_output(output.json_path, output.force)
-    with showing_failed_checks(output.json_out, output.force, render.debug_precision), RichReporter(output.quiet) as reporter:
+    with showing_failed_checks(output.json_out, output.force, show_debug.debug_precision), RichReporter(output.quiet) as reporter:
         result = debug_precision(model, SearchOptions(keep_path, request, budget), reporter)
-    show(result, output.json_out, output.force, render.debug_precision)
+    show(result, output.json_out, output.force, show_debug.debug_precision)
 
 
 def register(app: typer.Typer) -> None:

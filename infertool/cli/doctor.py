@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from infertool.cli import render
 from infertool.cli.console import show
 from infertool.cli.groups import Output, command
+from infertool.cli.show.doctor import doctor_report
 
 
 @command
@@ -14,7 +14,7 @@ def doctor(output: Output = None) -> None:
     """Versions of python, numpy, onnx, onnxruntime (+ providers), torch, TensorFlow/Keras, TensorRT, cuda-python; GPUs; which bench backends can run."""
     from infertool.pipelines.doctor import doctor as diagnose
 
-    show(diagnose(), output.json_out, output.force, render.doctor_report)
+    show(diagnose(), output.json_out, output.force, doctor_report)
 
 
 def register(app: typer.Typer) -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
-from infertool.cli import render
 from infertool.cli.console import RichReporter, show, showing_failed_checks
 from infertool.cli.groups import Calibration, Conversion, Generated, Image, Limits, Output, Truth, command
+from infertool.cli.show.quantize import quantize_result
 
 
 @command
@@ -34,9 +34,9 @@ def quantize(
         precision, result_path, calibration, generated, image, output.force,
         gate=gate, timeout=limits.seconds(), labels=truth.labels_csv,
     )
-    with showing_failed_checks(output.json_out, output.force, render.quantize_result), RichReporter(output.quiet) as reporter:
+    with showing_failed_checks(output.json_out, output.force, quantize_result), RichReporter(output.quiet) as reporter:
         result = run_quantize(model, request, reporter)
-    show(result, output.json_out, output.force, render.quantize_result)
+    show(result, output.json_out, output.force, quantize_result)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,9 +7,10 @@ from typing import List, Optional
 
 import typer
 
-from infertool.cli import parse, render
+from infertool.cli import parse
 from infertool.cli.console import RichReporter, show, showing_failed_checks
 from infertool.cli.groups import Output, command
+from infertool.cli.show.report import report_result
 
 
 @command
@@ -23,17 +24,17 @@ def report(
     output: Output = None,
 ) -> None:
     """Merge results into one Markdown or HTML report: tables of comparable rows, latency, throughput, speedup and accuracy plots."""
-    from infertool.measure.gate import GATE_STATS
     from infertool.pipelines.report import ReportGate, ReportOptions
     from infertool.pipelines.report import report as run_report
+    from infertool.records.gate import GATE_STATS
 
     gate = None
     if baseline:
         gate = ReportGate(tuple(baseline), parse.regression(max_regression), parse.choice(gate_stat, GATE_STATS, "--gate-stat"))
     options = ReportOptions(result_path, baseline_row, gate, output.force)
-    with showing_failed_checks(output.json_out, output.force, render.report_result), RichReporter(output.quiet) as reporter:
+    with showing_failed_checks(output.json_out, output.force, report_result), RichReporter(output.quiet) as reporter:
         result = run_report(results, options, reporter)
-    show(result, output.json_out, output.force, render.report_result)
+    show(result, output.json_out, output.force, report_result)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,9 +7,9 @@ from typing import Optional
 
 import typer
 
-from infertool.cli import render
 from infertool.cli.console import RichReporter, show
 from infertool.cli.groups import Device, Generated, Image, Inputs, Limits, Output, command
+from infertool.cli.show.run import run_result
 from infertool.tensors import MAX_DIM
 
 
@@ -49,7 +49,7 @@ def run(
         check_output(output.json_path, output.force)
     with RichReporter(output.quiet) as reporter:
         result = run_model(request, reporter)
-    show(result, output.json_out, output.force, render.run_result)
+    show(result, output.json_out, output.force, run_result)
 
 
 def register(app: typer.Typer) -> None:

@@ -9,9 +9,10 @@ from typing import Optional
 
 import typer
 
-from infertool.cli import parse, render
+from infertool.cli import parse
 from infertool.cli.console import RichReporter, show, showing_failed_checks
 from infertool.cli.groups import Output, command
+from infertool.cli.show.sweep import sweep_result
 from infertool.errors import InfertoolError
 
 SPEC_HELP = """Run a grid of benchmarks described by SPEC (YAML); each cell is one `infertool bench` process writing OUT/cells/ID.json.
@@ -77,9 +78,9 @@ def sweep(
         retries=retries, timeout=cell_timeout, executor=parse.choice(executor, ("local", "ray"), "--executor"), address=address,
         devices=parse.devices(devices) if devices else None, list_only=list_cells,
     )
-    with showing_failed_checks(output.json_out, output.force, render.sweep_result), RichReporter(output.quiet) as reporter:
+    with showing_failed_checks(output.json_out, output.force, sweep_result), RichReporter(output.quiet) as reporter:
         result = run_sweep(spec, options, reporter)
-    show(result, output.json_out, output.force, render.sweep_result)
+    show(result, output.json_out, output.force, sweep_result)
 
 
 sweep.__doc__ = SPEC_HELP

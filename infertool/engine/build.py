@@ -29,8 +29,10 @@ from infertool.files import file_sha256, staged_output, write_bytes_atomic
 from infertool.onnx_io import ModelInfo
 from infertool.precision import transform
 from infertool.precision.settings import PrecisionSettings
+from infertool.records.build import BuildResult
+from infertool.records.model_file import ModelFile
 from infertool.reporting import Reporter
-from infertool.results import BuildResult, ModelFile
+from infertool.text import shorten
 
 HARDWARE_COMPAT = {"none": "NONE", "ampere+": "AMPERE_PLUS", "same-compute-capability": "SAME_COMPUTE_CAPABILITY"}
 CALIBRATION_BATCH = 8
@@ -214,21 +216,33 @@ def _build(trt: Any, source: Path, options: BuildOptions, plan: precision_plan.P
 
 
 def _build_failure(flavour: Flavour, source: Path, logger: Any) -> InfertoolError:
-    """The builder's error, naming the ONNX node and op where it has no kernel for a layer."""
+    """The builder's error, naming the ONNX node and op of the layer it failed on."""
     errors = logger.errors()
     for message in errors:
         found = re.search(r"(\S+) has no runners that implement it", message)
         if found:
-            node, op = _onnx_node(source, found.group(1))
-            return InfertoolError(f"{flavour.name} has no kernel for node '{node}' ({op}): layer {found.group(1)} has no runners that implement it", hint=UNSUPPORTED_HINT)
+            return InfertoolError(f"{flavour.name} has no kernel for {_onnx_node(source, found.group(1))}: layer {found.group(1)} has no runners that implement it",
+                                  hint=UNSUPPORTED_HINT)
+    for message in errors:
+        found = re.search(r"\b\w*Layer (\S+?): (.*)", message)
+        if found:
+            return InfertoolError(f"{flavour.name} could not build {_onnx_node(source, found.group(1))}: {shorten(found.group(2), 200)}", hint=UNSUPPORTED_HINT)
     return InfertoolError(f"{flavour.name} could not build the engine: " + " | ".join(errors[-3:] or logger.messages[-3:]), hint="rerun with --verbose for the builder's log")
 
 
-def _onnx_node(source: Path, layer: str) -> tuple[str, str]:
-    """The ONNX node a layer came from: the node of that name, or the longest whose name it extends."""
-    nodes = {node.name: node.op_type for node in onnx_io.load(source, load_external_data=False).graph.node if node.name}
+def _onnx_node(source: Path, layer: str) -> str:
+    """The ONNX node a layer came from: the node of that name, or the longest whose name it extends;
+    for an unnamed node (TensorRT calls its layer `node_of_<output>`), the node making that output."""
+    graph = onnx_io.load(source, load_external_data=False).graph
+    nodes = {node.name: node.op_type for node in graph.node if node.name}
     named = max((n for n in nodes if layer == n or layer.startswith(n + "_")), key=len, default=None)
-    return (named, nodes[named]) if named else (layer, "op unknown")
+    if named:
+        return f"node '{named}' ({nodes[named]})"
+    made = {output: node for node in graph.node for output in node.output if output}
+    output = max((o for o in made if layer == f"node_of_{o}" or layer.startswith(f"node_of_{o}_")), key=len, default=None)
+    if output is not None:
+        return f"node '{made[output].name}' ({made[output].op_type})" if made[output].name else f"the unnamed {made[output].op_type} node making '{output}'"
+    return f"layer '{layer}' (op unknown)"
 
 
 def _check_precision(plan: precision_plan.PrecisionPlan, built: _Built, output: Path, flavour: Flavour) -> None:
@@ -239,6 +253,17 @@ def _check_precision(plan: precision_plan.PrecisionPlan, built: _Built, output: 
             f"kernels, so {output} was not written",
             hint="check that the GPU supports the precision, or inspect with --verbose",
         )
+
+
+def _fusions(layers: list[dict], flavour: Flavour, shown: int = 3) -> list[str]:
+    """What the builder fused: layers made of several ONNX nodes (their precision is judged on what
+    they compute with, constants included)."""
+    fused = [layer for layer in layers if len(layer["onnx_nodes"]) > 1]
+    if not fused:
+        return []
+    described = "; ".join(f"{', '.join(layer['onnx_nodes'][:4])}{' …' if len(layer['onnx_nodes']) > 4 else ''} into {layer['name']}" for layer in fused[:shown])
+    return [f"{flavour.name} fused {sum(len(layer['onnx_nodes']) for layer in fused)} ONNX nodes into {len(fused)} layer{'s' * (len(fused) > 1)}: {described}"
+            + (" …" if len(fused) > shown else "")]
 
 
 def _check_portability(options: BuildOptions) -> None:
@@ -270,6 +295,7 @@ def build_engine(
             source, stage_report = _precision_stage(model, plan.transform, options, staging, reporter, review)
         built_sha256 = file_sha256(source) if source != model.path else None
         built = _build(trt, source, options, plan, reporter)
+        notes += _fusions(built.layers, flavour)
         _check_precision(plan, built, output, flavour)
         (staging / output.name).write_bytes(built.engine)
         for leftover in staging.glob("*.onnx*"):

@@ -59,14 +59,16 @@ _TYPES = (("fp8", r"\b(FP8|Fp8|E4M3|kFP8)\b"), ("bf16", r"\b(BF16|BFloat16|kBF16
 
 
 def layer_precisions(info: dict) -> Counter | None:
-    """Layers per tensor type, from the engine inspector's JSON (10.x `Format/Datatype`, 11.x `DataType`).
+    """Layers per tensor type, from the engine inspector's JSON (10.x `Format/Datatype`, 11.x `DataType`):
+    the types of what a layer reads, writes and computes with (its constants), so a fused layer that
+    takes fp32 in and out but computes with fp16 weights (Cast -> Mul -> Cast) counts as fp16.
     None when the engine was built without detailed profiling verbosity."""
     layers = info.get("Layers", [])
     if not layers or not all(isinstance(layer, dict) for layer in layers):
         return None
     counts: Counter = Counter()
     for layer in layers:
-        tensors = [*layer.get("Inputs", []), *layer.get("Outputs", [])]
+        tensors = [*layer.get("Inputs", []), *layer.get("Outputs", []), *layer.get("Constants", [])]
         text = " ".join(str(v) for t in tensors if isinstance(t, dict) for k, v in t.items() if k != "Name")
         counts.update({kind for kind, pattern in _TYPES if re.search(pattern, text)})
     return counts
@@ -82,10 +84,13 @@ def layers_from_log(messages: list[str]) -> dict:
         if not line.startswith("Name: "):
             break
         inputs = line.partition(", Inputs: [")[2].partition("], Constants: [")[0].partition("], Outputs: [")[0]
+        constants = line.partition("], Constants: [")[2].partition("], Outputs: [")[0]
         outputs = line.partition("], Outputs: [")[2].partition("], TacticName:")[0]
         layers.append({
             "Name": line[6:].partition(",")[0],
             "Inputs": [{"DataType": t} for t in re.findall(r"Datatype: (\w+)", inputs)],
+            "Constants": [{"DataType": t} for t in re.findall(r"Datatype: (\w+)", constants)],
             "Outputs": [{"DataType": t} for t in re.findall(r"Datatype: (\w+)", outputs)],
+            "Metadata": line.partition("Metadata: ")[2],
         })
     return {"Layers": layers}

@@ -19,8 +19,8 @@ from infertool.errors import CheckFailed, first_line
 from infertool.exporters.base import Reference, fixed_axis
 from infertool.feeds import IntRanges, generated_feeds
 from infertool.optional import require
+from infertool.records.convert import BatchAgreement, ValidationReport
 from infertool.reporting import Reporter
-from infertool.results import BatchAgreement, ValidationReport
 from infertool.tensors import TensorSpec, resolve_shapes
 
 # ops an exporter emits that no ONNX opset defines, and the way out

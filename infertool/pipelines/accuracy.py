@@ -18,8 +18,8 @@ from infertool.errors import InfertoolError, first_line
 from infertool.feeds import sample_count, split_batches
 from infertool.labels import GroundTruth, task_accuracy
 from infertool.precision.emulate import emulate
+from infertool.records.quantize import AccuracyReport
 from infertool.reporting import Reporter
-from infertool.results import AccuracyReport
 from infertool.tensors import TensorSpec
 
 EVALUATION_BATCH = 8

@@ -21,14 +21,15 @@ from infertool.dtypes import numpy_dtype
 from infertool.errors import CheckFailed, InfertoolError
 from infertool.feeds import FeedSource, InputOptions, value_shape
 from infertool.labels import LabelledSet, classes_for, read_labels_csv
-from infertool.measure.gate import gate, load_baseline
 from infertool.measure.gpu_telemetry import GpuProbe, clock_drop
 from infertool.measure.memory import HostPeak, gpu_used
 from infertool.measure.timing import Budget, run_for
 from infertool.onnx_io import ModelInfo
 from infertool.pipelines import perf, versions
+from infertool.records.bench import AgreementReport, BenchResult, BenchRow
+from infertool.records.gate import Measured, gate, load_baseline, measured
+from infertool.records.speedup import Baseline, speedups
 from infertool.reporting import Reporter
-from infertool.results import AgreementReport, BenchResult, BenchRow
 from infertool.stats import PERCENTILE_METHOD, Stats
 from infertool.tensors import format_shape
 from infertool.text import listing
@@ -212,7 +213,7 @@ class _Plan:
     skipped: tuple[dict, ...]
     labels: list[str]
     models: list[ModelInfo]
-    baseline_row: tuple[str | None, str | None]
+    baseline_row: Baseline
     references: _References | None
 
 
@@ -221,7 +222,7 @@ def _plan(paths: list[Path], options: BenchOptions, reporter: Reporter) -> _Plan
     for name in (s["backend"] for s in skipped):
         reporter.note(f"skipping {name}: it cannot run here")
     labels = versions.labels(paths, options.model_labels)
-    baseline_row = versions.baseline_row(options.baseline_row, labels, [b.name for b in backends])
+    baseline_row = Baseline.parse(options.baseline_row, labels, [b.name for b in backends])
     models = [onnx_io.describe(path) for path in paths]
     versions.check_inputs(labels, models)
     for backend in backends:
@@ -261,7 +262,7 @@ def _rows(plan: _Plan, options: BenchOptions, reporter: Reporter, row_measure: R
                 rows.append(replace(measure(model, backend, feeds, options, plan.references, reporter), model=label))
             except RowFailed as exc:  # this row only: the others still run
                 failed.append({"model": label, "backend": backend.name, "batch": _batch(feeds), "error": exc.message})
-    return _with_speedups(rows, *plan.baseline_row), failed
+    return _with_speedups(rows, plan.baseline_row), failed
 
 
 def run_bench(model_paths: Path | Sequence[Path], options: BenchOptions, reporter: Reporter, row_measure: RowMeasure | None = None) -> BenchResult:
@@ -285,12 +286,13 @@ def run_bench(model_paths: Path | Sequence[Path], options: BenchOptions, reporte
     warnings = [f"{_name(r, len(plan.models) > 1)}: {w}" for r in rows for w in r.warnings]
     described = tuple({"label": label, **model.to_dict()} for label, model in zip(plan.labels, plan.models))
     result = BenchResult(
-        env, plan.models[0].to_dict(), options.to_dict(), tuple(rows), (*warnings, *advice),
+        env, plan.models[0].to_dict(), {**options.to_dict(), "speedup_baseline": plan.baseline_row.to_dict()}, tuple(rows), (*warnings, *advice),
         skipped=plan.skipped, notes=notes, models=described, failed=tuple(failed),
     )
     if baseline is not None:
         settings = options.gate
-        result = replace(result, gate=gate(result, baseline, settings.baseline, settings.max_regression, settings.stat, settings.max_cv))
+        verdict = gate(measured(result), measured(baseline), str(settings.baseline), settings.max_regression, settings.stat, settings.max_cv)
+        result = replace(result, gate=verdict)
     _verdict(result)
     return result
 
@@ -447,14 +449,7 @@ def _extras(backend: Backend, artifact: Path, feeds: dict, options: BenchOptions
     return extras
 
 
-def _with_speedups(rows: list[BenchRow], model: str | None = None, backend: str | None = None) -> list[BenchRow]:
-    """Speedup of each row over the baseline row at the same input shapes: the first row of `model`
-    on `backend` (either None: any), so by default the first model's first backend."""
-    base: dict[str, float] = {}
-    for row in rows:
-        if model in (None, row.model) and backend in (None, row.backend):
-            base.setdefault(repr(row.input_shapes), row.latency.median)
-    return [
-        replace(r, speedup=base[repr(r.input_shapes)] / r.latency.median if repr(r.input_shapes) in base and r.latency.median > 0 else None)
-        for r in rows
-    ]
+def _with_speedups(rows: list[BenchRow], baseline: Baseline) -> list[BenchRow]:
+    """Each row's speedup by the one rule (records/speedup.py)."""
+    found = speedups([Measured(r, {"label": r.model or "", "path": ""}, {}) for r in rows], baseline)
+    return [replace(r, speedup=s) for r, s in zip(rows, found)]

@@ -17,8 +17,9 @@ from infertool.feeds import FeedSource, InputOptions
 from infertool.files import check_output
 from infertool.onnx_io import ModelInfo
 from infertool.pipelines.accuracy import evaluate
+from infertool.records.build import BuildResult
+from infertool.records.quantize import AccuracyReport
 from infertool.reporting import Reporter
-from infertool.results import AccuracyReport, BuildResult
 from infertool.tensors import bind_unnamed
 from infertool.vocabulary import tolerance_class
 

@@ -12,8 +12,9 @@ from infertool import environment, onnx_io
 from infertool.errors import CheckFailed, InfertoolError
 from infertool.exporters.base import ExportOptions
 from infertool.files import file_sha256, staged_output
+from infertool.records.convert import ConvertResult
+from infertool.records.model_file import ModelFile
 from infertool.reporting import Reporter
-from infertool.results import ConvertResult, ModelFile
 
 
 @dataclass(frozen=True)

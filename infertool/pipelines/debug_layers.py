@@ -33,8 +33,8 @@ from infertool.feeds import FeedSource, InputOptions, split_batches
 from infertool.onnx_io import ModelInfo
 from infertool.pipelines.accuracy import emulated
 from infertool.precision import matching
+from infertool.records.debug import LayerRow, LayersResult
 from infertool.reporting import Reporter
-from infertool.results import LayerRow, LayersResult
 from infertool.vocabulary import tolerance_class
 
 MIN_SAME_SHAPES = 0.5  # below this share of same-named tensors with the same shape, the graphs do not correspond

@@ -27,8 +27,8 @@ from infertool.pipelines.accuracy import batch_outputs, emulated
 from infertool.pipelines.debug_layers import Graph, LayersOptions, compare_layers
 from infertool.pipelines.quantize import CALIBRATION_BATCH, QuantizeOptions, calibration_data, evaluation_data
 from infertool.precision import matching, transform
+from infertool.records.debug import LayersResult, PrecisionResult, PrecisionStep
 from infertool.reporting import Reporter, SilentReporter
-from infertool.results import LayersResult, PrecisionResult, PrecisionStep
 from infertool.vocabulary import tolerance_class
 
 RANKED_SHOWN = 10  # ranked nodes listed in the result

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from infertool import environment
 from infertool.backends import registry
-from infertool.results import DoctorReport
+from infertool.records.doctor import DoctorReport
 
 
 def doctor() -> DoctorReport:

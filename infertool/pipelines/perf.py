@@ -18,8 +18,8 @@ from infertool.measure.profile import summarize
 from infertool.measure.timing import Budget
 from infertool.onnx_io import ModelInfo
 from infertool.optional import is_available
+from infertool.records.bench import BenchRow
 from infertool.reporting import Reporter
-from infertool.results import BenchRow
 from infertool.stats import Stats, throughput
 
 PROFILED_RUNS = 10

@@ -17,8 +17,9 @@ from infertool.labels import classes_for, read_labels_csv
 from infertool.pipelines.accuracy import Labelled, evaluate, probe
 from infertool.precision import transform
 from infertool.precision.settings import PrecisionSettings
+from infertool.records.model_file import ModelFile
+from infertool.records.quantize import AccuracyReport, QuantizeResult
 from infertool.reporting import Reporter
-from infertool.results import AccuracyReport, ModelFile, QuantizeResult
 from infertool.tensors import TensorSpec
 from infertool.vocabulary import tolerance_class
 

@@ -17,8 +17,8 @@ from infertool.errors import InfertoolError
 from infertool.feeds import FeedSource, InputOptions, value_shape, write_npz, write_pb_dir
 from infertool.files import check_input, check_output, read_bytes, staged_output
 from infertool.labels import classifier_output
+from infertool.records.run import OutputSummary, RunResult, TopK
 from infertool.reporting import Reporter
-from infertool.results import OutputSummary, RunResult, TopK
 from infertool.tensors import TensorSpec
 from infertool.text import decode, shorten
 

@@ -22,8 +22,8 @@ from infertool.errors import CheckFailed, InfertoolError, first_line
 from infertool.files import file_sha256, write_text_atomic
 from infertool.optional import require
 from infertool.pipelines import sweep_run
+from infertool.records.sweep import SweepResult
 from infertool.reporting import Reporter
-from infertool.results import SweepResult
 from infertool.vocabulary import QUANTIZE_PRECISIONS
 
 AS_IS = "as-is"  # the model file as given, in whatever precision its graph carries

@@ -33,8 +33,8 @@ from infertool.pipelines import perf
 from infertool.pipelines.bench import BenchOptions, RowMeasure, judged, measure_row
 from infertool.pipelines.quantize import QuantizeOptions, quantize
 from infertool.precision.settings import PrecisionSettings
+from infertool.records.bench import BenchRow
 from infertool.reporting import Reporter
-from infertool.results import BenchRow
 from infertool.stats import Stats
 from infertool.text import shorten
 from infertool.vocabulary import TUNE_GRAPHS

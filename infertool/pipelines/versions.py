@@ -25,23 +25,6 @@ def labels(paths: list[Path], given: tuple[str, ...]) -> list[str]:
     return found
 
 
-def baseline_row(text: str | None, labels: list[str], names: list[str]) -> tuple[str | None, str | None]:
-    """--baseline-row as (model label, backend name); None matches any (the first row)."""
-    if text is None:
-        return None, None
-    label, sep, backend = text.rpartition(":")
-    if sep and label in labels and backend in names:
-        return label, backend
-    if not sep and text in labels:
-        return text, None
-    if not sep and text in names:
-        return None, text
-    raise InfertoolError(
-        f"--baseline-row '{text}' names no model or backend of this run",
-        hint=f"give a model ({', '.join(labels)}), a backend ({', '.join(names)}) or MODEL:BACKEND",
-    )
-
-
 def check_inputs(labels: list[str], models: list[ModelInfo]) -> None:
     """Several models are compared on the same inputs: they must take the same ones."""
     first = [s.name for s in models[0].inputs]

@@ -42,6 +42,7 @@ class Point:
 def _pyplot() -> Any:
     matplotlib = require("matplotlib", "report plots")
     matplotlib.use("Agg", force=True)
+    matplotlib.rcParams["text.parse_math"] = False  # labels come from result files: '$' is text, never mathtext
     import matplotlib.pyplot as plt
 
     return plt

@@ -5,7 +5,9 @@ from __future__ import annotations
 from rich.console import Console
 
 from infertool.cli.console import escape
-from infertool.cli.render import KEYS, NUM, TEXT, Column, grid, ms, percent, present, row_keys, sig
+from infertool.cli.show.bench import KEYS, row_keys
+from infertool.cli.show.grid import NUM, TEXT, Column, grid, present
+from infertool.present.numbers import ms, percent, sig
 
 
 def _compute(rows: list) -> tuple[list[Column], list[list[str]], str]:

@@ -8,9 +8,12 @@ import html
 import json
 from dataclasses import dataclass
 
-from infertool import __version__, plots
+from infertool import __version__
 from infertool.environment import utc_now
 from infertool.files import check_output, staged_output, write_text_atomic
+from infertool.present import markdown, plots
+from infertool.present.numbers import ms
+from infertool.stats import throughput
 from infertool.text import byte_size
 
 MAX_PANELS = 8  # a plot shows this many panels (shapes, machines) at most
@@ -34,10 +37,6 @@ class Image:
 # a block: ("h", level, text) | ("p", text) | ("list", [text]) | Table | Image
 Block = tuple | Table | Image
 NUMBERS = frozenset({"median ms", "p90", "p99", "CV", "samples/s", "speedup", "cosine", "cores", "size", "batch", "seconds", "change", "baseline ms", "now ms"})
-
-
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}" if value < 100 else f"{value:.1f}"
 
 
 def _commit(env: dict) -> str:
@@ -72,18 +71,17 @@ def _machines(merged) -> list[Block]:
 
 
 def _what(source) -> str:
-    data = source.data
+    record = source.record
     if source.kind == "bench":
-        cell = (data.get("cell") or {}).get("id")
-        models = ", ".join(m["label"] for m in data.get("models") or []) or data["model"]["path"]
-        return f"{len(data['rows'])} rows of {models}" + (f" (sweep cell {cell})" if cell else "")
+        models = ", ".join(record.labelled_models())
+        return f"{len(record.rows)} rows of {models}" + (f" (sweep cell {source.cell})" if source.cell else "")
     if source.kind == "quantize":
-        return f"{data['precision']} of {data['source']['path']}"
+        return f"{record.precision} of {record.source.path}"
     if source.kind == "build-engine":
-        return f"{data['sidecar'].get('precision')} engine {data['engine']['path']}"
+        return f"{record.sidecar.get('precision')} engine {record.engine.path}"
     if source.kind == "sweep":
-        return f"{len(data.get('cells', []))} cells of {data.get('spec', {}).get('path', '?')}"
-    return f"cell {data['cell']['id']} {data.get('status')}"
+        return f"{len(record.cells)} cells of {record.spec.get('path', '?')}"
+    return f"cell {record.cell['id']} failed"
 
 
 def _sources(merged) -> list[Block]:
@@ -94,18 +92,21 @@ def _sources(merged) -> list[Block]:
 
 
 def _agreement(row) -> str:
-    agreement = row.data.get("agreement")
-    if not agreement:
+    """The verdict bench recorded (agreement.Judgement), with its worst cosine."""
+    agreement = row.measured.row.agreement
+    if agreement is None:
         return "-"
-    cosine = min((o["cosine"] for o in agreement["outputs"] if o.get("cosine") is not None), default=None)
-    failing = agreement.get("failing")  # recorded by bench since it judges each sample
-    verdict = "ok" if agreement["passed"] else "FAIL" if not failing else f"FAIL {len(failing)}/{agreement.get('samples')}"
+    judgement = agreement.judgement
+    cosine = judgement.min_cosine
+    verdict = "ok" if judgement.passed else "FAIL" if not judgement.failing else f"FAIL {len(judgement.failing)}/{judgement.samples}"
     return verdict + ("" if cosine is None else f" (cos {cosine:.6f})")
 
 
 def _threads(row) -> str:
-    threads = (row.data.get("settings") or {}).get("effective_threads")
-    return "-" if not threads else f"{threads['intra_op']}/{threads['inter_op']}"
+    threads = row.measured.row.settings.get("effective_threads")
+    if not isinstance(threads, dict):
+        return "-"
+    return f"{threads.get('intra_op', '?')}/{threads.get('inter_op', '?')}"
 
 
 def _group_table(rows) -> Table:
@@ -113,11 +114,11 @@ def _group_table(rows) -> Table:
     table = Table(("machine", "run", "model", "backend", "settings", "timed", "median ms", "p90", "p99", "CV", "samples/s", "speedup", "agreement",
                    "threads", "warnings"), [], NUMBERS)
     for r in rows:
-        lat = r.data["latency_ms"]
+        row, lat = r.measured.row, r.measured.row.latency
         table.rows.append((
-            r.source.machine.id, r.source.id, r.model["label"], r.data["backend"], differ[id(r)] or "-", r.data["latency_mode"].replace("_", "-"),
-            _ms(lat["median"]), _ms(lat["p90"]), _ms(lat["p99"]), f"{lat['cv']:.1%}", f"{r.data['throughput']['samples_per_s']:,.1f}",
-            "-" if r.speedup is None else f"{r.speedup:.2f}x", _agreement(r), _threads(r), str(len(r.data.get("warnings") or []) or "-"),
+            r.source.machine.id, r.source.id, r.measured.label, row.backend, differ[id(r)] or "-", row.latency_mode.replace("_", "-"),
+            ms(lat.median), ms(lat.p90), ms(lat.p99), f"{lat.cv:.1%}", f"{_rate(r):,.1f}",
+            "-" if r.speedup is None else f"{r.speedup:.2f}x", _agreement(r), _threads(r), str(len(row.warnings) or "-"),
         ))
     return table
 
@@ -128,20 +129,25 @@ def _comparison(rows) -> Table:
     order = list(dict.fromkeys(r.shapes for r in rows))
     table = Table(("shapes", "model", "prec", "backend", "settings", "run", "median ms", "p99", "CV", "samples/s", "speedup", "agreement"), [], NUMBERS)
     for r in sorted(rows, key=lambda r: order.index(r.shapes)):
-        lat = r.data["latency_ms"]
+        row, lat = r.measured.row, r.measured.row.latency
         table.rows.append((
-            r.shapes, r.model["label"], r.data["precision"], r.data["backend"], differ[id(r)] or "-", r.source.id, _ms(lat["median"]), _ms(lat["p99"]),
-            f"{lat['cv']:.1%}", f"{r.data['throughput']['samples_per_s']:,.1f}", "-" if r.speedup is None else f"{r.speedup:.2f}x", _agreement(r),
+            r.shapes, r.measured.label, row.precision, row.backend, differ[id(r)] or "-", r.source.id, ms(lat.median), ms(lat.p99),
+            f"{lat.cv:.1%}", f"{_rate(r):,.1f}", "-" if r.speedup is None else f"{r.speedup:.2f}x", _agreement(r),
         ))
     return table
 
 
-def _benchmarks(merged, baseline_row: str | None) -> list[Block]:
+def _rate(row) -> float:
+    return throughput(row.measured.row.latency, row.measured.row.batch)["samples_per_s"]
+
+
+def _benchmarks(merged) -> list[Block]:
     if not merged.rows:
         return []
     blocks: list[Block] = [("h", 2, "Benchmarks"), ("p", (
-        f"Speedup: median latency of the baseline row on the same machine and input shapes ({baseline_row or 'the first row read'}) over "
-        "the row's; never across machines. Settings: what differs between rows of one model and backend. Agreement: with each run's reference."
+        f"Speedup: median latency of the baseline row on the same machine and input shapes ({merged.baseline.describe()}) over "
+        "the row's; never across machines. Settings: what differs between rows of one model and backend. "
+        "Agreement: with each run's reference, every sample judged (k/N: samples failing)."
     ))]
     for machine in merged.machines:
         mine = [r for r in merged.rows if r.source.machine is machine]
@@ -154,7 +160,7 @@ def _benchmarks(merged, baseline_row: str | None) -> list[Block]:
         if shared else "Each row measured a different model file, input shapes or precision: nothing to set side by side."
     ))]
     for (sha, shapes, precision), rows in shared.items():
-        labels = " = ".join(dict.fromkeys(r.model["label"] for r in rows))
+        labels = " = ".join(dict.fromkeys(r.measured.label for r in rows))
         blocks += [("h", 3, f"{labels} · {precision} · {shapes} · sha256 {sha[:12]}"), _group_table(rows)]
     return blocks
 
@@ -163,13 +169,15 @@ def _quantize(merged) -> list[Block]:
     sources = merged.of_kind("quantize")
     if not sources:
         return []
-    table = Table(("run", "source", "output", "precision", "size", "cosine", "top-1", "gates"), [], frozenset({"size", "cosine", "top-1"}))
+    table = Table(("run", "source", "output", "precision", "size", "worst cosine", "top-1", "failing", "gates"), [], frozenset({"size", "worst cosine", "top-1"}))
     for s in sources:
-        d, accuracy = s.data, s.data["accuracy"]
-        cosine, top1 = accuracy.get("min_cosine"), accuracy.get("top1")
-        gates = ", ".join(f"{name} {'ok' if g['passed'] else 'FAIL'}" for name, g in (d.get("gates") or {}).items()) or "-"
-        table.rows.append((s.id, d["source"]["path"], d["output"]["path"], d["precision"], f"{byte_size(d['source']['bytes'])} → {byte_size(d['output']['bytes'])}",
-                           "-" if cosine is None else f"{cosine:.6f}", "-" if top1 is None else f"{top1:.1%}", gates))
+        q = s.record
+        judgement = q.accuracy.judgement
+        cosine, top1 = q.accuracy.min_cosine, q.accuracy.top1
+        failing = "-" if judgement is None else f"{len(judgement.failing)}/{judgement.samples}"
+        gates = ", ".join(f"{name} {'ok' if g['passed'] else 'FAIL'}" for name, g in q.gates.items()) or "-"
+        table.rows.append((s.id, q.source.path, q.output.path, q.precision, f"{byte_size(q.source.bytes)} → {byte_size(q.output.bytes)}",
+                           "-" if cosine is None else f"{cosine:.6f}", "-" if top1 is None else f"{top1:.1%}", failing, gates))
     return [("h", 2, "Quantization (accuracy on the evaluation data)"), table]
 
 
@@ -179,9 +187,9 @@ def _engines(merged) -> list[Block]:
         return []
     table = Table(("run", "engine", "precision", "TensorRT", "GPU", "seconds", "size"), [], frozenset({"seconds", "size"}))
     for s in sources:
-        car = s.data["sidecar"]
-        table.rows.append((s.id, s.data["engine"]["path"], str(car.get("precision")), str(car.get("tensorrt_version")),
-                           _built_on(car["gpu"]), f"{car.get('build_seconds', 0):.1f}", byte_size(car.get("engine_bytes"))))
+        car = s.record.sidecar
+        table.rows.append((s.id, s.record.engine.path, str(car.get("precision")), str(car.get("tensorrt_version")),
+                           _built_on(car.get("gpu")), f"{car.get('build_seconds') or 0:.1f}", byte_size(car.get("engine_bytes") or 0)))
     return [("h", 2, "Engines"), table]
 
 
@@ -195,19 +203,19 @@ def _sweeps(merged) -> list[Block]:
         return []
     table = Table(("run", "spec", "shard", "executor", "cells", "ok", "failed", "skipped"), [], frozenset({"cells", "ok", "failed", "skipped"}))
     for s in sweeps:
-        counts = s.data.get("counts") or {}
-        table.rows.append((s.id, str(s.data.get("spec", {}).get("path")), s.data.get("shard") or "-", s.data.get("executor") or "-",
-                           str(len(s.data.get("cells", []))), str(counts.get("ok", 0)), str(counts.get("failed", 0)), str(counts.get("skipped", 0))))
+        counts = s.record.counts
+        table.rows.append((s.id, str(s.record.spec.get("path")), s.record.shard or "-", s.record.executor or "-",
+                           str(len(s.record.cells)), str(counts.get("ok", 0)), str(counts.get("failed", 0)), str(counts.get("skipped", 0))))
     blocks: list[Block] = [("h", 2, "Sweeps"), table]
     if failed:
         blocks.append(("p", "Failed cells (no result; each was retried):"))
-        blocks.append(("list", [f"{s.data['cell']['id']} on {s.machine.id if s.machine else '?'}: {s.data.get('error')}" for s in failed]))
+        blocks.append(("list", [f"{s.record.cell['id']} on {s.machine.id if s.machine else '?'}: {s.record.error}" for s in failed]))
     return blocks
 
 
 def _warnings(merged) -> list[Block]:
-    lines = [f"{r.source.id} {r.model['label']} {r.data['backend']} batch {r.data['batch']}: {w}" for r in merged.rows for w in r.data.get("warnings") or []]
-    lines += [f"{s.id}: {n}" for s in merged.of_kind("quantize") for n in s.data.get("notes") or []]
+    lines = [f"{r.source.id} {r.measured.label} {r.measured.row.backend} batch {r.measured.row.batch}: {w}" for r in merged.rows for w in r.measured.row.warnings]
+    lines += [f"{s.id}: {n}" for s in merged.of_kind("quantize") for n in s.record.notes]
     return [("h", 2, "Warnings"), ("list", lines)] if lines else []
 
 
@@ -216,7 +224,7 @@ def _gate(gate) -> list[Block]:
         return []
     table = Table(("machine", "model", "backend", "batch", "baseline ms", "now ms", "change", "result"), [], NUMBERS)
     for r in gate.rows:
-        table.rows.append((r.machine or "-", r.model or "-", r.backend, str(r.batch), _ms(r.baseline_ms), _ms(r.current_ms),
+        table.rows.append((r.machine or "-", r.model or "-", r.backend, str(r.batch), ms(r.baseline_ms), ms(r.current_ms),
                            "-" if r.change is None else f"{r.change:+.1%}", "REGRESSED" if r.regressed else "ok"))
     blocks: list[Block] = [("h", 2, f"Regression gate vs {gate.baseline} ({gate.stat}, limit +{gate.max_regression:.0%})"), table]
     return blocks + ([("list", list(gate.notes))] if gate.notes else [])
@@ -244,7 +252,7 @@ VOLATILE = {"effective_threads", "provider_options.user_compute_stream"}
 def _flat_settings(row) -> dict:
     """A row's settings with nested groups spelled out: provider_options.prefer_nhwc."""
     flat = {}
-    for key, value in (row.data.get("settings") or {}).items():
+    for key, value in row.measured.row.settings.items():
         items = value.items() if isinstance(value, dict) else [(None, value)]
         flat.update({key if sub is None else f"{key}.{sub}": item for sub, item in items})
     return {k: v for k, v in flat.items() if k not in VOLATILE}
@@ -254,7 +262,7 @@ def variants(rows) -> dict[int, str]:
     """For rows of one model and backend run with different settings (CUDA graphs on and off, thread
     counts...): what differs, e.g. 'cuda_graph=true', by id(row); '' where nothing does."""
     found = {}
-    for group in _by(rows, lambda r: (r.model["sha256"], r.data["backend"])).values():
+    for group in _by(rows, lambda r: (r.measured.model["sha256"], r.measured.row.backend)).values():
         settings = [_flat_settings(r) for r in group]
         keys = sorted({k for s in settings for k in s})
         differ = [k for k in keys if len({_value(s.get(k)) for s in settings}) > 1]
@@ -266,23 +274,24 @@ def variants(rows) -> dict[int, str]:
 def _labels(rows, machines: bool) -> dict[int, str]:
     """A name per row, unique within `rows`: model and backend, then machine, settings and run as needed."""
     differ = variants(rows)
-    labels = {id(r): " · ".join(filter(None, (r.model["label"], r.data["backend"], machines and r.source.machine.id, differ[id(r)]))) for r in rows}
+    labels = {id(r): " · ".join(filter(None, (r.measured.label, r.measured.row.backend, machines and r.source.machine.id, differ[id(r)]))) for r in rows}
     taken = [labels[id(r)] for r in rows]
     return {id(r): labels[id(r)] + (f" · {r.source.id}" if taken.count(labels[id(r)]) > 1 else "") for r in rows}
 
 
 def _rest(row) -> str:
     """The input shapes without the batch axis: rows that differ only in batch share it."""
-    return ", ".join(f"{n} {'x'.join(map(str, ['N', *d[1:]]))}" for n, d in sorted(row.data["input_shapes"].items()))
+    return ", ".join(f"{n} {'x'.join(map(str, ['N', *d[1:]]))}" for n, d in sorted(row.measured.row.input_shapes.items()))
 
 
 def _curve(row, label: str) -> plots.Curve:
-    samples = (row.data.get("samples_ns") or {}).get(row.data["latency_mode"])
+    bench = row.measured.row
+    samples = bench.samples.get(bench.latency_mode)
     if samples:
         values = sorted(s / 1e6 for s in samples)
         return plots.Curve(label, tuple(values), tuple(100 * (i + 1) / len(values) for i in range(len(values))), True)
-    lat = row.data["latency_ms"]
-    return plots.Curve(label, tuple(lat[k] for k in ("min", "median", "p90", "p95", "p99", "max")), (0, 50, 90, 95, 99, 100), False)
+    lat = bench.latency
+    return plots.Curve(label, (lat.min, lat.median, lat.p90, lat.p95, lat.p99, lat.max), (0, 50, 90, 95, 99, 100), False)
 
 
 def _latency(merged) -> Image:
@@ -298,9 +307,9 @@ def _throughput(merged) -> Image | None:
     panels = []
     for (machine, rest), group in list(_by(merged.rows, lambda r: (r.source.machine.title, _rest(r))).items())[:MAX_PANELS]:
         differ = variants(group)
-        series = _by(group, lambda r, differ=differ: (r.model["label"], r.data["backend"], differ[id(r)]))
+        series = _by(group, lambda r, differ=differ: (r.measured.label, r.measured.row.backend, differ[id(r)]))
         panels.append((f"{machine} · {rest}", [
-            plots.Line(" · ".join(filter(None, key)), tuple((r.data["batch"], r.data["throughput"]["samples_per_s"]) for r in mine)) for key, mine in series.items()
+            plots.Line(" · ".join(filter(None, key)), tuple((r.measured.row.batch, _rate(r)) for r in mine)) for key, mine in series.items()
         ]))
     if not any(len({x for x, _ in line.points}) > 1 for _, lines in panels for line in lines):
         return None  # one batch size each: no line to draw
@@ -319,8 +328,8 @@ def _speedups(merged) -> Image | None:
 def _accuracy(merged) -> Image | None:
     panels = []
     for machine, group in _by([r for r in merged.rows if _min_cosine(r) is not None], lambda r: r.source.machine.title).items():
-        panels.append((machine, [plots.Point(r.data["throughput"]["samples_per_s"], max(1 - _min_cosine(r), COSINE_FLOOR), r.data["precision"],
-                                             f"{r.model['label']} b{r.data['batch']}") for r in group]))
+        panels.append((machine, [plots.Point(_rate(r), max(1 - _min_cosine(r), COSINE_FLOOR), r.measured.row.precision,
+                                             f"{r.measured.label} b{r.measured.row.batch}") for r in group]))
     return Image("accuracy.png", plots.accuracy_vs_speed(panels[:MAX_PANELS]), "accuracy vs speed per precision") if panels else None
 
 
@@ -331,9 +340,10 @@ def _plots(merged) -> list[Image]:
 
 
 def _min_cosine(row) -> float | None:
-    agreement = row.data.get("agreement")
-    cosines = [o["cosine"] for o in (agreement or {}).get("outputs", []) if o.get("cosine") is not None]
-    return min(cosines) if cosines else None
+    """The worst sample's cosine bench recorded; None without an agreement check (or with NaN outputs)."""
+    agreement = row.measured.row.agreement
+    cosine = None if agreement is None else agreement.judgement.min_cosine
+    return None if cosine is None or cosine != cosine else cosine
 
 
 PLOT_TEXT = {
@@ -348,13 +358,13 @@ PLOT_TEXT = {
 # ---------------------------------------------------------------- writing
 
 
-def build(merged, gate, baseline_row: str | None) -> tuple[list[Block], list[Image]]:
+def build(merged, gate) -> tuple[list[Block], list[Image]]:
     images = _plots(merged)
     figures: list[Block] = [("h", 2, "Plots")] if images else []
     for image in images:
         figures += [("h", 3, image.alt), ("p", PLOT_TEXT[image.name]), image]
     blocks = [
-        *_overview(merged, gate), *_gate(gate), *_machines(merged), *_sources(merged), *_benchmarks(merged, baseline_row), *figures,
+        *_overview(merged, gate), *_gate(gate), *_machines(merged), *_sources(merged), *_benchmarks(merged), *figures,
         *_quantize(merged), *_engines(merged), *_sweeps(merged), *_warnings(merged),
     ]
     if merged.notes:
@@ -362,25 +372,20 @@ def build(merged, gate, baseline_row: str | None) -> tuple[list[Block], list[Ima
     return blocks, images
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def markdown(blocks: list[Block], folder: str) -> str:
+def to_markdown(blocks: list[Block], folder: str) -> str:
+    """The document as Markdown: every text escaped (present/markdown.py), images in `folder`."""
     out: list[str] = []
     for block in blocks:
         if isinstance(block, Table):
-            out.append("| " + " | ".join(block.header) + " |")
-            out.append("|" + "|".join("---:" if c in block.right else "---" for c in block.header) + "|")
-            out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
+            out += markdown.table(block.header, block.rows, block.right)
         elif isinstance(block, Image):
-            out.append(f"![{block.alt}]({folder}/{block.name})")
+            out.append(f"![{markdown.text(block.alt)}]({markdown.link_target(f'{folder}/{block.name}')})")
         elif block[0] == "h":
-            out.append("#" * block[1] + " " + block[2])
+            out.append("#" * block[1] + " " + markdown.text(block[2]))
         elif block[0] == "p":
-            out.append(block[1])
+            out.append(markdown.text(block[1]))
         else:
-            out += [f"- {_md_cell(item)}" for item in block[1]]
+            out += [f"- {markdown.text(item)}" for item in block[1]]
         out.append("")
     return "\n".join(out)
 
@@ -420,14 +425,14 @@ def to_html(blocks: list[Block]) -> str:
 
 def write_document(merged, gate, options) -> list[str]:
     """Write the report; returns the plots' names. Markdown keeps them in `<stem>_files/` beside it."""
-    blocks, images = build(merged, gate, options.baseline_row)
+    blocks, images = build(merged, gate)
     if options.format == "html":
         write_text_atomic(options.output, to_html(blocks), options.force)
         return [i.name for i in images]
     folder = f"{options.output.stem}_files"
     check_output(options.output, options.force, options.output.parent / folder, directory=True)
     with staged_output(options.output, options.force, directory=True) as staging:
-        (staging / options.output.name).write_text(markdown(blocks, folder), encoding="utf-8")
+        (staging / options.output.name).write_text(to_markdown(blocks, folder), encoding="utf-8")
         if images:
             (staging / folder).mkdir()
             for image in images:

@@ -128,3 +128,27 @@ def length_scaled() -> nn.Module:
 def untrained() -> nn.Module:
     torch.manual_seed(0)
     return Untrained().eval()
+
+
+@torch.jit.script
+def _gate(x: torch.Tensor) -> torch.Tensor:
+    """Data-dependent control flow: scripted, the TorchScript exporter writes it as an If."""
+    if bool(x.mean() > 0):
+        scale = torch.sigmoid(x.sum(dim=1, keepdim=True))
+        return torch.relu(x) * scale
+    return torch.tanh(x) - x.pow(2).mean()
+
+
+class Gated(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.second = nn.Linear(16, 32), nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = self.first(x)
+        return self.second(_gate(hidden) + hidden)
+
+
+def gated() -> nn.Module:
+    torch.manual_seed(0)
+    return Gated().eval()

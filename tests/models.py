@@ -1,5 +1,7 @@
 """Small PyTorch models the tests export (referenced as tests/models.py:<factory>)."""
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -152,3 +154,15 @@ class Gated(nn.Module):
 def gated() -> nn.Module:
     torch.manual_seed(0)
     return Gated().eval()
+
+
+@dataclass(frozen=True)
+class Widths:
+    """A config dataclass in the factory's file: dataclasses look their module up in sys.modules."""
+
+    hidden: "int" = 8  # a string annotation, as under `from __future__ import annotations`
+
+
+def configured() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, Widths().hidden), nn.ReLU())

@@ -29,6 +29,12 @@ def test_cnn_factory_dynamic_batch(tmp_path):
     np.testing.assert_allclose(ort_run(out, {"image": x})["output"], expected, atol=1e-4, rtol=1e-3)
 
 
+def test_factory_file_with_a_dataclass(tmp_path):
+    """A factory's file defining a dataclass (string annotations) imports as `python file.py` would."""
+    report = convert(f"{MODELS}:configured", "--input-shape", "2x4", "-o", tmp_path / "c.onnx")
+    assert report["validation"]["passed"]
+
+
 def test_two_inputs_with_dynamic_sequence(tmp_path):
     out = tmp_path / "tagger.onnx"
     report = convert(

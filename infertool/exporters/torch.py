@@ -62,6 +62,7 @@ def _load_factory(target: str, attr: str, torch: Any) -> Any:
         check_input(path, "factory file", hint="write path/to/file.py:function")
         spec = importlib.util.spec_from_file_location(f"infertool_user_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses and pickling look their module up there
         sys.path.insert(0, str(path.resolve().parent))
         try:
             with user_code(f"importing {shorten(path)}"):

@@ -166,3 +166,21 @@ class Widths:
 def configured() -> nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(nn.Linear(4, Widths().hidden), nn.ReLU())
+
+
+class PairEncoder(nn.Module):
+    """RAFT's pattern: both images through one encoder as one batch, then split apart. torch.export
+    guards the split on the batch size and specializes it; the model works at every batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, image1: torch.Tensor, image2: torch.Tensor) -> torch.Tensor:
+        first, second = self.encoder(torch.cat([image1, image2], dim=0)).chunk(2, dim=0)
+        return (first * second).mean(1)
+
+
+def pair_encoder() -> nn.Module:
+    torch.manual_seed(0)
+    return PairEncoder().eval()

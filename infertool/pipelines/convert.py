@@ -94,23 +94,32 @@ def convert(source: str, options: ConvertOptions, reporter: Reporter) -> Convert
             seconds=time.perf_counter() - started, validation=report, notes=tuple(exported.notes), env=environment.fingerprint(),
         )
         if report is not None and not report.passed:
-            raise _parity_failure(report, framework, output, options, replace(result, output=replace(result.output, path="")))
+            raise _parity_failure(report, exported.exporter, options, output, replace(result, output=replace(result.output, path="")))
     return result
 
 
-
-def _parity_failure(report, framework: str, output: Path, options: ConvertOptions, result: ConvertResult) -> CheckFailed:
-    """The worst disagreement; where it appears only at another size of a dynamic axis, the export
-    turned that size into a constant."""
-    where, worst = max(((b, a) for b in report.batches for a in b.outputs if not a.passed), key=lambda found: found[1].max_abs)
-    at, hint = "", "loosen --atol/--rtol if the difference is expected, or try --exporter torchscript"
+def _parity_failure(report, exporter: str, options: ConvertOptions, output: Path, result: ConvertResult) -> CheckFailed:
+    """The worst disagreement. Where the example shapes agree and only another size of a dynamic
+    axis does not, the export turned that size into a constant; otherwise the way out is the
+    tolerance, or another exporter than the one that ran."""
+    example_failed = any(not a.passed for b in report.batches if b.varied is None for a in b.outputs)
+    candidates = [(b, a) for b in report.batches for a in b.outputs if not a.passed and (b.varied is None or not example_failed)]
+    where, worst = max(candidates, key=lambda found: found[1].max_abs)
+    at, hint = "", "loosen --atol/--rtol if the difference is expected" + OTHER_EXPORTER.get((exporter, options.export.exporter), "")
     if where.varied is not None:
         label, example, size = where.varied
         at = f" at {label} {size} (the example has {example})"
         hint = (f"the export baked {label} {example} in: keep sizes as tensors in the model's code (not float(x.shape[1]) or int(...)), "
                 f"or drop the dynamic {label} axis")
     return CheckFailed(
-        f"the ONNX model disagrees with the {framework} model{at}: output '{worst.name}' max abs error "
+        f"the ONNX model disagrees with the {result.framework} model{at}: output '{worst.name}' max abs error "
         f"{worst.max_abs:.3g} exceeds atol {options.atol:g} / rtol {options.rtol:g}; {output} was not written",
         hint=hint, result=result,
     )
+
+
+# (exporter that ran, --exporter asked) -> the other exporter to try; none after dynamo fell back to TorchScript
+OTHER_EXPORTER = {
+    ("dynamo", "auto"): ", or try --exporter torchscript", ("dynamo", "dynamo"): ", or try --exporter torchscript",
+    ("torchscript", "torchscript"): ", or try --exporter dynamo", ("tf2onnx", "auto"): ", or try another --opset",
+}

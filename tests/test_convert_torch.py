@@ -119,6 +119,14 @@ def test_the_fallback_note_names_torchs_cause(tmp_path):
     assert note.endswith("; fell back to the TorchScript exporter") and report["exporter"] == "torchscript"
 
 
+def test_outputs_sized_by_the_data_are_named(tmp_path):
+    """A detector's boxes: their number comes from the data; convert says which outputs those are."""
+    report = convert(f"{MODELS}:positives", "--input-shape", "2x8", "--static-batch", "-o", tmp_path / "p.onnx")
+    assert report["notes"] == ["outputs whose size depends on the data, not on the inputs' shapes: output (axis 0); "
+                               "a runtime sizes them on every run (TensorRT: data-dependent shapes)"]
+    assert not convert(f"{MODELS}:cnn", "--input-shape", "image:2x3x16x16", "-o", tmp_path / "cnn.onnx")["notes"]
+
+
 def test_explicit_dynamo_with_low_opset_is_an_error(tmp_path):
     out = tmp_path / "o16.onnx"
     result = run_cli("convert", f"{MODELS}:cnn", "--input-shape", "1x3x16x16", "--opset", "16", "--exporter", "dynamo", "-o", out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -91,11 +92,24 @@ def convert(source: str, options: ConvertOptions, reporter: Reporter) -> Convert
             output=ModelFile(str(output), file_sha256(final), final.stat().st_size, external),
             opset=onnx_io.opset(written),
             inputs=tuple(onnx_io.input_specs(written)), outputs=tuple(onnx_io.output_specs(written)),
-            seconds=time.perf_counter() - started, validation=report, notes=tuple(exported.notes), env=environment.fingerprint(),
+            seconds=time.perf_counter() - started, validation=report, env=environment.fingerprint(),
+            notes=(*exported.notes, *data_dependent(onnx_io.input_specs(written), onnx_io.output_specs(written))),
         )
         if report is not None and not report.passed:
             raise _parity_failure(report, exported.exporter, options, output, replace(result, output=replace(result.output, path="")))
     return result
+
+
+def data_dependent(inputs: list, outputs: list) -> list[str]:
+    """A note naming the outputs whose size depends on the data (a detector's boxes), not on the
+    inputs' shapes: symbolic dimensions that name no input dimension."""
+    labels = {d for spec in inputs for d in spec.shape if isinstance(d, str) and d}
+    found = [f"{o.name} (axis {axis})" for o in outputs for axis, d in enumerate(o.shape)
+             if not isinstance(d, int) and not any(re.search(rf"\b{re.escape(label)}\b", d or "") for label in labels)]
+    if not found:
+        return []
+    return [f"outputs whose size depends on the data, not on the inputs' shapes: {', '.join(found)}; "
+            "a runtime sizes them on every run (TensorRT: data-dependent shapes)"]
 
 
 def _parity_failure(report, exporter: str, options: ConvertOptions, output: Path, result: ConvertResult) -> CheckFailed:

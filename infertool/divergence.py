@@ -20,14 +20,15 @@ REL_FLOOR = 1e-6  # |ref| below this is left out of the relative error
 
 
 def element_tolerance(precision: str, ref_absmax: float) -> tuple[float, float]:
-    """(atol, rtol) an element may stray. Quantized precisions are judged by cosine alone, so an
-    element is over their tolerance past one int8 step of the tensor's range, or two fp8 steps."""
+    """(atol, rtol) an element may stray: the rule's (agreement.Rule), its atol scaled by the tensor's
+    largest |value|. Quantized precisions are judged by cosine alone, so an element is over their
+    tolerance past one int8 step of the tensor's range, or two fp8 steps."""
     if precision == "int8":
         return ref_absmax / 127, 0.0
     if precision == "fp8":
         return ref_absmax * 2.0**-9, 2.0**-3
     atol, rtol, _ = tolerance(precision)
-    return atol, rtol
+    return atol * ref_absmax, rtol
 
 
 def element_tolerance_text(precision: str) -> str:
@@ -35,8 +36,8 @@ def element_tolerance_text(precision: str) -> str:
         return "more than one int8 step of the tensor's range"
     if precision == "fp8":
         return "more than two fp8 steps"
-    atol, rtol = element_tolerance(precision, 0.0)
-    return f"past atol {atol:g} + rtol {rtol:g}"
+    atol, rtol, _ = tolerance(precision)
+    return f"past {atol:g} x max|ref| + {rtol:g} x |ref|"
 
 
 @dataclass

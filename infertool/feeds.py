@@ -22,6 +22,39 @@ from infertool.tensors import TensorSpec, bind_unnamed, check_names, format_shap
 from infertool.text import listing, shorten
 
 DEFAULT_INT_RANGE = (0, 100)
+# generated integer inputs whose name says what they hold: (name pattern, [low, high), what it is)
+NAMED_INT_RANGES = (
+    (re.compile(r"mask", re.I), (1, 2), "a mask: ones"),
+    (re.compile(r"token_?type|segment", re.I), (0, 2), "token types"),
+    (re.compile(r"^(sr|sample_?rate|sampling_?rate)$", re.I), (16000, 16001), "a sample rate"),
+)
+
+
+@dataclass(frozen=True)
+class IntRanges:
+    """[low, high) of generated integer inputs: the one given for an input by name, else what its
+    name says it holds (masks, token types, sample rates), else the default (token ids)."""
+
+    default: tuple[int, int] = DEFAULT_INT_RANGE
+    given: tuple[tuple[str, tuple[int, int]], ...] = ()  # (input name, range) from --int-range NAME:LOW:HIGH
+
+    def of(self, name: str) -> tuple[tuple[int, int], str]:
+        """The range for input `name`, and why (empty for the default)."""
+        for given, bounds in self.given:
+            if given == name:
+                return bounds, "--int-range"
+        for pattern, bounds, what in NAMED_INT_RANGES:
+            if pattern.search(name):
+                return bounds, what
+        return self.default, ""
+
+    def describe(self, name: str, dtype: str) -> str:
+        (low, high), why = self.of(name)
+        values = f"{low}" if high == low + 1 else f"uniform {low}..{high - 1}"
+        return f"{dtype} {values}" + (f" ({why})" if why else "")
+
+    def to_dict(self) -> dict:
+        return {"default": list(self.default), "inputs": {n: list(r) for n, r in self.given}}
 PROTOBUF_LIMIT = 2**31  # protobuf cannot parse a message of 2 GiB or more
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
 
@@ -30,7 +63,7 @@ def generated_feeds(
     shapes: Mapping[str, tuple[int, ...]],
     dtypes: Mapping[str, str],
     seed: int = 0,
-    int_range: tuple[int, int] = DEFAULT_INT_RANGE,
+    int_range: IntRanges = IntRanges(),
     zeros: bool = False,
     specs: Mapping[str, TensorSpec] | None = None,
 ) -> dict[str, Any]:
@@ -41,7 +74,7 @@ def generated_feeds(
     need = sum(check_size(f"input '{n}'", shape, numpy_dtype(dtypes[n])) for n, shape in shapes.items())
     check_size("the generated inputs together", (need,), np.uint8)
     for name, shape in shapes.items():
-        value = _generated(rng, dtypes[name], shape, int_range, zeros)
+        value = _generated(rng, dtypes[name], shape, int_range.of(name)[0], zeros)
         container = specs[name].container if specs and name in specs else ()
         for kind in reversed(container):
             if kind == "sequence":
@@ -429,19 +462,35 @@ class InputOptions:
     generator: str = "random"
     shapes: Mapping[str | None, tuple[int, ...]] = field(default_factory=dict)
     seed: int = 0
-    int_range: tuple[int, int] = DEFAULT_INT_RANGE
+    int_range: IntRanges = IntRanges()
     preprocess: ImagePreprocess = PRESETS["imagenet"]
     audio: AudioPreprocess = AUDIO_PRESETS["waveform"]
     media: str | None = None  # image | audio: the kind of file the preset named by the user is for
+
+    def describe(self, dtypes: Mapping[str, str]) -> dict[str, str]:
+        """What each input (name -> dtype) is fed, in words: the file, or the generated values."""
+        if self.path is not None:
+            return {name: f"{dtype} from {shorten(self.path.name, 60)}" for name, dtype in dtypes.items()}
+        return {name: _generated_text(name, dtype, self) for name, dtype in dtypes.items()}
 
     def to_dict(self) -> dict:
         kind = media_kind(self.path) if self.path else None
         return {
             "path": str(self.path) if self.path else None, "generator": None if self.path else self.generator,
             "shapes": {k or "": list(v) for k, v in self.shapes.items()}, "seed": self.seed,
-            "int_range": list(self.int_range), "preprocess": self.preprocess.to_dict() if self.path else None,
+            "int_range": self.int_range.to_dict(), "preprocess": self.preprocess.to_dict() if self.path else None,
             "audio": self.audio.to_dict() if kind == "audio" else None,
         }
+
+
+def _generated_text(name: str, dtype: str, options: InputOptions) -> str:
+    if options.generator == "zeros":
+        return f"{dtype} zeros"
+    if is_float(dtype) or dtype.startswith("complex"):
+        return f"{dtype} N(0, 1)"
+    if dtype == "bool":
+        return "bool coin flips"
+    return options.int_range.describe(name, dtype)
 
 
 def sample_names(path: Path, count: int) -> list[str]:
@@ -467,6 +516,8 @@ class FeedSource:
                 raise InfertoolError(f"--preprocess names an {options.media} preset, but {options.path} is {kind}", hint=f"drop --preprocess, or give {options.media} inputs")
             self._file = check_feeds(read_tensor_file(options.path, specs, options.preprocess, options.audio, self.notes), specs, str(options.path))
         self.shapes = bind_unnamed(options.shapes, self.names, "--input-shape")
+        if self._file is not None:
+            _check_given_shapes(self.shapes, self._file, options.path)
 
     def samples(self) -> list[str]:
         """The name of each sample of the file inputs (see `sample_names`)."""
@@ -482,6 +533,18 @@ class FeedSource:
         return generated_feeds(
             shapes, dtypes, self.options.seed, self.options.int_range, self.options.generator == "zeros", {s.name: s for s in self.specs},
         )
+
+
+def _check_given_shapes(shapes: Mapping[str, tuple[int, ...]], found: Mapping[str, Any], path: Path) -> None:
+    """--input-shape beside input files: the files' arrays are used as they are (batch aside), so a
+    shape that disagrees with them would be silently ignored."""
+    for name, shape in shapes.items():
+        array = found.get(name)
+        if isinstance(array, np.ndarray) and array.ndim and tuple(array.shape[1:]) != tuple(shape[1:]):
+            raise InfertoolError(
+                f"--input-shape {name}:{format_shape(shape)} disagrees with {name} {format_shape(array.shape)} read from {shorten(path)}",
+                hint="the file's arrays are used as they are: drop --input-shape, or give inputs of that shape",
+            )
 
 
 def sample_count(feeds: Mapping[str, np.ndarray]) -> int:

@@ -88,33 +88,39 @@ def output_specs(model: onnx.ModelProto) -> list[TensorSpec]:
     return [_spec(v) for v in model.graph.output]
 
 
-def graph_precision(model: onnx.ModelProto) -> str:
-    """fp8 or int8 when the graph holds quantization ops; else the float type of most weight elements."""
-    graph = model.graph
-    initializers = {t.name: t for t in graph.initializer}
-    if any(n.op_type in QUANTIZED_OPS for n in graph.node):
-        for node in graph.node:
-            if node.op_type == "QuantizeLinear" and len(node.input) > 2:
-                zero_point = initializers.get(node.input[2])
-                if zero_point is not None and zero_point.data_type in FLOAT8:
-                    return "fp8"
-        return "int8"
-    weights: Counter[str] = Counter()
-    for tensor in graph.initializer:
-        if tensor.data_type in FLOATS:
-            count = 1
-            for dim in tensor.dims:
-                count *= dim
-            weights[FLOATS[tensor.data_type]] += max(1, count)
-    return weights.most_common(1)[0][0] if weights else "fp32"
-
-
-def _constants(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
+def weight_tensors(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:
+    """The graph's weights by name, wherever it keeps them: initializers and `Constant` nodes
+    (paddle2onnx and many TensorFlow exports hold every weight in Constant nodes)."""
     found = {t.name: t for t in graph.initializer}
     for node in graph.node:
         if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
             found[node.output[0]] = node.attribute[0].t
     return found
+
+
+def elements(tensor: onnx.TensorProto) -> int:
+    count = 1
+    for dim in tensor.dims:
+        count *= dim
+    return count
+
+
+def graph_precision(model: onnx.ModelProto) -> str:
+    """fp8 or int8 when the graph holds quantization ops; else the float type of most weight elements."""
+    graph = model.graph
+    weights = weight_tensors(graph)
+    if any(n.op_type in QUANTIZED_OPS for n in graph.node):
+        for node in graph.node:
+            if node.op_type == "QuantizeLinear" and len(node.input) > 2:
+                zero_point = weights.get(node.input[2])
+                if zero_point is not None and zero_point.data_type in FLOAT8:
+                    return "fp8"
+        return "int8"
+    floats: Counter[str] = Counter()
+    for tensor in weights.values():
+        if tensor.data_type in FLOATS:
+            floats[FLOATS[tensor.data_type]] += max(1, elements(tensor))
+    return floats.most_common(1)[0][0] if floats else "fp32"
 
 
 def precision_label(model: onnx.ModelProto, precision: str) -> str:
@@ -129,7 +135,7 @@ def precision_label(model: onnx.ModelProto, precision: str) -> str:
         return INT8_DYNAMIC
     if ops & {"QLinearConv", "QLinearMatMul"}:
         return INT8_ORT
-    constants = _constants(graph)
+    constants = weight_tensors(graph)
     for node in graph.node:
         if node.op_type == "QuantizeLinear":
             zero_point = constants.get(node.input[2]) if len(node.input) > 2 else None  # none: uint8

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from infertool import dtypes
-from infertool.agreement import Agreement
+from infertool.agreement import Agreement, Judgement
 from infertool.divergence import Divergence
 from infertool.stats import throughput
 from infertool.tensors import TensorSpec
@@ -102,17 +102,20 @@ class AgreementReport:
 
     reference: str
     precision: str  # the tolerance class applied
-    outputs: tuple[Agreement, ...]
+    judgement: Judgement
     self_check: bool = False  # the row ran the reference's own runtime on the reference model
 
     @property
+    def outputs(self):
+        return self.judgement.outputs
+
+    @property
     def passed(self) -> bool:
-        return all(a.passed for a in self.outputs)
+        return self.judgement.passed
 
     def to_dict(self) -> dict:
         return {
-            "reference": self.reference, "precision": self.precision, "passed": self.passed, "self_check": self.self_check,
-            "outputs": [a.to_dict() for a in self.outputs],
+            "reference": self.reference, "precision": self.precision, "self_check": self.self_check, **self.judgement.to_dict(),
         }
 
 
@@ -248,24 +251,29 @@ class AccuracyReport:
     backend: str
     data: str
     samples: int
-    outputs: tuple[Agreement, ...] = ()
+    judgement: Judgement | None = None  # None: the converted model could not be evaluated
     unavailable: str = ""  # why the converted model could not be evaluated
     original_accuracy: TaskAccuracy | None = None  # both models against --labels-csv
     converted_accuracy: TaskAccuracy | None = None
     emulation: str = ""  # how the backend stood in for a precision it does not compute
 
     @property
+    def outputs(self):
+        return () if self.judgement is None else self.judgement.outputs
+
+    @property
     def min_cosine(self) -> float | None:
-        return min((a.cosine for a in self.outputs), default=None)
+        return None if self.judgement is None else self.judgement.min_cosine
 
     @property
     def top1(self) -> float | None:
-        return next((a.top1 for a in self.outputs if a.top1 is not None), None)
+        return None if self.judgement is None else self.judgement.top1
 
     def to_dict(self) -> dict:
+        judged = {"passed": None, "outputs": []} if self.judgement is None else self.judgement.to_dict()
         return {
-            "backend": self.backend, "data": self.data, "samples": self.samples, "unavailable": self.unavailable or None,
-            "min_cosine": self.min_cosine, "top1": self.top1, "outputs": [a.to_dict() for a in self.outputs],
+            "backend": self.backend, "data": self.data, "unavailable": self.unavailable or None,
+            **judged, "samples": self.samples, "min_cosine": self.min_cosine, "top1": self.top1,
             "ground_truth": None if self.original_accuracy is None else {
                 "original": self.original_accuracy.to_dict(),
                 "converted": self.converted_accuracy.to_dict() if self.converted_accuracy else None,
@@ -388,10 +396,11 @@ class RunResult:
     startup: dict = field(default_factory=dict)  # load_ms, first_inference_ms (the one inference: a first one)
     notes: tuple[str, ...] = ()
     env: dict = field(default_factory=dict)
+    fed: dict = field(default_factory=dict)  # input -> what it was fed, in words (a file, or the generated values)
 
     def to_dict(self) -> dict:
         return {
-            "schema": "infertool.run/1", "env": self.env, "model": self.model, "backend": self.backend, "inputs": self.inputs,
+            "schema": "infertool.run/1", "env": self.env, "model": self.model, "backend": self.backend, "inputs": self.inputs, "fed": self.fed,
             "outputs": [o.to_dict() for o in self.outputs], "saved": self.saved,
             "top_k": self.top_k.to_dict() if self.top_k else None, "saved_inputs": self.saved_inputs, "startup_ms": self.startup,
             "notes": list(self.notes),

@@ -105,7 +105,12 @@ def resolve_shapes(
                     hint=f"the model expects {format_shape(spec.shape)}",
                 )
             if isinstance(want, str) and not (axis == 0 and batch is not None):
-                symbols.setdefault(want, got)
+                first = symbols.setdefault(want, (spec.name, got))
+                if first[1] != got:
+                    raise InfertoolError(
+                        f"{first[0]} and {spec.name} share the axis '{want}' but were given {first[1]} and {got}",
+                        hint=f"give both the same size at '{want}'",
+                    )
     resolved = {}
     for spec in specs:
         given = overrides.get(spec.name)
@@ -123,7 +128,7 @@ def resolve_shapes(
             elif isinstance(want, int):
                 dims.append(want)
             elif isinstance(want, str) and want in symbols:
-                dims.append(symbols[want])
+                dims.append(symbols[want][1])
             elif axis == 0:
                 dims.append(1)
             else:

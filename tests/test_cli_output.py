@@ -267,3 +267,16 @@ def test_documentation_references_exist():
             assert (ROOT / script).exists(), (doc, script)
         assert "../" not in re.sub(r"\]\([^)]*\)", "", text), doc  # no path outside the repository
         assert "ARCHITECTURE.md" not in text, doc
+
+
+def test_a_closed_stdout_keeps_what_was_measured(tmp_path):
+    """`bench ... --json out.json | head -1`: the reader goes away before the tables are printed."""
+    model = mlp(tmp_path / "m.onnx")
+    command = [sys.executable, "-m", "infertool", "bench", str(model), "--warmup", "1", "--iterations", "3", "--duration", "0", "--json", str(tmp_path / "out.json")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    process.stdout.readline()
+    process.stdout.close()  # as `head -1` does
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 141, stderr  # 128 + SIGPIPE, as a shell shows a tool whose pipe closed
+    assert b"Traceback" not in stderr and b"error" not in stderr
+    assert json.loads((tmp_path / "out.json").read_text())["rows"]

@@ -6,7 +6,7 @@ from PIL import Image
 
 from infertool import onnx_io
 from infertool.errors import InfertoolError
-from infertool.feeds import PRESETS, FeedSource, ImagePreprocess, InputOptions, read_pb_dir, write_pb_dir
+from infertool.feeds import PRESETS, FeedSource, ImagePreprocess, InputOptions, IntRanges, read_pb_dir, write_pb_dir
 
 from onnx_models import image_classifier, mlp, two_inputs
 
@@ -60,7 +60,7 @@ def test_generated_inputs_need_dynamic_dims(tmp_path):
     model = two_inputs(tmp_path / "two.onnx")
     with pytest.raises(InfertoolError, match="dynamic dimension 'seq'"):
         FeedSource(specs(model), InputOptions()).feeds(1)
-    feeds = FeedSource(specs(model), InputOptions(shapes={"ids": (1, 9)}, int_range=(0, 50))).feeds(4)
+    feeds = FeedSource(specs(model), InputOptions(shapes={"ids": (1, 9)}, int_range=IntRanges((0, 50)))).feeds(4)
     assert feeds["ids"].shape == (4, 9) and feeds["scale"].shape == (4, 1) and feeds["ids"].max() < 50
 
 

@@ -141,7 +141,8 @@ def test_accuracy_gate(cnn, tmp_path):
     out = tmp_path / "gated.onnx"
     failed = run_cli("quantize", model, "-p", "int8", "--calib-data", calib, "--min-cosine", "1.01", "-o", out, "--json")
     assert failed.returncode == 1 and "accuracy gate failed" in one_line_error(failed)
-    assert json.loads(failed.stdout)["gates"]["min_cosine"]["passed"] is False
+    gate = json.loads(failed.stdout)["gates"]["agreement"]
+    assert gate["passed"] is False and gate["rule"]["min_cosine"] == 1.01
     assert not out.exists()
     passed = quantize(model, "-p", "int8", "--calib-data", calib, "--min-cosine", "0.9", "--min-top1", "0.5", "-o", out)
     assert passed["passed"] and out.exists()

@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 
-from infertool.agreement import compare
+from infertool.agreement import Rule, compare
 from infertool.cli.parse import dtype as parse_dtype
 from infertool.cli.parse import int_range as parse_int_range
 from infertool.cli.parse import named_shape as parse_named_shape
 from infertool.cli.parse import named_shapes as parse_named_shapes
 from infertool.errors import InfertoolError
-from infertool.feeds import generated_feeds
+from infertool.feeds import IntRanges, generated_feeds
 from infertool.tensors import TensorSpec, resolve_shapes
 
 
@@ -54,8 +54,8 @@ def test_resolve_shapes_errors_name_the_problem():
 
 def test_generated_feeds_are_seeded_and_typed():
     shapes, dtypes = {"ids": (2, 5), "x": (2, 3)}, {"ids": "int64", "x": "float16"}
-    a = generated_feeds(shapes, dtypes, seed=1, int_range=(3, 9))
-    b = generated_feeds(shapes, dtypes, seed=1, int_range=(3, 9))
+    a = generated_feeds(shapes, dtypes, seed=1, int_range=IntRanges((3, 9)))
+    b = generated_feeds(shapes, dtypes, seed=1, int_range=IntRanges((3, 9)))
     assert a["ids"].dtype == np.int64 and a["x"].dtype == np.float16
     assert a["ids"].min() >= 3 and a["ids"].max() < 9
     np.testing.assert_array_equal(a["x"], b["x"])
@@ -65,10 +65,12 @@ def test_generated_feeds_are_seeded_and_typed():
 
 def test_compare_reports_errors_and_topk():
     ref = np.eye(4, 6, dtype=np.float32) * 10
-    same = compare("y", ref, ref.copy(), atol=1e-6, rtol=0)
+    rule = lambda atol, rtol: Rule("fp32", atol, rtol, None, kind="values")  # noqa: E731
+    same = compare("y", ref, ref.copy(), rule(1e-6, 0), samples=4)
     assert same.passed and same.max_abs == 0 and same.top1 == 1.0 and same.top5 == 1.0
     noisy = ref + 0.01
-    result = compare("y", ref, noisy, atol=1e-3, rtol=0)
-    assert not result.passed and result.max_abs == pytest.approx(0.01, rel=1e-4)
-    assert compare("y", ref, ref[:2], 1, 1).shape_match is False
-    assert not compare("y", ref, np.full_like(ref, np.nan), 1e9, 1e9).passed
+    result = compare("y", ref, noisy, rule(1e-4, 0), samples=4)  # 0.01 over atol 1e-4 x the largest |value| 10
+    assert not result.passed and result.max_abs == pytest.approx(0.01, rel=1e-4) and result.failing == (0, 1, 2, 3)
+    assert compare("y", ref, noisy, rule(1e-2, 0), samples=4).passed
+    assert compare("y", ref, ref[:2], rule(1, 1)).shape_match is False
+    assert not compare("y", ref, np.full_like(ref, np.nan), rule(1e9, 1e9)).passed

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import pytest
 
-from infertool.agreement import compare
+from infertool.agreement import Rule, compare
 
 from conftest import cli, one_line_error, ort_run, run_cli
 from onnx_models import image_classifier, mlp, two_inputs
@@ -38,11 +38,12 @@ def test_quantize_outside_tolerance_fails_and_writes_nothing(outlier_calibration
     out = tmp_path / "q.onnx"
     failed = run_cli("quantize", model, "-p", "int8", *data, "-o", out, "--json", tmp_path / "report.json")
     assert failed.returncode == 1, failed.stderr
-    assert "accuracy gate failed (tolerance" in one_line_error(failed) and not out.exists()
-    assert "cosine ≥ 0.99" in failed.stdout and "FAIL" in failed.stdout  # the threshold applied, in the table
+    assert "accuracy gate failed: 8 of 8 samples fail" in one_line_error(failed) and not out.exists()
+    assert "cosine >= 0.99 on every sample" in failed.stdout and "FAIL" in failed.stdout  # the rule applied, in the table
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["gates"]["tolerance"] == {"atol": 0.0, "rtol": 0.0, "min": 0.99, "value": report["accuracy"]["min_cosine"], "passed": False}
-    assert report["accuracy"]["outputs"][0]["min_cosine"] == 0.99  # and in the JSON
+    gate = report["gates"]["agreement"]
+    assert (gate["passed"], gate["failing"], gate["samples"], gate["value"]) == (False, 8, 8, report["accuracy"]["min_cosine"])
+    assert gate["rule"]["min_cosine"] == 0.99 and report["accuracy"]["outputs"][0]["min_cosine"] == 0.99  # and in the JSON
     assert report["accuracy"]["top1"] < 0.5  # an output of zeros does not agree by ties
     kept = cli("quantize", model, "-p", "int8", *data, "-o", out, "--no-gate", "--json")
     assert kept.returncode == 0, kept.stderr
@@ -55,7 +56,7 @@ def test_bench_agreement_table_shows_the_cosine_floor(tmp_path):
     reference = mlp(tmp_path / "same_weights.onnx")  # another file: the check against it is shown
     result = cli("bench", model, *FAST, "--reference", reference)
     assert result.returncode == 0, result.stderr
-    assert "fp32: atol 0.0001 rtol 0.001 | cos ≥ 0.99999" in result.stdout
+    assert "fp32: |err| <= 0.0001*max|ref| + 0.001*|ref| or cosine >= 0.99999 on every sample" in " ".join(result.stdout.split())
 
 
 # ---------------------------------------------------------------- calibration with any sample count
@@ -66,7 +67,7 @@ def test_histogram_calibration_takes_any_sample_count(method, tmp_path):
     model = mlp(tmp_path / "mlp.onnx")
     np.savez(tmp_path / "calib.npz", x=np.random.default_rng(1).standard_normal((26, 16), dtype=np.float32))
     precision = ["-p", "fp8"] if method == "fp8" else ["-p", "int8", "--calib-method", method]
-    result = cli("quantize", model, *precision, "--calib-data", tmp_path / "calib.npz", "-o", tmp_path / "q.onnx", "--min-cosine", "0.5", "--json")
+    result = cli("quantize", model, *precision, "--calib-data", tmp_path / "calib.npz", "-o", tmp_path / "q.onnx", "--no-gate", "--json")
     assert result.returncode == 0, result.stderr
     calibration = json.loads(result.stdout)["calibration"]
     assert calibration["samples"] == 26 and calibration["batches"] == 13  # 13 batches of 2: equal sizes
@@ -101,12 +102,12 @@ def test_top_k_takes_probabilities_as_they_are(tmp_path):
 
 def test_top5_never_below_top1_when_scores_tie(tmp_path):
     tied = np.full((3, 1000), 0.001, np.float32)
-    agreement = compare("prob", tied, tied.copy(), 1e-4, 1e-3)
+    agreement = compare("prob", tied, tied.copy(), Rule.of("fp32"), samples=3)
     assert (agreement.top1, agreement.top5) == (1.0, 1.0)
     rng = np.random.default_rng(0)
     ref = rng.standard_normal((50, 10))
     got = np.round(ref + rng.normal(0, 0.3, ref.shape), 1)  # rounding makes ties
-    agreement = compare("logits", ref, got, 1e-4, 1e-3)
+    agreement = compare("logits", ref, got, Rule.of("fp32"), samples=50)
     assert agreement.top5 >= agreement.top1
     # the ONNX suite's light models: weights that make every class score the same
     bench = cli("bench", LIGHT / "light_bvlc_alexnet.onnx", *FAST, "--json")

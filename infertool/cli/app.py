@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -24,6 +25,7 @@ except ImportError:  # pragma: no cover - older typer on click itself
 ABORTS = (typer.Abort, getattr(click_errors, "Abort", typer.Abort))  # click turns EOFError into Abort
 
 INTERNAL_ERROR = 3
+PIPE_CLOSED = 128 + signal.SIGPIPE  # what a shell reports for a tool whose output pipe was closed
 
 app = typer.Typer(
     name="infertool",
@@ -111,6 +113,9 @@ def main(argv: list[str] | None = None) -> None:
         _usage_error(exc, verbose)
     except KeyboardInterrupt:
         code = 130
+    except BrokenPipeError:  # stdout's reader went away (`| head`): the files written stay; nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(PIPE_CLOSED)
     except Exception as exc:  # a bug or an unexpected failure below us (EOFError arrives as Abort): still one line
         if debug:
             raise

@@ -32,6 +32,7 @@ def build_engine(
     timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", help="Timing cache: loaded if it exists, saved after the build."),
     version_compatible: bool = typer.Option(False, "--version-compatible", help="Engine runs on later TensorRT versions of the same major."),
     hardware_compat: str = typer.Option("none", "--hardware-compat", metavar="none|ampere+|same-compute-capability", help="Engine portability across GPUs."),
+    gate: bool = typer.Option(True, "--gate/--no-gate", help="Fail (exit 1, nothing written) when the precision stage's graph fails quantize's accuracy rule; --no-gate builds it anyway."),
     calibration: Calibration = None, generated: Generated = None, image: Image = None, device: Device = None, output: Output = None,
 ) -> None:
     """Build a serialized TensorRT engine at a chosen precision and check that the engine really uses it (not yet run on real TensorRT).
@@ -55,7 +56,7 @@ def build_engine(
         compute_capabilities=parse.compute_capabilities(compute_capability) if compute_capability else (),
     )
     profiles = tuple(parse.profiles(min_shapes or [], opt_shapes or [], max_shapes or []))
-    request = BuildRequest(engine_path, options, profiles, generated.shapes(), batch, data_options("random", "--input-shape", generated, image), backend=backend)
+    request = BuildRequest(engine_path, options, profiles, generated.shapes(), batch, data_options("random", "--input-shape", generated, image), backend=backend, gate=gate)
     with RichReporter(output.quiet) as reporter:
         result = build(model, request, reporter)
     show(result, output.json_out, output.force, render.build_result)

@@ -41,12 +41,20 @@ def _heartbeat_seconds() -> float:
 HEARTBEAT_S = _heartbeat_seconds()
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader of stdout went away (`| head`): rich would exit 1 at once, and the command's
+        outputs would be undone; let the command end as a closed pipe ends it (app.main)."""
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def _console(stderr: bool) -> Console:
     """The terminal's width, or COLUMNS; wide tables when piped without COLUMNS."""
-    probe = Console(stderr=stderr)
+    probe = _Console(stderr=stderr)
     if probe.is_terminal or os.environ.get("COLUMNS", "").isdigit():
         return probe
-    return Console(stderr=stderr, width=PIPED_WIDTH)
+    return _Console(stderr=stderr, width=PIPED_WIDTH)
 
 
 out = _console(stderr=False)

@@ -43,7 +43,10 @@ def convert(
     custom_objects: Optional[List[str]] = typer.Option(None, "--custom-objects", metavar="MODULE", help="Module defining custom Keras layers (repeatable)."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="State dict loaded into the factory's model (torch.load weights_only)."),
     seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Seed of the generated validation inputs."),
-    int_range: str = typer.Option("0:100", "--int-range", metavar="LOW:HIGH", help="Range [LOW, HIGH) of generated integer inputs (token ids)."),
+    int_range: Optional[List[str]] = typer.Option(
+        None, "--int-range", metavar="[NAME:]LOW:HIGH",
+        help="Range [LOW, HIGH) of generated integer inputs, for all or one input (repeatable) [default: 0:100; inputs named like masks 1, token types 0:2].",
+    ),
     output: Output = None,
 ) -> None:
     """Convert a PyTorch or Keras model to ONNX and validate it against the source model."""
@@ -62,7 +65,7 @@ def convert(
         custom_objects=tuple(custom_objects or []),
         weights=weights,
         seed=seed,
-        int_range=parse.int_range(int_range),
+        int_range=parse.int_ranges(int_range or []),
     )
     settings = ConvertOptions(onnx_path, export, parse.finite(atol, "--atol"), parse.finite(rtol, "--rtol"), validate, output.force)
     with showing_failed_checks(output.json_out, output.force, render.convert_result), RichReporter(output.quiet) as reporter:

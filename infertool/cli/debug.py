@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Optional
 
@@ -55,7 +54,6 @@ def precision(
     precision: str = typer.Option(..., "--precision", "-p", metavar="fp16|bf16|int8|fp8", help="The precision it converts to."),
     keep_path: Path = typer.Option(..., "--output", "-o", help="The keep list to write (text, one node name a line; quantize --exclude-nodes @FILE reads it)."),
     calibration: Calibration = None, conversion: Conversion = None,
-    min_top1: Optional[float] = typer.Option(None, "--min-top1", help="Gate: this top-1 agreement (0-1) over the samples [default: the precision's tolerance]."),
     budget: float = typer.Option(600.0, "--budget", min=1.0, help="Seconds for the search; past them the smallest passing keep list found so far is written."),
     generated: Generated = None, image: Image = None, output: Output = None,
 ) -> None:
@@ -68,7 +66,7 @@ def precision(
     parse.choice(precision, ("fp16", "bf16", "int8", "fp8"), "--precision")
     if keep_path.suffix == ".onnx":
         raise InfertoolError(f"{keep_path} would hold a list of node names, not a model", hint="e.g. -o keep.txt")
-    request = conversion.to_options(precision, keep_path, calibration, generated, image, output.force, min_top1=parse.finite(min_top1, "--min-top1", -math.inf))
+    request = conversion.to_options(precision, keep_path, calibration, generated, image, output.force)
     if output.json_path is not None:
         check_output(output.json_path, output.force)
     with showing_failed_checks(output.json_out, output.force, render.debug_precision), RichReporter(output.quiet) as reporter:

@@ -55,7 +55,7 @@ def command(func: Callable) -> Callable:
         for group in values.values():
             if isinstance(group, Output) and group.json_path is not None:  # refused before the work, not after
                 files.check_output(group.json_path, group.force)
-        with files.all_or_nothing(keep_on=(CheckFailed,)):  # a failed check keeps its report file
+        with files.all_or_nothing(keep_on=(CheckFailed, BrokenPipeError)):  # a failed check keeps its report file; a closed stdout, what it measured
             return func(**values)
 
     wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
@@ -88,7 +88,10 @@ class Generated:
         "bench sweeps a list: ids:1x32,1x128.",
     )
     seed: int = typer.Option(0, "--seed", min=0, max=MAX_SEED, help="Seed of generated inputs.")
-    int_range: str = typer.Option("0:100", "--int-range", metavar="LOW:HIGH", help="Range [LOW, HIGH) of generated integer inputs (token ids).")
+    int_range: Optional[List[str]] = typer.Option(
+        None, "--int-range", metavar="[NAME:]LOW:HIGH",
+        help="Range [LOW, HIGH) of generated integer inputs, for all or one input (repeatable) [default: 0:100; inputs named like masks 1, token types 0:2, sample rates 16000].",
+    )
 
     def shapes(self) -> dict:
         return parse.named_shapes(self.input_shape or [])
@@ -155,7 +158,7 @@ def data_options(value: str | None, option: str, generated: Generated, image: Im
         return None
     path, generator = parse.data_source(value, option, generators)
     return InputOptions(
-        path, generator, generated.shapes(), generated.seed, parse.int_range(generated.int_range), image.to_preprocess(), image.to_audio(), image.media(),
+        path, generator, generated.shapes(), generated.seed, parse.int_ranges(generated.int_range or []), image.to_preprocess(), image.to_audio(), image.media(),
     )
 
 
@@ -211,9 +214,18 @@ class Conversion:
     min_cosine: Optional[float] = typer.Option(
         None, "--min-cosine", help="Cosine similarity every output of every sample must reach (where not within atol/rtol) [default: the precision's tolerance].",
     )
+    criterion: str = typer.Option(
+        "auto", "--criterion", metavar="auto|values|classes",
+        help="How each output is judged, sample by sample. values: within the tolerance (scaled by the output's magnitude) or the cosine; "
+        "classes: the arg-max agrees (classifier, CTC heads); auto: classes for outputs of probabilities, values for the rest.",
+    )
+    min_top1: Optional[float] = typer.Option(
+        None, "--min-top1", help="Share of samples (0-1) whose arg-max must agree; judges class-score outputs by arg-max [default: 0.99 for classes].",
+    )
 
     def to_options(self, precision: str, path: Path, calibration: Calibration, generated: Generated, image: Image, force: bool, **gates):
         """The conversion as the pipelines take it; `gates`: the command's own QuantizeOptions fields."""
+        from infertool.agreement import KINDS
         from infertool.backends import registry
         from infertool.pipelines.quantize import QuantizeOptions
         from infertool.precision.settings import PrecisionSettings
@@ -228,7 +240,7 @@ class Conversion:
             output=path, settings=settings, calib=calibration.to_options(generated, image), calib_samples=calibration.calib_samples,
             eval=data_options(self.eval_data, "--eval-data", generated, image), eval_samples=self.eval_samples, eval_backend=self.eval_backend,
             min_cosine=parse.finite(self.min_cosine, "--min-cosine", -math.inf), force=force, generated=data_options("random", "--input-shape", generated, image),
-            **gates,
+            min_top1=parse.finite(self.min_top1, "--min-top1", 0.0, 1.0), criterion=parse.choice(self.criterion, KINDS, "--criterion"), **gates,
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from infertool.dtypes import ALIASES
@@ -156,12 +156,24 @@ def named_dtypes(texts: Iterable[str]) -> dict[str | None, str]:
     return found
 
 
-def int_range(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"\s*(-?[0-9]{1,20})\s*:\s*(-?[0-9]{1,20})\s*", text)
-    bounds = (int(match.group(1)), int(match.group(2))) if match else None
+def int_range(text: str) -> tuple[str | None, tuple[int, int]]:
+    """`LOW:HIGH`, or `NAME:LOW:HIGH` for one input."""
+    match = re.fullmatch(r"(?:(.+):)?\s*(-?[0-9]{1,20})\s*:\s*(-?[0-9]{1,20})\s*", text)
+    bounds = (int(match.group(2)), int(match.group(3))) if match else None
     if bounds is None or not INT64[0] <= bounds[0] < bounds[1] <= INT64[1]:
-        raise InfertoolError(f"malformed --int-range '{shorten(text)}'", hint="write LOW:HIGH with LOW < HIGH within int64, e.g. 0:30522")
-    return bounds
+        raise InfertoolError(
+            f"malformed --int-range '{shorten(text)}'", hint="write [NAME:]LOW:HIGH with LOW < HIGH within int64, e.g. 0:30522 or attention_mask:0:2",
+        )
+    return match.group(1), bounds
+
+
+def int_ranges(texts: Sequence[str]):
+    """Repeated --int-range values: one LOW:HIGH for every integer input, and NAME:LOW:HIGH per input."""
+    from infertool.feeds import DEFAULT_INT_RANGE, IntRanges
+
+    parsed = [int_range(text) for text in texts]
+    defaults = [bounds for name, bounds in parsed if name is None]
+    return IntRanges(defaults[-1] if defaults else DEFAULT_INT_RANGE, tuple((name, bounds) for name, bounds in parsed if name is not None))
 
 
 def size(text: str) -> int:

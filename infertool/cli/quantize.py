@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from infertool.cli import parse, render
+from infertool.cli import render
 from infertool.cli.console import RichReporter, show, showing_failed_checks
 from infertool.cli.groups import Calibration, Conversion, Generated, Image, Limits, Output, Truth, command
 
@@ -24,7 +22,6 @@ def quantize(
     result_path: Path = typer.Option(..., "--output", "-o", help="ONNX file to write."),
     calibration: Calibration = None, conversion: Conversion = None,
     gate: bool = typer.Option(True, "--gate/--no-gate", help="Fail (exit 1, nothing written) when an output is outside the precision's tolerance; --no-gate keeps the file."),
-    min_top1: Optional[float] = typer.Option(None, "--min-top1", help="Fail (exit 1) below this top-1 agreement (0-1)."),
     truth: Truth = None, generated: Generated = None, image: Image = None, limits: Limits = None, output: Output = None,
 ) -> None:
     """Convert an fp32 ONNX model to fp16/bf16 (casts) or int8/fp8 (Q/DQ, calibrated) and report its accuracy."""
@@ -35,7 +32,7 @@ def quantize(
         raise InfertoolError(f"output {result_path} should end in .onnx", hint="e.g. -o model.int8.onnx")
     request = conversion.to_options(
         precision, result_path, calibration, generated, image, output.force,
-        min_top1=parse.finite(min_top1, "--min-top1", -math.inf), gate=gate, timeout=limits.seconds(), labels=truth.labels_csv,
+        gate=gate, timeout=limits.seconds(), labels=truth.labels_csv,
     )
     with showing_failed_checks(output.json_out, output.force, render.quantize_result), RichReporter(output.quiet) as reporter:
         result = run_quantize(model, request, reporter)

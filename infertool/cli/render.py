@@ -219,14 +219,14 @@ def convert_result(result, console: Console) -> None:
         console.print("validation: skipped (--no-validate)")
         return
     columns = [Column("batch", shared="batch {}"), Column("varied", TEXT, shared="varied {}", drop=2), Column("output", TEXT, shared="output {}"),
-               Column("max abs err"), Column("max rel err", drop=1), Column("cosine"), Column("result")]
+               Column("max abs err"), Column("max rel err", drop=1), Column("cosine"), Column("failing", drop=3), Column("result")]
     rows = [
         [str(b.batch), escape("-" if b.varied is None else f"{b.varied[0]} {b.varied[1]} → {b.varied[2]}"), escape(a.name),
-         error(a.max_abs), error(a.max_rel), cosine(a.cosine), _mark(a.passed)]
+         error(a.max_abs), error(a.max_rel), cosine(a.cosine), failing(a), _mark(a.passed)]
         for b in report.batches for a in b.outputs
     ]
-    title = (f"validation: checker ok, shape inference ok; ONNX Runtime (CPU) vs {escape(report.reference)}, "
-             f"atol {report.atol:g} rtol {report.rtol:g}")
+    title = (f"validation: checker ok, shape inference ok; ONNX Runtime (CPU) vs {escape(report.reference)}, each sample within "
+             f"{report.atol:g} x max|ref| + {report.rtol:g} x |ref|")
     console.print()
     grid(console, title, columns, rows)
     for warning in report.warnings:
@@ -341,20 +341,21 @@ def _agreement(result) -> Section | None:
     checked = [r for r in result.rows if r.agreement is not None and not (r.agreement.self_check and r.agreement.passed)]
     if not checked:
         return None
-    columns = [*KEYS, Column("output", TEXT, shared="output {}"), Column("tolerance", TEXT, shared="tolerance {}", drop=3),
-               Column("max abs err"), Column("max rel err", drop=2), Column("cosine"), Column("top-1", drop=1), Column("result")]
+    columns = [*KEYS, Column("output", TEXT, shared="output {}"), Column("rule", TEXT, shared="rule {}", drop=3),
+               Column("max abs err", drop=2), Column("worst cosine"), Column("top-1", drop=1), Column("failing"), Column("result")]
     rows = [
-        [*row_keys(row), escape(a.name), _tolerance(row.agreement.precision, a), error(a.max_abs), error(a.max_rel),
-         cosine(a.cosine), percent(a.top1), _mark(a.passed)]
+        [*row_keys(row), escape(a.name), escape(f"{row.agreement.precision}: {a.rule}"), error(a.max_abs),
+         cosine(a.cosine), percent(a.top1), failing(a), _mark(a.passed)]
         for row in checked for a in row.agreement.outputs
     ]
-    return (f"output agreement with {escape(checked[0].agreement.reference)} (same inputs)", *present(columns, rows),
-            "passes within |got - ref| <= atol + rtol * |ref| everywhere, or at a cosine at or above the floor shown")
+    return (f"output agreement with {escape(checked[0].agreement.reference)} (same inputs, each sample judged)", *present(columns, rows),
+            "failing: samples of the batch outside the rule (a NaN/Inf or all-zero output always fails); worst cosine: the worst sample's")
 
 
-def _tolerance(precision: str, a) -> str:
-    """The rule an output was judged by, as applied: allclose(atol, rtol), or the cosine floor."""
-    return f"{precision}: atol {a.atol:g} rtol {a.rtol:g}" + ("" if a.min_cosine is None else f" | cos ≥ {a.min_cosine:g}")
+def failing(agreement) -> str:
+    """'k/N' samples failing one output, with the worst sample where some fail."""
+    shown = f"{len(agreement.failing)}/{agreement.samples}"
+    return shown + (f" (worst {agreement.worst})" if agreement.failing and agreement.worst is not None and agreement.samples > 1 else "")
 
 
 def _startup(result) -> Section | None:
@@ -521,7 +522,7 @@ def run_result(result, console: Console) -> None:
         bad = f"[red]{o.nan}/{o.inf}[/]" if o.nan or o.inf else "0/0"
         shape = "none" if not o.present else format_shape(o.shape) if o.elements is None else f"{o.elements} × {format_shape(o.shape)}"
         rows.append([escape(o.name), shape, o.dtype, general(o.min), general(o.max), general(o.mean), bad])
-    inputs = ", ".join(f"{escape(n)} {_value_shape(s)}" for n, s in result.inputs.items()) or "none"
+    inputs = ", ".join(f"{escape(n)} {_value_shape(s)}" + (f" {escape(result.fed[n])}" if n in result.fed else "") for n, s in result.inputs.items()) or "none"
     grid(console, f"{escape(result.model)} on {escape(result.backend)}\ninputs {inputs}", columns, rows)
     if result.top_k is not None:
         _top_k(result.top_k, console)
@@ -552,14 +553,11 @@ def quantize_result(result, console: Console) -> None:
     if accuracy.unavailable:
         console.print(f"[yellow]accuracy not evaluated on {escape(accuracy.backend)}:[/] {escape(accuracy.unavailable)}")
     else:
-        first = accuracy.outputs[0] if accuracy.outputs else None
-        within = "within tolerance" if first is None else f"within atol {first.atol:g} / rtol {first.rtol:g}" + (
-            f" or cosine ≥ {first.min_cosine:g}" if first.min_cosine is not None else "")
-        columns = [Column("output", TEXT, shared="output {}"), Column("max abs err"), Column("mean abs err"), Column("cosine"),
-                   Column("top-1"), Column("top-5"), Column(within, TEXT)]
-        rows = [[escape(a.name), error(a.max_abs), error(a.mean_abs), cosine(a.cosine), percent(a.top1), percent(a.top5), _mark(a.passed)]
+        columns = [Column("output", TEXT, shared="output {}"), Column("rule", TEXT, shared="rule {}", drop=2), Column("max abs err", drop=1),
+                   Column("worst cosine"), Column("top-1"), Column("top-5", drop=3), Column("failing"), Column("result")]
+        rows = [[escape(a.name), escape(a.rule), error(a.max_abs), cosine(a.cosine), percent(a.top1), percent(a.top5), failing(a), _mark(a.passed)]
                 for a in accuracy.outputs]
-        title = f"accuracy: fp32 vs {result.precision} on {escape(accuracy.backend)}, {accuracy.samples} samples of {escape(accuracy.data)}"
+        title = f"accuracy: fp32 vs {result.precision} on {escape(accuracy.backend)}, each of {accuracy.samples} samples of {escape(accuracy.data)} judged"
         grid(console, title, *present(columns, rows))
         if accuracy.emulation:
             console.print(f"[yellow]emulated:[/] {escape(accuracy.emulation)}", highlight=False)
@@ -570,10 +568,7 @@ def quantize_result(result, console: Console) -> None:
 
 def _gate_lines(result, console: Console) -> None:
     for name, gate in result.gates.items():
-        value = "-" if gate["value"] is None else f"{gate['value']:.6g}"
-        rule = f"every output within atol {gate['atol']:g} / rtol {gate['rtol']:g} or cosine ≥ {gate['min']:g}" if "atol" in gate else f"min {gate['min']:g}"
-        shown = f"min cosine {value}" if "atol" in gate else value
-        console.print(f"gate {name}: {shown} ({rule}) {_mark(gate['passed'])}")
+        console.print(f"gate {name}: {escape(gate.get('summary', 'not evaluated'))} {_mark(gate['passed'])}", highlight=False)
     if not result.gates:
         console.print("gate: none (--no-gate)" if not result.settings.get("gate", True) else "gate: none ran")
 
@@ -714,9 +709,12 @@ def debug_layers_markdown(result) -> str:
 
 
 def _gate_text(gate: dict) -> str:
-    if "tolerance" in gate:
-        return f"the {gate['tolerance']} tolerance on every sample"
-    return " and ".join(f"{k.replace('_', ' ')} {v}" for k, v in gate.items())
+    """debug precision's rule (agreement.Rule as a dict) in words."""
+    from infertool.agreement import Rule
+
+    rule = Rule(**gate)
+    kinds = ("values", "classes") if rule.kind == "auto" else (rule.kind,)
+    return f"{rule.precision}, " + " / ".join(rule.describe(kind) for kind in kinds)
 
 
 def debug_precision(result, console: Console) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from infertool.errors import CheckFailed, InfertoolError
+from infertool.feeds import IntRanges
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class ExportOptions:
     custom_objects: tuple[str, ...] = ()
     weights: Path | None = None
     seed: int = 0
-    int_range: tuple[int, int] = (0, 100)
+    int_range: IntRanges = IntRanges()
 
 
 # Runs the source model on named numpy inputs; returns its outputs in ONNX output order.

@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 
 from infertool import onnx_io
-from infertool.agreement import compare
+from infertool.agreement import Rule, compare
 from infertool.dtypes import from_numpy, is_float
 from infertool.errors import CheckFailed, first_line
 from infertool.exporters.base import Reference, fixed_axis
-from infertool.feeds import generated_feeds
+from infertool.feeds import IntRanges, generated_feeds
 from infertool.optional import require
 from infertool.reporting import Reporter
 from infertool.results import BatchAgreement, ValidationReport
@@ -103,10 +103,11 @@ def other_sizes(axis: Axis) -> tuple[int, ...]:
 class _Parity:
     """The source model and ONNX Runtime on the same generated inputs."""
 
-    def __init__(self, path: Path, reference: Reference, reference_name: str, specs: list[TensorSpec], tolerance: tuple[float, float], seed: int, int_range: tuple[int, int]) -> None:
+    def __init__(self, path: Path, reference: Reference, reference_name: str, specs: list[TensorSpec], tolerance: tuple[float, float], seed: int, int_range: IntRanges) -> None:
         ort = require("onnxruntime", "validating the export")
         self.reference, self.reference_name, self.specs = reference, reference_name, specs
         (self.atol, self.rtol), self.seed, self.int_range = tolerance, seed, int_range
+        self.rule = Rule("fp32", self.atol, self.rtol, None, kind="values")  # an export computes what its source does
         try:
             self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         except Exception as exc:
@@ -129,7 +130,7 @@ class _Parity:
         if len(expected) != len(got):
             raise CheckFailed(f"the source model returns {len(expected)} outputs, the ONNX model {len(got)}", hint=RETRY)
         batch = next((s[0] for s in shapes.values() if s), 1)
-        outputs = tuple(compare(n, r, g, self.atol, self.rtol) for n, r, g in zip(self.names, expected, got))
+        outputs = tuple(compare(n, r, g, self.rule, batch) for n, r, g in zip(self.names, expected, got))
         return BatchAgreement(batch, outputs, {n: list(s) for n, s in shapes.items()}, varied), got
 
 
@@ -153,7 +154,7 @@ def vacuous_outputs(parity: _Parity, shapes: dict, first: list) -> list[str]:
     again = parity.onnx(parity.feeds(shapes, parity.seed + 1), "on other inputs")
     return [
         name for name, a, b in zip(parity.names, first, again)
-        if isinstance(a, np.ndarray) and is_float(from_numpy(a.dtype)) and a.size and compare(name, a, b, parity.atol, parity.rtol).passed
+        if isinstance(a, np.ndarray) and is_float(from_numpy(a.dtype)) and a.size and compare(name, a, b, parity.rule).passed
     ]
 
 
@@ -165,7 +166,7 @@ def validate_export(
     atol: float,
     rtol: float,
     seed: int,
-    int_range: tuple[int, int],
+    int_range: IntRanges,
     reporter: Reporter,
 ) -> ValidationReport:
     check_structure(path)

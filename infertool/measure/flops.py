@@ -85,7 +85,7 @@ def _concrete(model: onnx.ModelProto, shapes: Mapping[str, tuple[int, ...]]) -> 
 
 def _weights(graph: onnx.GraphProto) -> set[str]:
     """Names that carry weights: initializers, constants, and what passes them through unchanged."""
-    names = {t.name for t in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    names = set(onnx_io.weight_tensors(graph)) | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
     for node in graph.node:
         if node.op_type in WEIGHT_PASSTHROUGH and node.input and node.input[0] in names:
             names.update(node.output)
@@ -144,7 +144,7 @@ def _tensor_bytes(shape: tuple[int, ...] | None, elem_type: int) -> int:
 
 def _known(graph: onnx.GraphProto) -> dict[str, tuple[int, ...]]:
     known = {v.name: _dims(v) for v in [*graph.input, *graph.value_info, *graph.output]}
-    known.update({t.name: tuple(t.dims) for t in graph.initializer})
+    known.update({name: tuple(t.dims) for name, t in onnx_io.weight_tensors(graph).items()})
     return {k: v for k, v in known.items() if v is not None}
 
 
@@ -184,7 +184,7 @@ def count(model: onnx.ModelProto, shapes: Mapping[str, tuple[int, ...]]) -> Coun
             uncounted.append(node.name or node.op_type)
         else:
             macs[kind] = macs.get(kind, 0) + work
-    weight_bytes = sum(_tensor_bytes(tuple(t.dims), t.data_type) for t in graph.initializer)
+    weight_bytes = sum(_tensor_bytes(tuple(t.dims), t.data_type) for t in onnx_io.weight_tensors(graph).values())
     io_bytes = sum(_tensor_bytes(known.get(v.name), v.type.tensor_type.elem_type) for v in [*graph.input, *graph.output] if v.name not in weights)
     return Count(macs, weight_bytes, io_bytes, tuple(uncounted))
 

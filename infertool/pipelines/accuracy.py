@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from infertool import onnx_io
-from infertool.agreement import compare, tolerance
+from infertool.agreement import Rule, judge
 from infertool.backends import registry
 from infertool.backends.base import RunnerOptions
 from infertool.dtypes import numpy_dtype
@@ -21,7 +21,6 @@ from infertool.precision.emulate import emulate
 from infertool.reporting import Reporter
 from infertool.results import AccuracyReport
 from infertool.tensors import TensorSpec
-from infertool.vocabulary import tolerance_class
 
 EVALUATION_BATCH = 8
 
@@ -73,17 +72,16 @@ def emulated(converted: Path, precision: str, backend: str, folder: Path) -> tup
 
 def evaluate(
     original: Path, converted: Path, shown_as: Path, specs: list[TensorSpec], samples: dict[str, np.ndarray],
-    data: str, precision: str, backend: str, reporter: Reporter, min_cosine: float | None = None, labelled: Labelled | None = None,
-    timeout: float | None = None,
+    data: str, rule: Rule, backend: str, reporter: Reporter, labelled: Labelled | None = None, timeout: float | None = None,
 ) -> AccuracyReport:
-    """Both models on `samples`, each output judged by the precision's tolerance (`min_cosine`, where
-    given, replaces its cosine floor); `shown_as` names the converted model in messages; with
-    `labelled`, each model's accuracy against the ground truth as well."""
+    """Both models on `samples`, the converted one's outputs judged sample by sample under `rule`;
+    `shown_as` names the converted model in messages; with `labelled`, each model's accuracy against
+    the ground truth as well."""
     count = sample_count(samples)
     batches = split_batches(samples, specs, EVALUATION_BATCH)
     registry.require(backend)
     with tempfile.TemporaryDirectory(prefix="infertool-") as scratch, reporter.task(f"evaluating on {backend} ({data})", total=2 * len(batches)) as advance:
-        evaluated, emulation = emulated(converted, precision, backend, Path(scratch))
+        evaluated, emulation = emulated(converted, rule.precision, backend, Path(scratch))
         reference = _outputs(original, backend, batches, advance, timeout)
         try:
             candidate = _outputs(evaluated, backend, batches, advance, timeout)
@@ -92,11 +90,9 @@ def evaluate(
             return AccuracyReport(backend, data, count, unavailable=f"{reason} (try --eval-backend ort-cuda on a GPU)", original_accuracy=_truth(reference, labelled))
         except Exception as exc:
             return AccuracyReport(backend, data, count, unavailable=first_line(exc), original_accuracy=_truth(reference, labelled))
-    atol, rtol, cosine = tolerance(tolerance_class(precision))
-    cosine = cosine if min_cosine is None else min_cosine
-    outputs = tuple(compare(n, reference[n], candidate[n].astype(reference[n].dtype), atol, rtol, cosine) for n in reference)
+    judgement = judge(reference, {n: candidate[n].astype(reference[n].dtype) for n in reference}, rule, count)
     return AccuracyReport(
-        backend, data, count, outputs, original_accuracy=_truth(reference, labelled), converted_accuracy=_truth(candidate, labelled), emulation=emulation,
+        backend, data, count, judgement, original_accuracy=_truth(reference, labelled), converted_accuracy=_truth(candidate, labelled), emulation=emulation,
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from infertool import environment, onnx_io
-from infertool.agreement import compare, tolerance
+from infertool.agreement import Judgement, Rule, judge
 from infertool.backends import registry
 from infertool.backends.base import DEVICE_RESIDENT, END_TO_END, Backend, OrtOptions, RowFailed, Runner, RunnerOptions
 from infertool.dtypes import numpy_dtype
@@ -68,13 +68,9 @@ class BenchOptions:
     profile: int = 0  # bench --profile: the slowest nodes to list (0: no profile)
     concurrency: int = 1  # bench --concurrency: also run this many sessions / streams at once
 
-    def tolerance(self, precision: str) -> tuple[float, float, float | None]:
-        atol, rtol, cosine = tolerance(precision)
-        return (
-            atol if self.atol is None else self.atol,
-            rtol if self.rtol is None else self.rtol,
-            cosine if self.min_cosine is None else self.min_cosine,
-        )
+    def rule(self, precision: str) -> Rule:
+        """The rule a row of this graph precision is judged by, with --atol / --rtol / --min-cosine in place of the precision's."""
+        return Rule.of(precision, self.atol, self.rtol, self.min_cosine)
 
     def to_dict(self) -> dict:
         runner = self.runner
@@ -283,6 +279,9 @@ def run_bench(model_paths: Path | Sequence[Path], options: BenchOptions, reporte
     env, by_label = environment.fingerprint(), dict(zip(plan.labels, plan.models))
     rows = [perf.with_compute([row], by_label[row.model], env, options.runner.device, reporter)[0] for row in rows]
     notes, advice = _notes(plan.models, plan.backends, rows, options)
+    if options.inputs.path is None:
+        fed = options.inputs.describe({s.name: s.dtype for m in plan.models for s in m.inputs})
+        notes = (f"generated inputs: {'; '.join(f'{n} {v}' for n, v in fed.items())}", *notes)
     warnings = [f"{_name(r, len(plan.models) > 1)}: {w}" for r in rows for w in r.warnings]
     described = tuple({"label": label, **model.to_dict()} for label, model in zip(plan.labels, plan.models))
     result = BenchResult(
@@ -346,14 +345,15 @@ def _timings(runner: Runner, feeds: dict, label: str, options: BenchOptions, rep
     return {m: Stats.from_ns(ns) for m, ns in samples.items()}, outputs, mode, samples
 
 
+def judged(references, precision: str, feeds: dict, outputs: dict, options: BenchOptions) -> Judgement:
+    """A row's outputs against the reference's on the same feeds, each sample of the batch judged."""
+    return judge(references.outputs(feeds), outputs, options.rule(precision), _batch(feeds))
+
+
 def _agreement(references, precision: str, feeds: dict, outputs: dict, options: BenchOptions, self_check: bool) -> AgreementReport | None:
     if references is None:
         return None
-    atol, rtol, min_cosine = options.tolerance(precision)
-    expected = references.outputs(feeds)
-    return AgreementReport(
-        references.label, precision, tuple(compare(n, expected[n], outputs[n], atol, rtol, min_cosine) for n in expected), self_check=self_check,
-    )
+    return AgreementReport(references.label, precision, judged(references, precision, feeds, outputs, options), self_check=self_check)
 
 
 def _first_inference(runner: Runner, feeds: dict, label: str, reporter: Reporter, startup: dict) -> None:

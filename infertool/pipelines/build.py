@@ -8,10 +8,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from infertool import environment, onnx_io
+from infertool.agreement import Rule
 from infertool.backends import registry
 from infertool.engine.build import BuildOptions
 from infertool.engine.profiles import ShapeProfile, resolve_profiles
-from infertool.errors import InfertoolError
+from infertool.errors import CheckFailed, InfertoolError
 from infertool.feeds import FeedSource, InputOptions
 from infertool.files import check_output
 from infertool.onnx_io import ModelInfo
@@ -19,6 +20,7 @@ from infertool.pipelines.accuracy import evaluate
 from infertool.reporting import Reporter
 from infertool.results import AccuracyReport, BuildResult
 from infertool.tensors import bind_unnamed
+from infertool.vocabulary import tolerance_class
 
 EVALUATION_SAMPLES = 8
 REVIEW_BACKEND = "ort-cpu"
@@ -33,11 +35,13 @@ class BuildRequest:
     batch: int | None = None
     generated: InputOptions = field(default_factory=InputOptions)  # seed and int range of the precision stage's check
     backend: str = "trt"  # a backend that builds engines (capabilities.builds_engines)
+    gate: bool = True  # the precision stage's graph must pass quantize's rule, else nothing is written
 
 
-def _review(model: ModelInfo, profiles: tuple[ShapeProfile, ...], generated: InputOptions, reporter: Reporter):
-    """The accuracy check of the precision stage, on calibration data or on generated inputs
-    of the first profile's opt shapes. It informs; it does not stop the build."""
+def _review(model: ModelInfo, profiles: tuple[ShapeProfile, ...], generated: InputOptions, gate: bool, reporter: Reporter):
+    """The accuracy check of the precision stage, on calibration data or on generated inputs of the
+    first profile's opt shapes, judged by quantize's rule: a failure stops the build (exit 1,
+    nothing written) unless `gate` is off; where it cannot run, a note says nothing was checked."""
     opt = {name: shapes[1] for name, shapes in profiles[0].shapes.items()} if profiles else {}
 
     def review(original: Path, converted: Path, precision: str, samples: dict | None) -> dict:
@@ -46,9 +50,16 @@ def _review(model: ModelInfo, profiles: tuple[ShapeProfile, ...], generated: Inp
             data = f"{EVALUATION_SAMPLES} generated samples (seed {generated.seed})"
             samples = FeedSource(list(model.inputs), replace(generated, path=None, shapes=opt)).feeds(EVALUATION_SAMPLES)
         try:
-            report = evaluate(original, converted, converted, list(model.inputs), samples, data, precision, REVIEW_BACKEND, reporter)
+            report = evaluate(original, converted, converted, list(model.inputs), samples, data, Rule.of(tolerance_class(precision)), REVIEW_BACKEND, reporter)
         except InfertoolError as exc:
             report = AccuracyReport(REVIEW_BACKEND, data, EVALUATION_SAMPLES, unavailable=exc.one_line())
+        if report.judgement is None:
+            reporter.note(f"the {precision} graph's accuracy was not checked (nothing judged it): {report.unavailable}")
+        elif gate and not report.judgement.passed:
+            raise CheckFailed(
+                f"the {precision} graph fails its accuracy gate ({report.judgement.summary()}); no engine was written",
+                hint=f"infertool debug precision {model.path.name} -p {precision} finds nodes to keep in float; --no-gate builds it anyway",
+            )
         return {"accuracy": report.to_dict()}
 
     return review
@@ -68,5 +79,5 @@ def build(model_path: Path, request: BuildRequest, reporter: Reporter) -> BuildR
     for note in notes:
         reporter.note(note)
     options = replace(request.options, profiles=profiles)
-    result = backend.build_engine(model, request.output, options, reporter, _review(model, profiles, request.generated, reporter))
+    result = backend.build_engine(model, request.output, options, reporter, _review(model, profiles, request.generated, request.gate, reporter))
     return replace(result, notes=(*notes, *result.notes), env=environment.fingerprint())

@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 
 from infertool import onnx_io
-from infertool.agreement import compare, tolerance
+from infertool.agreement import judge
 from infertool.backends import registry
 from infertool.errors import CheckFailed
 from infertool.feeds import split_batches
@@ -42,10 +42,8 @@ class SearchOptions:
 
     @property
     def gate(self) -> dict:
-        q = self.quantize
-        if q.min_cosine is None and q.min_top1 is None:
-            return {"tolerance": tolerance_class(q.settings.precision)}
-        return {k: v for k, v in (("min_cosine", q.min_cosine), ("min_top1", q.min_top1)) if v is not None}
+        """The rule each step is judged by: quantize's (agreement.Rule), so the keep list passes quantize's gate."""
+        return self.quantize.rule().to_dict()
 
 
 class _OutOfTime(Exception):
@@ -90,34 +88,19 @@ class _Search:
         return step
 
     def evaluate(self, path: Path) -> tuple[bool, float | None, float | None, int]:
-        """(passed, worst cosine, top-1 agreement, failing samples) on every evaluation sample."""
+        """(passed, worst cosine, top-1 agreement, failing samples) under quantize's rule, every sample judged."""
         q = self.options.quantize
-        precision = tolerance_class(q.settings.precision)
-        evaluated, self.emulation = emulated(path, precision, q.eval_backend, self.folder)
+        evaluated, self.emulation = emulated(path, tolerance_class(q.settings.precision), q.eval_backend, self.folder)
         got = batch_outputs(evaluated, q.eval_backend, self.runs, lambda steps=1: None)
-        atol, rtol, floor = tolerance(precision) if q.min_cosine is None else (0.0, 0.0, q.min_cosine)
-        per_sample = q.min_cosine is not None or q.min_top1 is None  # the tolerance, or --min-cosine, holds on each sample
-        failing, cosines = 0, []
-        for expected, actual in zip(self.reference, got):
-            found = [compare(n, expected[n], actual[n].astype(expected[n].dtype), atol, rtol, floor) for n in expected]
-            cosines += [a.cosine for a in found]
-            failing += per_sample and not all(a.passed for a in found)
-        top1 = _top1(self.reference, got)
-        passed = failing == 0 and (q.min_top1 is None or (top1 is not None and top1 >= q.min_top1))
-        return passed, _worst(cosines), top1, failing
+        reference = {n: _joined([r[n] for r in self.reference]) for n in self.reference[0]}
+        candidate = {n: _joined([g[n] for g in got]).astype(reference[n].dtype) for n in reference}
+        judgement = judge(reference, candidate, q.rule(), len(self.runs))
+        return judgement.passed, judgement.min_cosine, judgement.top1, len(judgement.failing)
 
 
-def _worst(cosines: list[float]) -> float | None:
-    if not cosines:
-        return None
-    return float("nan") if any(c != c for c in cosines) else min(cosines)
-
-
-def _top1(reference: list[dict], got: list[dict]) -> float | None:
-    name = next(iter(reference[0]))
-    ref = np.concatenate([r[name] for r in reference])
-    out = np.concatenate([g[name] for g in got]).astype(ref.dtype)
-    return compare(name, ref, out, 0.0, 0.0).top1
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    """One output over every run: along the batch axis (scalars stacked)."""
+    return np.stack(arrays) if arrays[0].ndim == 0 else np.concatenate(arrays)
 
 
 def debug_precision(model_path: Path, options: SearchOptions, reporter: Reporter) -> PrecisionResult:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from infertool import environment, onnx_io
+from infertool.agreement import Rule
 from infertool.errors import CheckFailed, InfertoolError
 from infertool.feeds import FeedSource, InputOptions, sample_count, sample_names, split_batches
 from infertool.files import file_sha256, staged_output
@@ -19,6 +20,7 @@ from infertool.precision.settings import PrecisionSettings
 from infertool.reporting import Reporter
 from infertool.results import AccuracyReport, ModelFile, QuantizeResult
 from infertool.tensors import TensorSpec
+from infertool.vocabulary import tolerance_class
 
 CALIBRATION_BATCH = 8
 RANDOM_SAMPLES = 32
@@ -36,7 +38,8 @@ class QuantizeOptions:
     eval_samples: int = 8
     eval_backend: str = "ort-cpu"
     min_cosine: float | None = None  # replaces the precision's cosine floor
-    min_top1: float | None = None
+    min_top1: float | None = None  # the share of samples whose arg-max must agree (judges class scores by arg-max)
+    criterion: str = "auto"  # agreement.KINDS: how each output is judged
     gate: bool = True  # the precision's tolerance decides (exit 1, nothing written); False keeps the file regardless
     timeout: float | None = None  # seconds one inference may take
     force: bool = False
@@ -45,9 +48,20 @@ class QuantizeOptions:
     def to_dict(self) -> dict:
         return {
             **self.settings.to_dict(), "calibration_samples": self.calib_samples,
-            "eval_backend": self.eval_backend, "min_cosine": self.min_cosine, "min_top1": self.min_top1, "gate": self.gate,
-            "labels": str(self.labels) if self.labels else None,
+            "eval_backend": self.eval_backend, "min_cosine": self.min_cosine, "min_top1": self.min_top1, "criterion": self.criterion,
+            "gate": self.gate, "labels": str(self.labels) if self.labels else None,
         }
+
+    def rule(self) -> Rule:
+        """The rule the converted model's outputs are judged by: the precision's tolerance, with the
+        user's thresholds in its place."""
+        kind = "classes" if self.min_top1 is not None and self.criterion == "auto" else self.criterion
+        return Rule.of(tolerance_class(self.settings.precision), min_cosine=self.min_cosine, kind=kind, min_share=self.min_top1)
+
+    @property
+    def gated(self) -> bool:
+        """Whether the rule decides: by default, unless --no-gate; always with a threshold of the user's."""
+        return self.gate or self.min_cosine is not None or self.min_top1 is not None
 
 
 def _samples(source: FeedSource, options: InputOptions, wanted: int | None, what: str) -> dict[str, np.ndarray]:
@@ -119,43 +133,32 @@ def calibration_batch(count: int, settings: PrecisionSettings) -> int:
 
 
 def _gates(accuracy: AccuracyReport, options: QuantizeOptions, notes: list[str]) -> dict:
-    """The verdicts, each with the threshold it applied: every output within the precision's
-    tolerance (`tolerance`, unless --no-gate; `min_cosine` where --min-cosine replaces its cosine
-    floor), and --min-top1."""
-    gates = {}
-    cosine_gate = "min_cosine" if options.min_cosine is not None else "tolerance" if options.gate else None
-    if cosine_gate and accuracy.outputs:
-        first = accuracy.outputs[0]
-        gates[cosine_gate] = {
-            "atol": first.atol, "rtol": first.rtol, "min": first.min_cosine, "value": accuracy.min_cosine,
-            "passed": all(a.passed for a in accuracy.outputs),
-        }
-    elif cosine_gate == "min_cosine":
-        gates[cosine_gate] = {"min": options.min_cosine, "value": None, "passed": False}
-    elif cosine_gate:
-        notes.append(f"accuracy not evaluated, so the tolerance gate did not run: {accuracy.unavailable}")
-    if not options.gate and not all(a.passed for a in accuracy.outputs):
-        notes.append(f"outputs are outside the {options.settings.precision} tolerance; {options.output} was kept anyway (--no-gate)")
-    if options.min_top1 is not None:
-        value = accuracy.top1
-        gates["min_top1"] = {"min": options.min_top1, "value": value, "passed": value is not None and value >= options.min_top1}
-    return gates
+    """The agreement gate: every output of every evaluation sample under the rule (agreement.Rule),
+    unless --no-gate; not evaluated counts as failed only where the user set a threshold."""
+    judgement = accuracy.judgement
+    if judgement is None:
+        if options.gated:
+            notes.append(f"accuracy not evaluated, so the gate did not run: {accuracy.unavailable}")
+        explicit = options.min_cosine is not None or options.min_top1 is not None
+        return {"agreement": {"rule": options.rule().to_dict(), "value": None, "passed": False}} if explicit else {}
+    if not options.gated:
+        if not judgement.passed:
+            notes.append(f"{judgement.summary()} under the {options.settings.precision} rule; {options.output} was kept anyway (--no-gate)")
+        return {}
+    rules = list(dict.fromkeys(f"{a.name}: {a.rule}" for a in judgement.outputs))
+    return {"agreement": {
+        "rule": options.rule().to_dict(), "rules": rules, "samples": judgement.samples, "failing": len(judgement.failing),
+        "value": judgement.min_cosine, "top1": judgement.top1, "summary": judgement.summary(), "passed": judgement.passed,
+    }}
 
 
 def _failure(result: QuantizeResult, output: Path) -> CheckFailed:
-    failed = []
-    for name, gate in result.gates.items():
-        if gate["passed"]:
-            continue
-        if gate["value"] is None:
-            failed.append(f"{name}: not evaluated")
-        elif "atol" in gate:
-            failed.append(f"{name}: an output is outside atol {gate['atol']:g} / rtol {gate['rtol']:g} and below cosine {gate['min']:g} (min cosine {gate['value']:.6g})")
-        else:
-            failed.append(f"{name} {gate['value']:.6g} < {gate['min']:g}")
+    gate = result.gates["agreement"]
+    found = "not evaluated" if gate["value"] is None and "summary" not in gate else gate["summary"]
+    rules = "; ".join(gate.get("rules", ())) or "the rule"
     return CheckFailed(
-        f"accuracy gate failed ({'; '.join(failed)}); {output} was not written",
-        hint="exclude sensitive layers (--exclude-nodes / --exclude-op-types), calibrate on more data, or use a wider precision; "
+        f"accuracy gate failed: {found} ({rules}); {output} was not written",
+        hint="debug precision finds the nodes to keep in float (--exclude-nodes @keep.txt); or calibrate on more data, or use a wider precision; "
         "--no-gate keeps the file anyway",
         result=result,
     )
@@ -183,8 +186,8 @@ def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> 
             "data": str(options.calib.path) if options.calib and options.calib.path else "random" if options.calib else None,
         }
         accuracy = evaluate(
-            model_path, converted, options.output, specs, samples, data, settings.precision, options.eval_backend, reporter,
-            min_cosine=options.min_cosine, labelled=labelled, timeout=options.timeout,
+            model_path, converted, options.output, specs, samples, data, options.rule(), options.eval_backend, reporter,
+            labelled=labelled, timeout=options.timeout,
         )
         gates = _gates(accuracy, options, notes)
         result = QuantizeResult(

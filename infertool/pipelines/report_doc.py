@@ -98,7 +98,9 @@ def _agreement(row) -> str:
     if not agreement:
         return "-"
     cosine = min((o["cosine"] for o in agreement["outputs"] if o.get("cosine") is not None), default=None)
-    return f"{'ok' if agreement['passed'] else 'FAIL'}" + ("" if cosine is None else f" (cos {cosine:.6f})")
+    failing = agreement.get("failing")  # recorded by bench since it judges each sample
+    verdict = "ok" if agreement["passed"] else "FAIL" if not failing else f"FAIL {len(failing)}/{agreement.get('samples')}"
+    return verdict + ("" if cosine is None else f" (cos {cosine:.6f})")
 
 
 def _threads(row) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 from infertool import environment, onnx_io
 from infertool.backends import registry
 from infertool.backends.base import Backend, RunnerOptions
-from infertool.dtypes import widened
+from infertool.dtypes import from_numpy, widened
 from infertool.errors import InfertoolError
 from infertool.feeds import FeedSource, InputOptions, value_shape, write_npz, write_pb_dir
 from infertool.files import check_input, check_output, read_bytes, staged_output
@@ -195,8 +195,9 @@ def run(request: RunRequest, reporter: Reporter) -> RunResult:
         notes += save_outputs(feeds, request.save_inputs, request.force, prefix="input")
     for note in notes:
         reporter.note(note)
+    fed = request.inputs.describe({n: from_numpy(a.dtype) for n, a in feeds.items() if isinstance(a, np.ndarray)})
     return RunResult(
         str(request.model), backend.name, {n: value_shape(a) for n, a in feeds.items()},
         tuple(OutputSummary.of(n, a) for n, a in outputs.items()), str(request.output) if request.output else None, ranked,
-        str(request.save_inputs) if request.save_inputs else None, startup, tuple(notes), env=environment.fingerprint(),
+        str(request.save_inputs) if request.save_inputs else None, startup, tuple(notes), env=environment.fingerprint(), fed=fed,
     )

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 from infertool import onnx_io
-from infertool.agreement import compare
 from infertool.backends.base import Backend, Choice, Dimension, RunnerOptions
 from infertool.errors import InfertoolError
 from infertool.feeds import InputOptions
@@ -31,7 +30,7 @@ from infertool.files import cache_root
 from infertool.measure.timing import Budget, run_for
 from infertool.onnx_io import ModelInfo
 from infertool.pipelines import perf
-from infertool.pipelines.bench import BenchOptions, RowMeasure, measure_row
+from infertool.pipelines.bench import BenchOptions, RowMeasure, judged, measure_row
 from infertool.pipelines.quantize import QuantizeOptions, quantize
 from infertool.precision.settings import PrecisionSettings
 from infertool.reporting import Reporter
@@ -145,11 +144,8 @@ class _Row:
 def _agreement(row: _Row, model: ModelInfo, precision: str | None, outputs: dict[str, np.ndarray]) -> tuple[float | None, str]:
     if row.references is None:
         return None, ""
-    atol, rtol, cosine = row.options.tolerance(precision or model.precision)
-    expected = row.references.outputs(row.feeds)
-    found = [compare(n, expected[n], outputs[n], atol, rtol, cosine) for n in expected]
-    worst = min(a.cosine for a in found)
-    return worst, "" if all(a.passed for a in found) else f"outputs disagree with the reference (cosine {worst:.6f})"
+    judgement = judged(row.references, precision or model.precision, row.feeds, outputs, row.options)
+    return judgement.min_cosine, "" if judgement.passed else f"outputs disagree with the reference ({judgement.summary()})"
 
 
 def _trial(row: _Row, config: Config, budgets: tuple[Budget, Budget]) -> Trial:

@@ -6,6 +6,7 @@ report; the engine build uses the graph as TensorRT's precision source.
 
 from __future__ import annotations
 
+import difflib
 import shutil
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -21,6 +22,7 @@ from infertool.precision import floats, qdq
 from infertool.precision.settings import PrecisionSettings
 from infertool.quiet import in_folder
 from infertool.reporting import Reporter
+from infertool.text import shorten
 from infertool.vocabulary import QUANTIZE_PRECISIONS, QUANTIZE_TARGETS
 
 
@@ -59,6 +61,22 @@ def check_request(graph_precision: str, settings: PrecisionSettings, calibrated:
         )
 
 
+def check_names(model: onnx.ModelProto, settings: PrecisionSettings) -> None:
+    """Every --exclude-nodes name is a node of the graph and every --exclude-op-types name an op
+    type in it: a misspelled one would leave that node converted without a word."""
+    for option, given, known in (
+        ("--exclude-nodes", settings.exclude_nodes, [n.name for n in model.graph.node if n.name]),
+        ("--exclude-op-types", settings.exclude_op_types, [n.op_type for n in model.graph.node]),
+    ):
+        missing = [name for name in given if name not in set(known)]
+        if missing:
+            near = difflib.get_close_matches(missing[0], list(dict.fromkeys(known)), n=3)
+            raise InfertoolError(
+                f"{option} names {len(missing)} that the graph lacks: {', '.join(repr(shorten(m, 60)) for m in missing[:3])}",
+                hint=f"did you mean {', '.join(repr(n) for n in near)}?" if near else f"see the node names with a graph viewer (Netron); the graph has {len(set(known))}",
+            )
+
+
 def convert(
     source: Path, model: onnx.ModelProto, output: Path, settings: PrecisionSettings,
     batches: list[dict[str, np.ndarray]] | None, reporter: Reporter,
@@ -68,6 +86,7 @@ def convert(
     `batches` are the calibration inputs (int8 / fp8); `output`'s folder takes scratch files,
     which are removed.
     """
+    check_names(model, settings)
     if settings.precision in ("fp16", "bf16"):
         with reporter.task(f"converting to {settings.precision}"):
             ops = floats.block_list(settings.exclude_op_types, settings.block_fragile)
@@ -139,18 +158,23 @@ def _quantize(
 
 def _float_summary(model: onnx.ModelProto, precision: str) -> dict:
     target = onnx.TensorProto.FLOAT16 if precision == "fp16" else onnx.TensorProto.BFLOAT16
-    kinds = Counter(t.data_type for t in model.graph.initializer)
-    return {
+    initializers = Counter(t.data_type for t in model.graph.initializer)
+    summary = {
         "nodes": len(model.graph.node),
         "casts": sum(n.op_type == "Cast" for n in model.graph.node),
-        f"{precision}_initializers": kinds.get(target, 0),
-        "fp32_initializers": kinds.get(onnx.TensorProto.FLOAT, 0),
+        f"{precision}_initializers": initializers.get(target, 0),
+        "fp32_initializers": initializers.get(onnx.TensorProto.FLOAT, 0),
     }
+    named = {t.name for t in model.graph.initializer}
+    constants = Counter(t.data_type for name, t in onnx_io.weight_tensors(model.graph).items() if name not in named)
+    if constants[target] or constants[onnx.TensorProto.FLOAT]:  # weights the exporter put in Constant nodes
+        summary.update({f"{precision}_constant_weights": constants[target], "fp32_constant_weights": constants[onnx.TensorProto.FLOAT]})
+    return summary
 
 
 def _qdq_summary(model: onnx.ModelProto, target: str) -> dict:
     ops = Counter(n.op_type for n in model.graph.node)
-    initializers = {t.name: t for t in model.graph.initializer}
+    initializers = onnx_io.weight_tensors(model.graph)
     nonzero = 0
     for node in model.graph.node:
         if node.op_type in ("QuantizeLinear", "DequantizeLinear") and len(node.input) > 2 and node.input[2] in initializers:

@@ -48,15 +48,12 @@ def test_parity_of_outputs_that_ignore_the_inputs_is_flagged(tmp_path):
     assert "proved nothing" in warnings[0]
 
 
-LEAD_AGREEMENT = "needs agreement that scales tolerances with the output's magnitude (the lead's rework of infertool/agreement.py, issue 24 item 4): flip when it lands"
-
-
-@pytest.mark.xfail(strict=True, reason=LEAD_AGREEMENT)
 @pytest.mark.parametrize("factory", ["huge_logits", "pixel_boxes"])
 def test_fp32_rounding_at_large_magnitudes_is_not_a_disagreement(factory, tmp_path):
     """Logits near 1e9 (Inception-v3, MobileOne with random weights) and boxes in pixels whose edge
     corners are differences of values near 1000 (RetinaNet): cosine 1.000000, ONNX Runtime's
-    kernels against torch's, yet element-wise allclose(1e-4, 1e-3) fails where a value is near 0."""
+    kernels against torch's, where element-wise allclose(1e-4, 1e-3) failed on a value near 0: the
+    tolerance follows the output's magnitude (agreement.Rule)."""
     result = cli("convert", f"{MODELS}:{factory}", "--input-shape", "2x3x32x32", "-o", tmp_path / "m.onnx")
     assert result.returncode == 0, result.stderr
 

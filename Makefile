@@ -13,7 +13,12 @@ MODEL_PACKAGES := rapidocr-onnxruntime==1.4.4 silero-vad==6.2.3
 EXAMPLE_BACKENDS ?= ort-cpu
 DEMO := build/demo
 
-.PHONY: install demo examples lint test clean
+# The zoo (benchmarks/zoo.py) needs torchvision, which does not import beside the pinned CPU torch:
+# its own environment, with torch and torchvision built together (a CUDA build; it runs on the CPU).
+ZOO_VENV ?= .venv-zoo
+ZOO_TORCH ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install demo examples lint test clean zoo-venv zoo
 
 install: $(VENV)/.installed
 
@@ -45,8 +50,21 @@ lint: install
 	$(BIN)/ruff check infertool tests benchmarks examples
 	$(BIN)/lint-imports
 
-test: lint
+test: lint zoo-venv
 	$(BIN)/python -m pytest -q
+
+zoo-venv: $(ZOO_VENV)/.installed
+
+$(ZOO_VENV)/.installed: pyproject.toml Makefile
+	test -x $(ZOO_VENV)/bin/python || $(PYTHON) -m venv $(ZOO_VENV)
+	$(ZOO_VENV)/bin/python -m pip install -q --upgrade pip
+	$(ZOO_VENV)/bin/python -m pip install -q "$(ZOO_TORCH)"
+	$(ZOO_VENV)/bin/python -m pip install -q -e ".[cpu,torch,keras]" transformers timm
+	touch $@
+
+# every architecture (about an hour and a half on 2 cores): benchmarks/results/zoo/
+zoo: zoo-venv
+	$(ZOO_VENV)/bin/python benchmarks/zoo.py
 
 clean:
 	rm -rf build .pytest_cache

@@ -1,5 +1,8 @@
 """Small PyTorch models the tests export (referenced as tests/models.py:<factory>)."""
 
+from dataclasses import dataclass
+from itertools import pairwise
+
 import torch
 from torch import nn
 
@@ -128,3 +131,125 @@ def length_scaled() -> nn.Module:
 def untrained() -> nn.Module:
     torch.manual_seed(0)
     return Untrained().eval()
+
+
+@torch.jit.script
+def _gate(x: torch.Tensor) -> torch.Tensor:
+    """Data-dependent control flow: scripted, the TorchScript exporter writes it as an If."""
+    if bool(x.mean() > 0):
+        scale = torch.sigmoid(x.sum(dim=1, keepdim=True))
+        return torch.relu(x) * scale
+    return torch.tanh(x) - x.pow(2).mean()
+
+
+class Gated(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.second = nn.Linear(16, 32), nn.Linear(32, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = self.first(x)
+        return self.second(_gate(hidden) + hidden)
+
+
+def gated() -> nn.Module:
+    torch.manual_seed(0)
+    return Gated().eval()
+
+
+@dataclass(frozen=True)
+class Widths:
+    """A config dataclass in the factory's file: dataclasses look their module up in sys.modules."""
+
+    hidden: "int" = 8  # a string annotation, as under `from __future__ import annotations`
+
+
+def configured() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, Widths().hidden), nn.ReLU())
+
+
+class PairEncoder(nn.Module):
+    """RAFT's pattern: both images through one encoder as one batch, then split apart. torch.export
+    guards the split on the batch size and specializes it; the model works at every batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, image1: torch.Tensor, image2: torch.Tensor) -> torch.Tensor:
+        first, second = self.encoder(torch.cat([image1, image2], dim=0)).chunk(2, dim=0)
+        return (first * second).mean(1)
+
+
+def pair_encoder() -> nn.Module:
+    torch.manual_seed(0)
+    return PairEncoder().eval()
+
+
+class HugeLogits(nn.Module):
+    """Inception-v3 / MobileOne with random weights: logits near 1e9, where fp32's rounding alone
+    (ONNX Runtime's kernels against torch's) is thousands in absolute terms."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        widths = (3, 32, 64, 64, 64, 64)
+        self.body = nn.Sequential(*(layer for cin, cout in pairwise(widths) for layer in (nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout))))
+        self.head = nn.Linear(64, 1000)
+        with torch.no_grad():
+            for norm in self.body[1::2]:
+                norm.weight.mul_(60.0)  # no non-linearity: the logits keep their signs mixed, some near 0
+            self.head.weight.mul_(100.0)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(image).mean(dim=(2, 3)))
+
+
+class PixelBoxes(nn.Module):
+    """A box head in pixels: corners in the hundreds, and boxes touching the image's edges whose
+    corners (near 0) are differences of values near 1000 from two regression outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(*(layer for cin in (3, 32, 32, 32) for layer in (nn.Conv2d(cin, 32, 3, padding=1), nn.BatchNorm2d(32))))
+        self.regress = nn.Linear(32, 4 * 100)
+        with torch.no_grad():  # the half sizes' rows are the centres' less a hair: edge-touching boxes
+            self.regress.weight[200:] = self.regress.weight[:200]
+            self.regress.bias[200:] = self.regress.bias[:200] - 1e-4
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        boxes = torch.sigmoid(self.regress(self.features(image).mean(dim=(2, 3)))) * 1333.0
+        centre, half = boxes[:, :200], boxes[:, 200:]
+        return torch.cat([centre - half, centre + half], dim=-1).reshape(-1, 100, 4)
+
+
+def huge_logits() -> nn.Module:
+    torch.manual_seed(0)
+    return HugeLogits().eval()
+
+
+def pixel_boxes() -> nn.Module:
+    torch.manual_seed(0)
+    return PixelBoxes().eval()
+
+
+class Noisy(nn.Module):
+    """Adds fresh noise on every call (as dropout left in training mode does): no export can agree."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + torch.rand_like(x)
+
+
+def noisy() -> nn.Module:
+    return Noisy()
+
+
+class Positives(nn.Module):
+    """Returns the positive values of its input: how many depends on the data, not on the shape."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[x > 0] * 2.0
+
+
+def positives() -> nn.Module:
+    return Positives()

@@ -175,3 +175,39 @@ def constant(path: Path, names=("allow_pickle", "file")) -> Path:
     """No inputs; outputs with the names given (np.savez's keywords by default)."""
     nodes = [helper.make_node("Constant", [], [name], value=helper.make_tensor(name, TensorProto.FLOAT, [2], [i, i + 0.5])) for i, name in enumerate(names)]
     return _model(path, nodes, [], [helper.make_tensor_value_info(n, TensorProto.FLOAT, [2]) for n in names])
+
+
+def looped(path: Path) -> Path:
+    """x[batch,8] -> Loop (3 steps: h = Tanh(h @ w) + Exp(-h²) mean, `w` read from the outer
+    scope) -> Scan over the batch (running sum of Exp(row) · scale, `scale` from the outer scope)
+    -> y[batch,8] and total[8]. Exp and ReduceMean stay fp32 in fp16 conversion, inside the bodies."""
+    rng = np.random.default_rng(0)
+    outer = [numpy_helper.from_array(rng.standard_normal((8, 8)).astype(np.float32) * 0.4, "w"),
+             numpy_helper.from_array(np.full(8, 0.5, np.float32), "scale"),
+             numpy_helper.from_array(np.array(3, np.int64), "steps"), numpy_helper.from_array(np.array(True), "go")]
+    step = helper.make_graph(
+        [helper.make_node("MatMul", ["h_in", "w"], ["hw"]), helper.make_node("Tanh", ["hw"], ["t"]),
+         helper.make_node("Mul", ["h_in", "h_in"], ["sq"]), helper.make_node("Neg", ["sq"], ["neg"]), helper.make_node("Exp", ["neg"], ["e"]),
+         helper.make_node("ReduceMean", ["e"], ["m"], keepdims=1), helper.make_node("Add", ["t", "m"], ["h_out"]),
+         helper.make_node("Identity", ["cond_in"], ["cond_out"])],
+        "step", [helper.make_tensor_value_info("i", TensorProto.INT64, []), helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("h_in", TensorProto.FLOAT, ["batch", 8])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []), helper.make_tensor_value_info("h_out", TensorProto.FLOAT, ["batch", 8])],
+    )
+    accumulate = helper.make_graph(
+        [helper.make_node("Exp", ["row"], ["er"]), helper.make_node("Mul", ["er", "scale"], ["scaled"]),
+         helper.make_node("Add", ["sum_in", "scaled"], ["sum_out"]), helper.make_node("Identity", ["sum_out"], ["row_out"])],
+        "accumulate", [helper.make_tensor_value_info("sum_in", TensorProto.FLOAT, [8]), helper.make_tensor_value_info("row", TensorProto.FLOAT, [8])],
+        [helper.make_tensor_value_info("sum_out", TensorProto.FLOAT, [8]), helper.make_tensor_value_info("row_out", TensorProto.FLOAT, [8])],
+    )
+    nodes = [
+        helper.make_node("Loop", ["steps", "go", "x"], ["h"], body=step),
+        helper.make_node("ConstantOfShape", ["eight"], ["zero"], value=numpy_helper.from_array(np.zeros(1, np.float32))),
+        helper.make_node("Scan", ["zero", "h"], ["total", "y"], body=accumulate, num_scan_inputs=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "looped", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 8]), helper.make_tensor_value_info("total", TensorProto.FLOAT, [8])],
+        [*outer, numpy_helper.from_array(np.array([8], np.int64), "eight")],
+    )
+    return _save(graph, path)

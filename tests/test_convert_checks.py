@@ -46,3 +46,23 @@ def test_parity_of_outputs_that_ignore_the_inputs_is_flagged(tmp_path):
     warnings = json.loads(result.stdout)["validation"]["warnings"]
     assert len(warnings) == 1 and "output 'output' comes out the same for different inputs" in warnings[0]
     assert "proved nothing" in warnings[0]
+
+
+@pytest.mark.parametrize("factory", ["huge_logits", "pixel_boxes"])
+def test_fp32_rounding_at_large_magnitudes_is_not_a_disagreement(factory, tmp_path):
+    """Logits near 1e9 (Inception-v3, MobileOne with random weights) and boxes in pixels whose edge
+    corners are differences of values near 1000 (RetinaNet): cosine 1.000000, ONNX Runtime's
+    kernels against torch's, where element-wise allclose(1e-4, 1e-3) failed on a value near 0: the
+    tolerance follows the output's magnitude (agreement.Rule)."""
+    result = cli("convert", f"{MODELS}:{factory}", "--input-shape", "2x3x32x32", "-o", tmp_path / "m.onnx")
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_disagreement_at_the_example_batch_blames_no_baked_batch(tmp_path):
+    """The example batch fails too, so the export did not bake the batch in; and the hint never
+    names the exporter that ran."""
+    for exporter, other in (("auto", "--exporter torchscript"), ("torchscript", "--exporter dynamo")):
+        result = run_cli("convert", f"{MODELS}:noisy", "--input-shape", "2x3", "--exporter", exporter, "-o", tmp_path / "d.onnx")
+        line = one_line_error(result)
+        assert result.returncode == 1 and "disagrees with the pytorch model:" in line, line
+        assert "baked" not in line and line.endswith(f"loosen --atol/--rtol if the difference is expected, or try {other})"), line

@@ -35,7 +35,11 @@ def saved(tmp_path_factory):
 
     keras.Model(x, Scale(5.0)(x)).save(folder / "custom.keras")
     keras.Model(x, keras.layers.Dense(3, activation="gelu")(x)).save(folder / "gelu.keras")  # exact gelu: tf2onnx emits Erfc
-    return folder, {"seq": sequential, "two": functional}
+    norm = keras.layers.Normalization()  # adapted: its mean and variance are state Keras 3 keeps as plain tensors
+    norm.adapt(np.random.default_rng(0).normal(5.0, 3.0, (64, 8)).astype("float32"))
+    normalized = keras.Model(features := keras.Input((8,), name="features"), keras.layers.Dense(3)(norm(features)))
+    normalized.save(folder / "norm.keras")
+    return folder, {"seq": sequential, "two": functional, "norm": normalized}
 
 
 def convert(*args):
@@ -54,6 +58,15 @@ def test_sequential_keras_file(saved, tmp_path):
     x = np.random.default_rng(0).standard_normal((6, 8), dtype=np.float32)
     got = ort_run(out, {"features": x})
     np.testing.assert_allclose(next(iter(got.values())), models["seq"](x).numpy(), atol=1e-5)
+
+
+def test_normalization_state_stays_constant(saved, tmp_path):
+    folder, models = saved
+    out = tmp_path / "norm.onnx"
+    report = convert(folder / "norm.keras", "-o", out)
+    assert [i["name"] for i in report["inputs"]] == ["features"]  # not its mean and variance too
+    x = np.random.default_rng(1).normal(5.0, 3.0, (4, 8)).astype(np.float32)
+    np.testing.assert_allclose(next(iter(ort_run(out, {"features": x}).values())), models["norm"](x).numpy(), atol=1e-5)
 
 
 def test_functional_two_inputs(saved, tmp_path):

@@ -29,6 +29,12 @@ def test_cnn_factory_dynamic_batch(tmp_path):
     np.testing.assert_allclose(ort_run(out, {"image": x})["output"], expected, atol=1e-4, rtol=1e-3)
 
 
+def test_factory_file_with_a_dataclass(tmp_path):
+    """A factory's file defining a dataclass (string annotations) imports as `python file.py` would."""
+    report = convert(f"{MODELS}:configured", "--input-shape", "2x4", "-o", tmp_path / "c.onnx")
+    assert report["validation"]["passed"]
+
+
 def test_two_inputs_with_dynamic_sequence(tmp_path):
     out = tmp_path / "tagger.onnx"
     report = convert(
@@ -91,6 +97,34 @@ def test_low_opset_falls_back_to_torchscript_with_a_reason(tmp_path):
     report = convert(f"{MODELS}:cnn", "--input-shape", "1x3x16x16", "--opset", "16", "-o", tmp_path / "o16.onnx")
     assert report["exporter"] == "torchscript" and report["opset"] == 16
     assert any("fell back to the TorchScript exporter" in n and "opset" in n for n in report["notes"])
+
+
+def test_a_batch_torch_export_specializes_falls_back_to_torchscript(tmp_path):
+    """RAFT's pattern (two images encoded as one batch, then split): torch.export fixes the batch,
+    the TorchScript export keeps it dynamic and is right at another batch."""
+    out = tmp_path / "pair.onnx"
+    report = convert(f"{MODELS}:pair_encoder", "--input-shape", "image1:1x3x8x8", "--input-shape", "image2:1x3x8x8", "-o", out)
+    assert report["exporter"] == "torchscript" and report["inputs"][0]["shape"][0] == "batch"
+    assert report["notes"] == ["torch.export specialized axis 'batch' (input 'image1' axis 0) to 2; fell back to the TorchScript exporter, "
+                               "checked at another size of that axis"]
+    assert [b["batch"] for b in report["validation"]["batches"]] == [1, 3] and report["validation"]["passed"]
+
+
+def test_the_fallback_note_names_torchs_cause(tmp_path):
+    """Not torch's colour codes and its "This is step 1/3 ... Next steps" preamble."""
+    report = convert(f"{MODELS}:gated", "--input-shape", "2x16", "-o", tmp_path / "gated.onnx")
+    (note,) = report["notes"]
+    assert note.startswith("dynamo export failed (torch.export could not trace the model: GuardOnDataDependentSymNode: Could not guard"), note
+    assert "\x1b" not in note and "step 1/3" not in note and "Next steps" not in note
+    assert note.endswith("; fell back to the TorchScript exporter") and report["exporter"] == "torchscript"
+
+
+def test_outputs_sized_by_the_data_are_named(tmp_path):
+    """A detector's boxes: their number comes from the data; convert says which outputs those are."""
+    report = convert(f"{MODELS}:positives", "--input-shape", "2x8", "--static-batch", "-o", tmp_path / "p.onnx")
+    assert report["notes"] == ["outputs whose size depends on the data, not on the inputs' shapes: output (axis 0); "
+                               "a runtime sizes them on every run (TensorRT: data-dependent shapes)"]
+    assert not convert(f"{MODELS}:cnn", "--input-shape", "image:2x3x16x16", "-o", tmp_path / "cnn.onnx")["notes"]
 
 
 def test_explicit_dynamo_with_low_opset_is_an_error(tmp_path):

@@ -72,6 +72,23 @@ def test_fp16_keeps_io_fp32(cnn, tmp_path):
     assert onnx.load(no_io).graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT16
 
 
+def test_fp16_of_a_torchscript_if(tmp_path):
+    """Scripted control flow exports as an If whose branches read outer-scope tensors and hold ops
+    kept fp32 (ReduceSum, Pow): the casts of the branches belong inside them."""
+    model, fp16 = tmp_path / "gated.onnx", tmp_path / "gated.fp16.onnx"
+    converted = run_cli("convert", f"{MODELS}:gated", "--input-shape", "2x16", "--exporter", "torchscript", "-o", model)
+    assert converted.returncode == 0, converted.stderr
+    assert "If" in {n.op_type for n in onnx.load(model).graph.node}
+    report = quantize(model, "-p", "fp16", "-o", fp16)
+    assert report["accuracy"]["min_cosine"] > 0.999
+    onnx.checker.check_model(onnx.load(fp16), full_check=True)
+    x = np.random.default_rng(0).standard_normal((2, 16), dtype=np.float32)
+    for sign in (1.0, -1.0):  # the first Linear's output is mostly one sign or the other: both branches run
+        feeds = {"x": sign * 50 * np.abs(x)}
+        want, got = ort_run(model, feeds)["output"], ort_run(fp16, feeds)["output"]
+        assert np.allclose(got, want, rtol=1e-2, atol=1e-2 * np.abs(want).max()), (sign, got, want)
+
+
 def test_bf16_is_typed_and_evaluated_by_emulation_on_the_cpu(cnn, tmp_path):
     model, _ = cnn
     out = tmp_path / "cnn.bf16.onnx"

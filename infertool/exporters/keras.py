@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from infertool.errors import InfertoolError, first_line
+from infertool.errors import CheckFailed, InfertoolError, first_line
 from infertool.exporters.base import ExportedModel, ExportOptions, axis_labels
 from infertool.files import check_input
 from infertool.optional import require
@@ -137,9 +137,15 @@ def export_keras(source: str, options: ExportOptions, onnx_path: Path, reporter:
     with reporter.task("converting with tf2onnx"):
         try:
             with quiet(native_stderr=True):
-                model_proto, _ = tf2onnx.convert.from_function(function, input_signature=specs, opset=opset)
+                model_proto = _from_function(function, specs, opset, tf, tf2onnx)
         except Exception as exc:
             raise InfertoolError("tf2onnx could not convert the model", hint="try another --opset; --verbose shows tf2onnx's message", detail=first_line(exc)) from exc
+    extra = [i.name for i in model_proto.graph.input if i.name not in names]
+    if extra:  # the validation would feed noise into the model's own state and prove nothing
+        raise CheckFailed(
+            f"tf2onnx turned tensors the model holds into extra graph inputs ({shorten(', '.join(extra), 120)}); nothing was written",
+            hint="report this model; meanwhile save the layer's state as weights (a Keras variable), not a plain tensor",
+        )
     _name_dims(model_proto, names, labels, options.dynamic_batch)
     import onnx
 
@@ -150,6 +156,23 @@ def export_keras(source: str, options: ExportOptions, onnx_path: Path, reporter:
         return [np.asarray(o) for o in tf.nest.flatten(result)]  # tf2onnx orders outputs the same way
 
     return ExportedModel("keras", "tf2onnx", reference, example_shapes)
+
+
+def _from_function(function: Callable, specs: list[Any], opset: int, tf: Any, tf2onnx: Any) -> Any:
+    """tf2onnx's from_function, but with only the signature's tensors as inputs: tensors the function
+    captures (a Normalization layer's mean and variance, which Keras 3 keeps as plain tensors) are
+    frozen into constants, as from_keras does, instead of becoming extra graph inputs."""
+    from tf2onnx import tf_loader
+
+    concrete = function.get_concrete_function(*specs)
+    inputs = [t.name for t in concrete.inputs[: len(specs)]]  # captured tensors come after the arguments
+    outputs = [t.name for t in concrete.outputs if t.dtype != tf.dtypes.resource]
+    frozen = tf_loader.from_function(concrete, inputs, outputs)
+    model_proto, _ = tf2onnx.convert.from_graph_def(
+        frozen, name=concrete.name, input_names=inputs, output_names=outputs, opset=opset,
+        tensors_to_rename=tf2onnx.convert.tensor_names_from_structed(concrete, inputs, outputs),
+    )
+    return model_proto
 
 
 def _keras_model(path: Path, options: ExportOptions, tf: Any) -> tuple[Callable, list[str], dict[str, Any]]:

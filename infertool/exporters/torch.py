@@ -6,6 +6,7 @@ import importlib
 import importlib.util
 import inspect
 import os
+import re
 import sys
 import zipfile
 from collections.abc import Mapping
@@ -62,6 +63,7 @@ def _load_factory(target: str, attr: str, torch: Any) -> Any:
         check_input(path, "factory file", hint="write path/to/file.py:function")
         spec = importlib.util.spec_from_file_location(f"infertool_user_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses and pickling look their module up there
         sys.path.insert(0, str(path.resolve().parent))
         try:
             with user_code(f"importing {shorten(path)}"):
@@ -272,22 +274,30 @@ def export_torch(source: str, options: ExportOptions, onnx_path: Path, reporter:
     export_feeds = generated_feeds(export_shapes, dtypes, options.seed, options.int_range)
     args = tuple(_to_torch(export_feeds[n], torch) for n in names)
     exported = ExportedModel("pytorch", "", reference, {n: shapes[n] for n in names})
-    exporter = _choose_exporter(options, loaded, exported.notes)
-    if exporter == "dynamo":
+    if _choose_exporter(options, loaded, exported.notes) == "dynamo":
         try:
             with reporter.task("exporting with torch.export (dynamo)"):
                 _export_dynamo(model, args, names, output_names, labels, options.opset, onnx_path, torch)
             exported.exporter = "dynamo"
             return exported
-        except CheckFailed:
-            raise  # the model's code fixes a dynamic axis: the TorchScript exporter would bake it in silently
         except InfertoolError as exc:
             if options.exporter == "dynamo":
                 raise
-            why = f"{exc.message}: {shorten(exc.detail, 160)}" if exc.detail else exc.message
-            exported.notes.append(f"dynamo export failed ({why}); fell back to the TorchScript exporter")
+            refused = exc
+            if isinstance(exc, CheckFailed):  # the TorchScript export is checked at another size of the axis
+                exported.notes.append(f"torch.export {exc.detail}; fell back to the TorchScript exporter, checked at another size of that axis")
+            else:
+                why = f"{exc.message}: {shorten(exc.detail, 160)}" if exc.detail else exc.message
+                exported.notes.append(f"dynamo export failed ({why}); fell back to the TorchScript exporter")
+    else:
+        refused = None
     with reporter.task("exporting with the TorchScript exporter"):
-        _export_torchscript(model, args, names, output_names, batched_outputs, labels, options, onnx_path, torch)
+        try:
+            _export_torchscript(model, args, names, output_names, batched_outputs, labels, options, onnx_path, torch)
+        except InfertoolError:
+            if isinstance(refused, CheckFailed):  # torch.export's verdict on the axis is the truer cause
+                raise refused from None
+            raise
     exported.exporter = "torchscript"
     return exported
 
@@ -309,6 +319,23 @@ def _choose_exporter(options: ExportOptions, loaded: TorchSource, notes: list[st
     return "torchscript" if options.exporter == "torchscript" else "dynamo"
 
 
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+SUMMARY = re.compile(r"## Exception summary\s*(?:<class '(?:[\w.]*\.)?(?P<type>\w+)'>: )?(?P<text>[^\n]+)")
+
+
+def root_cause(exc: BaseException) -> str:
+    """The innermost exception torch's exporter wraps, as `Type: first line`, without its colour
+    codes or its "This is step 1/3 … Next steps" preamble."""
+    inner = exc
+    while (inner.__cause__ or inner.__context__) is not None:
+        inner = inner.__cause__ or inner.__context__
+    text = ANSI.sub("", str(inner))
+    if inner is exc and (found := SUMMARY.search(text)):
+        return f"{found['type']}: {found['text'].strip()}" if found["type"] else found["text"].strip()
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"{type(inner).__name__}: {line}" if line else type(inner).__name__
+
+
 def _export_dynamo(model, args, names, output_names, labels, opset, onnx_path, torch) -> None:
     dims: dict[str, Any] = {}
     dynamic_shapes = {
@@ -326,7 +353,7 @@ def _export_dynamo(model, args, names, output_names, labels, opset, onnx_path, t
     except InfertoolError:
         raise
     except Exception as exc:
-        raise InfertoolError("torch.export could not trace the model", hint="try --exporter torchscript (--verbose shows torch's message)", detail=first_line(exc)) from exc
+        raise InfertoolError("torch.export could not trace the model", hint="try --exporter torchscript (--verbose shows torch's message)", detail=root_cause(exc)) from exc
     written = onnx_io.load(onnx_path, load_external_data=False)
     if opset is not None and onnx_io.opset(written) != opset:
         raise InfertoolError(
@@ -336,7 +363,9 @@ def _export_dynamo(model, args, names, output_names, labels, opset, onnx_path, t
     for spec in onnx_io.input_specs(written):
         for axis, label in labels.get(spec.name, {}).items():
             if isinstance(spec.shape[axis], int):
-                raise fixed_axis(spec.name, axis, label, spec.shape[axis], "torch.export specialized it to that size")
+                failure = fixed_axis(spec.name, axis, label, spec.shape[axis], "torch.export specialized it to that size")
+                failure.detail = f"specialized axis '{label}' (input '{spec.name}' axis {axis}) to {spec.shape[axis]}"
+                raise failure
 
 
 def _export_torchscript(model, args, names, output_names, batched_outputs, labels, options, onnx_path, torch) -> None:

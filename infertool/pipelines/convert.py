@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -92,26 +93,48 @@ def convert(source: str, options: ConvertOptions, reporter: Reporter) -> Convert
             output=ModelFile(str(output), file_sha256(final), final.stat().st_size, external),
             opset=onnx_io.opset(written),
             inputs=tuple(onnx_io.input_specs(written)), outputs=tuple(onnx_io.output_specs(written)),
-            seconds=time.perf_counter() - started, validation=report, notes=tuple(exported.notes), env=environment.fingerprint(),
+            seconds=time.perf_counter() - started, validation=report, env=environment.fingerprint(),
+            notes=(*exported.notes, *data_dependent(onnx_io.input_specs(written), onnx_io.output_specs(written))),
         )
         if report is not None and not report.passed:
-            raise _parity_failure(report, framework, output, options, replace(result, output=replace(result.output, path="")))
+            raise _parity_failure(report, exported.exporter, options, output, replace(result, output=replace(result.output, path="")))
     return result
 
 
+def data_dependent(inputs: list, outputs: list) -> list[str]:
+    """A note naming the outputs whose size depends on the data (a detector's boxes), not on the
+    inputs' shapes: symbolic dimensions that name no input dimension."""
+    labels = {d for spec in inputs for d in spec.shape if isinstance(d, str) and d}
+    found = [f"{o.name} (axis {axis})" for o in outputs for axis, d in enumerate(o.shape)
+             if not isinstance(d, int) and not any(re.search(rf"\b{re.escape(label)}\b", d or "") for label in labels)]
+    if not found:
+        return []
+    return [f"outputs whose size depends on the data, not on the inputs' shapes: {', '.join(found)}; "
+            "a runtime sizes them on every run (TensorRT: data-dependent shapes)"]
 
-def _parity_failure(report, framework: str, output: Path, options: ConvertOptions, result: ConvertResult) -> CheckFailed:
-    """The worst disagreement; where it appears only at another size of a dynamic axis, the export
-    turned that size into a constant."""
-    where, worst = max(((b, a) for b in report.batches for a in b.outputs if not a.passed), key=lambda found: found[1].max_abs)
-    at, hint = "", "loosen --atol/--rtol if the difference is expected, or try --exporter torchscript"
+
+def _parity_failure(report, exporter: str, options: ConvertOptions, output: Path, result: ConvertResult) -> CheckFailed:
+    """The worst disagreement. Where the example shapes agree and only another size of a dynamic
+    axis does not, the export turned that size into a constant; otherwise the way out is the
+    tolerance, or another exporter than the one that ran."""
+    example_failed = any(not a.passed for b in report.batches if b.varied is None for a in b.outputs)
+    candidates = [(b, a) for b in report.batches for a in b.outputs if not a.passed and (b.varied is None or not example_failed)]
+    where, worst = max(candidates, key=lambda found: found[1].max_abs)
+    at, hint = "", "loosen --atol/--rtol if the difference is expected" + OTHER_EXPORTER.get((exporter, options.export.exporter), "")
     if where.varied is not None:
         label, example, size = where.varied
         at = f" at {label} {size} (the example has {example})"
         hint = (f"the export baked {label} {example} in: keep sizes as tensors in the model's code (not float(x.shape[1]) or int(...)), "
                 f"or drop the dynamic {label} axis")
     return CheckFailed(
-        f"the ONNX model disagrees with the {framework} model{at}: output '{worst.name}' max abs error "
+        f"the ONNX model disagrees with the {result.framework} model{at}: output '{worst.name}' max abs error "
         f"{worst.max_abs:.3g} exceeds atol {options.atol:g} / rtol {options.rtol:g}; {output} was not written",
         hint=hint, result=result,
     )
+
+
+# (exporter that ran, --exporter asked) -> the other exporter to try; none after dynamo fell back to TorchScript
+OTHER_EXPORTER = {
+    ("dynamo", "auto"): ", or try --exporter torchscript", ("dynamo", "dynamo"): ", or try --exporter torchscript",
+    ("torchscript", "torchscript"): ", or try --exporter dynamo", ("tf2onnx", "auto"): ", or try another --opset",
+}

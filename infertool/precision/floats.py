@@ -60,15 +60,59 @@ def block_list(extra_op_types: Iterable[str], fragile: bool) -> list[str]:
     return list(dict.fromkeys(ops))
 
 
+def bodies(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    """A node's subgraphs: If branches, Loop and Scan bodies."""
+    found: list[onnx.GraphProto] = []
+    for attribute in node.attribute:
+        found += [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs)
+    return found
+
+
+def _nested(graph: onnx.GraphProto) -> list[onnx.GraphProto]:
+    """Every subgraph inside `graph`, at any depth."""
+    return [inner for node in graph.node for body in bodies(node) for inner in [body, *_nested(body)]]
+
+
 def _subgraph_inputs(node: onnx.NodeProto) -> set[str]:
     """Outer-scope names a node's subgraphs (If / Loop / Scan bodies) read."""
     names: set[str] = set()
-    for attribute in node.attribute:
-        for graph in [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs):
-            inner = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {o for n in graph.node for o in n.output}
-            for inner_node in graph.node:
-                names |= {i for i in [*inner_node.input, *_subgraph_inputs(inner_node)] if i and i not in inner}
+    for graph in bodies(node):
+        inner = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {o for n in graph.node for o in n.output}
+        for inner_node in graph.node:
+            names |= {i for i in [*inner_node.input, *_subgraph_inputs(inner_node)] if i and i not in inner}
     return names
+
+
+def relocate_casts(graph: onnx.GraphProto) -> None:
+    """onnxruntime's converter appends every cast it adds to the main graph, those of If / Loop /
+    Scan bodies too: each cast whose input a body defines moves into that body (with its value
+    info), then casts reading moved ones follow them."""
+    defined_in: dict[str, onnx.GraphProto] = {}
+    for body in _nested(graph):
+        for name in [*(i.name for i in body.input), *(t.name for t in body.initializer), *(o for n in body.node for o in n.output)]:
+            defined_in[name] = body
+    casts = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Cast"}
+    moving: dict[str, onnx.GraphProto] = {}
+    while ready := {out: defined_in[source] for out, source in casts.items() if out not in moving and source in defined_in}:
+        moving.update(ready)
+        defined_in.update(ready)
+    kept = []
+    for node in graph.node:
+        if node.op_type == "Cast" and node.output[0] in moving:
+            moving[node.output[0]].node.append(node)
+        else:
+            kept.append(node)
+    infos = []
+    for value in graph.value_info:  # the converter's value info of body tensors goes with them
+        if value.name in defined_in:
+            defined_in[value.name].value_info.append(value)
+        else:
+            infos.append(value)
+    if moving:
+        del graph.node[:]
+        graph.node.extend(kept)
+    del graph.value_info[:]
+    graph.value_info.extend(infos)
 
 
 def topological_sort(graph: onnx.GraphProto) -> None:
@@ -95,14 +139,13 @@ def topological_sort(graph: onnx.GraphProto) -> None:
             if pending[consumer] == 0:
                 heapq.heappush(ready, consumer)
     if len(order) != len(graph.node):
-        raise InfertoolError("the converted graph has a cycle", hint="report this model")
+        raise RuntimeError("the converted graph has a cycle")  # infertool's bug: exit 3
     nodes = [graph.node[i] for i in order]
     del graph.node[:]
     graph.node.extend(nodes)
     for node in graph.node:  # If / Loop / Scan bodies get casts appended too
-        for attribute in node.attribute:
-            for body in [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs):
-                topological_sort(body)
+        for body in bodies(node):
+            topological_sort(body)
 
 
 def _outputs_from_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -138,54 +181,81 @@ def to_float16(model: onnx.ModelProto, keep_io_types: bool, op_block: list[str],
             detail=first_line(exc),
         ) from exc
     drop_duplicate_producers(converted.graph)
+    relocate_casts(converted.graph)
     drop_round_trips(converted.graph)
     topological_sort(converted.graph)
     return converted
 
 
-def drop_round_trips(graph: onnx.GraphProto) -> None:
+def drop_round_trips(graph: onnx.GraphProto, outer_types: dict[str, int] | None = None) -> None:
     """The converter casts a kept (fp32) node's output to fp16 and back for each kept consumer, so
     a tensor between two fp32 nodes is still rounded, and overflows, in fp16. Kept consumers read
-    the fp32 tensor instead; where no fp16 reader is left, the fp32 tensor takes back its name."""
-    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.input, *graph.value_info]}
+    the fp32 tensor instead; where no fp16 reader is left, the fp32 tensor takes back its name.
+    Readers inside If / Loop / Scan bodies follow; each body is then repaired the same way."""
+    types = dict(outer_types or {})
+    types.update({v.name: v.type.tensor_type.elem_type for v in [*graph.input, *graph.value_info]})
     types.update({t.name: t.data_type for t in graph.initializer})
-    fixed = {v.name for v in [*graph.input, *graph.output]} | {t.name for t in graph.initializer}
-    readers: dict[str, list[onnx.NodeProto]] = {}
+    rewired, renamed, dropped = _round_trips(graph, types)
+    if dropped:
+        kept = [n for index, n in enumerate(graph.node) if index not in dropped]
+        outputs = {v.name for v in graph.output} - {v.name for v in graph.input}
+        reads = {name: renamed.get(rewired.get(name, name), rewired.get(name, name)) for name in {*rewired, *renamed}}
+        for node in kept:
+            node.output[:] = [renamed.get(o, o) for o in node.output]
+            _rename_reads(node, reads)
+        infos = [v for v in graph.value_info if v.name not in renamed.values() and renamed.get(v.name) not in outputs]
+        for value in infos:
+            value.name = renamed.get(value.name, value.name)
+        del graph.node[:]
+        graph.node.extend(kept)
+        del graph.value_info[:]
+        graph.value_info.extend(infos)
     for node in graph.node:
+        for body in bodies(node):
+            drop_round_trips(body, types)
+
+
+def _round_trips(graph: onnx.GraphProto, types: dict[str, int]) -> tuple[dict[str, str], dict[str, str], set[int]]:
+    """The fp16 round trips of `graph`: fp32 copies to rewire to their originals, originals to rename
+    after their dropped fp16 copies, and the positions of the casts to drop."""
+    fixed = {v.name for v in [*graph.input, *graph.output]} | {t.name for t in graph.initializer}
+    nodes = list(graph.node)
+    readers: dict[str, list[int]] = {}
+    for index, node in enumerate(nodes):
         for name in {*node.input, *_subgraph_inputs(node)}:
-            readers.setdefault(name, []).append(node)
+            readers.setdefault(name, []).append(index)
     rewired: dict[str, str] = {}  # an fp32 copy of a rounded tensor -> the fp32 original
     renamed: dict[str, str] = {}  # an fp32 original -> the name of its dropped fp16 copy
     dropped: set[int] = set()
     outputs = {v.name for v in graph.output} - {v.name for v in graph.input}
-    for down in [n for n in graph.node if _casts_to(n, TensorProto.FLOAT16) and types.get(n.input[0]) == TensorProto.FLOAT]:
+    own = {o for n in graph.node for o in n.output}
+    for position, down in enumerate(nodes):
+        if not _casts_to(down, TensorProto.FLOAT16) or types.get(down.input[0]) != TensorProto.FLOAT:
+            continue
         source, rounded = down.input[0], down.output[0]
-        for up in readers.get(rounded, []):
+        for index in readers.get(rounded, []):
+            up = nodes[index]
             if not _casts_to(up, TensorProto.FLOAT):
                 continue
             if up.output[0] not in fixed:
                 rewired[up.output[0]] = source
-                dropped.add(id(up))
-            elif up.output[0] in outputs and source not in fixed and source not in renamed:
+                dropped.add(index)
+            elif up.output[0] in outputs and source in own - fixed and source not in renamed:
                 renamed[source] = up.output[0]  # a graph output: its producer writes it directly
-                dropped.add(id(up))
-        if rounded not in fixed and all(id(n) in dropped for n in readers.get(rounded, [])):
-            dropped.add(id(down))
-            if source not in fixed:
+                dropped.add(index)
+        if rounded not in fixed and all(index in dropped for index in readers.get(rounded, [])):
+            dropped.add(position)
+            if source in own - fixed:
                 renamed.setdefault(source, rounded)
-    if not dropped:
-        return
-    kept = [n for n in graph.node if id(n) not in dropped]
-    for node in kept:
-        node.input[:] = [renamed.get(rewired.get(i, i), rewired.get(i, i)) for i in node.input]
-        node.output[:] = [renamed.get(o, o) for o in node.output]
-    infos = [v for v in graph.value_info if v.name not in renamed.values() and renamed.get(v.name) not in outputs]
-    for value in infos:
-        value.name = renamed.get(value.name, value.name)
-    del graph.node[:]
-    graph.node.extend(kept)
-    del graph.value_info[:]
-    graph.value_info.extend(infos)
+    return rewired, renamed, dropped
+
+
+def _rename_reads(node: onnx.NodeProto, names: dict[str, str]) -> None:
+    """Point a node's reads, and those of the bodies inside it, at the new names."""
+    node.input[:] = [names.get(i, i) for i in node.input]
+    for body in bodies(node):
+        for inner in body.node:
+            _rename_reads(inner, names)
 
 
 def _casts_to(node: onnx.NodeProto, elem_type: int) -> bool:
@@ -206,7 +276,7 @@ def drop_duplicate_producers(graph: onnx.GraphProto) -> None:
         same = (clash.op_type, list(clash.input), list(clash.output), list(clash.attribute)) == (
             node.op_type, list(node.input), list(node.output), list(node.attribute))
         if not same:
-            raise InfertoolError(f"the converted graph produces '{node.output[0]}' twice", hint="report this model")
+            raise RuntimeError(f"the converted graph produces '{node.output[0]}' twice")  # infertool's bug: exit 3
     if len(kept) != len(graph.node):
         del graph.node[:]
         graph.node.extend(kept)

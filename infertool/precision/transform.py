@@ -101,14 +101,24 @@ def convert(
         transformed = TransformResult(_float_summary(result, settings.precision), None, tuple(notes))
     else:
         transformed = _quantize(source, model.ByteSize() >= onnx_io.EXTERNAL_DATA_THRESHOLD, output, settings, batches, reporter)
+    _check_made(source, output, settings.precision)
+    return transformed
+
+
+def _check_made(source: Path, output: Path, precision: str) -> None:
+    """onnx.checker on the graph written: where the model given passes it, a failure is infertool's
+    own bug (exit 3, not a user error); where the model given fails it too, the fix is there."""
     try:
         onnx.checker.check_model(str(output))
     except Exception as exc:
-        raise InfertoolError(
-            f"the {settings.precision} model infertool made fails onnx.checker", hint="report this model (--verbose shows the checker's message)",
-            detail=first_line(exc),
-        ) from exc
-    return transformed
+        try:
+            onnx.checker.check_model(str(source))
+        except Exception as original:
+            raise InfertoolError(
+                f"the model given fails onnx.checker, and so does the {precision} model made from it",
+                hint="fix or re-export the model (--verbose shows the checker's message)", detail=first_line(original),
+            ) from exc
+        raise RuntimeError(f"the {precision} model infertool made fails onnx.checker: {first_line(exc)}") from exc
 
 
 def _quantize(

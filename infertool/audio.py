@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from infertool.dtypes import is_float, numpy_dtype
-from infertool.errors import InfertoolError, first_line
+from infertool.errors import InfertoolError
+from infertool.files import read_bytes
 from infertool.tensors import TensorSpec, format_shape
 
 AUDIO_SUFFIXES = (".wav", ".wave")
@@ -19,6 +20,7 @@ PCM, IEEE_FLOAT, EXTENSIBLE = 1, 3, 0xFFFE
 FORMAT_NAMES = {2: "Microsoft ADPCM", 6: "A-law", 7: "µ-law", 17: "IMA ADPCM", 49: "GSM 6.10", 80: "MPEG", 85: "MP3"}
 CONVERT_HINT = "convert it to PCM, e.g. sox in.wav -e signed-integer -b 16 out.wav (or ffmpeg -i in.wav -c:a pcm_s16le out.wav)"
 DEFAULT_MELS = 80
+WAV_LIMIT = 4 * 2**30  # bytes of one WAV file (RIFF sizes are 32-bit)
 
 
 @dataclass(frozen=True)
@@ -83,10 +85,7 @@ def _decode(body: bytes, tag: int, bits: int, path: Path) -> np.ndarray:
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
     """(samples as float32 [channels, frames], sample rate) of a PCM or IEEE-float WAV."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InfertoolError(f"cannot read {path}: {first_line(exc)}") from exc
+    data = read_bytes(path, "audio file", WAV_LIMIT, hint="give a WAV file on disk")  # a regular file: never a FIFO
     chunks = _chunks(data, path)
     fmt = chunks[b"fmt "]
     if len(fmt) < 16:

@@ -350,6 +350,8 @@ def read_tensor_file(
     names = [s.name for s in specs]
     if not os.path.exists(path):  # os.path: False for a name too long, where Path raises
         raise InfertoolError(f"inputs {shorten(path)} not found", hint="give .npz, .npy, a .pb test-data dir, or images")
+    if not path.is_dir():
+        check_input(path, "inputs", hint="give .npz, .npy, a .pb test-data dir, images or WAV files")  # never a FIFO or a device
     if path.suffix == ".npz":
         return read_npz(path)
     if path.suffix == ".npy":

@@ -12,8 +12,10 @@ import numpy as np
 
 from infertool.dtypes import from_numpy, is_float, widened
 from infertool.errors import InfertoolError, first_line
+from infertool.files import read_bytes
 from infertool.records.bench import TaskAccuracy
 
+LABELS_LIMIT = 256 * 2**20  # bytes of a labels CSV
 SAMPLES_HINT = "name samples by file name (a.png) or stem (a) of the inputs folder, or by row index (0, 1, ...) of array inputs"
 
 
@@ -24,10 +26,11 @@ class GroundTruth:
 
 
 def _rows(path: Path) -> list[list[str]]:
+    data = read_bytes(path, "labels", LABELS_LIMIT, hint="give a CSV file of sample,class lines")  # a regular file: never a FIFO
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            return [[c.strip() for c in row] for row in csv.reader(handle) if row and any(c.strip() for c in row) and not row[0].startswith("#")]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        lines = data.decode("utf-8").splitlines()
+        return [[c.strip() for c in row] for row in csv.reader(lines) if row and any(c.strip() for c in row) and not row[0].startswith("#")]
+    except (UnicodeDecodeError, csv.Error) as exc:
         raise InfertoolError(f"cannot read labels {path}: {first_line(exc)}", hint="give a CSV file of sample,class lines") from exc
 
 

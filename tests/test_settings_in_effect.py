@@ -55,3 +55,17 @@ def test_inputs_sharing_an_axis_at_different_sizes_name_the_clash():
     specs = [TensorSpec("input_ids", "int64", ("batch", "seq")), TensorSpec("attention_mask", "int64", ("batch", "seq"))]
     with pytest.raises(InfertoolError, match="input_ids and attention_mask share the axis 'seq' but were given 32 and 64"):
         resolve_shapes(specs, {"input_ids": (1, 32), "attention_mask": (1, 64)})
+
+
+def test_fifos_are_refused_wherever_inputs_are_read(tmp_path):
+    """A named pipe would block the command forever: every input path is checked to be a regular file."""
+    import os
+
+    model = mlp(tmp_path / "m.onnx")
+    for name in ("labels.csv", "a.wav", "x.npz"):
+        os.mkfifo(tmp_path / name)
+    np.savez(tmp_path / "real.npz", x=np.ones((2, 16), np.float32))
+    for args in (("run", model, "--inputs", tmp_path / "a.wav"), ("run", model, "--inputs", tmp_path / "x.npz"),
+                 ("bench", model, "--inputs", tmp_path / "real.npz", "--labels-csv", tmp_path / "labels.csv", "--iterations", "2", "--duration", "0")):
+        result = cli(*args)
+        assert result.returncode == 2 and "not a regular file" in one_line_error(result), result.stderr

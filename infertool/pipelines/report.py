@@ -233,9 +233,8 @@ def merge(paths: Sequence[Path]) -> Merged:
 def _recorded_baseline(merged: Merged) -> Baseline:
     """The baseline the results recorded: a sweep's first cell, else the first bench result's own."""
     for source in merged.sources:
-        if source.kind == "sweep" and source.record.cells:
-            first = source.record.cells[0]
-            return Baseline(cell=first.get("id"))
+        if source.kind == "sweep" and source.record.baseline:
+            return Baseline(cell=source.record.baseline["cell"])
         if source.kind == "bench":
             recorded = Baseline.read(source.record.settings.get("speedup_baseline"))
             if recorded is not None:

@@ -21,6 +21,11 @@ class SweepResult:
     listed: bool = False  # --list: nothing ran
 
     @property
+    def baseline(self) -> dict | None:
+        """The cell speedups are measured against (records/speedup.py): the spec's first."""
+        return {"cell": self.cells[0]["id"]} if self.cells else None
+
+    @property
     def counts(self) -> dict:
         counts: dict[str, int] = {}
         for cell in self.cells:
@@ -30,7 +35,7 @@ class SweepResult:
     def to_dict(self) -> dict:
         return {
             "schema": "infertool.sweep/1", "env": self.env, "spec": self.spec, "shard": self.shard, "executor": self.executor,
-            "devices": list(self.devices), "listed": self.listed, "counts": self.counts, "cells": list(self.cells),
+            "devices": list(self.devices), "listed": self.listed, "counts": self.counts, "speedup_baseline": self.baseline, "cells": list(self.cells),
         }
 
     @classmethod

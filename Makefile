@@ -58,7 +58,7 @@ zoo-venv: $(ZOO_VENV)/.installed
 $(ZOO_VENV)/.installed: pyproject.toml Makefile
 	test -x $(ZOO_VENV)/bin/python || $(PYTHON) -m venv $(ZOO_VENV)
 	$(ZOO_VENV)/bin/python -m pip install -q --upgrade pip
-	$(ZOO_VENV)/bin/python -m pip install -q "$(ZOO_TORCH)"
+	$(ZOO_VENV)/bin/python -m pip install -q $(ZOO_TORCH)
 	$(ZOO_VENV)/bin/python -m pip install -q -e ".[cpu,torch,keras]" transformers timm
 	touch $@
 

@@ -14,13 +14,14 @@ import typer
 
 from infertool.cli import parse
 from infertool.cli.console import RichReporter, emit_json, emit_text, out, warn
-from infertool.cli.groups import Device, Generated, Image, Inputs, Limits, Output, Truth, command
+from infertool.cli.groups import Device, Generated, Image, Inputs, Limits, Output, Truth, command, data_options
 from infertool.cli.perf import Perf, Source
 from infertool.cli.show import bench as show_bench
 from infertool.cli.show import perf as show_perf
 from infertool.errors import CheckFailed, InfertoolError
 from infertool.measure.timing import MAX_SAMPLES, MAX_SECONDS
 from infertool.present.bench import bench_csv, bench_markdown
+from infertool.text import shorten
 
 MAX_THREADS = 1024
 
@@ -176,8 +177,13 @@ def _tuner(given: SimpleNamespace):
 
     groups = {name: getattr(given, name) for name in ("inputs", "generated", "image", "timing", "agreement", "device")}
     budget = parse.seconds(given.perf.tune_budget, "--tune-budget")
-    bench_args, command = reproduce(groups, Ort, given.engine, given.source)
-    return tuner(TuneOptions(budget, command, bench_args))
+    if not given.agreement.check:
+        raise InfertoolError("--tune with --no-check would report configurations whose outputs are wrong", hint="drop --no-check")
+    calibration = data_options(given.perf.tune_precision, "--tune-precision", given.generated, given.image, ())
+    if calibration is not None and not calibration.path.exists():
+        raise InfertoolError(f"--tune-precision {shorten(calibration.path)} not found", hint="give calibration inputs: .npz, .npy, a .pb folder, images or audio")
+    bench_args, command = reproduce(groups, Ort, given.engine, given.source, given.perf.tune_precision)
+    return tuner(TuneOptions(budget, command, bench_args, calibration))
 
 
 @command
@@ -209,6 +215,8 @@ def bench(
         gate=gate, device=device, reports=reports, truth=truth, limits=limits, perf=perf, source=source,
     )
     settings = _options(backend, batch, shapes, skip_unavailable, output.force, given)
+    if perf.tune_precision and not perf.tune:
+        raise InfertoolError("--tune-precision is a dimension of --tune", hint="add --tune")
     row_measure = _tuner(given) if perf.tune else None
     for target in _targets(output, reports).values():
         if target != "-":

@@ -19,8 +19,9 @@ from infertool.backends import registry
 from infertool.backends.base import DEVICE_RESIDENT, END_TO_END, Backend, OrtOptions, RowFailed, Runner, RunnerOptions
 from infertool.dtypes import numpy_dtype
 from infertool.errors import CheckFailed, InfertoolError
-from infertool.feeds import FeedSource, InputOptions, value_shape
-from infertool.labels import LabelledSet, classes_for, read_labels_csv
+from infertool.inputs.batches import value_shape
+from infertool.inputs.feeds import FeedSource, InputOptions
+from infertool.inputs.labels import LabelledSet, classes_for, read_labels_csv
 from infertool.measure.gpu_telemetry import GpuProbe, clock_drop
 from infertool.measure.memory import HostPeak, gpu_used
 from infertool.measure.timing import Budget, run_for

@@ -21,8 +21,8 @@ from infertool import onnx_io
 from infertool.agreement import judge
 from infertool.backends import registry
 from infertool.errors import CheckFailed
-from infertool.feeds import split_batches
 from infertool.files import check_output, write_text_atomic
+from infertool.inputs.batches import split_batches
 from infertool.pipelines.accuracy import batch_outputs, emulated
 from infertool.pipelines.debug_layers import Graph, LayersOptions, compare_layers
 from infertool.pipelines.quantize import CALIBRATION_BATCH, QuantizeOptions, calibration_data, evaluation_data

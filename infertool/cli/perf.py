@@ -64,7 +64,7 @@ def group_args(group: object, skip: tuple[str, ...] = ()) -> list[str]:
     return args
 
 
-def reproduce(groups: dict, ort_group: type, engine_group: object, source_group: object, calibration: str | None):
+def reproduce(groups: dict, ort_group: type, engine_group: object, source_group: object, backend_group: type, calibration: str | None):
     """Two functions of a configuration `bench --tune` found (pipelines/tune.Reproduce): the arguments of the bench
     that measures it, and the command line reproducing it (a quantize first where it is a precision graph)."""
 
@@ -78,7 +78,7 @@ def reproduce(groups: dict, ort_group: type, engine_group: object, source_group:
         engine = dataclasses.replace(engine_group, opt_level=options.engine.opt_level)
         source = dataclasses.replace(source_group, channels_last=options.source.channels_last)
         args = ["bench", str(found.model), "--backend", found.backend, "--batch", str(found.batch)]
-        for group in (*groups.values(), ort, engine, source):
+        for group in (*groups.values(), ort, engine, source, backend_group.from_groups(options.groups)):
             args += group_args(group)
         if found.graph is not None and groups["agreement"].reference is None:
             args += ["--reference", str(found.source)]

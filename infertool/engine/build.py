@@ -46,7 +46,7 @@ StageReview = Callable[[Path, Path, str, "dict | None"], dict]
 
 @dataclass(frozen=True)
 class BuildOptions:
-    precision: str = "fp32"
+    precision: str | None = None  # None: the graph's own (build-engine resolves it before the build)
     profiles: tuple[ShapeProfile, ...] = ()
     workspace: int | None = None  # bytes
     opt_level: int | None = None

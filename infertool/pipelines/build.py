@@ -79,6 +79,6 @@ def build(model_path: Path, request: BuildRequest, reporter: Reporter) -> BuildR
     profiles = tuple(resolve_profiles(list(model.inputs), list(request.profiles), named, request.batch, notes))
     for note in notes:
         reporter.note(note)
-    options = replace(request.options, profiles=profiles)
+    options = replace(request.options, profiles=profiles, precision=request.options.precision or model.precision)
     result = backend.build_engine(model, request.output, options, reporter, _review(model, profiles, request.generated, request.gate, reporter))
     return replace(result, notes=(*notes, *result.notes), env=environment.fingerprint())

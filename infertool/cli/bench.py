@@ -133,7 +133,7 @@ def _options(backend, batch, shapes, skip, force, given: SimpleNamespace):
         rtol=parse.finite(agreement.rtol, "--rtol"), min_cosine=parse.finite(agreement.min_cosine, "--min-cosine", -math.inf),
         gate=_gate(given.gate), save_optimized=ort.save_optimized, force=force, skip_unavailable=skip, ground_truth=given.truth.labels_csv,
         model_labels=parse.names(given.compare.label, unique=False), baseline_row=given.compare.baseline_row,
-        save_samples=given.reports.save_samples, profile=perf.profile_top if perf.profile else 0, concurrency=perf.concurrency,
+        save_samples=given.reports.save_samples, profile=perf.profile_top if perf.profile else 0, concurrency=perf.concurrency, isolate=perf.isolate,
     )
 
 
@@ -175,6 +175,8 @@ def _tuner(given: SimpleNamespace):
     from infertool.pipelines.tune import TuneOptions, tuner
 
     groups = {name: getattr(given, name) for name in ("inputs", "generated", "image", "timing", "agreement", "device")}
+    if given.perf.isolate:
+        raise InfertoolError("--tune measures its best and its defaults each alone in a fresh process already", hint="drop --isolate")
     budget = parse.seconds(given.perf.tune_budget, "--tune-budget")
     bench_args, command = reproduce(groups, Ort, given.engine, given.source)
     return tuner(TuneOptions(budget, command, bench_args))

@@ -21,6 +21,10 @@ class Perf:
     profile: bool = typer.Option(False, "--profile", help="Also profile each row in a separate session: time per op type and the slowest nodes / layers.")
     profile_top: int = typer.Option(10, "--profile-top", min=1, help="Nodes listed by --profile.")
     concurrency: int = typer.Option(1, "--concurrency", min=1, help="Also run N sessions / streams at once, one thread each: aggregate throughput and per-request latency.")
+    isolate: Optional[bool] = typer.Option(
+        None, "--isolate/--no-isolate",
+        help="Measure each row in a fresh process of its own, so no row runs after another in the same process [default: on where more than one row runs on a GPU].",
+    )
 
 
 @dataclass

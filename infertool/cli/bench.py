@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,8 +16,8 @@ import typer
 
 from infertool.cli import parse
 from infertool.cli.console import RichReporter, emit_json, emit_text, out, warn
-from infertool.cli.groups import Device, Generated, Image, Inputs, Limits, Output, Truth, command
-from infertool.cli.perf import Perf, Source
+from infertool.cli.groups import Device, Generated, Image, Inputs, Limits, Output, Truth, command, read_args
+from infertool.cli.perf import Perf, Source, group_args
 from infertool.cli.show import bench as show_bench
 from infertool.cli.show import perf as show_perf
 from infertool.errors import CheckFailed, InfertoolError
@@ -169,17 +171,60 @@ def _emit(result, output: Output, reports: Reports) -> None:
         warn(warning)
 
 
+GIVEN = ("compare", "inputs", "generated", "image", "timing", "ort", "engine", "agreement", "gate", "device", "reports", "truth", "limits", "perf", "source")
+REPRODUCED = ("inputs", "generated", "image", "timing", "agreement", "device", "limits")  # the groups a tuned configuration keeps as given
+
+
+def _read(values: dict):
+    """(the option groups by name, BenchOptions) of the command's arguments."""
+    given = SimpleNamespace(**{name: values[name] for name in GIVEN})
+    return given, _options(values["backend"], values["batch"], values["shapes"], values["skip_unavailable"], values["output"].force, given)
+
+
+def settings(argv: list[str], what: str = "bench arguments"):
+    """`infertool bench ARGV` read into (models, BenchOptions) as the command reads it, running nothing."""
+    values = read_args(bench, argv, what)
+    return values["model"], _read(values)[1]
+
+
+def to_argv(found, given: SimpleNamespace) -> list[str]:
+    """The `bench` arguments measuring a configuration `bench --tune` found (pipelines/tune.Reproduce), the
+    command's other settings as `given`: `settings` reads them back to the same options (tested)."""
+    options = found.options
+    ort = Ort(
+        threads=options.ort.intra_op_threads, inter_op_threads=options.ort.inter_op_threads, graph_opt=options.ort.graph_optimization,
+        ort_option=[f"{k}={v}" for k, v in options.ort.provider_options.items()] or None, io_binding=options.io_binding,
+        cuda_graph=options.cuda_graph, save_optimized=None, execution_mode=options.ort.execution_mode,
+    )
+    engine = dataclasses.replace(given.engine, opt_level=options.engine.opt_level)
+    source = dataclasses.replace(given.source, channels_last=options.source.channels_last, compile_mode=options.source.compile_mode)
+    args = [str(found.model), "--backend", found.backend, "--batch", str(found.batch)]
+    for group in (*(getattr(given, name) for name in REPRODUCED), ort, engine, source):
+        args += group_args(group)
+    if found.source is not None and given.agreement.reference is None:
+        args += ["--reference", str(found.source)]
+    return args
+
+
+def reproduce(found, given: SimpleNamespace) -> str:
+    """The command line reproducing a tuned configuration: the step making its graph first, where it has one."""
+    bench = shlex.join(["infertool", "bench", *to_argv(found, given)])
+    if found.graph is None:
+        return bench
+    precision, target, samples = found.graph
+    made = ["infertool", "quantize", str(found.source), "-p", precision, "--target", target, "--calib-data", "random",
+            "--calib-samples", str(samples), *group_args(given.generated), "-o", str(found.model), "--force"]
+    return f"{shlex.join(made)} && {bench}"
+
+
 def _tuner(given: SimpleNamespace):
     """bench --tune's row measurement, which writes the command line reproducing what it found."""
-    from infertool.cli.perf import reproduce
     from infertool.pipelines.tune import TuneOptions, tuner
 
-    groups = {name: getattr(given, name) for name in ("inputs", "generated", "image", "timing", "agreement", "device")}
     if given.perf.isolate:
         raise InfertoolError("--tune measures its best and its defaults each alone in a fresh process already", hint="drop --isolate")
     budget = parse.seconds(given.perf.tune_budget, "--tune-budget")
-    bench_args, command = reproduce(groups, Ort, given.engine, given.source)
-    return tuner(TuneOptions(budget, command, bench_args))
+    return tuner(TuneOptions(budget, functools.partial(reproduce, given=given)))
 
 
 @command
@@ -203,14 +248,10 @@ def bench(
     truth: Truth = None, limits: Limits = None, perf: Perf = None, source: Source = None, output: Output = None,
 ) -> None:
     """Benchmark ONNX models on one or more backends: latency statistics, throughput, memory, output agreement."""
+    given, settings = _read(dict(locals()))
     from infertool.files import check_output
     from infertool.pipelines.bench import run_bench
 
-    given = SimpleNamespace(
-        compare=compare, inputs=inputs, generated=generated, image=image, timing=timing, ort=ort, engine=engine, agreement=agreement,
-        gate=gate, device=device, reports=reports, truth=truth, limits=limits, perf=perf, source=source,
-    )
-    settings = _options(backend, batch, shapes, skip_unavailable, output.force, given)
     row_measure = _tuner(given) if perf.tune else None
     for target in _targets(output, reports).values():
         if target != "-":

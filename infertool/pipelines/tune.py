@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -30,7 +27,7 @@ from infertool.inputs.feeds import InputOptions
 from infertool.measure.timing import Budget, run_for
 from infertool.onnx_io import ModelInfo
 from infertool.pipelines import perf
-from infertool.pipelines.bench import BenchOptions, RowMeasure, judged, measure_row
+from infertool.pipelines.bench import BenchOptions, RowMeasure, RowRequest, judged, measure_alone, measure_row
 from infertool.pipelines.quantize import QuantizeOptions, quantize
 from infertool.precision.settings import PrecisionSettings
 from infertool.records.bench import BenchRow
@@ -59,7 +56,6 @@ class Reproduce:
 class TuneOptions:
     budget: float  # seconds of measurement per row, shared equally by the configurations tried
     reproduce: Callable[[Reproduce], str]  # the command line of a configuration (written by the CLI)
-    bench_args: Callable[[Reproduce], list[str]]  # the `infertool bench` arguments measuring a configuration
     calibration: InputOptions | None = None  # the user's data for precision graphs; None: the model's precision is kept
 
 
@@ -301,29 +297,23 @@ def _reproduced(tune: TuneOptions, row: _Row, trial: Trial, model: ModelInfo) ->
 
 
 def _alone(tune: TuneOptions, row: _Row, model: ModelInfo, best: Trial, defaults: Trial) -> dict:
-    """The best and the defaults measured again, each as the only session of a fresh `infertool bench` process (its
-    reproduce command): ONNX Runtime's CUDA EP runs a process's later sessions slower, and every configuration
-    after the first tried here is a later session."""
-    medians: dict[str, float] = {}
+    """The best and the defaults measured again, each as the only session of a fresh process (a typed
+    request, bench's full budget): ONNX Runtime's CUDA EP runs a process's later sessions slower, and every
+    configuration after the first tried here is a later session."""
+    rows: dict[str, BenchRow] = {}
     with row.reporter.task(f"{row.backend.name} batch {row.batch}: the best and the defaults, each alone in a process"):
         for name, trial in ({"best": best} if best is defaults else {"best": best, "defaults": defaults}).items():
-            median = _median_alone(tune.bench_args(_found(row, trial, model)[0]))
-            if isinstance(median, str):
-                return {"alone_ms": None, "alone_speedup": None, "alone_error": f"{name}: {median}"}
-            medians[name] = median
-    medians.setdefault("defaults", medians["best"])
-    return {"alone_ms": medians, "alone_speedup": round(medians["defaults"] / medians["best"], 4) if medians["best"] > 0 else None, "alone_error": None}
-
-
-def _median_alone(args: list[str]) -> float | str:
-    """The median ms of `infertool bench ARGS` run in a process of its own, or why it has none."""
-    with tempfile.TemporaryDirectory(prefix="infertool-tune-") as folder:
-        path = Path(folder) / "row.json"
-        done = subprocess.run([sys.executable, "-m", "infertool", *args, "--quiet", "--json", str(path)], capture_output=True, text=True)
-        if not path.is_file():
-            lines = done.stderr.strip().splitlines()
-            return shorten(lines[-1] if lines else f"exit code {done.returncode}")
-        return json.loads(path.read_text())["rows"][0]["latency_ms"]["median"]
+            options = replace(row.options, runner=trial.config.options, profile=0, concurrency=1)
+            request = RowRequest(row.graphs.get(trial.config.graph), row.backend.name, row.feeds, options)
+            try:
+                rows[name] = measure_alone(request, row.reporter)
+            except InfertoolError as exc:  # a dead child included: the search's numbers stand, this one is missing
+                return {"alone_ms": None, "alone_speedup": None, "alone_error": f"{name}: {shorten(exc.message)}"}
+    rows.setdefault("defaults", rows["best"])
+    medians = {name: r.latency.median for name, r in rows.items()}
+    samples = {name: r.samples.get(r.latency_mode) for name, r in rows.items()} if row.options.save_samples else None
+    return {"alone_ms": medians, "alone_speedup": round(medians["defaults"] / medians["best"], 4) if medians["best"] > 0 else None,
+            "alone_error": None, "alone_graph_sha256": {name: r.graph_sha256 for name, r in rows.items()}, "alone_samples_ns": samples}
 
 
 def tuner(tune: TuneOptions) -> RowMeasure:

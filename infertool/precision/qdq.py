@@ -18,6 +18,9 @@ from infertool.quiet import quiet
 from infertool.text import shorten
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+ENTROPY_BINS = 2048  # histogram bins over [-max|x|, max|x|], as TensorRT's entropy calibrator
+QUANTIZED_BINS = 128  # the levels of one sign of int8: the narrowest range a threshold may clip to is 128 bins
+CLIPPED = 0.99  # a range counts as clipped where entropy's threshold is below 99 % of max |x|
 CACHE_LIMIT = 256 * 2**20
 SILENT = logging.CRITICAL + 1  # onnxruntime's quantization tools log tracebacks at ERROR
 # where TensorRT fuses Q/DQ: the inputs of convolutions and matrix products
@@ -67,28 +70,27 @@ def cache_hit(settings: PrecisionSettings) -> bool:
 def quantize_static(
     source: Path, output: Path, settings: PrecisionSettings, batches: list[dict[str, np.ndarray]] | None,
     advance: Callable[[int], None], large: bool, cache: Path | None = None,
-) -> None:
+) -> dict:
+    """Calibrate (or read `cache`) and write the Q/DQ graph; returns what the calibration did
+    (entropy: how many tensors' ranges it clipped)."""
     require("onnxruntime", "quantization")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
     from onnxruntime.quantization import quantize_static as ort_quantize_static
-    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
     fp8 = settings.precision == "fp8"
-    if settings.target == "tensorrt":
-        op_types = list(TENSORRT_OPS)
-        activation = QuantType.QFLOAT8E4M3FN if fp8 else QuantType.QInt8
-    else:
-        op_types = sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
-        activation = QuantType.QFLOAT8E4M3FN if fp8 else QuantType.QUInt8
-    op_types = [op for op in op_types if op not in settings.exclude_op_types]
+    op_types = _static_op_types(settings)
+    activation = QuantType.QFLOAT8E4M3FN if fp8 else QuantType.QInt8 if settings.target == "tensorrt" else QuantType.QUInt8
     method = CalibrationMethod.Distribution if fp8 else {
         "minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile,
     }[settings.calib_method]
     symmetric = settings.target == "tensorrt"  # TensorRT takes zero points of 0 only
     try:
         with quiet(level=SILENT, native_stderr=True):
+            found = {}
+            if method == CalibrationMethod.Entropy and cache is not None and not cache.exists():
+                found = _entropy_ranges(source, op_types, batches, advance, large, cache)
             ort_quantize_static(
-                str(source), str(output), _reader(batches, advance) if batches is not None else None,
+                str(source), str(output), _reader(batches, advance) if batches is not None and not found else None,
                 quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types, per_channel=settings.per_channel,
                 activation_type=activation, weight_type=QuantType.QFLOAT8E4M3FN if fp8 else QuantType.QInt8,
                 nodes_to_exclude=list(settings.exclude_nodes), calibrate_method=method,
@@ -109,6 +111,69 @@ def quantize_static(
             hint="exclude the failing nodes or op types (--exclude-nodes, --exclude-op-types); --verbose shows its message",
             detail=first_line(exc),
         ) from exc
+    return found
+
+
+def _static_op_types(settings: PrecisionSettings) -> list[str]:
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    op_types = list(TENSORRT_OPS) if settings.target == "tensorrt" else sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
+    return [op for op in op_types if op not in settings.exclude_op_types]
+
+
+def _entropy_ranges(source: Path, op_types: list[str], batches, advance, large: bool, cache: Path) -> dict:
+    """Entropy ranges, written to `cache` for onnxruntime's quantizer to read. onnxruntime's own
+    entropy calibrator histograms each tensor in 128 bins and searches thresholds of at least 128
+    bins: its only candidate is the whole range, so its ranges equal minmax's. Here onnxruntime
+    collects the histograms (ENTROPY_BINS) and each threshold is chosen by KL divergence, as
+    TensorRT's entropy calibrator does."""
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData, create_calibrator, save_tensors_data
+
+    calibrator = create_calibrator(
+        source, op_types, augmented_model_path=str(cache.with_name("augmented.tmp.onnx")), calibrate_method=CalibrationMethod.Entropy,
+        use_external_data_format=large, extra_options={"num_bins": ENTROPY_BINS},
+    )
+    calibrator.collect_data(_reader(batches, advance))
+    ranges, clipped = {}, 0
+    for name, (hist, _, low, high, threshold) in calibrator.collector.histogram_dict.items():
+        limit = entropy_threshold(hist, float(threshold))
+        lowest, highest = max(float(low), -limit), min(float(high), limit)
+        clipped += limit < CLIPPED * max(-float(low), float(high))
+        ranges[name] = TensorData(lowest=np.array(lowest, np.float32), highest=np.array(highest, np.float32))
+    save_tensors_data(TensorsData(CalibrationMethod.Entropy, ranges), cache)
+    return {"tensors": len(ranges), "clipped_tensors": clipped}
+
+
+def entropy_threshold(hist: np.ndarray, threshold: float) -> float:
+    """The |x| beyond which values are clipped: the candidate whose quantized distribution (into
+    QUANTIZED_BINS levels) is nearest the original in KL divergence, outliers folded into its last
+    bin. `hist` spans [-threshold, threshold] in an even number of bins."""
+    half = len(hist) // 2
+    folded = hist[half:].astype(np.float64) + hist[:half][::-1]
+    merge = -(-half // (ENTROPY_BINS // 2))  # histograms widened by later batches: back to ENTROPY_BINS / 2
+    folded = np.add.reduceat(folded, np.arange(0, half, merge))
+    if folded.sum() == 0 or len(folded) <= QUANTIZED_BINS:
+        return threshold
+    best, chosen = np.inf, len(folded)
+    for size in range(QUANTIZED_BINS, len(folded) + 1):
+        p = folded[:size].copy()
+        p[-1] += folded[size:].sum()
+        edges = np.arange(QUANTIZED_BINS) * size // QUANTIZED_BINS
+        present = folded[:size] > 0
+        levels = np.add.reduceat(folded[:size], edges) / np.maximum(np.add.reduceat(present, edges), 1)
+        q = np.repeat(levels, np.diff(np.append(edges, size))) * present
+        divergence = _kl(p, q)
+        if divergence < best:
+            best, chosen = divergence, size
+    return threshold * min(chosen * merge, half) / half
+
+
+def _kl(p: np.ndarray, q: np.ndarray) -> float:
+    """KL(p || q) of two histograms, q's empty bins where p has mass smoothed as onnxruntime does."""
+    p, q = p / p.sum(), q / max(q.sum(), 1e-300)
+    q = np.where((q == 0) & (p > 0), 1e-4, q)
+    mass = p > 0
+    return float(np.sum(p[mass] * np.log(p[mass] / q[mass])))
 
 
 def quantize_dynamic(source: Path, output: Path, settings: PrecisionSettings, large: bool) -> None:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from infertool.errors import InfertoolError, first_line
 from infertool.files import read_bytes
 from infertool.optional import require
+from infertool.precision import floats
 from infertool.precision.settings import PrecisionSettings
 from infertool.quiet import quiet
 from infertool.text import shorten
@@ -24,6 +27,10 @@ CLIPPED = 0.99  # a range counts as clipped where entropy's threshold is below 9
 CACHE_LIMIT = 256 * 2**20
 SILENT = logging.CRITICAL + 1  # onnxruntime's quantization tools log tracebacks at ERROR
 # where TensorRT fuses Q/DQ: the inputs of convolutions and matrix products
+# int8-dynamic's weight type per op, as onnxruntime's guidance for x86: ConvInteger with uint8
+# weights (with int8 weights silero-VAD's convolutions lose the speech: cosine 0.2), the matrix
+# products (MatMulInteger, DynamicQuantizeLSTM, ...) with int8 weights
+DYNAMIC_WEIGHTS = {"Conv": "QUInt8", "MatMul": "QInt8", "Gemm": "QInt8", "Attention": "QInt8", "LSTM": "QInt8", "GRU": "QInt8"}
 TENSORRT_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 
 
@@ -114,6 +121,16 @@ def quantize_static(
     return found
 
 
+def static_types(settings: PrecisionSettings) -> str:
+    """The types quantize_static chooses, in words."""
+    if settings.precision == "fp8":
+        return "weights and activations float8 e4m3fn"
+    scales = "per-channel" if settings.per_channel else "per-tensor"
+    if settings.target == "tensorrt":
+        return f"weights int8 symmetric {scales}; activations int8 symmetric (zero point 0, as TensorRT requires)"
+    return f"weights int8 symmetric {scales}; activations uint8 asymmetric (onnxruntime's CPU default, U8S8)"
+
+
 def _static_op_types(settings: PrecisionSettings) -> list[str]:
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
@@ -176,25 +193,46 @@ def _kl(p: np.ndarray, q: np.ndarray) -> float:
     return float(np.sum(p[mass] * np.log(p[mass] / q[mass])))
 
 
-def quantize_dynamic(source: Path, output: Path, settings: PrecisionSettings, large: bool) -> None:
-    """int8 weights with activations quantized at run time: CPU only, no calibration."""
+def quantize_dynamic(source: Path, output: Path, settings: PrecisionSettings, large: bool) -> str:
+    """int8 weights with activations quantized at run time: CPU only, no calibration. One pass per
+    weight type (DYNAMIC_WEIGHTS); returns the types chosen, in words."""
     require("onnxruntime", "quantization")
     from onnxruntime.quantization import QuantType
     from onnxruntime.quantization import quantize_dynamic as ort_quantize_dynamic
 
+    present = _op_types(source)
+    chosen = {op: kind for op, kind in DYNAMIC_WEIGHTS.items() if op in present and op not in settings.exclude_op_types}
+    groups = {kind: [op for op, k in chosen.items() if k == kind] for kind in dict.fromkeys(chosen.values())}
+    done = source
     try:
         with quiet(level=SILENT, native_stderr=True):
-            ort_quantize_dynamic(
-                str(source), str(output), per_channel=settings.per_channel, weight_type=QuantType.QInt8,
-                nodes_to_exclude=list(settings.exclude_nodes), use_external_data_format=large,
-                op_types_to_quantize=[op for op in ("MatMul", "Gemm", "Attention", "LSTM", "GRU", "Conv") if op not in settings.exclude_op_types],
-            )
+            for index, (kind, ops) in enumerate(groups.items()):
+                target = output if index == len(groups) - 1 else output.with_name(f"dynamic{index}.tmp.onnx")
+                ort_quantize_dynamic(
+                    str(done), str(target), per_channel=settings.per_channel, weight_type=getattr(QuantType, kind),
+                    nodes_to_exclude=list(settings.exclude_nodes), use_external_data_format=large, op_types_to_quantize=ops,
+                )
+                done = target
     except Exception as exc:
         raise InfertoolError(
             "onnxruntime's dynamic int8 quantizer failed on this model",
             hint="exclude the failing nodes or op types (--exclude-nodes, --exclude-op-types); --verbose shows its message",
             detail=first_line(exc),
         ) from exc
+    if done == source:  # nothing to quantize: the graph as it is
+        shutil.copyfile(source, output)
+    scales = "per-channel" if settings.per_channel else "per-tensor"
+    return "; ".join(f"{', '.join(ops)} weights {kind[1:].lower()} {scales}" for kind, ops in groups.items()) + "; activations uint8 per inference"
+
+
+def _op_types(path: Path) -> set[str]:
+    """Every op type of the graph, If / Loop / Scan bodies included."""
+    found, graphs = set(), [onnx.load(str(path), load_external_data=False).graph]
+    while graphs:
+        graph = graphs.pop()
+        found |= {node.op_type for node in graph.node}
+        graphs += [body for node in graph.node for body in floats.bodies(node)]
+    return found
 
 
 def preprocess(source: Path, output: Path) -> bool:

@@ -135,12 +135,12 @@ def _quantize(
         calibration = None
         if settings.precision == "int8-dynamic":
             with reporter.task("quantizing int8 weights (dynamic)"):
-                qdq.quantize_dynamic(prepared, output, settings, large)
+                types = qdq.quantize_dynamic(prepared, output, settings, large)
                 quantized = onnx_io.load(output)
                 floats.topological_sort(quantized.graph)  # onnxruntime leaves If bodies unsorted
                 onnx_io.save(quantized, output)
         else:
-            cache_hit = qdq.cache_hit(settings)
+            types, cache_hit = qdq.static_types(settings), qdq.cache_hit(settings)
             method = "distribution" if settings.precision == "fp8" else settings.calib_method
             # entropy ranges reach onnxruntime's quantizer through a cache file (qdq._entropy_ranges)
             cache = settings.calib_cache if cache_hit else fresh_cache if settings.calib_cache or method == "entropy" else None
@@ -156,7 +156,7 @@ def _quantize(
                 notes.append(f"entropy calibration clipped none of the {clipping['tensors']} tensors' ranges by 1 % or more: they are minmax's (no outliers found)")
     for leftover in set(output.parent.iterdir()) - before - {output, onnx_io.external_data_path(output)}:
         shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
-    return TransformResult(_qdq_summary(onnx_io.load(output), settings.target), calibration, tuple(notes))
+    return TransformResult({**_qdq_summary(onnx_io.load(output), settings.target), "types": types}, calibration, tuple(notes))
 
 
 def _float_summary(model: onnx.ModelProto, precision: str) -> dict:

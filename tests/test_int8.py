@@ -91,7 +91,7 @@ def test_silero_vad_int8_dynamic_finds_the_speech(tmp_path):
     model = importlib.metadata.files("silero-vad")
     model = next(Path(f.locate()) for f in model if f.name == "silero_vad_16k_op15.onnx")
     wave = speech.waveform()
-    chunk = speech.evaluation_chunk(wave, tmp_path)
+    chunk = speech.evaluation_chunk(wave, tmp_path, model)
     out = tmp_path / "vad.int8.onnx"
     done = cli("quantize", model, "-p", "int8-dynamic", "--target", "ort", "--eval-data", chunk, "-o", out, "--no-gate", "--json")
     assert done.returncode == 0, done.stderr

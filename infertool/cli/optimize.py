@@ -105,7 +105,9 @@ def _script(model: Path, request, candidate, backend: str, data: dict, given: di
     if candidate.given:
         made = f"cp -- {shlex.quote(str(model))} {shlex.quote(out)}"
     else:
-        quantize = ["infertool", "quantize", str(model), "-p", candidate.precision, "--target", candidate.target]
+        quantize = ["infertool", "quantize", str(model), "-p", candidate.precision]
+        if candidate.precision not in ("fp16", "bf16"):  # Q/DQ shaped for a runtime
+            quantize += ["--target", candidate.target]
         if candidate.precision in ("int8", "fp8"):
             quantize += [*group_args(given["calibration"]), *([] if given["calibration"].calib_data else ["--calib-data", "random"])]
         for name in candidate.kept:

@@ -12,6 +12,7 @@ most; what it left out is said.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -139,7 +140,7 @@ class _Search:
         model = ModelFile(str(made.output.path), made.output.sha256, made.output.bytes, made.output.external_data)
         candidate = Candidate(label, precision, target, kept, model, made.accuracy, within, found)
         if not within:
-            return replace(candidate, rejected=f"misses the budget: {found}", seconds=time.perf_counter() - started)
+            return replace(candidate, rejected="misses the budget", seconds=time.perf_counter() - started)
         backends = [b for b in self.options.backends if name in registry.get(b).capabilities.precision_graphs]
         runs = tuple(self.measure(Path(model.path), label, b) for b in backends if not self.out_of_time(f"{label} on {b}"))
         return replace(candidate, runs=runs, seconds=time.perf_counter() - started)
@@ -220,9 +221,9 @@ def _pick(candidates: list[Candidate], given_competes: bool) -> tuple[list[Candi
         if (candidate, run) == best:
             return PICKED
         if candidate.given and not given_competes:
-            return "the baseline (not a candidate: --candidates leaves it out)"
+            return "baseline only"
         ratio = run.row.latency.median / fastest if fastest > 0 else 1.0
-        return f"not {MIN_GAIN:.0%} faster than the model" if ratio < 1 else f"{ratio:.2f}x the pick's time"
+        return f"within {MIN_GAIN:.0%} of the model" if ratio < 1 else f"{ratio:.2f}x the pick's time"
 
     judged = [replace(c, runs=tuple(replace(r, verdict=verdict(c, r)) for r in c.runs)) for c in candidates]
     return judged, {"candidate": best[0].name, "backend": best[1].backend}
@@ -243,7 +244,7 @@ def _search(search: _Search, graphs: list[str]) -> list[Candidate]:
                 if rescued.name == failed.name:  # no keep list: why, in its verdict
                     candidates[index] = rescued
                 else:
-                    candidates[index] = replace(failed, rejected=f"{failed.rejected}; rescued as {rescued.name}")
+                    candidates[index] = replace(failed, rejected=f"{failed.rejected}: rescued below")
                     candidates.append(rescued)
     return candidates
 
@@ -271,6 +272,9 @@ def optimize(model_path: Path, options: OptimizeOptions, reporter: Reporter) -> 
                 f"no candidate meets the budget ({options.budget.describe()}); nothing was written", result=result,
                 hint="relax --max-accuracy-drop / --min-cosine, give more calibration data, or include the model's own precision",
             )
+        speedup = result.winner()[1].row.speedup
+        if speedup is not None and speedup < 1:
+            result = replace(result, notes=(*result.notes, f"the pick runs at {speedup:.2f}x the model as given: --candidates left the model out"))
         return _write(result, model_path, options)
 
 
@@ -281,7 +285,11 @@ def _write(result: OptimizeResult, model_path: Path, options: OptimizeOptions) -
     script = options.reproduce(candidate, run.backend)
     with staged_output(options.output, options.force) as staging:
         written = staging / options.output.name
-        external = onnx_io.save(onnx_io.load(source), written)
+        external = onnx_io.external_data_path(source).exists()
+        if external:  # saved again, so the graph names its external data file by the new name
+            onnx_io.save(onnx_io.load(source), written)
+        else:  # the very bytes quantize wrote: the reproduce script rebuilds this file
+            shutil.copyfile(source, written)
         (staging / options.script_path.name).write_text(script)
         output = ModelFile(str(options.output), file_sha256(written), onnx_io.file_bytes(written), external)
     return replace(result, output=output, reproduce=str(options.script_path))

@@ -30,7 +30,7 @@ class AccuracyBudget:
 
     def describe(self) -> str:
         if self.max_drop is not None:
-            return f"top-1 at most {self.max_drop * 100:g} points below the model's"
+            return f"top-1 at most {self.max_drop * 100:g} pts below the model's"
         if self.min_cosine is not None:
             return f"quantize's gate with cosine >= {self.min_cosine:g}"
         return "quantize's gate (each precision's tolerance)"
@@ -41,11 +41,15 @@ class AccuracyBudget:
             original, converted = accuracy.original_accuracy, accuracy.converted_accuracy
             if original is None or converted is None:
                 return False, f"not evaluated: {accuracy.unavailable or 'no ground truth'}"
-            drop = original.top1 - converted.top1
-            return drop <= self.max_drop + 1e-9, f"top-1 {converted.top1:.1%} ({-drop * 100:+.1f} pts)"
-        if accuracy.judgement is None:
+            change = converted.top1 - original.top1
+            return -change <= self.max_drop + 1e-9, f"top-1 {converted.top1:.1%} ({change * 100:+.1f} pts)"
+        judgement = accuracy.judgement
+        if judgement is None:
             return False, f"not evaluated: {accuracy.unavailable}"
-        return accuracy.judgement.passed, accuracy.judgement.summary()
+        failing = len(judgement.failing)
+        found = f"{failing}/{judgement.samples} fail" if failing else f"{judgement.samples}/{judgement.samples} ok"
+        cosine = judgement.min_cosine
+        return judgement.passed, found + ("" if cosine is None else f", cos {cosine:.4f}" if cosine == cosine else ", cos NaN")
 
     def to_dict(self) -> dict:
         return {"max_accuracy_drop": self.max_drop, "min_cosine": self.min_cosine, "rule": self.describe()}

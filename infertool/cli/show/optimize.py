@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from infertool.cli.console import escape
-from infertool.cli.show.grid import TEXT, Column, grid, pairs
+from infertool.cli.show.grid import TEXT, Column, grid, pairs, present
 from infertool.present.numbers import ms
 from infertool.records.optimize import PICKED
 from infertool.stats import throughput
@@ -39,10 +39,10 @@ def optimize_result(result, console: Console) -> None:
     pairs(console, f"optimize {escape(result.source.path)}", items)
     console.print()
     columns = [
-        Column("candidate", TEXT), Column("kept", drop=2), Column("accuracy", TEXT), Column("backend", TEXT, shared="on {}"),
+        Column("candidate", TEXT), Column("kept"), Column("accuracy", TEXT), Column("backend", TEXT, shared="on {}"),
         Column("median ms"), Column("samples/s", drop=1), Column("speedup"), Column("verdict", TEXT),
     ]
-    grid(console, "candidates (speedup: over the model as given, on the same backend)", columns, _lines(result))
+    grid(console, "candidates (speedup: over the model as given, on the same backend)", *present(columns, _lines(result)))
     winner = result.winner()
     if winner is None:
         console.print("[red]no candidate meets the budget[/]: nothing written", highlight=False)

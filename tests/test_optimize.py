@@ -43,6 +43,8 @@ def test_every_graph_the_cpu_runs_is_judged_timed_and_the_fastest_within_the_bud
     eligible = [r.row.latency.median for c in record.candidates for r in c.runs]
     assert run.verdict == PICKED and run.row.latency.median <= min(eligible) * 1.02 + 1e-12
     assert record.baseline("ort-cpu").speedup == 1.0
+    finalists = [r for c in record.candidates for r in c.runs if r.screened_ms is not None]
+    assert len(finalists) == 4 and all(r.row is not None for r in finalists)  # the 3 fastest and the model, measured again
     assert out.is_file() and _sha256(out) == record.output.sha256
     script = out.with_suffix(".reproduce.sh").read_text()
     assert script.startswith("#!/bin/sh") and f"infertool bench {out}" in script

@@ -66,13 +66,15 @@ class Run:
     backend: str
     row: BenchRow | None = None
     verdict: str = ""  # PICKED, or why not (slower, could not run)
+    screened_ms: float | None = None  # a finalist's first median; its row is the second measurement
 
     def to_dict(self) -> dict:
-        return {"backend": self.backend, "row": self.row.to_dict() if self.row else None, "verdict": self.verdict}
+        return {"backend": self.backend, "row": self.row.to_dict() if self.row else None, "verdict": self.verdict, "screened_ms": self.screened_ms}
 
     @classmethod
     def read(cls, f: Fields) -> Run:
-        return cls(f.text("backend"), BenchRow.read(f.obj("row")) if f.has("row") else None, f.text("verdict", ""))
+        row = BenchRow.read(f.obj("row")) if f.has("row") else None
+        return cls(f.text("backend"), row, f.text("verdict", ""), f.number("screened_ms", None, 0.0))
 
 
 @dataclass(frozen=True)

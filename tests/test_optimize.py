@@ -53,8 +53,10 @@ def test_every_graph_the_cpu_runs_is_judged_timed_and_the_fastest_within_the_bud
 
 def test_a_graph_missing_the_budget_is_rescued_and_the_script_rebuilds_the_pick_byte_for_byte(tmp_path):
     model = fp16_overflow(tmp_path / "planted.onnx")  # fp16 overflows in 'amplify': NaN
-    result, out, record = _optimize(tmp_path, model, "--candidates", "fp16")
+    result, out, record = _optimize(tmp_path, model, "--candidates", "fp16", "--report", tmp_path / "opt.html")
     assert result.returncode == 0, result.stderr
+    page = (tmp_path / "opt.html").read_text()
+    assert "fp16-rescued" in page and "data:image/png;base64," in page  # the accuracy-vs-latency picture
     given, fp16, rescued = record.candidates
     assert fp16.within_budget is False and fp16.rejected.startswith("misses the budget") and not fp16.runs
     assert rescued.name == "fp16-rescued" and "amplify" in rescued.kept and rescued.within_budget
@@ -71,8 +73,9 @@ def test_a_graph_missing_the_budget_is_rescued_and_the_script_rebuilds_the_pick_
 
 def test_nothing_within_the_budget_is_exit_1_and_writes_no_model(tmp_path):
     model = fp16_overflow(tmp_path / "planted.onnx")
-    result, out, record = _optimize(tmp_path, model, "--candidates", "fp16", "--no-rescue")
+    result, out, record = _optimize(tmp_path, model, "--candidates", "fp16", "--no-rescue", "--report", tmp_path / "opt.html")
     assert result.returncode == 1
+    assert "nothing meets the budget" in (tmp_path / "opt.html").read_text()
     assert "no candidate meets the budget" in one_line_error(result)
     assert not out.exists() and not out.with_suffix(".reproduce.sh").exists()
     assert record.picked is None and not record.passed and record.output is None  # the JSON report is still written
@@ -96,6 +99,7 @@ def test_a_spent_time_budget_names_what_it_left_out(tmp_path):
     (("--candidates", "fp8"), "none of ort-cpu runs fp8 graphs"),
     (("--budget", "soon"), "malformed --budget"),
     (("-b", "no-such-backend"), "no-such-backend"),
+    (("--report", "opt.pdf"), "should end in .html"),
 ])
 def test_a_request_that_cannot_work_is_one_line_exit_2_before_any_work(tmp_path, args, message):
     model = mlp(tmp_path / "mlp.onnx")

@@ -13,6 +13,7 @@ from infertool.cli.console import RichReporter, show, showing_failed_checks
 from infertool.cli.groups import MAX_SAMPLES, Calibration, Generated, Image, Limits, Output, Truth, command, data_options
 from infertool.cli.perf import group_args
 from infertool.cli.show.optimize import optimize_result
+from infertool.errors import CheckFailed
 
 MAX_SECONDS = 7 * 24 * 3600.0
 
@@ -39,6 +40,7 @@ def optimize(
     eval_data: Optional[str] = typer.Option(None, "--eval-data", metavar="PATH|random", help="Held-out samples the budget is judged on [default: generated]."),
     eval_samples: int = typer.Option(8, "--eval-samples", min=1, max=MAX_SAMPLES, help="Generated evaluation samples."),
     eval_backend: str = typer.Option("ort-cpu", "--eval-backend", metavar="NAME", help="Backend that runs the model and each graph for the budget (as quantize's)."),
+    report_path: Optional[Path] = typer.Option(None, "--report", metavar="PATH.html", help="Also write an HTML report: every candidate and accuracy against latency (the `report` extra)."),
     calibration: Calibration = None, truth: Truth = None, generated: Generated = None, image: Image = None, limits: Limits = None, output: Output = None,
 ) -> None:
     """Make every precision graph the backends run from MODEL, judge each against the accuracy budget on held-out data (rescuing
@@ -54,9 +56,36 @@ def optimize(
     given = {"calibration": calibration, "generated": generated, "image": image, "truth": truth, "limits": limits}
     data = {"eval_data": eval_data or "random", "eval_samples": eval_samples, "eval_backend": eval_backend}
     request = _options(model, result_path, backend, candidates, max_accuracy_drop, min_cosine, time_budget, batch, duration, rescue, data, given, output.force)
-    with showing_failed_checks(output.json_out, output.force, optimize_result), RichReporter(output.quiet) as reporter:
-        result = run_optimize(model, request, reporter)
+    if report_path is not None:
+        _check_report(report_path, output.force)
+    try:
+        with showing_failed_checks(output.json_out, output.force, optimize_result), RichReporter(output.quiet) as reporter:
+            result = run_optimize(model, request, reporter)
+    except CheckFailed as failure:  # nothing met the budget: the report still says why
+        if report_path is not None and failure.result is not None:
+            _write_report(report_path, failure.result, output.force)
+        raise
+    if report_path is not None:
+        _write_report(report_path, result, output.force)
     show(result, output.json_out, output.force, optimize_result)
+
+
+def _check_report(path: Path, force: bool) -> None:
+    from infertool.errors import InfertoolError
+    from infertool.files import check_output
+    from infertool.optional import require
+
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise InfertoolError(f"--report {path} should end in .html", hint="e.g. --report optimize.html")
+    check_output(path, force)
+    require("matplotlib", "optimize --report")
+
+
+def _write_report(path: Path, result, force: bool) -> None:
+    from infertool.cli.console import emit_text
+    from infertool.present.optimize import report_html
+
+    emit_text(report_html(result), str(path), force)
 
 
 def _options(model, result_path, backend, candidates, max_drop, min_cosine, time_budget, batch, duration, rescue, data: dict, given: dict, force: bool):
@@ -86,6 +115,7 @@ def _options(model, result_path, backend, candidates, max_drop, min_cosine, time
         calib=calibration.to_options(generated, image) or inputs, calib_samples=calibration.calib_samples,
         eval=data_options(data["eval_data"], "--eval-data", generated, image), eval_samples=data["eval_samples"], generated=inputs,
         eval_backend=data["eval_backend"], min_cosine=budget.min_cosine, timeout=limits.seconds(), labels=given["truth"].labels_csv,
+        criterion="auto" if budget.min_cosine is None else "values",  # the cosine decides, not a class output's arg-max
     )
     bench = BenchOptions(
         batches=(batch,), inputs=inputs, measure=Budget(100, parse.finite(duration, "--duration", 0, MAX_SECONDS)),
@@ -115,7 +145,7 @@ def _script(model: Path, request, candidate, backend: str, data: dict, given: di
         quantize += ["--eval-data", data["eval_data"], "--eval-samples", str(data["eval_samples"]), "--eval-backend", data["eval_backend"]]
         quantize += group_args(given["truth"]) + group_args(given["limits"])
         if request.budget.min_cosine is not None:
-            quantize += ["--min-cosine", repr(request.budget.min_cosine)]
+            quantize += ["--min-cosine", repr(request.budget.min_cosine), "--criterion", "values"]
         elif request.budget.max_drop is not None:  # the budget is top-1 against the labels, which quantize reports; its gate is agreement
             quantize += ["--no-gate"]
         made = shlex.join([*quantize, *shared, "-o", out, "--force"])

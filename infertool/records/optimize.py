@@ -21,7 +21,8 @@ class AccuracyBudget:
 
     max_drop: top-1 against the ground truth (--labels-csv) at most this far below the model's own,
       as a fraction (0.01: one point).
-    min_cosine: quantize's gate with this cosine in place of the precision's (agreement.Rule).
+    min_cosine: quantize's gate judging every output by its values (agreement.Rule, criterion values):
+      each sample's cosine at least this, or within the precision's atol/rtol.
     neither: quantize's gate as it is, each precision's tolerance on every evaluation sample.
     """
 
@@ -32,7 +33,7 @@ class AccuracyBudget:
         if self.max_drop is not None:
             return f"top-1 at most {self.max_drop * 100:g} pts below the model's"
         if self.min_cosine is not None:
-            return f"quantize's gate with cosine >= {self.min_cosine:g}"
+            return f"cosine >= {self.min_cosine:g} on every sample (quantize's gate, by values)"
         return "quantize's gate (each precision's tolerance)"
 
     def judge(self, accuracy: AccuracyReport) -> tuple[bool, str]:

@@ -44,6 +44,7 @@ class TensorrtBackend(Backend):
     extra = "trt"
     capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, builds_engines=True, runs_engines=True, debug_tensors=True, profiles=True,
                                 precision_graphs=ENGINE_GRAPHS)
+    gate_settings = ("plan", "profiles", "cuda_graph")
     flavour: Flavour = TENSORRT
 
     def unavailable_reason(self) -> str | None:

@@ -12,17 +12,19 @@ from typing import List, Optional
 
 import typer
 
-from infertool.cli import parse
+from infertool.cli import backend_options, parse
 from infertool.cli.console import RichReporter, emit_json, emit_text, out, warn
-from infertool.cli.groups import Device, Generated, Image, Inputs, Limits, Output, Truth, command
+from infertool.cli.groups import Device, Generated, Image, Inputs, Limits, Output, Truth, command, data_options
 from infertool.cli.perf import Perf, Source
 from infertool.cli.show import bench as show_bench
 from infertool.cli.show import perf as show_perf
 from infertool.errors import CheckFailed, InfertoolError
 from infertool.measure.timing import MAX_SAMPLES, MAX_SECONDS
 from infertool.present.bench import bench_csv, bench_markdown
+from infertool.text import shorten
 
 MAX_THREADS = 1024
+BackendOptions = backend_options.NONE  # every backend's own options, once bench runs (with_backend_options)
 
 
 @dataclass
@@ -112,6 +114,7 @@ def _options(backend, batch, shapes, skip, force, given: SimpleNamespace):
     from infertool.backends.onnxruntime import EXECUTION_MODES, OPTIMIZATION_LEVELS
     from infertool.measure.timing import Budget
     from infertool.pipelines.bench import BenchOptions
+    from infertool.vocabulary import BUILD_PRECISIONS
 
     ort, engine, timing, agreement, perf, generated = given.ort, given.engine, given.timing, given.agreement, given.perf, given.generated
     runner = RunnerOptions(
@@ -119,9 +122,9 @@ def _options(backend, batch, shapes, skip, force, given: SimpleNamespace):
         ort=OrtOptions(ort.threads, ort.inter_op_threads, parse.choice(ort.graph_opt, OPTIMIZATION_LEVELS, "--graph-opt"),
                        parse.provider_options(ort.ort_option or []),
                        ort.execution_mode and parse.choice(ort.execution_mode, EXECUTION_MODES, "--execution-mode")),
-        engine=EngineOptions(engine.precision, parse.size(engine.workspace) if engine.workspace else None, engine.opt_level,
+        engine=EngineOptions(engine.precision and parse.choice(engine.precision, BUILD_PRECISIONS, "--precision"), parse.size(engine.workspace) if engine.workspace else None, engine.opt_level,
                              engine.timing_cache, engine.engine, engine.engine_cache, runtime_cache=engine.runtime_cache),
-        source=given.source.to_options(), timeout=given.limits.seconds(),
+        source=given.source.to_options(), timeout=given.limits.seconds(), groups=given.backend_options.to_groups(),
     )
     shape_sets = parse.shape_sets(generated.input_shape or [], shapes or [])
     fixed = dataclasses.replace(generated, input_shape=None) if shape_sets else generated  # each set holds the fixed shapes
@@ -176,11 +179,15 @@ def _tuner(given: SimpleNamespace):
 
     groups = {name: getattr(given, name) for name in ("inputs", "generated", "image", "timing", "agreement", "device")}
     budget = parse.seconds(given.perf.tune_budget, "--tune-budget")
-    bench_args, command = reproduce(groups, Ort, given.engine, given.source)
-    return tuner(TuneOptions(budget, command, bench_args))
+    if not given.agreement.check:
+        raise InfertoolError("--tune with --no-check would report configurations whose outputs are wrong", hint="drop --no-check")
+    calibration = data_options(given.perf.tune_precision, "--tune-precision", given.generated, given.image, ())
+    if calibration is not None and not calibration.path.exists():
+        raise InfertoolError(f"--tune-precision {shorten(calibration.path)} not found", hint="give calibration inputs: .npz, .npy, a .pb folder, images or audio")
+    bench_args, command = reproduce(groups, Ort, given.engine, given.source, type(given.backend_options), given.perf.tune_precision)
+    return tuner(TuneOptions(budget, command, bench_args, calibration))
 
 
-@command
 def bench(
     model: List[Path] = typer.Argument(..., help="ONNX model, or several versions of one (fp32.onnx fp16.onnx int8.onnx) compared in one table."),
     backend: Optional[List[str]] = typer.Option(
@@ -198,7 +205,8 @@ def bench(
     ),
     compare: Compare = None, inputs: Inputs = None, generated: Generated = None, image: Image = None, timing: Timing = None, ort: Ort = None,
     engine: Engine = None, agreement: Agreement = None, gate: Gate = None, device: Device = None, reports: Reports = None,
-    truth: Truth = None, limits: Limits = None, perf: Perf = None, source: Source = None, output: Output = None,
+    truth: Truth = None, limits: Limits = None, perf: Perf = None, source: Source = None, backend_options: BackendOptions = None,
+    output: Output = None,
 ) -> None:
     """Benchmark ONNX models on one or more backends: latency statistics, throughput, memory, output agreement."""
     from infertool.files import check_output
@@ -206,9 +214,11 @@ def bench(
 
     given = SimpleNamespace(
         compare=compare, inputs=inputs, generated=generated, image=image, timing=timing, ort=ort, engine=engine, agreement=agreement,
-        gate=gate, device=device, reports=reports, truth=truth, limits=limits, perf=perf, source=source,
+        gate=gate, device=device, reports=reports, truth=truth, limits=limits, perf=perf, source=source, backend_options=backend_options,
     )
     settings = _options(backend, batch, shapes, skip_unavailable, output.force, given)
+    if perf.tune_precision and not perf.tune:
+        raise InfertoolError("--tune-precision is a dimension of --tune", hint="add --tune")
     row_measure = _tuner(given) if perf.tune else None
     for target in _targets(output, reports).values():
         if target != "-":
@@ -224,4 +234,12 @@ def bench(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(bench)
+    app.command("bench")(command(bench))
+
+
+def with_backend_options(app: typer.Typer) -> None:
+    """bench with every backend's own options: loading them imports every backend, so only a bench that runs does."""
+    global BackendOptions
+    BackendOptions = backend_options.group()
+    declared = next(c for c in app.registered_commands if c.name == "bench")
+    declared.callback = command(bench)

@@ -17,6 +17,11 @@ from infertool.cli import parse
 @dataclass
 class Perf:
     tune: bool = typer.Option(False, "--tune", help="Search each backend's settings per row with equal short budgets; report what was tried, the best, its speedup over the defaults and the command that reproduces it.")
+    tune_precision: Optional[str] = typer.Option(
+        None, "--tune-precision", metavar="CALIB_PATH",
+        help="--tune also tries precision graphs of an fp32 model (fp16, int8...), calibrated on these inputs (npz, images, ...) "
+        "and checked against the model's outputs [default: the model's precision is kept].",
+    )
     tune_budget: str = typer.Option("60s", "--tune-budget", metavar="Ts", help="Measuring time per row that --tune shares among the configurations it tries (set-up, compiles and engine builds not counted).")
     profile: bool = typer.Option(False, "--profile", help="Also profile each row in a separate session: time per op type and the slowest nodes / layers.")
     profile_top: int = typer.Option(10, "--profile-top", min=1, help="Nodes listed by --profile.")
@@ -59,7 +64,7 @@ def group_args(group: object, skip: tuple[str, ...] = ()) -> list[str]:
     return args
 
 
-def reproduce(groups: dict, ort_group: type, engine_group: object, source_group: object):
+def reproduce(groups: dict, ort_group: type, engine_group: object, source_group: object, backend_group: type, calibration: str | None):
     """Two functions of a configuration `bench --tune` found (pipelines/tune.Reproduce): the arguments of the bench
     that measures it, and the command line reproducing it (a quantize first where it is a precision graph)."""
 
@@ -73,7 +78,7 @@ def reproduce(groups: dict, ort_group: type, engine_group: object, source_group:
         engine = dataclasses.replace(engine_group, opt_level=options.engine.opt_level)
         source = dataclasses.replace(source_group, channels_last=options.source.channels_last)
         args = ["bench", str(found.model), "--backend", found.backend, "--batch", str(found.batch)]
-        for group in (*groups.values(), ort, engine, source):
+        for group in (*groups.values(), ort, engine, source, backend_group.from_groups(options.groups)):
             args += group_args(group)
         if found.graph is not None and groups["agreement"].reference is None:
             args += ["--reference", str(found.source)]
@@ -83,9 +88,9 @@ def reproduce(groups: dict, ort_group: type, engine_group: object, source_group:
         bench = shlex.join(["infertool", *bench_args(found)])
         if found.graph is None:
             return bench
-        precision, target, samples = found.graph
-        made = ["infertool", "quantize", str(found.source), "-p", precision, "--target", target, "--calib-data", "random",
-                "--calib-samples", str(samples), *group_args(groups["generated"]), "-o", str(found.model), "--force"]
+        precision, target = found.graph
+        made = ["infertool", "quantize", str(found.source), "-p", precision, "--target", target, "--calib-data", str(calibration),
+                *group_args(groups["generated"]), *group_args(groups["image"]), "-o", str(found.model), "--force"]
         return f"{shlex.join(made)} && {bench}"
 
     return bench_args, command

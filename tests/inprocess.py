@@ -48,13 +48,13 @@ def _shadowing(folders: list[str], imports: tuple[str, ...]) -> Iterator[None]:
     saved = {name: module for name, module in sys.modules.items() if _owned(name, tops)}
     for name in saved:
         del sys.modules[name]
-    path = list(sys.path)
     sys.path[:0] = folders
     importlib.invalidate_caches()
     try:
         yield
     finally:
-        sys.path[:] = path
+        for folder in folders:  # what a library appended meanwhile (onnxruntime's transformers) stays
+            sys.path.remove(folder)
         for name in [n for n in sys.modules if _owned(n, tops)]:
             del sys.modules[name]
         sys.modules.update(saved)

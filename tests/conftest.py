@@ -1,10 +1,9 @@
-import contextlib
-import io
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import inprocess
 import numpy as np
 import pytest
 
@@ -20,22 +19,16 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> sub
     )
 
 
-def run_main(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """The command line in this process (cheap: no interpreter or import start-up), with its
-    exit code, stdout and stderr, from `cwd`."""
+def run_main(*args: str, cwd: Path | None = None, env: dict | None = None, imports: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """The command line in this process, as `run_cli` would run it (no interpreter or import start-up):
+    exit code, and stdout and stderr caught at the file descriptors (native libraries' lines too);
+    `env` set for the call, its PYTHONPATH's modules (tests/fakes) imported fresh in place of the
+    installed ones; `imports` (say a test backend) imported first. What the run changed is put back."""
     from infertool.cli.app import main
 
-    out, err, previous = io.StringIO(), io.StringIO(), os.getcwd()
-    code = 0
-    os.chdir(cwd or ROOT)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-    finally:
-        os.chdir(previous)
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+    with inprocess.isolated(env or {}, imports), inprocess.captured() as streams:
+        code = inprocess.exit_code(main, [str(a) for a in args], cwd or ROOT)
+    return subprocess.CompletedProcess(args, code, *streams)
 
 
 cli = run_main  # the name the type and verdict tests use

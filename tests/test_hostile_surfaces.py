@@ -123,3 +123,26 @@ def test_a_label_that_climbs_writes_only_inside_the_output_folder(sweep_dir):
     changed = set(snapshot(sweep_dir)) ^ set(outside)
     assert changed and all(k.startswith("out/results") for k in changed), sorted(changed)
     assert json.loads(result.stdout)["counts"] == {"ok": 1}
+
+
+# ---------------------------------------------------------------- report
+
+
+@pytest.fixture(scope="module")
+def bench_json(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bench")
+    mlp(folder / "a.onnx", seed=0)
+    result = run_main("bench", "a.onnx", "-n", "3", "--duration", "0", "--warmup", "1", "--json", "a.json", "-q", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder / "a.json"
+
+
+def test_report_force_replaces_only_its_own_plots(bench_json, tmp_path):
+    (tmp_path / "x_files").mkdir()
+    (tmp_path / "x_files" / "mine.txt").write_text("mine\n")
+    (tmp_path / "x_files" / "mine.png").write_bytes(b"not a plot")
+    (tmp_path / "x.md").write_text("an old report\n")
+    result = run_main("report", bench_json, "-o", "x.md", "--force", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "x_files" / "mine.txt").read_text() == "mine\n" and (tmp_path / "x_files" / "mine.png").read_bytes() == b"not a plot"
+    assert (tmp_path / "x_files" / "latency.png").is_file()

@@ -32,7 +32,7 @@ def bench_command(cell: dict, json_path: Path) -> list[str]:
         command += ["--input-shape", shape]
     if cell["reference"] is not None:
         command += ["--reference", cell["reference"]]
-    return [*command, *cell["bench_args"], "--json", str(json_path), "--quiet", "--force"]
+    return [*command, *cell["bench_args"], "--json", str(json_path), "--quiet"]
 
 
 def _error(code: int | None, stderr: str, timeout: float) -> str:
@@ -98,12 +98,17 @@ def run_local(cells: Sequence[dict], slots: Sequence[str | None], pci_order: boo
                     return pending.pop(index)
         return None
 
+    raised: list[BaseException] = []  # a worker's error (writing a result failed), raised here
+
     def work(slot: str | None) -> None:
-        while (cell := take(slot)) is not None:
+        while not raised and (cell := take(slot)) is not None:
             env = {} if slot is None else {"CUDA_VISIBLE_DEVICES": slot, **({"CUDA_DEVICE_ORDER": "PCI_BUS_ID"} if pci_order else {})}
             record = {**run_cell(cell, env, retries, timeout), "device_slot": slot}
             with lock:
-                done(cell, record)
+                try:
+                    done(cell, record)
+                except Exception as exc:
+                    raised.append(exc)
 
     workers = [threading.Thread(target=work, args=(slot,), daemon=True) for slot in slots]
     for worker in workers:
@@ -111,6 +116,8 @@ def run_local(cells: Sequence[dict], slots: Sequence[str | None], pci_order: boo
     for worker in workers:
         while worker.is_alive():  # a bare join() would not let Ctrl-C through
             worker.join(0.5)
+    if raised:
+        raise raised[0]
 
 
 def run_ray(cells: Sequence[dict], address: str | None, retries: int, timeout: float, done: Done) -> None:

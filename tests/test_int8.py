@@ -100,3 +100,22 @@ def test_silero_vad_int8_dynamic_finds_the_speech(tmp_path):
     probabilities, _ = speech.stream(out, "ort-cpu", wave)
     precision, recall, accuracy = speech.frame_scores(speech.segments(probabilities), truth["speech"], len(wave) / speech.RATE)
     assert recall >= 0.8 and accuracy >= 0.8, (precision, recall, accuracy)
+
+
+def test_ctc_criterion_judges_the_decoded_text():
+    """A recogniser's step-wise arg-max may move (blank a step earlier) while the text stays; a
+    changed character fails."""
+    from infertool.agreement import Rule, compare
+
+    def scores(steps: list[int]) -> np.ndarray:
+        out = np.full((len(steps), 4), 0.01, np.float32)
+        out[np.arange(len(steps)), steps] = 0.97
+        return out
+
+    ref = np.stack([scores([0, 1, 1, 0, 2]), scores([0, 3, 0, 0, 2])])
+    shifted = np.stack([scores([1, 1, 0, 0, 2]), scores([0, 3, 3, 0, 2])])  # the same text: "12", "32"
+    changed = np.stack([scores([0, 1, 1, 0, 3]), scores([0, 3, 0, 0, 2])])  # "13" for "12"
+    rule = Rule.of("int8", kind="ctc")
+    assert compare("probs", ref, shifted, rule).passed and not compare("probs", ref, shifted, Rule.of("int8", kind="classes")).passed
+    judged = compare("probs", ref, changed, rule)
+    assert not judged.passed and judged.failing == (0,) and "decoded CTC text agrees" in judged.rule

@@ -140,7 +140,7 @@ def vad(args, backends: list[str], failures: list[str], log: Path) -> str:
             continue
         for backend in backends:
             try:
-                infertool("bench", path, "-b", backend, "--inputs", chunk, "--reference", model, "--iterations", "5" if args.quick else "50", "--duration", "0", log=log)
+                infertool("bench", path, "-b", backend, "--inputs", chunk, "--reference", model, *gate, "--iterations", "5" if args.quick else "50", "--duration", "0", log=log)
                 probabilities, stats = stream(path, backend, wave)
             except (CommandFailed, Exception) as failure:  # a runtime that cannot run the graph
                 failures.append(f"VAD {precision} {backend}: {getattr(failure, 'line', failure)}")

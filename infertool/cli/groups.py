@@ -251,9 +251,10 @@ class Conversion:
         None, "--min-cosine", help="Cosine similarity every output of every sample must reach (where not within atol/rtol) [default: the precision's tolerance].",
     )
     criterion: str = typer.Option(
-        "auto", "--criterion", metavar="auto|values|classes",
+        "auto", "--criterion", metavar="auto|values|classes|ctc",
         help="How each output is judged, sample by sample. values: within the tolerance (scaled by the output's magnitude) or the cosine; "
-        "classes: the arg-max agrees (classifier, CTC heads); auto: classes for outputs of probabilities, values for the rest.",
+        "classes: the arg-max agrees at every position (classifier, CTC heads); ctc: the greedy CTC decoding (blank 0) agrees; "
+        "auto: classes for outputs of probabilities, values for the rest.",
     )
     min_top1: Optional[float] = typer.Option(
         None, "--min-top1", help="Share of samples (0-1) whose arg-max must agree; judges class-score outputs by arg-max [default: 0.99 for classes].",

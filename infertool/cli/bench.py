@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,13 +16,14 @@ import typer
 
 from infertool.cli import backend_options, parse
 from infertool.cli.console import RichReporter, emit_json, emit_text, out, warn
-from infertool.cli.groups import Device, Generated, Image, Inputs, Limits, Output, Truth, command
-from infertool.cli.perf import Perf, Source
+from infertool.cli.groups import Device, Generated, Image, Inputs, Limits, Output, Truth, command, data_options, read_args
+from infertool.cli.perf import Perf, Source, group_args
 from infertool.cli.show import bench as show_bench
 from infertool.cli.show import perf as show_perf
 from infertool.errors import CheckFailed, InfertoolError
 from infertool.measure.timing import MAX_SAMPLES, MAX_SECONDS
 from infertool.present.bench import bench_csv, bench_markdown
+from infertool.text import shorten
 
 MAX_THREADS = 1024
 BackendOptions = backend_options.NONE  # every backend's own options, once bench runs (with_backend_options)
@@ -135,7 +138,7 @@ def _options(backend, batch, shapes, skip, force, given: SimpleNamespace):
         rtol=parse.finite(agreement.rtol, "--rtol"), min_cosine=parse.finite(agreement.min_cosine, "--min-cosine", -math.inf),
         gate=_gate(given.gate), save_optimized=ort.save_optimized, force=force, skip_unavailable=skip, ground_truth=given.truth.labels_csv,
         model_labels=parse.names(given.compare.label, unique=False), baseline_row=given.compare.baseline_row,
-        save_samples=given.reports.save_samples, profile=perf.profile_top if perf.profile else 0, concurrency=perf.concurrency,
+        save_samples=given.reports.save_samples, profile=perf.profile_top if perf.profile else 0, concurrency=perf.concurrency, isolate=perf.isolate,
     )
 
 
@@ -171,15 +174,65 @@ def _emit(result, output: Output, reports: Reports) -> None:
         warn(warning)
 
 
+GIVEN = ("compare", "inputs", "generated", "image", "timing", "ort", "engine", "agreement", "gate", "device", "reports", "truth", "limits", "perf", "source", "backend_options")
+REPRODUCED = ("inputs", "generated", "image", "timing", "agreement", "device", "limits")  # the groups a tuned configuration keeps as given
+
+
+def _read(values: dict):
+    """(the option groups by name, BenchOptions) of the command's arguments."""
+    given = SimpleNamespace(**{name: values[name] for name in GIVEN})
+    return given, _options(values["backend"], values["batch"], values["shapes"], values["skip_unavailable"], values["output"].force, given)
+
+
+def settings(argv: list[str], what: str = "bench arguments"):
+    """`infertool bench ARGV` read into (models, BenchOptions) as the command reads it, running nothing."""
+    values = read_args(declared(), argv, what)
+    return values["model"], _read(values)[1]
+
+
+def to_argv(found, given: SimpleNamespace) -> list[str]:
+    """The `bench` arguments measuring a configuration `bench --tune` found (pipelines/tune.Reproduce), the
+    command's other settings as `given`: `settings` reads them back to the same options (tested)."""
+    options = found.options
+    ort = Ort(
+        threads=options.ort.intra_op_threads, inter_op_threads=options.ort.inter_op_threads, graph_opt=options.ort.graph_optimization,
+        ort_option=[f"{k}={v}" for k, v in options.ort.provider_options.items()] or None, io_binding=options.io_binding,
+        cuda_graph=options.cuda_graph, save_optimized=None, execution_mode=options.ort.execution_mode,
+    )
+    engine = dataclasses.replace(given.engine, opt_level=options.engine.opt_level)
+    source = dataclasses.replace(given.source, channels_last=options.source.channels_last, compile_mode=options.source.compile_mode)
+    args = [str(found.model), "--backend", found.backend, "--batch", str(found.batch)]
+    for group in (*(getattr(given, name) for name in REPRODUCED), ort, engine, source, type(given.backend_options).from_groups(options.groups)):
+        args += group_args(group)
+    if found.source is not None and given.agreement.reference is None:
+        args += ["--reference", str(found.source)]
+    return args
+
+
+def reproduce(found, given: SimpleNamespace) -> str:
+    """The command line reproducing a tuned configuration: the step making its graph first, where it has one."""
+    bench = shlex.join(["infertool", "bench", *to_argv(found, given)])
+    if found.graph is None:
+        return bench
+    precision, target = found.graph
+    made = ["infertool", "quantize", str(found.source), "-p", precision, "--target", target, "--calib-data", given.perf.tune_precision,
+            *group_args(given.generated), *group_args(given.image), "-o", str(found.model), "--force"]
+    return f"{shlex.join(made)} && {bench}"
+
+
 def _tuner(given: SimpleNamespace):
     """bench --tune's row measurement, which writes the command line reproducing what it found."""
-    from infertool.cli.perf import reproduce
     from infertool.pipelines.tune import TuneOptions, tuner
 
-    groups = {name: getattr(given, name) for name in ("inputs", "generated", "image", "timing", "agreement", "device")}
+    if given.perf.isolate:
+        raise InfertoolError("--tune measures its best and its defaults each alone in a fresh process already", hint="drop --isolate")
     budget = parse.seconds(given.perf.tune_budget, "--tune-budget")
-    bench_args, command = reproduce(groups, Ort, given.engine, given.source, type(given.backend_options))
-    return tuner(TuneOptions(budget, command, bench_args))
+    if not given.agreement.check:
+        raise InfertoolError("--tune with --no-check would report configurations whose outputs are wrong", hint="drop --no-check")
+    calibration = data_options(given.perf.tune_precision, "--tune-precision", given.generated, given.image, ())
+    if calibration is not None and not calibration.path.exists():
+        raise InfertoolError(f"--tune-precision {shorten(calibration.path)} not found", hint="give calibration inputs: .npz, .npy, a .pb folder, images or audio")
+    return tuner(TuneOptions(budget, functools.partial(reproduce, given=given), calibration))
 
 
 def bench(
@@ -203,14 +256,12 @@ def bench(
     output: Output = None,
 ) -> None:
     """Benchmark ONNX models on one or more backends: latency statistics, throughput, memory, output agreement."""
+    given, settings = _read(dict(locals()))
     from infertool.files import check_output
     from infertool.pipelines.bench import run_bench
 
-    given = SimpleNamespace(
-        compare=compare, inputs=inputs, generated=generated, image=image, timing=timing, ort=ort, engine=engine, agreement=agreement,
-        gate=gate, device=device, reports=reports, truth=truth, limits=limits, perf=perf, source=source, backend_options=backend_options,
-    )
-    settings = _options(backend, batch, shapes, skip_unavailable, output.force, given)
+    if perf.tune_precision and not perf.tune:
+        raise InfertoolError("--tune-precision is a dimension of --tune", hint="add --tune")
     row_measure = _tuner(given) if perf.tune else None
     for target in _targets(output, reports).values():
         if target != "-":
@@ -229,9 +280,13 @@ def register(app: typer.Typer) -> None:
     app.command("bench")(command(bench))
 
 
-def with_backend_options(app: typer.Typer) -> None:
-    """bench with every backend's own options: loading them imports every backend, so only a bench that runs does."""
+def declared():
+    """bench as the command line declares it, with every backend's own options: loading them imports
+    every backend, so only a bench that runs (or reads bench arguments) does."""
     global BackendOptions
     BackendOptions = backend_options.group()
-    declared = next(c for c in app.registered_commands if c.name == "bench")
-    declared.callback = command(bench)
+    return command(bench)
+
+
+def with_backend_options(app: typer.Typer) -> None:
+    next(c for c in app.registered_commands if c.name == "bench").callback = declared()

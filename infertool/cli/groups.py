@@ -48,10 +48,10 @@ def command(func: Callable) -> Callable:
 
     @functools.wraps(func)
     def wrapper(**values: object) -> object:
-        for name, kind in groups.items():
-            values[name] = kind(**{f.name: values.pop(f.name) for f in dataclasses.fields(kind)})
-            if isinstance(values[name], Output):
-                values[name].apply()
+        values = _grouped(groups, values)
+        for group in values.values():
+            if isinstance(group, Output):
+                group.apply()
         for group in values.values():
             if isinstance(group, Output) and group.json_path is not None:  # refused before the work, not after
                 files.check_output(group.json_path, group.force)
@@ -60,7 +60,38 @@ def command(func: Callable) -> Callable:
 
     wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    wrapper.groups = groups  # type: ignore[attr-defined]
     return wrapper
+
+
+def _grouped(groups: dict[str, type], values: dict) -> dict:
+    """A command's flat option values with each group's gathered into a filled-in group."""
+    values = dict(values)
+    for name, kind in groups.items():
+        values[name] = kind(**{f.name: values.pop(f.name) for f in dataclasses.fields(kind)})
+    return values
+
+
+def read_args(func: Callable, argv: list[str], what: str) -> dict:
+    """The arguments a @command would be called with for ARGV (its groups filled in), read by the same
+    parser and converters, running nothing; a mistake in them is one line naming `what` they came from."""
+    from typer.main import get_command
+
+    captured: dict = {}
+
+    def capture(**values: object) -> None:
+        captured.update(values)
+
+    capture.__signature__ = func.__signature__  # type: ignore[attr-defined]
+    capture.__annotations__ = func.__annotations__
+    reader = typer.Typer(add_completion=False)
+    reader.command()(capture)
+    try:
+        get_command(reader).main(args=list(argv), prog_name=func.__name__, standalone_mode=False)
+    except Exception as exc:  # click's usage errors, in the one-line form
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        raise InfertoolError(f"{what}: {shorten(message, 240)}", hint=f"see 'infertool {func.__name__} --help'") from exc
+    return _grouped(func.groups, captured)  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -116,19 +147,19 @@ class Image:
     sample_rate: int = typer.Option(16000, "--sample-rate", min=1, metavar="HZ", help="Audio: the model's sample rate; .wav files at another rate are resampled, several channels mixed to mono.")
 
     def to_audio(self):
-        from infertool.audio import AUDIO_PRESETS
+        from infertool.inputs.audio import AUDIO_PRESETS
 
         pre = AUDIO_PRESETS.get(self.preprocess or "waveform", AUDIO_PRESETS["waveform"])
         return dataclasses.replace(pre, sample_rate=self.sample_rate)
 
     def media(self) -> str | None:
-        from infertool.audio import AUDIO_PRESETS
+        from infertool.inputs.audio import AUDIO_PRESETS
 
         return None if self.preprocess is None else "audio" if self.preprocess in AUDIO_PRESETS else "image"
 
     def to_preprocess(self):
-        from infertool.audio import AUDIO_PRESETS
-        from infertool.feeds import PRESETS
+        from infertool.inputs.audio import AUDIO_PRESETS
+        from infertool.inputs.images import PRESETS
 
         name = "imagenet" if self.preprocess in (None, *AUDIO_PRESETS) else self.preprocess
         pre = PRESETS[parse.choice(name, [*PRESETS, *AUDIO_PRESETS], "--preprocess")]
@@ -152,7 +183,7 @@ class Image:
 def data_options(value: str | None, option: str, generated: Generated, image: Image, generators: tuple[str, ...] = parse.GENERATORS):
     """InputOptions for `PATH` or the name of generated data (one scheme for every data option),
     with the shared groups; None stays None."""
-    from infertool.feeds import InputOptions
+    from infertool.inputs.feeds import InputOptions
 
     if value is None:
         return None

@@ -13,8 +13,8 @@ from infertool.backends import registry
 from infertool.engine.build import BuildOptions
 from infertool.engine.profiles import ShapeProfile, resolve_profiles
 from infertool.errors import CheckFailed, InfertoolError
-from infertool.feeds import FeedSource, InputOptions
 from infertool.files import check_output
+from infertool.inputs.feeds import FeedSource, InputOptions
 from infertool.onnx_io import ModelInfo
 from infertool.pipelines.accuracy import evaluate
 from infertool.records.build import BuildResult

@@ -10,8 +10,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from infertool.audio import AudioPreprocess, load_audio, log_mel, read_wav, resample
 from infertool.errors import InfertoolError
+from infertool.inputs.audio import AudioPreprocess, load_audio, log_mel, read_wav, resample
 from infertool.tensors import TensorSpec
 
 from conftest import ROOT, one_line_error, run_cli
@@ -85,7 +85,7 @@ def test_resampling_keeps_tones_and_removes_what_the_new_rate_cannot_hold():
 
 def test_log_mel_matches_torch_stft_power_and_finds_the_tone():
     torch = pytest.importorskip("torch")
-    from infertool.audio import _mel_filters
+    from infertool.inputs.audio import _mel_filters
 
     signal = tone(1000, 16000, 1.0).astype(np.float32)
     pre = AudioPreprocess()

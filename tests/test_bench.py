@@ -174,7 +174,7 @@ def test_run_saves_outputs_npz_and_pb(tmp_path):
     with np.load(tmp_path / "out.npz") as saved:
         np.testing.assert_array_equal(saved["out"], expected)
     # the .pb layout in and out
-    from infertool.feeds import read_pb_dir, write_pb_dir
+    from infertool.inputs.tensor_files import read_pb_dir, write_pb_dir
 
     write_pb_dir(feeds, tmp_path / "test_data_set_0", prefix="input")
     result = run_cli("run", model, "--inputs", tmp_path / "test_data_set_0", "-o", tmp_path / "outs")

@@ -3,6 +3,7 @@ ONNX Runtime sessions: an fp16 overflow, an int8-crushed outlier channel calibra
 (scikit-image's sample images), a fault only some samples show, and graphs that do not correspond."""
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -72,8 +73,9 @@ def test_precision_keeps_the_fp16_overflow_and_quantize_then_passes(planted, tmp
     assert "step 0 (convert all)" in stderr and "passes" in stderr  # each step printed
     assert report["cost"]["kept_nodes"] == len(report["keep"]) and report["cost"]["casts_added"] >= 0
     assert names([f"@{keep}"]) == tuple(report["keep"])
-    fixed, _ = cli_json("quantize", model, "-p", "fp16", "--exclude-nodes", f"@{keep}", "-o", tmp_path / "fixed.onnx", "--min-cosine", "0.999")
+    fixed, _ = cli_json("quantize", model, "-p", "fp16", "--exclude-nodes", f"@{keep}", "-o", tmp_path / "fixed.onnx")
     assert all(o["passed"] for o in fixed["accuracy"]["outputs"]) and fixed["passed"]
+    _runs_verbatim(report["command"], model, keep)
     kept = {n.name: n for n in onnx.load(tmp_path / "fixed.onnx").graph.node}
     assert kept["amplify"].output[0] == "big"  # computed in fp32 and read in fp32: no fp16 round trip between kept nodes
 
@@ -89,8 +91,17 @@ def test_int8_outlier_channel_found_and_fixed_with_real_photos(photos, tmp_path)
     keep = tmp_path / "keep.txt"
     report, _ = cli_json("debug", "precision", model, "-p", "int8", "--calib-data", photos, "-o", keep)
     assert report["keep"] == ["conv2"] and report["cost"]["dequantize_removed"] > 0
-    fixed, _ = cli_json("quantize", model, "-p", "int8", "--calib-data", photos, "--exclude-nodes", f"@{keep}", "-o", tmp_path / "fixed.onnx", "--min-cosine", "0.99")
-    assert all(o["passed"] for o in fixed["accuracy"]["outputs"]) and fixed["accuracy"]["min_cosine"] > 0.99
+    assert f"--calib-data {photos}" in report["command"]
+    _runs_verbatim(report["command"], model, keep)
+
+
+def _runs_verbatim(command: str, model: Path, keep: Path) -> None:
+    """debug precision's "next:" command, run as printed: the conversion it verified passes quantize's gate."""
+    argv = shlex.split(command)
+    assert argv[:3] == ["infertool", "quantize", str(model)] and f"--exclude-nodes=@{keep}" in argv
+    done = run_cli(*argv[1:])
+    assert done.returncode == 0, done.stderr
+    assert Path(argv[argv.index("-o") + 1]).is_file()
 
 
 def test_a_fault_only_later_samples_show_is_found(planted, tmp_path):
@@ -107,6 +118,8 @@ def test_a_fault_only_later_samples_show_is_found(planted, tmp_path):
     assert report["rows"][2]["worst_sample"] != 0
     search, _ = cli_json("debug", "precision", model, "-p", "fp16", "--eval-data", tmp_path / "samples.npz", "-o", tmp_path / "keep.txt")
     assert "amplify" in search["keep"] and search["samples"] == 6
+    assert f"--eval-data {tmp_path / 'samples.npz'}" in search["command"]
+    _runs_verbatim(search["command"], model, tmp_path / "keep.txt")
 
 
 def renamed(model: Path, path: Path) -> Path:

@@ -158,7 +158,9 @@ def _run_command(command: str, *extra: str, env=None):
 
 def test_tune_picks_a_configuration_and_its_command_reproduces_it(cnn, tmp_path):
     cache = {"INFERTOOL_CACHE_DIR": str(tmp_path / "cache")}  # where the precision graphs go
-    report = bench_json(cnn, "--batch", "2", *FAST, "--tune", "--tune-budget", "4s", env=cache)
+    calib = tmp_path / "calib.npz"
+    np.savez(calib, image=np.random.default_rng(1).standard_normal((24, 3, 16, 16)).astype(np.float32))
+    report = bench_json(cnn, "--batch", "2", *FAST, "--tune", "--tune-budget", "4s", "--tune-precision", calib, env=cache)
     row = report["rows"][0]
     tune = row["tune"]
     tried = {t["changes"][-1]: t for t in tune["tried"]}  # keyed by the change each tried (on top of the best so far)
@@ -178,10 +180,29 @@ def test_tune_picks_a_configuration_and_its_command_reproduces_it(cnn, tmp_path)
         assert (again["settings"][section][name] if section else again["settings"][name]) == value, key
     # every configuration's command reproduces it, a precision graph included
     graph = tried["int8-ort graph"]
-    assert graph["command"].startswith(f"infertool quantize {cnn} -p int8 --target ort") and str(tmp_path / "cache") in graph["command"]
+    assert graph["command"].startswith(f"infertool quantize {cnn} -p int8 --target ort --calib-data {calib}") and str(tmp_path / "cache") in graph["command"]
     reproduced = _run_command(graph["command"], "--json", env=cache)
     assert reproduced["rows"][0]["precision"] == "int8" and reproduced["rows"][0]["agreement"]["passed"]
     assert reproduced["model"]["sha256"] == graph["model_sha256"]
+
+
+def test_tune_keeps_the_models_precision_unless_asked(cnn, tmp_path):
+    """Precision graphs are tried only with --tune-precision and the user's calibration data; the
+    row records the graph it measured."""
+    report = bench_json(cnn, "--batch", "2", *FAST, "--tune", "--tune-budget", "2s", env={"INFERTOOL_CACHE_DIR": str(tmp_path / "cache")})
+    row = report["rows"][0]
+    assert not [t for t in row["tune"]["tried"] if t["graph"]] and row["precision"] == "fp32"
+    assert "graph" not in row["settings"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--tune", "--no-check"], "--tune with --no-check"),
+    (["--tune-precision", "random"], "--tune-precision is a dimension of --tune"),
+    (["--tune", "--tune-precision", "random"], "--tune-precision"),  # calibration data is the user's, never generated
+])
+def test_tune_refuses_what_would_mislead(cnn, args, words):
+    result = run_cli("bench", cnn, *FAST, *args)
+    assert result.returncode == 2 and words in one_line_error(result), result.stderr
 
 
 def test_tune_budget_too_small_is_one_line(tmp_path):

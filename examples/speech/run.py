@@ -36,9 +36,9 @@ from common import (  # noqa: E402
 )
 
 from infertool import onnx_io  # noqa: E402
-from infertool.audio import read_wav, resample  # noqa: E402
 from infertool.backends import registry  # noqa: E402
 from infertool.backends.base import RunnerOptions  # noqa: E402
+from infertool.inputs.audio import read_wav, resample  # noqa: E402
 from infertool.reporting import SilentReporter  # noqa: E402
 from infertool.stats import Stats  # noqa: E402
 

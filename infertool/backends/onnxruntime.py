@@ -72,6 +72,7 @@ class OrtBackend(Backend):
     install: ClassVar[str] = "pip install 'infertool[gpu]': onnxruntime-gpu, instead of onnxruntime; NVIDIA GPUs only"
     cuda_graph_key: ClassVar[str | None] = None  # the provider option that turns CUDA graphs on
     user_stream: ClassVar[bool] = False  # runs on a stream infertool gives it, so CUDA events can time it
+    gate_settings = ("providers", "intra_op_threads", "inter_op_threads", "execution_mode", "graph_optimization", "provider_options", "io_binding", "cuda_graph")
 
     def unavailable_reason(self) -> str | None:
         if not is_available("onnxruntime"):

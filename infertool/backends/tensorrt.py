@@ -43,6 +43,7 @@ class TensorrtBackend(Backend):
     description = "TensorRT engine (built from the ONNX and cached, or given with --engine); never run on real TensorRT in this project's CI"
     extra = "trt"
     capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, builds_engines=True, runs_engines=True, debug_tensors=True, profiles=True)
+    gate_settings = ("plan", "profiles", "cuda_graph")
     flavour: Flavour = TENSORRT
 
     def unavailable_reason(self) -> str | None:

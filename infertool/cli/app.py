@@ -57,14 +57,16 @@ for module in (convert, quantize, build_engine, run, bench, report, sweep, docto
     module.register(app)
 
 
-def _command():
-    """The click command, with its help tidied."""
+def _command(argv: list[str]):
+    """The click command, with its help tidied; bench with the backends' own options where it runs."""
+    if "bench" in argv:
+        bench.with_backend_options(app)
     return helptext.tidy(typer.main.get_command(app))
 
 
 def normalize_argv(argv: list[str]) -> tuple[list[str], bool]:
     """`--debug` anywhere; `--json` / `--csv` / `--markdown` without a path mean stdout."""
-    return cmdline.normalize(argv, _command())
+    return cmdline.normalize(argv, _command(argv))
 
 
 @contextlib.contextmanager
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     debug, verbose = "--debug" in raw, "--verbose" in raw
     code = 0
     try:
-        command = _command()
+        command = _command(raw)
         args, debug = cmdline.normalize(raw, command)
         with _signals():
             code = command(args=args, prog_name="infertool", standalone_mode=False)

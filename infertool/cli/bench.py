@@ -14,17 +14,19 @@ from typing import List, Optional
 
 import typer
 
-from infertool.cli import parse
+from infertool.cli import backend_options, parse
 from infertool.cli.console import RichReporter, emit_json, emit_text, out, warn
-from infertool.cli.groups import Device, Generated, Image, Inputs, Limits, Output, Truth, command, read_args
+from infertool.cli.groups import Device, Generated, Image, Inputs, Limits, Output, Truth, command, data_options, read_args
 from infertool.cli.perf import Perf, Source, group_args
 from infertool.cli.show import bench as show_bench
 from infertool.cli.show import perf as show_perf
 from infertool.errors import CheckFailed, InfertoolError
 from infertool.measure.timing import MAX_SAMPLES, MAX_SECONDS
 from infertool.present.bench import bench_csv, bench_markdown
+from infertool.text import shorten
 
 MAX_THREADS = 1024
+BackendOptions = backend_options.NONE  # every backend's own options, once bench runs (with_backend_options)
 
 
 @dataclass
@@ -114,6 +116,7 @@ def _options(backend, batch, shapes, skip, force, given: SimpleNamespace):
     from infertool.backends.onnxruntime import EXECUTION_MODES, OPTIMIZATION_LEVELS
     from infertool.measure.timing import Budget
     from infertool.pipelines.bench import BenchOptions
+    from infertool.vocabulary import BUILD_PRECISIONS
 
     ort, engine, timing, agreement, perf, generated = given.ort, given.engine, given.timing, given.agreement, given.perf, given.generated
     runner = RunnerOptions(
@@ -121,9 +124,9 @@ def _options(backend, batch, shapes, skip, force, given: SimpleNamespace):
         ort=OrtOptions(ort.threads, ort.inter_op_threads, parse.choice(ort.graph_opt, OPTIMIZATION_LEVELS, "--graph-opt"),
                        parse.provider_options(ort.ort_option or []),
                        ort.execution_mode and parse.choice(ort.execution_mode, EXECUTION_MODES, "--execution-mode")),
-        engine=EngineOptions(engine.precision, parse.size(engine.workspace) if engine.workspace else None, engine.opt_level,
+        engine=EngineOptions(engine.precision and parse.choice(engine.precision, BUILD_PRECISIONS, "--precision"), parse.size(engine.workspace) if engine.workspace else None, engine.opt_level,
                              engine.timing_cache, engine.engine, engine.engine_cache, runtime_cache=engine.runtime_cache),
-        source=given.source.to_options(), timeout=given.limits.seconds(),
+        source=given.source.to_options(), timeout=given.limits.seconds(), groups=given.backend_options.to_groups(),
     )
     shape_sets = parse.shape_sets(generated.input_shape or [], shapes or [])
     fixed = dataclasses.replace(generated, input_shape=None) if shape_sets else generated  # each set holds the fixed shapes
@@ -171,7 +174,8 @@ def _emit(result, output: Output, reports: Reports) -> None:
         warn(warning)
 
 
-GIVEN = ("compare", "inputs", "generated", "image", "timing", "ort", "engine", "agreement", "gate", "device", "reports", "truth", "limits", "perf", "source")
+GIVEN = ("compare", "inputs", "generated", "image", "timing", "ort", "engine", "agreement", "gate", "device", "reports", "truth", "limits", "perf", "source",
+         "backend_options")
 REPRODUCED = ("inputs", "generated", "image", "timing", "agreement", "device", "limits")  # the groups a tuned configuration keeps as given
 
 
@@ -183,7 +187,7 @@ def _read(values: dict):
 
 def settings(argv: list[str], what: str = "bench arguments"):
     """`infertool bench ARGV` read into (models, BenchOptions) as the command reads it, running nothing."""
-    values = read_args(bench, argv, what)
+    values = read_args(_with_every_backend(), argv, what)
     return values["model"], _read(values)[1]
 
 
@@ -199,7 +203,7 @@ def to_argv(found, given: SimpleNamespace) -> list[str]:
     engine = dataclasses.replace(given.engine, opt_level=options.engine.opt_level)
     source = dataclasses.replace(given.source, channels_last=options.source.channels_last, compile_mode=options.source.compile_mode)
     args = [str(found.model), "--backend", found.backend, "--batch", str(found.batch)]
-    for group in (*(getattr(given, name) for name in REPRODUCED), ort, engine, source):
+    for group in (*(getattr(given, name) for name in REPRODUCED), ort, engine, source, type(given.backend_options).from_groups(options.groups)):
         args += group_args(group)
     if found.source is not None and given.agreement.reference is None:
         args += ["--reference", str(found.source)]
@@ -211,9 +215,9 @@ def reproduce(found, given: SimpleNamespace) -> str:
     bench = shlex.join(["infertool", "bench", *to_argv(found, given)])
     if found.graph is None:
         return bench
-    precision, target, samples = found.graph
-    made = ["infertool", "quantize", str(found.source), "-p", precision, "--target", target, "--calib-data", "random",
-            "--calib-samples", str(samples), *group_args(given.generated), "-o", str(found.model), "--force"]
+    precision, target = found.graph
+    made = ["infertool", "quantize", str(found.source), "-p", precision, "--target", target, "--calib-data", str(given.perf.tune_precision),
+            *group_args(given.generated), *group_args(given.image), "-o", str(found.model), "--force"]
     return f"{shlex.join(made)} && {bench}"
 
 
@@ -224,10 +228,14 @@ def _tuner(given: SimpleNamespace):
     if given.perf.isolate:
         raise InfertoolError("--tune measures its best and its defaults each alone in a fresh process already", hint="drop --isolate")
     budget = parse.seconds(given.perf.tune_budget, "--tune-budget")
-    return tuner(TuneOptions(budget, functools.partial(reproduce, given=given)))
+    if not given.agreement.check:
+        raise InfertoolError("--tune with --no-check would report configurations whose outputs are wrong", hint="drop --no-check")
+    calibration = data_options(given.perf.tune_precision, "--tune-precision", given.generated, given.image, ())
+    if calibration is not None and not calibration.path.exists():
+        raise InfertoolError(f"--tune-precision {shorten(calibration.path)} not found", hint="give calibration inputs: .npz, .npy, a .pb folder, images or audio")
+    return tuner(TuneOptions(budget, functools.partial(reproduce, given=given), calibration))
 
 
-@command
 def bench(
     model: List[Path] = typer.Argument(..., help="ONNX model, or several versions of one (fp32.onnx fp16.onnx int8.onnx) compared in one table."),
     backend: Optional[List[str]] = typer.Option(
@@ -245,13 +253,16 @@ def bench(
     ),
     compare: Compare = None, inputs: Inputs = None, generated: Generated = None, image: Image = None, timing: Timing = None, ort: Ort = None,
     engine: Engine = None, agreement: Agreement = None, gate: Gate = None, device: Device = None, reports: Reports = None,
-    truth: Truth = None, limits: Limits = None, perf: Perf = None, source: Source = None, output: Output = None,
+    truth: Truth = None, limits: Limits = None, perf: Perf = None, source: Source = None, backend_options: BackendOptions = None,
+    output: Output = None,
 ) -> None:
     """Benchmark ONNX models on one or more backends: latency statistics, throughput, memory, output agreement."""
     given, settings = _read(dict(locals()))
     from infertool.files import check_output
     from infertool.pipelines.bench import run_bench
 
+    if perf.tune_precision and not perf.tune:
+        raise InfertoolError("--tune-precision is a dimension of --tune", hint="add --tune")
     row_measure = _tuner(given) if perf.tune else None
     for target in _targets(output, reports).values():
         if target != "-":
@@ -267,4 +278,17 @@ def bench(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(bench)
+    app.command("bench")(command(bench))
+
+
+def _with_every_backend():
+    """The bench command with every backend's own options (loading them imports every backend)."""
+    global BackendOptions
+    BackendOptions = backend_options.group()
+    return command(bench)
+
+
+def with_backend_options(app: typer.Typer) -> None:
+    """bench with every backend's own options: loading them imports every backend, so only a bench that runs does."""
+    declared = next(c for c in app.registered_commands if c.name == "bench")
+    declared.callback = _with_every_backend()

@@ -147,19 +147,19 @@ class Image:
     sample_rate: int = typer.Option(16000, "--sample-rate", min=1, metavar="HZ", help="Audio: the model's sample rate; .wav files at another rate are resampled, several channels mixed to mono.")
 
     def to_audio(self):
-        from infertool.audio import AUDIO_PRESETS
+        from infertool.inputs.audio import AUDIO_PRESETS
 
         pre = AUDIO_PRESETS.get(self.preprocess or "waveform", AUDIO_PRESETS["waveform"])
         return dataclasses.replace(pre, sample_rate=self.sample_rate)
 
     def media(self) -> str | None:
-        from infertool.audio import AUDIO_PRESETS
+        from infertool.inputs.audio import AUDIO_PRESETS
 
         return None if self.preprocess is None else "audio" if self.preprocess in AUDIO_PRESETS else "image"
 
     def to_preprocess(self):
-        from infertool.audio import AUDIO_PRESETS
-        from infertool.feeds import PRESETS
+        from infertool.inputs.audio import AUDIO_PRESETS
+        from infertool.inputs.images import PRESETS
 
         name = "imagenet" if self.preprocess in (None, *AUDIO_PRESETS) else self.preprocess
         pre = PRESETS[parse.choice(name, [*PRESETS, *AUDIO_PRESETS], "--preprocess")]
@@ -183,7 +183,7 @@ class Image:
 def data_options(value: str | None, option: str, generated: Generated, image: Image, generators: tuple[str, ...] = parse.GENERATORS):
     """InputOptions for `PATH` or the name of generated data (one scheme for every data option),
     with the shared groups; None stays None."""
-    from infertool.feeds import InputOptions
+    from infertool.inputs.feeds import InputOptions
 
     if value is None:
         return None

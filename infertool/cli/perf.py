@@ -16,6 +16,11 @@ from infertool.cli import parse
 @dataclass
 class Perf:
     tune: bool = typer.Option(False, "--tune", help="Search each backend's settings per row with equal short budgets; report what was tried, the best, its speedup over the defaults and the command that reproduces it.")
+    tune_precision: Optional[str] = typer.Option(
+        None, "--tune-precision", metavar="CALIB_PATH",
+        help="--tune also tries precision graphs of an fp32 model (fp16, int8...), calibrated on these inputs (npz, images, ...) "
+        "and checked against the model's outputs [default: the model's precision is kept].",
+    )
     tune_budget: str = typer.Option("60s", "--tune-budget", metavar="Ts", help="Measuring time per row that --tune shares among the configurations it tries (set-up, compiles and engine builds not counted).")
     profile: bool = typer.Option(False, "--profile", help="Also profile each row in a separate session: time per op type and the slowest nodes / layers.")
     profile_top: int = typer.Option(10, "--profile-top", min=1, help="Nodes listed by --profile.")

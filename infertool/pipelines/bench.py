@@ -8,7 +8,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +19,9 @@ from infertool.backends import registry
 from infertool.backends.base import DEVICE_RESIDENT, END_TO_END, Backend, OrtOptions, RowFailed, Runner, RunnerOptions
 from infertool.dtypes import numpy_dtype
 from infertool.errors import CheckFailed, InfertoolError, RuntimeCrashed
-from infertool.feeds import FeedSource, InputOptions, value_shape
-from infertool.labels import LabelledSet, classes_for, read_labels_csv
+from infertool.inputs.batches import value_shape
+from infertool.inputs.feeds import FeedSource, InputOptions
+from infertool.inputs.labels import LabelledSet, classes_for, read_labels_csv
 from infertool.measure.gpu_telemetry import GpuProbe, clock_drop
 from infertool.measure.memory import HostPeak, gpu_used
 from infertool.measure.timing import Budget, run_for
@@ -88,6 +89,7 @@ class BenchOptions:
             "labels_csv": str(self.ground_truth) if self.ground_truth else None,
             "labels": list(self.model_labels), "baseline_row": self.baseline_row, "save_samples": self.save_samples,
             "source": runner.source.to_dict(), "profile_top": self.profile, "concurrency": self.concurrency, "isolate": self.isolate,
+            "backend_options": {key: asdict(value) for key, value in runner.groups.items()},
         }
 
 
@@ -169,6 +171,7 @@ def _check_request(models: list[Path], options: BenchOptions) -> list[Backend]:
             hint=f"infertool bench MODEL.onnx --backend trt --engine {engine}",
         )
     backends = [registry.get(name) for name in options.backends]
+    _check_groups(backends, options.runner)
     if options.runner.cuda_graph and not any(b.capabilities.cuda_graphs and options.runner.io_binding for b in backends):
         raise InfertoolError("--cuda-graph needs a GPU backend that can replay CUDA graphs (with IO binding)", hint="add --backend ort-cuda or trt, and drop --no-io-binding")
     if options.save_optimized is not None and not any(b.capabilities.saves_optimized for b in backends):
@@ -178,6 +181,19 @@ def _check_request(models: list[Path], options: BenchOptions) -> list[Backend]:
     if options.shape_sets and options.inputs.path is not None:
         raise InfertoolError("a shape sweep needs generated inputs: --inputs files have their own shapes", hint="drop --inputs, or the shape list")
     return backends
+
+
+def _check_groups(backends: list[Backend], runner: RunnerOptions) -> None:
+    """A backend's own options given where none of the backends run reads them would change nothing."""
+    for value in runner.groups.values():
+        kind = type(value)
+        if not any(b.option_group is kind for b in backends):
+            flags = [f.metadata["flag"] for f in fields(kind) if getattr(value, f.name) != f.default]
+            readers = registry.readers(kind)
+            raise InfertoolError(
+                f"{listing(flags)} {'is an option' if len(flags) == 1 else 'are options'} of {listing(readers)}, which this bench does not run",
+                hint=f"add --backend {readers[0]}, or drop {'it' if len(flags) == 1 else 'them'}",
+            )
 
 
 def _runnable(backends: list[Backend], skip: bool) -> tuple[list[Backend], tuple[dict, ...]]:
@@ -354,7 +370,7 @@ def run_bench(model_paths: Path | Sequence[Path], options: BenchOptions, reporte
     )
     if baseline is not None:
         settings = options.gate
-        verdict = gate(measured(result), measured(baseline), str(settings.baseline), settings.max_regression, settings.stat, settings.max_cv)
+        verdict = gate(measured(result), measured(baseline), str(settings.baseline), registry.gate_settings, settings.max_regression, settings.stat, settings.max_cv)
         result = replace(result, gate=verdict)
     _verdict(result)
     return result

@@ -11,9 +11,11 @@ import numpy as np
 from infertool import environment, onnx_io
 from infertool.agreement import Rule
 from infertool.errors import CheckFailed, InfertoolError
-from infertool.feeds import FeedSource, InputOptions, sample_count, sample_names, split_batches
 from infertool.files import file_sha256, staged_output
-from infertool.labels import classes_for, read_labels_csv
+from infertool.inputs.batches import sample_count, split_batches
+from infertool.inputs.feeds import FeedSource, InputOptions
+from infertool.inputs.labels import classes_for, read_labels_csv
+from infertool.inputs.reading import sample_names
 from infertool.pipelines.accuracy import Labelled, evaluate, probe
 from infertool.precision import transform
 from infertool.precision.settings import PrecisionSettings

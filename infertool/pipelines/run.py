@@ -14,9 +14,11 @@ from infertool.backends import registry
 from infertool.backends.base import Backend, RunnerOptions
 from infertool.dtypes import from_numpy, widened
 from infertool.errors import InfertoolError
-from infertool.feeds import FeedSource, InputOptions, value_shape, write_npz, write_pb_dir
 from infertool.files import check_input, check_output, read_bytes, staged_output
-from infertool.labels import classifier_output
+from infertool.inputs.batches import value_shape
+from infertool.inputs.feeds import FeedSource, InputOptions
+from infertool.inputs.labels import classifier_output
+from infertool.inputs.tensor_files import write_npz, write_pb_dir
 from infertool.records.run import OutputSummary, RunResult, TopK
 from infertool.reporting import Reporter
 from infertool.tensors import TensorSpec

@@ -113,13 +113,14 @@ def test_bench_isolate_with_tune_is_refused(tmp_path):
 
 def test_the_reproduce_command_round_trips_through_the_cli_parser(tmp_path):
     """What --tune found, written by to_argv and read back by bench's own parser: the same settings."""
-    from infertool.cli.bench import GIVEN, _read, declared, read_args, settings, to_argv
+    from infertool.backends.openvino import OpenVinoOptions
+    from infertool.cli.bench import GIVEN, _read, _with_every_backend, read_args, settings, to_argv
     from infertool.pipelines.tune import Reproduce
 
     model = tmp_path / "m.onnx"
     given_argv = [str(model), "-b", "ort-cpu", "--batch", "1,4", "--seed", "3", "--int-range", "0:7", "--warmup", "5", "-n", "17",
                   "--duration", "0.5", "--min-cosine", "0.99", "--timeout", "30", "--threads", "2", "--input-shape", "x:1x16"]
-    values = read_args(declared(), given_argv, "test")
+    values = read_args(_with_every_backend(), given_argv, "test")
     given, asked = _read(values)
     found_options = dataclasses.replace(
         asked.runner, io_binding=False, cuda_graph=False,
@@ -127,6 +128,7 @@ def test_the_reproduce_command_round_trips_through_the_cli_parser(tmp_path):
                                 provider_options={"arena_extend_strategy": "kSameAsRequested"}),
         engine=dataclasses.replace(asked.runner.engine, opt_level=5),
         source=dataclasses.replace(asked.runner.source, channels_last=True, compile_mode="max-autotune-no-cudagraphs"),
+        groups={"openvino": OpenVinoOptions(threads=3, hint="throughput")},
     )
     for graph in (None, ("fp16", "tensorrt")):
         found = Reproduce("ort-cpu", 4, tmp_path / "made.onnx" if graph else model, found_options, graph, model if graph else None)

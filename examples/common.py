@@ -157,8 +157,11 @@ def variants(model: Path, precision: str, out: Path, calib: Path | None, options
     found = [Variant(f"{precision} as-is (fails its gate)", precision, f"{precision}.as-is", path, report)]
     keep = out / f"{model.stem}.{precision}.keep.txt"
     debug_options = [o for i, o in enumerate(options) if o != "--labels-csv" and (i == 0 or options[i - 1] != "--labels-csv")]
-    search = infertool("debug", "precision", model, "-p", precision, "-o", keep, "--force", "--budget", budget,
-                       *(["--calib-data", calib] if precision in ("int8", "fp8") else []), *debug_options, log=log)
+    try:
+        search = infertool("debug", "precision", model, "-p", precision, "-o", keep, "--force", "--budget", budget,
+                           *(["--calib-data", calib] if precision in ("int8", "fp8") else []), *debug_options, log=log)
+    except CommandFailed as failure:  # no keep list within the budget: the as-is row stays, the reason with it
+        return [found[0]._replace(label=f"{precision} as-is (fails its gate; no rescue: {failure.line.removeprefix('error: ')[:80]})")]
     if not search.get("keep") and not keep.exists():
         return found
     rescued, rescued_report = quantized(model, precision, out, calib, [*options, "--exclude-nodes", f"@{keep}"], log, f"{precision}.rescued")

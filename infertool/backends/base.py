@@ -244,6 +244,8 @@ class Backend(ABC):
     option_group: ClassVar[type | None] = None
     # the RunnerInfo.settings a regression gate must find equal in a baseline row before it compares the two
     gate_settings: ClassVar[tuple[str, ...]] = ()
+    # the way out when the runtime kills its process on a model (a segfault at session creation, say)
+    crash_advice: ClassVar[str] = "the runtime crashed on this model, not infertool: try another backend (-b)"
 
     @abstractmethod
     def unavailable_reason(self) -> str | None:

@@ -70,6 +70,10 @@ class OrtBackend(Backend):
 
     provider: ClassVar[str]
     install: ClassVar[str] = "pip install 'infertool[gpu]': onnxruntime-gpu, instead of onnxruntime; NVIDIA GPUs only"
+    crash_advice: ClassVar[str] = (
+        "ONNX Runtime crashed on this model, not infertool: its graph optimizations crash on some graphs, "
+        "so try --graph-opt extended (or basic), or another backend (-b)"
+    )
     cuda_graph_key: ClassVar[str | None] = None  # the provider option that turns CUDA graphs on
     user_stream: ClassVar[bool] = False  # runs on a stream infertool gives it, so CUDA events can time it
     gate_settings = ("providers", "intra_op_threads", "inter_op_threads", "execution_mode", "graph_optimization", "provider_options", "io_binding", "cuda_graph")

@@ -50,6 +50,15 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+@pytest.fixture(scope="session")
+def cnn_onnx(tmp_path_factory) -> Path:
+    """tests/models.py:cnn converted as a user would (a dynamic batch), once a session: read it, never change it."""
+    path = tmp_path_factory.mktemp("cnn") / "cnn.onnx"
+    result = run_main("convert", f"{MODELS}:cnn", "--input-shape", "1x3x16x16", "-o", path, "--quiet")
+    assert result.returncode == 0, result.stderr
+    return path
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(123)

@@ -52,33 +52,42 @@ def compare(a: dict, b: dict) -> dict:
     return {"delta": delta, "noise": noise, "within_noise": None if noise is None else abs(delta) <= noise}
 
 
+CONFIGS = {"defaults": "defaults", "tuned": "best"}  # stage1's configurations -> tune's alone-measurement of the same
+
+
 def order_table(results: dict) -> list[dict]:
-    """Each model's row measured first and second, isolated and in one process."""
+    """Each model's row measured first and second, isolated and in one process, per configuration."""
     lines = []
-    for mode in ("isolate", "no-isolate"):
-        first, second = results.get(f"r50_{mode}_fp32_first"), results.get(f"r50_{mode}_fp16_first")
-        if not first or not second:
-            continue
-        for label in ("fp32", "fp16"):
-            a = row_numbers(next(r for r in first["rows"] if r["model"] == label))
-            b = row_numbers(next(r for r in second["rows"] if r["model"] == label))
-            lines.append({"mode": mode, "model": label, "fp32_first": a, "fp16_first": b, **compare(a, b)})
+    for config in CONFIGS:
+        for mode in ("isolate", "no-isolate"):
+            first, second = results.get(f"r50_{mode}_{config}_fp32_first"), results.get(f"r50_{mode}_{config}_fp16_first")
+            if not first or not second:
+                continue
+            for label in ("fp32", "fp16"):
+                a = row_numbers(next(r for r in first["rows"] if r["model"] == label))
+                b = row_numbers(next(r for r in second["rows"] if r["model"] == label))
+                lines.append({"config": config, "mode": mode, "model": label, "fp32_first": a, "fp16_first": b, **compare(a, b)})
     return lines
 
 
 def alone_table(results: dict) -> list[dict]:
-    """The isolated fp16 rows against tune's alone-measurement of the defaults (the same configuration)."""
+    """The fp16 rows, isolated and not, against tune's alone-measurement of the same configuration
+    (the defaults; the tuned one where tune's best is stage1's tuned configuration)."""
     tuned = results.get("r50_tune_fp16")
     if not tuned or not tuned["rows"] or not (tuned["rows"][0].get("tune") or {}).get("alone_ms"):
         return []
     tune = tuned["rows"][0]["tune"]
-    samples = (tune.get("alone_samples_ns") or {}).get("defaults")
-    alone = {"median_ms": tune["alone_ms"]["defaults"], "iqr": spread(samples, tune["alone_ms"]["defaults"]), "samples": len(samples or [])}
     lines = []
-    for name in ("r50_isolate_fp32_first", "r50_isolate_fp16_first"):
-        if name in results:
-            row = row_numbers(next(r for r in results[name]["rows"] if r["model"] == "fp16"))
-            lines.append({"isolated_row": name, "row": row, "alone": alone, **compare(alone, row)})
+    for config, which in CONFIGS.items():
+        samples = (tune.get("alone_samples_ns") or {}).get(which)
+        alone = {"median_ms": tune["alone_ms"][which], "iqr": spread(samples, tune["alone_ms"][which]), "samples": len(samples or []),
+                 "configuration": ", ".join(tune["best"]) if which == "best" else "defaults"}
+        for mode in ("isolate", "no-isolate"):
+            for first in ("fp32", "fp16"):
+                name = f"r50_{mode}_{config}_{first}_first"
+                if name in results:
+                    row = row_numbers(next(r for r in results[name]["rows"] if r["model"] == "fp16"))
+                    lines.append({"bench": name, "row": row, "alone": alone, **compare(alone, row)})
     return lines
 
 
@@ -112,13 +121,13 @@ def markdown(order: list[dict], alone: list[dict], bert: list[dict], where: dict
            f"GPUs: {json.dumps(where.get('gpus'))}", "",
            "Within noise: |change| <= the wider interquartile range of the two rows, relative to the median (from the saved samples).", ""]
     out += ["## ResNet-50 batch 1: the same row measured first and second", "",
-            "| rows | model | fp32 first ms | fp16 first ms | change | noise | within |", "|---|---|---|---|---|---|---|"]
-    out += [f"| {o['mode']} | {o['model']} | {_ms(o['fp32_first']['median_ms'])} | {_ms(o['fp16_first']['median_ms'])} | {_pct(o['delta'])} "
+            "| configuration | rows | model | fp32 first ms | fp16 first ms | change | noise | within |", "|---|---|---|---|---|---|---|---|"]
+    out += [f"| {o['config']} | {o['mode']} | {o['model']} | {_ms(o['fp32_first']['median_ms'])} | {_ms(o['fp16_first']['median_ms'])} | {_pct(o['delta'])} "
             f"| {_pct(o['noise'])} | {o['within_noise']} |" for o in order]
-    out += ["", "## Isolated fp16 rows against tune's alone-measurement of the defaults", "",
-            "| bench | isolated ms | alone ms | change | noise | within |", "|---|---|---|---|---|---|"]
-    out += [f"| {a['isolated_row']} | {_ms(a['row']['median_ms'])} | {_ms(a['alone']['median_ms'])} | {_pct(a['delta'])} | {_pct(a['noise'])} "
-            f"| {a['within_noise']} |" for a in alone]
+    out += ["", "## fp16 rows against tune's alone-measurement of the same configuration", "",
+            "| bench | tune's configuration | row ms | alone ms | change | noise | within |", "|---|---|---|---|---|---|---|"]
+    out += [f"| {a['bench']} | {a['alone']['configuration']} | {_ms(a['row']['median_ms'])} | {_ms(a['alone']['median_ms'])} | {_pct(a['delta'])} "
+            f"| {_pct(a['noise'])} | {a['within_noise']} |" for a in alone]
     out += ["", "## BERT-base fp16 seq 128: tuned ORT against torch.compile, one run", "",
             "| backend | batch | best found | ms (in-process) | alone best ms | alone defaults ms |", "|---|---|---|---|---|---|"]
     out += [f"| {b['backend']} | {b['batch']} | {b['best']} | {_ms(b['median_ms'])} | {_ms(b['alone_best_ms'])} | {_ms(b['alone_defaults_ms'])} |" for b in bert]

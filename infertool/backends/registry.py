@@ -28,6 +28,12 @@ def register(backend: Backend) -> Backend:
     return backend
 
 
+def modules() -> tuple[str, ...]:
+    """The modules that registered a backend by being imported, outside this package and its entry
+    points (a program's own backend): a fresh process imports them to find the same backends."""
+    return tuple(dict.fromkeys(type(b).__module__ for b in _BACKENDS.values() if not type(b).__module__.startswith(f"{__package__}.")))
+
+
 def _load() -> None:
     global _loaded
     if _loaded:

@@ -10,6 +10,7 @@ parent's stderr when it answers and kept as the error's detail when it does not.
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import signal
@@ -22,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infertool.backends import registry
 from infertool.errors import BackendFailure, InfertoolError
 from infertool.reporting import Reporter, Task
 
@@ -77,11 +79,13 @@ class _Stage:
         self.connection.send(("stage", text))
 
 
-def _child(connection, work: Callable, request: object, env: dict, stderr: str) -> None:
+def _child(connection, work: Callable, request: object, env: dict, stderr: str, modules: tuple[str, ...]) -> None:
     os.environ.update(env)
     handle = os.open(stderr, os.O_WRONLY | os.O_APPEND)
     os.dup2(handle, 2)  # the runtimes' own logs too, not only Python's
     try:
+        for module in modules:  # backends the parent registered by importing them (registry.modules)
+            importlib.import_module(module)
         answer = ("done", work(request, _Forwarding(connection)))
     except InfertoolError as exc:
         answer = ("error", exc)
@@ -134,7 +138,7 @@ def run(job: Job, reporter: Reporter) -> object:
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     with tempfile.NamedTemporaryFile(prefix="infertool-child-", suffix=".stderr") as log:
-        process = context.Process(target=_child, args=(send, job.work, job.request, job.env, log.name), name=f"infertool {job.runtime}")
+        process = context.Process(target=_child, args=(send, job.work, job.request, job.env, log.name, registry.modules()), name=f"infertool {job.runtime}")
         process.start()
         send.close()
         answer, stage, timed_out = None, "starting", False

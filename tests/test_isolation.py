@@ -14,7 +14,7 @@ from infertool.errors import InfertoolError
 from infertool.pipelines import isolation
 from infertool.pipelines.bench import BenchOptions, isolating
 
-from conftest import ROOT, one_line_error, run_cli
+from conftest import one_line_error, run_cli
 
 
 class Notes:
@@ -75,15 +75,6 @@ def test_isolation_is_on_by_default_only_where_several_rows_run_on_a_gpu():
     assert not isolating(BenchOptions(isolate=False), gpu_rows=4) and isolating(BenchOptions(isolate=True), gpu_rows=0)
 
 
-@pytest.fixture
-def crash_plugin(tmp_path):
-    info = tmp_path / "site" / "crash_plugin-1.0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: crash-plugin\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[infertool.backends]\ncrash = crash_backend\n")
-    return {"PYTHONPATH": f"{tmp_path / 'site'}:{ROOT / 'tests'}"}
-
-
 def test_bench_isolate_keeps_the_rows_of_a_crashing_runtime_s_neighbours(tmp_path, crash_plugin):
     from onnx_models import mlp
 
@@ -113,13 +104,14 @@ def test_bench_isolate_with_tune_is_refused(tmp_path):
 
 def test_the_reproduce_command_round_trips_through_the_cli_parser(tmp_path):
     """What --tune found, written by to_argv and read back by bench's own parser: the same settings."""
-    from infertool.cli.bench import GIVEN, _read, declared, read_args, settings, to_argv
+    from infertool.backends.openvino import OpenVinoOptions
+    from infertool.cli.bench import GIVEN, _read, _with_every_backend, read_args, settings, to_argv
     from infertool.pipelines.tune import Reproduce
 
     model = tmp_path / "m.onnx"
     given_argv = [str(model), "-b", "ort-cpu", "--batch", "1,4", "--seed", "3", "--int-range", "0:7", "--warmup", "5", "-n", "17",
                   "--duration", "0.5", "--min-cosine", "0.99", "--timeout", "30", "--threads", "2", "--input-shape", "x:1x16"]
-    values = read_args(declared(), given_argv, "test")
+    values = read_args(_with_every_backend(), given_argv, "test")
     given, asked = _read(values)
     found_options = dataclasses.replace(
         asked.runner, io_binding=False, cuda_graph=False,
@@ -127,6 +119,7 @@ def test_the_reproduce_command_round_trips_through_the_cli_parser(tmp_path):
                                 provider_options={"arena_extend_strategy": "kSameAsRequested"}),
         engine=dataclasses.replace(asked.runner.engine, opt_level=5),
         source=dataclasses.replace(asked.runner.source, channels_last=True, compile_mode="max-autotune-no-cudagraphs"),
+        groups={"openvino": OpenVinoOptions(threads=3, hint="throughput")},
     )
     for graph in (None, ("fp16", "tensorrt")):
         found = Reproduce("ort-cpu", 4, tmp_path / "made.onnx" if graph else model, found_options, graph, model if graph else None)

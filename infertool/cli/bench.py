@@ -174,7 +174,8 @@ def _emit(result, output: Output, reports: Reports) -> None:
         warn(warning)
 
 
-GIVEN = ("compare", "inputs", "generated", "image", "timing", "ort", "engine", "agreement", "gate", "device", "reports", "truth", "limits", "perf", "source", "backend_options")
+GIVEN = ("compare", "inputs", "generated", "image", "timing", "ort", "engine", "agreement", "gate", "device", "reports", "truth", "limits", "perf", "source",
+         "backend_options")
 REPRODUCED = ("inputs", "generated", "image", "timing", "agreement", "device", "limits")  # the groups a tuned configuration keeps as given
 
 
@@ -186,7 +187,7 @@ def _read(values: dict):
 
 def settings(argv: list[str], what: str = "bench arguments"):
     """`infertool bench ARGV` read into (models, BenchOptions) as the command reads it, running nothing."""
-    values = read_args(declared(), argv, what)
+    values = read_args(_with_every_backend(), argv, what)
     return values["model"], _read(values)[1]
 
 
@@ -215,7 +216,7 @@ def reproduce(found, given: SimpleNamespace) -> str:
     if found.graph is None:
         return bench
     precision, target = found.graph
-    made = ["infertool", "quantize", str(found.source), "-p", precision, "--target", target, "--calib-data", given.perf.tune_precision,
+    made = ["infertool", "quantize", str(found.source), "-p", precision, "--target", target, "--calib-data", str(given.perf.tune_precision),
             *group_args(given.generated), *group_args(given.image), "-o", str(found.model), "--force"]
     return f"{shlex.join(made)} && {bench}"
 
@@ -280,13 +281,14 @@ def register(app: typer.Typer) -> None:
     app.command("bench")(command(bench))
 
 
-def declared():
-    """bench as the command line declares it, with every backend's own options: loading them imports
-    every backend, so only a bench that runs (or reads bench arguments) does."""
+def _with_every_backend():
+    """The bench command with every backend's own options (loading them imports every backend)."""
     global BackendOptions
     BackendOptions = backend_options.group()
     return command(bench)
 
 
 def with_backend_options(app: typer.Typer) -> None:
-    next(c for c in app.registered_commands if c.name == "bench").callback = declared()
+    """bench with every backend's own options: loading them imports every backend, so only a bench that runs does."""
+    declared = next(c for c in app.registered_commands if c.name == "bench")
+    declared.callback = _with_every_backend()

@@ -41,13 +41,14 @@ class Job:
 class ChildDied(BackendFailure):
     """The process running a job died before it answered."""
 
-    def __init__(self, runtime: str, stage: str, cause: str, stderr: str = ""):
+    def __init__(self, runtime: str, stage: str, cause: str, stderr: str = "", returncode: int | None = None, timed_out: bool = False):
         super().__init__(
             f"the process running {runtime} died ({stage}): {cause}",
             hint="a crash inside the runtime, not in infertool; rerun that row alone with --verbose to see the runtime's last words",
             detail=stderr[-STDERR_TAIL:] or None,
         )
         self.runtime, self.stage, self.cause = runtime, stage, cause
+        self.returncode, self.timed_out = returncode, timed_out  # the process's exit code (-N: signal N)
 
 
 class _Forwarding:
@@ -146,7 +147,7 @@ def run(job: Job, reporter: Reporter) -> object:
             receive.close()
         stderr = Path(log.name).read_text(errors="replace")
     if answer is None:
-        raise ChildDied(job.runtime, stage, _cause(process.exitcode, job.timeout if timed_out else None), stderr)
+        raise ChildDied(job.runtime, stage, _cause(process.exitcode, job.timeout if timed_out else None), stderr, process.exitcode, timed_out)
     if job.echo_stderr and stderr:
         sys.stderr.write(stderr)
     kind, payload = answer
@@ -155,3 +156,12 @@ def run(job: Job, reporter: Reporter) -> object:
     if kind == "bug":
         raise RuntimeError(f"in the process running {job.runtime}: {payload}")
     return payload
+
+
+def guarded(job: Job, advice: str, what: str, reporter: Reporter) -> object:
+    """`run(job)` where a runtime may kill its process (a segfault opening a model): its death is
+    one line naming the runtime, the stage and `what` it was doing, with `advice` as the way out."""
+    try:
+        return run(job, reporter)
+    except ChildDied as died:
+        raise BackendFailure(f"{job.runtime} died ({died.stage}) {what}: {died.cause}", hint=advice, detail=died.detail) from died

@@ -26,7 +26,7 @@ from infertool.errors import BackendFailure, InfertoolError, first_line
 from infertool.onnx_io import ModelInfo
 from infertool.optional import distribution_version, is_available, require
 from infertool.text import listing, shorten
-from infertool.vocabulary import TUNE_GRAPHS
+from infertool.vocabulary import INT8_ORT, INT8_QDQ, TUNE_GRAPHS
 
 INSTALL = "pip install 'infertool[openvino]'"
 HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT", "cumulative_throughput": "CUMULATIVE_THROUGHPUT"}
@@ -85,7 +85,8 @@ class OpenVinoBackend(Backend):
     name = "openvino"
     description = "OpenVINO on the CPU"
     extra = "openvino"
-    capabilities = Capabilities(reduced_floats=False)
+    # its CPU plugin runs Q/DQ graphs on int8 kernels; fp16 / bf16 graphs it computes in f32 unless --ov-precision says otherwise
+    capabilities = Capabilities(reduced_floats=False, precision_graphs=(INT8_QDQ, INT8_ORT))
     option_group = OpenVinoOptions
     gate_settings = ("performance_hint", "num_streams", "inference_num_threads", "inference_precision")
 

@@ -6,12 +6,15 @@ hang, and nothing is written or read outside the folders given."""
 
 import json
 import os
+import re
 import time
 
 import pytest
 from test_fuzz import snapshot
 
-from conftest import one_line_error, run_main
+from infertool.errors import InfertoolError
+
+from conftest import one_line_error, run_cli, run_main
 from onnx_models import mlp
 
 # ---------------------------------------------------------------- sweep specs
@@ -146,3 +149,54 @@ def test_report_force_replaces_only_its_own_plots(bench_json, tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "x_files" / "mine.txt").read_text() == "mine\n" and (tmp_path / "x_files" / "mine.png").read_bytes() == b"not a plot"
     assert (tmp_path / "x_files" / "latency.png").is_file()
+
+
+# ---------------------------------------------------------------- environment variables
+
+
+def test_terminal_size_and_heartbeat_variables_that_cannot_be_used(tmp_path):
+    for env in ({"COLUMNS": "0", "LINES": "²", "INFERTOOL_HEARTBEAT": "nan"}, {"COLUMNS": "²", "INFERTOOL_HEARTBEAT": "1e400"},
+                {"COLUMNS": "99999999999", "LINES": "0", "INFERTOOL_HEARTBEAT": "x"}):
+        result = run_cli("run", "missing.onnx", cwd=tmp_path, env=env)
+        assert result.returncode == 2 and "missing.onnx not found" in one_line_error(result), env
+        warned = [line for line in result.stderr.splitlines() if line.startswith("warning: ignoring")]
+        assert [line.split("=")[0].removeprefix("warning: ignoring ") for line in warned] == list(env), result.stderr
+
+
+SHARD_VARIABLES = {
+    "INFERTOOL_SHARD": ({"INFERTOOL_SHARD": "²/3"}, None, "malformed INFERTOOL_SHARD"),
+    "too many shards": ({"INFERTOOL_SHARD": "1/99999999999999999999999"}, None, "malformed INFERTOOL_SHARD"),
+    "SLURM superscript": ({"SLURM_ARRAY_TASK_ID": "²", "SLURM_ARRAY_TASK_COUNT": "3"}, None, "SLURM_ARRAY_TASK_ID is '²'"),
+    "SLURM minimum": ({"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_MIN": "x", "SLURM_ARRAY_TASK_COUNT": "3"}, None, "SLURM_ARRAY_TASK_MIN is 'x'"),
+    "SLURM without a count": ({"SLURM_ARRAY_TASK_ID": "1"}, None, "not SLURM_ARRAY_TASK_COUNT"),
+    "Kubernetes": ({"JOB_COMPLETION_INDEX": "x"}, 3, "malformed shard from JOB_COMPLETION_INDEX"),
+}
+
+
+@pytest.mark.parametrize("case", list(SHARD_VARIABLES))
+def test_batch_system_variables_that_are_not_numbers(case):
+    from infertool.cli.sweep import shard_from
+
+    environ, count, message = SHARD_VARIABLES[case]
+    with pytest.raises(InfertoolError, match=re.escape(message)):
+        shard_from(None, count, environ)
+
+
+@pytest.mark.timeout(60, method="thread")
+@pytest.mark.parametrize("kind", ["fifo", "folder", "device", "nul"])
+def test_a_step_summary_that_is_no_file_neither_blocks_nor_fails(tmp_path, monkeypatch, kind):
+    mlp(tmp_path / "a.onnx", seed=0)
+    target = {"fifo": tmp_path / "summary", "folder": tmp_path, "device": "/dev/null", "nul": "sum\0mary"}[kind]
+    if kind == "fifo":
+        os.mkfifo(target)
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(target)) if kind != "nul" else monkeypatch.setattr(os, "environ", {**os.environ, "GITHUB_STEP_SUMMARY": target})
+    result = run_main("bench", "a.onnx", "-n", "2", "--duration", "0", "--warmup", "1", "--markdown", "a.md", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "GITHUB_STEP_SUMMARY" in result.stderr and (tmp_path / "a.md").is_file()
+
+
+def test_device_counts_are_bounded(sweep_dir):
+    spec = _spec(sweep_dir, "models: [a.onnx]\n")
+    for devices in ("99999999999", "²", "0,99999999999"):
+        result = run_main("sweep", spec, "--list", "--devices", devices, cwd=sweep_dir)
+        assert result.returncode == 2 and "malformed --devices" in one_line_error(result), devices

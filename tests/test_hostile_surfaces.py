@@ -200,3 +200,22 @@ def test_device_counts_are_bounded(sweep_dir):
     for devices in ("99999999999", "²", "0,99999999999"):
         result = run_main("sweep", spec, "--list", "--devices", devices, cwd=sweep_dir)
         assert result.returncode == 2 and "malformed --devices" in one_line_error(result), devices
+
+
+# ---------------------------------------------------------------- sizes and bounds
+
+
+@pytest.mark.timeout(60, method="thread")
+def test_a_model_file_past_what_protobuf_holds_is_refused_before_reading(tmp_path):
+    with open(tmp_path / "big.onnx", "wb") as sparse:
+        sparse.truncate(10 * 2**30)
+    for args in (["run", "big.onnx"], ["bench", "big.onnx"], ["quantize", "big.onnx", "-p", "fp16", "-o", "q.onnx"], ["debug", "precision", "big.onnx", "-p", "fp16", "-o", "keep.txt"]):
+        result = run_main(*args, cwd=tmp_path)
+        assert result.returncode == 2 and "more than the 2,147,483,648" in one_line_error(result), args
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.onnx"]
+
+
+@pytest.mark.parametrize("budget", ["100000m", "9" * 400, "٣s", "2m5"])
+def test_tune_budget_is_bounded(sweep_dir, budget):
+    result = run_main("bench", "a.onnx", "--tune", "--tune-budget", budget, cwd=sweep_dir)
+    assert result.returncode == 2 and "malformed --tune-budget" in one_line_error(result)

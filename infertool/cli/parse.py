@@ -17,6 +17,7 @@ from infertool.text import shorten
 Shape = tuple[int, ...]
 MAX_WORKSPACE = 2**40  # 1 TiB
 MAX_SHARDS = 1_000_000
+MAX_WAIT = 24 * 3600.0  # seconds: a time option past a day is a typo
 MAX_DEVICES = 1024  # --devices: a count or an index
 INT64 = (-(2**63), 2**63)
 # generated input data, by name: the first is the default
@@ -349,9 +350,10 @@ def devices(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(parts))
 
 
-def seconds(text: str, option: str) -> float:
-    """`60s`, `90`, `500ms`, `2m` -> seconds."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*", text)
-    if not match:
-        raise InfertoolError(f"malformed {option} '{text}'", hint="give a time, e.g. 60s, 500ms or 2m")
-    return float(match.group(1)) * {"ms": 1e-3, "s": 1.0, "m": 60.0, None: 1.0}[match.group(2)]
+def seconds(text: str, option: str, high: float = MAX_WAIT) -> float:
+    """`60s`, `90`, `500ms`, `2m` -> seconds, at most `high`."""
+    match = re.fullmatch(r"\s*([0-9]{1,12}(?:\.[0-9]{1,12})?)\s*(ms|s|m)?\s*", text)
+    value = float(match.group(1)) * {"ms": 1e-3, "s": 1.0, "m": 60.0, None: 1.0}[match.group(2)] if match else math.nan
+    if not value <= high:
+        raise InfertoolError(f"malformed {option} '{shorten(text, 40)}'", hint=f"give a time up to {high / 3600:g} h, e.g. 60s, 500ms or 2m")
+    return value

@@ -10,7 +10,7 @@ import re
 import time
 
 import pytest
-from test_fuzz import snapshot
+from test_fuzz import CONTROL, snapshot
 
 from infertool.errors import InfertoolError
 
@@ -219,3 +219,82 @@ def test_a_model_file_past_what_protobuf_holds_is_refused_before_reading(tmp_pat
 def test_tune_budget_is_bounded(sweep_dir, budget):
     result = run_main("bench", "a.onnx", "--tune", "--tune-budget", budget, cwd=sweep_dir)
     assert result.returncode == 2 and "malformed --tune-budget" in one_line_error(result)
+
+
+# ---------------------------------------------------------------- plug-ins
+
+BACKEND = '''
+from infertool.backends import registry
+from infertool.backends.base import Backend
+
+
+class Plugged(Backend):
+    name, description, extra = {name!r}, {description!r}, "cpu"
+
+    def unavailable_reason(self):
+        {check}
+
+    def open(self, artifact, options):
+        raise NotImplementedError
+
+'''
+PLUGINS = {  # name -> (module body, what doctor says about it)
+    "hangs-on-import": ("import time\ntime.sleep(3600)\n", "did not finish in 1 s"),
+    "exits-on-import": ("import sys\nsys.exit(0)\n", "called sys.exit(0)"),
+    "raises-on-import": ("raise RuntimeError('boom')\n", "raised RuntimeError"),
+    "prints-on-import": (BACKEND.format(name="prints", description="d", check="return None") + "print('noise')\nregistry.register(Plugged())\n", "available"),
+    "replaces-ort-cpu": (BACKEND.format(name="ort-cpu", description="fake", check="return None") + "registry.register(Plugged())\n",
+                         "tried to replace the backend 'ort-cpu'"),
+    "hangs-checking": (BACKEND.format(name="hangs-checking", description="d", check="import time; time.sleep(3600)")
+                       + "registry.register(Plugged())\n", "did not finish in 1 s"),
+    "exits-checking": (BACKEND.format(name="exits-checking", description="d", check="import sys; sys.exit(3)")
+                       + "registry.register(Plugged())\n", "called sys.exit(3)"),
+    "escapes": (BACKEND.format(name="\x1b[31mred", description="\x1b]0;title\x07[bold]x", check="return '\x1b[2J'")
+                + "registry.register(Plugged())\n", "unavailable"),
+}
+
+
+@pytest.fixture
+def plugged(tmp_path, monkeypatch):
+    """Install one of PLUGINS (a module and its dist-info on sys.path) and load the registry afresh."""
+    from infertool.backends import registry
+
+    def install(name: str) -> None:
+        module = f"plugin_{name.replace('-', '_')}_{abs(hash(tmp_path)) % 10**8}"
+        (tmp_path / f"{module}.py").write_text(PLUGINS[name][0])
+        info = tmp_path / f"{module}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(f"[infertool.backends]\n{name} = {module}\n")
+        registry.names()
+        monkeypatch.syspath_prepend(str(tmp_path))
+        for attribute, value in (("_loaded", False), ("_BACKENDS", dict(registry._BACKENDS)), ("_PLUGINS", set()), ("_BROKEN", {}), ("PLUGIN_SECONDS", 1.0)):
+            monkeypatch.setattr(registry, attribute, value)
+
+    return install
+
+
+@pytest.mark.timeout(120, method="thread")
+@pytest.mark.parametrize("name", list(PLUGINS))
+def test_a_misbehaving_plug_in_is_contained(plugged, tmp_path, name):
+    plugged(name)
+    doctor = run_main("doctor", "--json", cwd=tmp_path)
+    assert doctor.returncode == 0, doctor.stderr
+    backends = {b["name"]: b for b in json.loads(doctor.stdout)["backends"]}  # stdout is JSON, whatever the plug-in printed
+    assert backends["ort-cpu"]["ok"] and backends["ort-cpu"]["description"].startswith("ONNX Runtime")
+    plain = run_main("doctor", cwd=tmp_path)
+    shown = {"prints-on-import": "prints", "escapes": "\\x1b[31mred"}.get(name, name)
+    line = next(line for line in plain.stdout.splitlines() if line.startswith(shown + " "))
+    assert PLUGINS[name][1] in line, plain.stdout
+    assert not CONTROL.search(plain.stdout + plain.stderr)
+    mlp(tmp_path / "a.onnx")
+    bench = run_main("bench", "a.onnx", "-n", "2", "--duration", "0", "--warmup", "1", "-q", cwd=tmp_path)
+    assert bench.returncode == 0, bench.stderr
+
+
+@pytest.mark.timeout(60, method="thread")
+def test_asking_for_a_broken_plug_in_is_one_line(plugged, tmp_path):
+    plugged("raises-on-import")
+    mlp(tmp_path / "a.onnx")
+    result = run_main("bench", "a.onnx", "-b", "raises-on-import", cwd=tmp_path)
+    assert result.returncode == 2 and "backend plug-in 'raises-on-import' raised RuntimeError" in one_line_error(result)

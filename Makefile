@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU build of torch; a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 # trt-rtx: TensorRT-RTX builds real engines on a CPU-only machine, so the tests drive a real TensorRT-family builder.
-EXTRAS ?= cpu,torch,keras,trt-rtx,report,sweep,ray,dev,examples
+EXTRAS ?= cpu,torch,keras,trt-rtx,openvino,report,sweep,ray,dev,examples
 # Real-weight models for the examples and their tests: only their ONNX files are used, so without
 # their dependencies (rapidocr's code wants OpenCV; silero-vad's wants torch, which must stay as pinned).
 MODEL_PACKAGES := rapidocr-onnxruntime==1.4.4 silero-vad==6.2.3

@@ -21,7 +21,7 @@ from pathlib import Path
 from infertool import environment
 from infertool.backends import registry
 from infertool.backends.base import OrtOptions, RunnerOptions, SourceOptions
-from infertool.feeds import FeedSource, InputOptions
+from infertool.inputs.feeds import FeedSource, InputOptions
 from infertool.measure.timing import Budget, run_for
 from infertool.stats import Stats
 

@@ -31,11 +31,12 @@ class Bottleneck(nn.Module):
 class ResNet50(nn.Module):
     """The ResNet-50 v1.5 layout: stem, bottleneck stages [3, 4, 6, 3], 1000 classes."""
 
-    def __init__(self, classes: int = 1000):
+    def __init__(self, classes: int = 1000, stages: tuple[int, ...] = (3, 4, 6, 3), base: int = 64):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)]
-        cin = 64
-        for width, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+        layers: list[nn.Module] = [nn.Conv2d(3, base, 7, 2, 3, bias=False), nn.BatchNorm2d(base), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)]
+        cin = base
+        for stage, blocks in enumerate(stages):
+            width, stride = base * 2**stage, 1 if stage == 0 else 2
             for index in range(blocks):
                 layers.append(Bottleneck(cin, width, stride if index == 0 else 1))
                 cin = width * Bottleneck.expansion
@@ -85,19 +86,29 @@ class BertBase(nn.Module):
         return self.classifier(x[:, 0])
 
 
-def resnet50() -> nn.Module:
+def resnet50(**shape) -> nn.Module:
     torch.manual_seed(0)
-    model = ResNet50().eval()
+    model = ResNet50(**shape).eval()
     for module in model.modules():  # torchvision's initialization keeps activations O(1)
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
     return model
 
 
-def bert_base() -> nn.Module:
+def bert_base(**shape) -> nn.Module:
     torch.manual_seed(0)
-    model = BertBase().eval()
+    model = BertBase(**shape).eval()
     for module in model.modules():  # BERT's initializer range keeps activations sane
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, std=0.02)
     return model
+
+
+def resnet_tiny() -> nn.Module:
+    """ResNet-50's layout shrunk (gpu_evidence.sh --smoke: the script's plumbing on a CPU)."""
+    return resnet50(classes=10, stages=(1, 1), base=8)
+
+
+def bert_tiny() -> nn.Module:
+    """BERT-base's layout shrunk (gpu_evidence.sh --smoke)."""
+    return bert_base(vocab=1000, hidden=32, layers=2, heads=2, intermediate=64)

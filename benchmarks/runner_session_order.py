@@ -13,7 +13,7 @@ from harness_fidelity import bare_loop
 
 from infertool.backends import registry
 from infertool.backends.base import OrtOptions, RunnerOptions
-from infertool.feeds import FeedSource, InputOptions
+from infertool.inputs.feeds import FeedSource, InputOptions
 
 model = sys.argv[1]
 

@@ -8,6 +8,7 @@
 | 2    | InfertoolError     | a usage or input mistake, or an unmet requirement              |
 | 2    | MissingDependency  | an optional package is absent; the hint names its pip extra    |
 | 2    | BackendFailure     | a runtime (ONNX Runtime, TensorRT) failed on this model/input  |
+| 2    | RuntimeCrashed     | a runtime's process died; what else was measured is kept       |
 | 3    | anything else      | a bug in infertool                                             |
 """
 
@@ -37,6 +38,16 @@ class InfertoolError(Exception):
         text = shorten(" ".join(self.message.split()), MESSAGE_LIMIT)
         return f"{text} (hint: {printable(self.hint)})" if self.hint else text
 
+    def __reduce__(self):  # pickled whole (a child process sends it back): hint, detail and result included
+        return _restore, (type(self), dict(self.__dict__))
+
+
+def _restore(kind: type, state: dict) -> InfertoolError:
+    error = kind.__new__(kind)
+    Exception.__init__(error, state.get("message", ""))
+    error.__dict__.update(state)
+    return error
+
 
 class MissingDependency(InfertoolError):
     """An optional package is not installed; `hint` says how to install it."""
@@ -57,6 +68,13 @@ class CheckFailed(InfertoolError):
     def __init__(self, message: str, hint: str | None = None, result: object = None, detail: str | None = None):
         super().__init__(message, hint, detail)
         self.result = result
+
+
+class RuntimeCrashed(CheckFailed):
+    """A runtime's process died (a segfault, the OOM killer) while the rest went on: exit code 2, as a
+    runtime's failure; `result` still carries what was measured, so the CLI can show it."""
+
+    exit_code = 2
 
 
 def first_line(exc: BaseException) -> str:

@@ -3,6 +3,7 @@ ONNX Runtime sessions: an fp16 overflow, an int8-crushed outlier channel calibra
 (scikit-image's sample images), a fault only some samples show, and graphs that do not correspond."""
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -15,14 +16,14 @@ import pytest
 from infertool.cli.parse import names
 from infertool.errors import InfertoolError
 
-from conftest import ROOT, one_line_error, run_cli
+from conftest import ROOT, cli, one_line_error
 from onnx_models import fp16_overflow, int8_outlier, mlp
 
 pytestmark = pytest.mark.slow
 
 
 def cli_json(*args):
-    result = run_cli(*args, "--json")
+    result = cli(*args, "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout), result.stderr
 
@@ -58,7 +59,7 @@ def test_layers_flag_the_fp16_overflow_first(planted, tmp_path):
     assert report["outputs"][0]["diverged"] and report["samples"] == 8
     assert any("emulated" in n or "rounds every tensor" in n for n in report["notes"])  # ort-cpu runs fp16 in fp32: said
     assert "**◀ first divergence**" in (tmp_path / "layers.md").read_text()
-    shown = run_cli("debug", "layers", model, fp16)
+    shown = cli("debug", "layers", model, fp16)
     assert shown.returncode == 0 and "first divergence: tensor 'big' from node amplify (Mul)" in " ".join(shown.stdout.split())
 
 
@@ -72,8 +73,9 @@ def test_precision_keeps_the_fp16_overflow_and_quantize_then_passes(planted, tmp
     assert "step 0 (convert all)" in stderr and "passes" in stderr  # each step printed
     assert report["cost"]["kept_nodes"] == len(report["keep"]) and report["cost"]["casts_added"] >= 0
     assert names([f"@{keep}"]) == tuple(report["keep"])
-    fixed, _ = cli_json("quantize", model, "-p", "fp16", "--exclude-nodes", f"@{keep}", "-o", tmp_path / "fixed.onnx", "--min-cosine", "0.999")
+    fixed, _ = cli_json("quantize", model, "-p", "fp16", "--exclude-nodes", f"@{keep}", "-o", tmp_path / "fixed.onnx")
     assert all(o["passed"] for o in fixed["accuracy"]["outputs"]) and fixed["passed"]
+    _runs_verbatim(report["command"], model, keep)
     kept = {n.name: n for n in onnx.load(tmp_path / "fixed.onnx").graph.node}
     assert kept["amplify"].output[0] == "big"  # computed in fp32 and read in fp32: no fp16 round trip between kept nodes
 
@@ -89,8 +91,17 @@ def test_int8_outlier_channel_found_and_fixed_with_real_photos(photos, tmp_path)
     keep = tmp_path / "keep.txt"
     report, _ = cli_json("debug", "precision", model, "-p", "int8", "--calib-data", photos, "-o", keep)
     assert report["keep"] == ["conv2"] and report["cost"]["dequantize_removed"] > 0
-    fixed, _ = cli_json("quantize", model, "-p", "int8", "--calib-data", photos, "--exclude-nodes", f"@{keep}", "-o", tmp_path / "fixed.onnx", "--min-cosine", "0.99")
-    assert all(o["passed"] for o in fixed["accuracy"]["outputs"]) and fixed["accuracy"]["min_cosine"] > 0.99
+    assert f"--calib-data {photos}" in report["command"]
+    _runs_verbatim(report["command"], model, keep)
+
+
+def _runs_verbatim(command: str, model: Path, keep: Path) -> None:
+    """debug precision's "next:" command, run as printed: the conversion it verified passes quantize's gate."""
+    argv = shlex.split(command)
+    assert argv[:3] == ["infertool", "quantize", str(model)] and f"--exclude-nodes=@{keep}" in argv
+    done = cli(*argv[1:])
+    assert done.returncode == 0, done.stderr
+    assert Path(argv[argv.index("-o") + 1]).is_file()
 
 
 def test_a_fault_only_later_samples_show_is_found(planted, tmp_path):
@@ -107,6 +118,8 @@ def test_a_fault_only_later_samples_show_is_found(planted, tmp_path):
     assert report["rows"][2]["worst_sample"] != 0
     search, _ = cli_json("debug", "precision", model, "-p", "fp16", "--eval-data", tmp_path / "samples.npz", "-o", tmp_path / "keep.txt")
     assert "amplify" in search["keep"] and search["samples"] == 6
+    assert f"--eval-data {tmp_path / 'samples.npz'}" in search["command"]
+    _runs_verbatim(search["command"], model, tmp_path / "keep.txt")
 
 
 def renamed(model: Path, path: Path) -> Path:
@@ -128,16 +141,16 @@ def test_graphs_that_do_not_correspond_are_one_line_errors(planted, tmp_path):
         "other inputs": (int8_outlier(tmp_path / "image.onnx"), "takes inputs image, the reference x: not the same model"),
     }
     for case, (candidate, message) in cases.items():
-        result = run_cli("debug", "layers", model, candidate)
+        result = cli("debug", "layers", model, candidate)
         assert result.returncode == 2 and message in one_line_error(result), case
-    alone = run_cli("debug", "layers", model)
+    alone = cli("debug", "layers", model)
     assert alone.returncode == 2 and "nothing to compare" in one_line_error(alone)
-    as_model = run_cli("debug", "precision", model, "-p", "fp16", "-o", tmp_path / "keep.onnx")
+    as_model = cli("debug", "precision", model, "-p", "fp16", "-o", tmp_path / "keep.onnx")
     assert as_model.returncode == 2 and "a list of node names, not a model" in one_line_error(as_model)
     (tmp_path / "keep.txt").write_text("amplify\n")
-    exists = run_cli("debug", "precision", model, "-p", "fp16", "-o", tmp_path / "keep.txt")
+    exists = cli("debug", "precision", model, "-p", "fp16", "-o", tmp_path / "keep.txt")
     assert exists.returncode == 2 and "already exists" in one_line_error(exists)
-    missing = run_cli("quantize", model, "-p", "fp16", "--exclude-nodes", f"@{tmp_path / 'none.txt'}", "-o", tmp_path / "q.onnx")
+    missing = cli("quantize", model, "-p", "fp16", "--exclude-nodes", f"@{tmp_path / 'none.txt'}", "-o", tmp_path / "q.onnx")
     assert missing.returncode == 2 and "cannot read the name list" in one_line_error(missing) and not (tmp_path / "q.onnx").exists()
 
 

@@ -18,6 +18,7 @@ from dataclasses import replace
 import pytest
 
 from infertool import files
+from infertool.backends import registry
 from infertool.records.bench import BenchRow
 from infertool.records.gate import Measured, gate
 from infertool.stats import Stats
@@ -181,8 +182,8 @@ def test_the_gate_never_passes_on_nan(sb):
         stats = replace(Stats.from_ns([1_000_000] * 3), median=median)
         return [Measured(BenchRow("ort-cpu", 1, "fp32", "end_to_end", {"end_to_end": stats}, {}, {}, {}), model, {})]
 
-    assert gate(rows(1.0), rows(float("nan")), "b.json", 0.1, "median").rows[0].regressed  # should one slip through: it fails
-    assert gate(rows(1.0), rows(1.0), "b.json", float("nan"), "median").rows[0].regressed
+    assert gate(rows(1.0), rows(float("nan")), "b.json", registry.gate_settings, 0.1, "median").rows[0].regressed  # should one slip through: it fails
+    assert gate(rows(1.0), rows(1.0), "b.json", registry.gate_settings, float("nan"), "median").rows[0].regressed
 
 
 BAD_BASELINES = {

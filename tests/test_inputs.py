@@ -6,7 +6,10 @@ from PIL import Image
 
 from infertool import onnx_io
 from infertool.errors import InfertoolError
-from infertool.feeds import PRESETS, FeedSource, ImagePreprocess, InputOptions, IntRanges, read_pb_dir, write_pb_dir
+from infertool.inputs.feeds import FeedSource, InputOptions
+from infertool.inputs.generated import IntRanges
+from infertool.inputs.images import PRESETS, ImagePreprocess
+from infertool.inputs.tensor_files import read_pb_dir, write_pb_dir
 
 from onnx_models import image_classifier, mlp, two_inputs
 

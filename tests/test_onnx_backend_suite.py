@@ -18,7 +18,7 @@ from onnx import TensorProto, numpy_helper
 from onnx.backend.test.loader import load_model_tests
 from onnx.backend.test.runner import Runner
 
-from infertool.feeds import InputOptions
+from infertool.inputs.feeds import InputOptions
 from infertool.pipelines.run import RunRequest, run
 from infertool.reporting import SilentReporter
 

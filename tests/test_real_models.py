@@ -14,7 +14,8 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from infertool import onnx_io
-from infertool.feeds import PRESETS, FeedSource, InputOptions
+from infertool.inputs.feeds import FeedSource, InputOptions
+from infertool.inputs.images import PRESETS
 
 from conftest import ROOT, ort_run, run_cli
 

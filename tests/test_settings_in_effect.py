@@ -34,7 +34,7 @@ def test_an_input_shape_that_the_input_file_contradicts_is_refused(tmp_path):
 
 
 def test_generated_integer_inputs_follow_their_names_and_are_named(tmp_path):
-    from infertool.feeds import FeedSource, InputOptions
+    from infertool.inputs.feeds import FeedSource, InputOptions
     from infertool.tensors import TensorSpec
 
     specs = [TensorSpec("input_ids", "int64", ("batch", "seq")), TensorSpec("attention_mask", "int64", ("batch", "seq")), TensorSpec("sr", "int64", ())]

@@ -7,7 +7,7 @@ from infertool.cli.parse import int_range as parse_int_range
 from infertool.cli.parse import named_shape as parse_named_shape
 from infertool.cli.parse import named_shapes as parse_named_shapes
 from infertool.errors import InfertoolError
-from infertool.feeds import IntRanges, generated_feeds
+from infertool.inputs.generated import IntRanges, generated_feeds
 from infertool.tensors import TensorSpec, resolve_shapes
 
 

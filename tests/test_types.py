@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, numpy_helper
 
-from infertool.feeds import write_pb_dir
+from infertool.inputs.tensor_files import write_pb_dir
 
 from conftest import cli, one_line_error, run_cli
 from onnx_models import constant, containers, strings, typed

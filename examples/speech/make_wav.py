@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from infertool.audio import read_wav, resample  # noqa: E402
+from infertool.inputs.audio import read_wav, resample  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 RATE = 8000

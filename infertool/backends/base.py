@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -83,6 +83,15 @@ class SourceOptions:
         }
 
 
+def option(flag: str, help: str, default: object = None, *, metavar: str | None = None, choices: tuple[str, ...] = (), low: int | None = None, high: int | None = None) -> Any:
+    """A field of a backend's option group (`Backend.option_group`): the flag and help the CLI gives it,
+    the choices or integer range it accepts (the CLI refuses others before any work starts)."""
+    return field(default=default, metadata={"flag": flag, "help": help, "metavar": metavar, "choices": choices, "min": low, "max": high})
+
+
+Group = TypeVar("Group")
+
+
 @dataclass(frozen=True)
 class RunnerOptions:
     """Everything a backend may read; each reads the groups that concern it."""
@@ -95,6 +104,14 @@ class RunnerOptions:
     engine: EngineOptions = field(default_factory=EngineOptions)
     source: SourceOptions = field(default_factory=SourceOptions)
     profile: bool = False  # record per-op / per-layer times (Runner.profile); costs speed, so timed runs keep it off
+    groups: Mapping[str, Any] = field(default_factory=dict)  # backends' own option groups, by `key`
+
+    def group(self, kind: type[Group]) -> Group:
+        """A backend's own option group as given, else its defaults."""
+        return self.groups.get(kind.key) or kind()  # type: ignore[attr-defined]
+
+    def with_group(self, value: object) -> RunnerOptions:
+        return replace(self, groups={**self.groups, type(value).key: value})  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -108,6 +125,7 @@ class Capabilities:
     reduced_floats: bool = True  # computes fp16 / bf16 graphs in those types (ORT's CPU provider runs most of their ops in fp32)
     debug_tensors: bool = False  # returns intermediate tensors without making them graph outputs (TensorRT debug tensors)
     profiles: bool = False  # can report per-op / per-layer times (bench --profile)
+    precision_graphs: tuple[str, ...] = ()  # vocabulary.PRECISION_GRAPHS it runs faster than fp32, where any: what optimize tries
 
 
 @dataclass(frozen=True)
@@ -221,13 +239,20 @@ class Backend(ABC):
     description: ClassVar[str]
     extra: ClassVar[str]  # the pip extra that installs what it needs
     capabilities: ClassVar[Capabilities] = Capabilities()
+    # its own options: a frozen dataclass with ClassVars `key` (its name in RunnerOptions.groups) and `title`
+    # (the --help heading), its fields made with `option`; the CLI adds them to bench (`options.group(kind)` reads them)
+    option_group: ClassVar[type | None] = None
+    # the RunnerInfo.settings a regression gate must find equal in a baseline row before it compares the two
+    gate_settings: ClassVar[tuple[str, ...]] = ()
+    # the way out when the runtime kills its process on a model (a segfault at session creation, say)
+    crash_advice: ClassVar[str] = "the runtime crashed on this model, not infertool: try another backend (-b)"
 
     @abstractmethod
     def unavailable_reason(self) -> str | None:
         """Why it cannot run here (naming what to install), or None. Must not raise for a missing package."""
 
     def check(self, model: ModelInfo, options: RunnerOptions) -> None:
-        """Refuse options this backend cannot work with, before any row is measured (say, a missing --source)."""
+        """Refuse options this backend cannot work with, before any row of any backend is measured (say, a missing --source)."""
 
     def tuning_space(self, model: ModelInfo, options: RunnerOptions) -> tuple[Dimension, ...]:
         """What `bench --tune` searches for this backend, most effective first; nothing by default."""

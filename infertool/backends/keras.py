@@ -55,6 +55,7 @@ class KerasBackend(Backend):
     name = "keras"
     description = "Keras predict_on_batch on the --source model (.keras, .h5, SavedModel) the ONNX came from"
     extra = "keras"
+    gate_settings = ("keras_call",)
     xla = False
     _loaded: dict = {}
 

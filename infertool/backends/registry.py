@@ -110,6 +110,23 @@ def get(name: str) -> Backend:
     return _BACKENDS[name]
 
 
+def option_groups() -> list[type]:
+    """Every backend's own option group, each once, in registration order (the CLI adds them to bench)."""
+    return list(dict.fromkeys(b.option_group for b in (get(n) for n in names()) if b.option_group is not None))
+
+
+def readers(group: type) -> list[str]:
+    """The backends that read this option group."""
+    return [n for n in names() if get(n).option_group is group]
+
+
+def gate_settings(name: str) -> tuple[str, ...] | None:
+    """The settings a regression gate must find equal before it compares two rows of this backend;
+    None for a backend not installed here (nothing says which of its settings change speed)."""
+    _load()
+    return _BACKENDS[name].gate_settings if name in _BACKENDS else None
+
+
 @dataclass(frozen=True)
 class BackendStatus:
     name: str

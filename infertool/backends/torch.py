@@ -46,6 +46,7 @@ class TorchBackend(Backend):
     name = "torch"
     description = "PyTorch eager, torch.inference_mode, on the --source model the ONNX came from (GPU where torch has CUDA)"
     extra = "torch"
+    gate_settings = ("dtype", "channels_last", "compile_mode", "threads", "io_binding", "cuda_graph")
     compiled = False
     _loaded: dict = {}
 

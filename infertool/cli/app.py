@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from infertool import __version__, files
-from infertool.cli import bench, build_engine, cmdline, convert, debug, doctor, helptext, quantize, report, run, sweep
+from infertool.cli import bench, build_engine, cmdline, convert, debug, doctor, helptext, optimize, quantize, report, run, sweep
 from infertool.cli.console import err
 from infertool.errors import InfertoolError, first_line
 from infertool.text import printable, shorten
@@ -53,18 +53,20 @@ def root(
     """Exit codes: 0 ok, 1 a check failed (validation, accuracy, regression gate), 2 usage or input error, 3 internal error."""
 
 
-for module in (convert, quantize, build_engine, run, bench, report, sweep, doctor, debug):
+for module in (convert, quantize, build_engine, run, bench, report, sweep, optimize, doctor, debug):
     module.register(app)
 
 
-def _command():
-    """The click command, with its help tidied."""
+def _command(argv: list[str]):
+    """The click command, with its help tidied; bench with the backends' own options where it runs."""
+    if "bench" in argv:
+        bench.with_backend_options(app)
     return helptext.tidy(typer.main.get_command(app))
 
 
 def normalize_argv(argv: list[str]) -> tuple[list[str], bool]:
     """`--debug` anywhere; `--json` / `--csv` / `--markdown` without a path mean stdout."""
-    return cmdline.normalize(argv, _command())
+    return cmdline.normalize(argv, _command(argv))
 
 
 @contextlib.contextmanager
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     debug, verbose = "--debug" in raw, "--verbose" in raw
     code = 0
     try:
-        command = _command()
+        command = _command(raw)
         args, debug = cmdline.normalize(raw, command)
         with _signals():
             code = command(args=args, prog_name="infertool", standalone_mode=False)

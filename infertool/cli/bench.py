@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
+import shlex
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +15,10 @@ from typing import List, Optional
 
 import typer
 
-from infertool.cli import parse
+from infertool.cli import backend_options, parse
 from infertool.cli.console import RichReporter, emit_json, emit_text, out, warn
-from infertool.cli.groups import Device, Generated, Image, Inputs, Limits, Output, Truth, command
-from infertool.cli.perf import Perf, Source
+from infertool.cli.groups import Device, Generated, Image, Inputs, Limits, Output, Truth, command, data_options, read_args
+from infertool.cli.perf import Perf, Source, group_args
 from infertool.cli.show import bench as show_bench
 from infertool.cli.show import perf as show_perf
 from infertool.errors import CheckFailed, InfertoolError, first_line
@@ -25,6 +27,7 @@ from infertool.present.bench import bench_csv, bench_markdown
 from infertool.text import printable, shorten
 
 MAX_THREADS = 1024
+BackendOptions = backend_options.NONE  # every backend's own options, once bench runs (with_backend_options)
 
 
 @dataclass
@@ -114,6 +117,7 @@ def _options(backend, batch, shapes, skip, force, given: SimpleNamespace):
     from infertool.backends.onnxruntime import EXECUTION_MODES, OPTIMIZATION_LEVELS
     from infertool.measure.timing import Budget
     from infertool.pipelines.bench import BenchOptions
+    from infertool.vocabulary import BUILD_PRECISIONS
 
     ort, engine, timing, agreement, perf, generated = given.ort, given.engine, given.timing, given.agreement, given.perf, given.generated
     runner = RunnerOptions(
@@ -121,9 +125,9 @@ def _options(backend, batch, shapes, skip, force, given: SimpleNamespace):
         ort=OrtOptions(ort.threads, ort.inter_op_threads, parse.choice(ort.graph_opt, OPTIMIZATION_LEVELS, "--graph-opt"),
                        parse.provider_options(ort.ort_option or []),
                        ort.execution_mode and parse.choice(ort.execution_mode, EXECUTION_MODES, "--execution-mode")),
-        engine=EngineOptions(engine.precision, parse.size(engine.workspace) if engine.workspace else None, engine.opt_level,
+        engine=EngineOptions(engine.precision and parse.choice(engine.precision, BUILD_PRECISIONS, "--precision"), parse.size(engine.workspace) if engine.workspace else None, engine.opt_level,
                              engine.timing_cache, engine.engine, engine.engine_cache, runtime_cache=engine.runtime_cache),
-        source=given.source.to_options(), timeout=given.limits.seconds(),
+        source=given.source.to_options(), timeout=given.limits.seconds(), groups=given.backend_options.to_groups(),
     )
     shape_sets = parse.shape_sets(generated.input_shape or [], shapes or [])
     fixed = dataclasses.replace(generated, input_shape=None) if shape_sets else generated  # each set holds the fixed shapes
@@ -135,7 +139,7 @@ def _options(backend, batch, shapes, skip, force, given: SimpleNamespace):
         rtol=parse.finite(agreement.rtol, "--rtol"), min_cosine=parse.finite(agreement.min_cosine, "--min-cosine", -math.inf),
         gate=_gate(given.gate), save_optimized=ort.save_optimized, force=force, skip_unavailable=skip, ground_truth=given.truth.labels_csv,
         model_labels=parse.names(given.compare.label, unique=False), baseline_row=given.compare.baseline_row,
-        save_samples=given.reports.save_samples, profile=perf.profile_top if perf.profile else 0, concurrency=perf.concurrency,
+        save_samples=given.reports.save_samples, profile=perf.profile_top if perf.profile else 0, concurrency=perf.concurrency, isolate=perf.isolate,
     )
 
 
@@ -184,18 +188,68 @@ def _emit(result, output: Output, reports: Reports) -> None:
         warn(warning)
 
 
+GIVEN = ("compare", "inputs", "generated", "image", "timing", "ort", "engine", "agreement", "gate", "device", "reports", "truth", "limits", "perf", "source",
+         "backend_options")
+REPRODUCED = ("inputs", "generated", "image", "timing", "agreement", "device", "limits")  # the groups a tuned configuration keeps as given
+
+
+def _read(values: dict):
+    """(the option groups by name, BenchOptions) of the command's arguments."""
+    given = SimpleNamespace(**{name: values[name] for name in GIVEN})
+    return given, _options(values["backend"], values["batch"], values["shapes"], values["skip_unavailable"], values["output"].force, given)
+
+
+def settings(argv: list[str], what: str = "bench arguments"):
+    """`infertool bench ARGV` read into (models, BenchOptions) as the command reads it, running nothing."""
+    values = read_args(_with_every_backend(), argv, what)
+    return values["model"], _read(values)[1]
+
+
+def to_argv(found, given: SimpleNamespace) -> list[str]:
+    """The `bench` arguments measuring a configuration `bench --tune` found (pipelines/tune.Reproduce), the
+    command's other settings as `given`: `settings` reads them back to the same options (tested)."""
+    options = found.options
+    ort = Ort(
+        threads=options.ort.intra_op_threads, inter_op_threads=options.ort.inter_op_threads, graph_opt=options.ort.graph_optimization,
+        ort_option=[f"{k}={v}" for k, v in options.ort.provider_options.items()] or None, io_binding=options.io_binding,
+        cuda_graph=options.cuda_graph, save_optimized=None, execution_mode=options.ort.execution_mode,
+    )
+    engine = dataclasses.replace(given.engine, opt_level=options.engine.opt_level)
+    source = dataclasses.replace(given.source, channels_last=options.source.channels_last, compile_mode=options.source.compile_mode)
+    args = [str(found.model), "--backend", found.backend, "--batch", str(found.batch)]
+    for group in (*(getattr(given, name) for name in REPRODUCED), ort, engine, source, type(given.backend_options).from_groups(options.groups)):
+        args += group_args(group)
+    if found.source is not None and given.agreement.reference is None:
+        args += ["--reference", str(found.source)]
+    return args
+
+
+def reproduce(found, given: SimpleNamespace) -> str:
+    """The command line reproducing a tuned configuration: the step making its graph first, where it has one."""
+    bench = shlex.join(["infertool", "bench", *to_argv(found, given)])
+    if found.graph is None:
+        return bench
+    precision, target = found.graph
+    made = ["infertool", "quantize", str(found.source), "-p", precision, "--target", target, "--calib-data", str(given.perf.tune_precision),
+            *group_args(given.generated), *group_args(given.image), "-o", str(found.model), "--force"]
+    return f"{shlex.join(made)} && {bench}"
+
+
 def _tuner(given: SimpleNamespace):
     """bench --tune's row measurement, which writes the command line reproducing what it found."""
-    from infertool.cli.perf import reproduce
     from infertool.pipelines.tune import TuneOptions, tuner
 
-    groups = {name: getattr(given, name) for name in ("inputs", "generated", "image", "timing", "agreement", "device")}
+    if given.perf.isolate:
+        raise InfertoolError("--tune measures its best and its defaults each alone in a fresh process already", hint="drop --isolate")
     budget = parse.seconds(given.perf.tune_budget, "--tune-budget")
-    bench_args, command = reproduce(groups, Ort, given.engine, given.source)
-    return tuner(TuneOptions(budget, command, bench_args))
+    if not given.agreement.check:
+        raise InfertoolError("--tune with --no-check would report configurations whose outputs are wrong", hint="drop --no-check")
+    calibration = data_options(given.perf.tune_precision, "--tune-precision", given.generated, given.image, ())
+    if calibration is not None and not calibration.path.exists():
+        raise InfertoolError(f"--tune-precision {shorten(calibration.path)} not found", hint="give calibration inputs: .npz, .npy, a .pb folder, images or audio")
+    return tuner(TuneOptions(budget, functools.partial(reproduce, given=given), calibration))
 
 
-@command
 def bench(
     model: List[Path] = typer.Argument(..., help="ONNX model, or several versions of one (fp32.onnx fp16.onnx int8.onnx) compared in one table."),
     backend: Optional[List[str]] = typer.Option(
@@ -213,17 +267,16 @@ def bench(
     ),
     compare: Compare = None, inputs: Inputs = None, generated: Generated = None, image: Image = None, timing: Timing = None, ort: Ort = None,
     engine: Engine = None, agreement: Agreement = None, gate: Gate = None, device: Device = None, reports: Reports = None,
-    truth: Truth = None, limits: Limits = None, perf: Perf = None, source: Source = None, output: Output = None,
+    truth: Truth = None, limits: Limits = None, perf: Perf = None, source: Source = None, backend_options: BackendOptions = None,
+    output: Output = None,
 ) -> None:
     """Benchmark ONNX models on one or more backends: latency statistics, throughput, memory, output agreement."""
+    given, settings = _read(dict(locals()))
     from infertool.files import check_output
     from infertool.pipelines.bench import run_bench
 
-    given = SimpleNamespace(
-        compare=compare, inputs=inputs, generated=generated, image=image, timing=timing, ort=ort, engine=engine, agreement=agreement,
-        gate=gate, device=device, reports=reports, truth=truth, limits=limits, perf=perf, source=source,
-    )
-    settings = _options(backend, batch, shapes, skip_unavailable, output.force, given)
+    if perf.tune_precision and not perf.tune:
+        raise InfertoolError("--tune-precision is a dimension of --tune", hint="add --tune")
     row_measure = _tuner(given) if perf.tune else None
     for target in _targets(output, reports).values():
         if target != "-":
@@ -239,4 +292,17 @@ def bench(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(bench)
+    app.command("bench")(command(bench))
+
+
+def _with_every_backend():
+    """The bench command with every backend's own options (loading them imports every backend)."""
+    global BackendOptions
+    BackendOptions = backend_options.group()
+    return command(bench)
+
+
+def with_backend_options(app: typer.Typer) -> None:
+    """bench with every backend's own options: loading them imports every backend, so only a bench that runs does."""
+    declared = next(c for c in app.registered_commands if c.name == "bench")
+    declared.callback = _with_every_backend()

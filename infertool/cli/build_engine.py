@@ -20,7 +20,10 @@ def build_engine(
     engine_path: Path = typer.Option(..., "--output", "-o", help="Engine file to write (a .engine.json sidecar goes beside it)."),
     backend: str = typer.Option("trt", "--backend", "-b", metavar="trt|trt-rtx", help="Which TensorRT builds: trt (TensorRT 10/11, on this GPU) or trt-rtx (TensorRT-RTX, ahead of time, no GPU needed)."),
     compute_capability: Optional[str] = typer.Option(None, "--compute-capability", metavar="CC[,CC...]", help="trt-rtx: target GPUs, e.g. 8.6,8.9,12.0 or sm86,sm89 (current: this GPU) [default: Ampere and later]."),
-    precision: str = typer.Option("fp32", "--precision", "-p", metavar="fp32|fp16|bf16|int8|fp8|best", help="Requested precision; on TensorRT 11 and TensorRT-RTX it is written into the graph first (casts or Q/DQ)."),
+    precision: Optional[str] = typer.Option(
+        None, "--precision", "-p", metavar="fp32|fp16|bf16|int8|fp8|best",
+        help="Requested precision; on TensorRT 11 and TensorRT-RTX it is written into the graph first (casts or Q/DQ) [default: the graph's own].",
+    ),
     min_shapes: Optional[List[str]] = typer.Option(None, "--min-shapes", metavar="NAME:DIMS[,...]", help="Profile minimum, trtexec style (repeat the three options for more profiles)."),
     opt_shapes: Optional[List[str]] = typer.Option(None, "--opt-shapes", metavar="NAME:DIMS[,...]", help="Profile optimum."),
     max_shapes: Optional[List[str]] = typer.Option(None, "--max-shapes", metavar="NAME:DIMS[,...]", help="Profile maximum."),
@@ -47,9 +50,10 @@ def build_engine(
     """
     from infertool.engine.build import HARDWARE_COMPAT, BuildOptions
     from infertool.pipelines.build import BuildRequest, build
+    from infertool.vocabulary import BUILD_PRECISIONS
 
     options = BuildOptions(
-        precision=precision, workspace=parse.size(workspace) if workspace else None, opt_level=opt_level,
+        precision=precision and parse.choice(precision, BUILD_PRECISIONS, "--precision"), workspace=parse.size(workspace) if workspace else None, opt_level=opt_level,
         timing_cache=timing_cache, version_compatible=version_compatible,
         hardware_compat=parse.choice(hardware_compat, HARDWARE_COMPAT, "--hardware-compat"), verbose=output.verbose,
         calib=calibration.to_options(generated, image), calib_method=calibration.calib_method,

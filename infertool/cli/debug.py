@@ -72,8 +72,21 @@ def precision(
     if output.json_path is not None:
         check_output(output.json_path, output.force)
     with showing_failed_checks(output.json_out, output.force, show_debug.debug_precision), RichReporter(output.quiet) as reporter:
-        result = debug_precision(model, SearchOptions(keep_path, request, budget), reporter)
+        result = debug_precision(model, SearchOptions(keep_path, request, budget, _verified(model, precision, keep_path, calibration, conversion, generated, image)), reporter)
     show(result, output.json_out, output.force, show_debug.debug_precision)
+
+
+def _verified(model: Path, precision: str, keep: Path, *groups) -> str:
+    """The quantize command line the search verifies: the same conversion, data and gate, with the keep list."""
+    import shlex
+
+    from infertool.cli.perf import group_args
+
+    calibration, conversion, generated, image = groups
+    exclude = [*(f"--exclude-nodes={n}" for n in conversion.exclude_nodes or ()), f"--exclude-nodes=@{keep}"]
+    argv = ["infertool", "quantize", str(model), "-p", precision, *group_args(calibration), *group_args(conversion, skip=("exclude_nodes",)),
+            *exclude, *group_args(generated), *group_args(image), "-o", str(keep.with_name(f"{model.stem}.{precision}.onnx"))]
+    return shlex.join(argv)
 
 
 def register(app: typer.Typer) -> None:

@@ -48,10 +48,10 @@ def command(func: Callable) -> Callable:
 
     @functools.wraps(func)
     def wrapper(**values: object) -> object:
-        for name, kind in groups.items():
-            values[name] = kind(**{f.name: values.pop(f.name) for f in dataclasses.fields(kind)})
-            if isinstance(values[name], Output):
-                values[name].apply()
+        values = _grouped(groups, values)
+        for group in values.values():
+            if isinstance(group, Output):
+                group.apply()
         for group in values.values():
             if isinstance(group, Output) and group.json_path is not None:  # refused before the work, not after
                 files.check_output(group.json_path, group.force)
@@ -60,7 +60,38 @@ def command(func: Callable) -> Callable:
 
     wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    wrapper.groups = groups  # type: ignore[attr-defined]
     return wrapper
+
+
+def _grouped(groups: dict[str, type], values: dict) -> dict:
+    """A command's flat option values with each group's gathered into a filled-in group."""
+    values = dict(values)
+    for name, kind in groups.items():
+        values[name] = kind(**{f.name: values.pop(f.name) for f in dataclasses.fields(kind)})
+    return values
+
+
+def read_args(func: Callable, argv: list[str], what: str) -> dict:
+    """The arguments a @command would be called with for ARGV (its groups filled in), read by the same
+    parser and converters, running nothing; a mistake in them is one line naming `what` they came from."""
+    from typer.main import get_command
+
+    captured: dict = {}
+
+    def capture(**values: object) -> None:
+        captured.update(values)
+
+    capture.__signature__ = func.__signature__  # type: ignore[attr-defined]
+    capture.__annotations__ = func.__annotations__
+    reader = typer.Typer(add_completion=False)
+    reader.command()(capture)
+    try:
+        get_command(reader).main(args=list(argv), prog_name=func.__name__, standalone_mode=False)
+    except Exception as exc:  # click's usage errors, in the one-line form
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        raise InfertoolError(f"{what}: {shorten(message, 240)}", hint=f"see 'infertool {func.__name__} --help'") from exc
+    return _grouped(func.groups, captured)  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -116,19 +147,19 @@ class Image:
     sample_rate: int = typer.Option(16000, "--sample-rate", min=1, metavar="HZ", help="Audio: the model's sample rate; .wav files at another rate are resampled, several channels mixed to mono.")
 
     def to_audio(self):
-        from infertool.audio import AUDIO_PRESETS
+        from infertool.inputs.audio import AUDIO_PRESETS
 
         pre = AUDIO_PRESETS.get(self.preprocess or "waveform", AUDIO_PRESETS["waveform"])
         return dataclasses.replace(pre, sample_rate=self.sample_rate)
 
     def media(self) -> str | None:
-        from infertool.audio import AUDIO_PRESETS
+        from infertool.inputs.audio import AUDIO_PRESETS
 
         return None if self.preprocess is None else "audio" if self.preprocess in AUDIO_PRESETS else "image"
 
     def to_preprocess(self):
-        from infertool.audio import AUDIO_PRESETS
-        from infertool.feeds import PRESETS
+        from infertool.inputs.audio import AUDIO_PRESETS
+        from infertool.inputs.images import PRESETS
 
         name = "imagenet" if self.preprocess in (None, *AUDIO_PRESETS) else self.preprocess
         pre = PRESETS[parse.choice(name, [*PRESETS, *AUDIO_PRESETS], "--preprocess")]
@@ -152,7 +183,7 @@ class Image:
 def data_options(value: str | None, option: str, generated: Generated, image: Image, generators: tuple[str, ...] = parse.GENERATORS):
     """InputOptions for `PATH` or the name of generated data (one scheme for every data option),
     with the shared groups; None stays None."""
-    from infertool.feeds import InputOptions
+    from infertool.inputs.feeds import InputOptions
 
     if value is None:
         return None
@@ -206,7 +237,12 @@ class Conversion:
     )
     keep_io_types: bool = typer.Option(True, "--keep-io-types/--no-keep-io-types", help="fp16/bf16: keep graph inputs and outputs fp32.")
     block_fragile: bool = typer.Option(True, "--block-fragile/--no-block-fragile", help="fp16/bf16: keep the reductions, Exp, Pow and Sqrt of decomposed Softmax/LayerNorm in fp32.")
-    eval_data: Optional[str] = typer.Option(None, "--eval-data", metavar="PATH|random|zeros", help="Evaluation inputs [default: the calibration set, else generated].")
+    eval_data: Optional[str] = typer.Option(
+        None, "--eval-data", metavar="PATH|random|zeros", help="Evaluation inputs [default: held-out calibration samples (int8/fp8), the calibration set, else generated].",
+    )
+    holdout: bool = typer.Option(
+        True, "--holdout/--no-holdout", help="Without --eval-data: evaluate int8/fp8 on every 5th --calib-data sample, not calibrated on; --no-holdout: on the calibration set (optimistic).",
+    )
     eval_samples: int = typer.Option(8, "--eval-samples", min=1, max=MAX_SAMPLES, help="Generated evaluation samples.")
     eval_backend: str = typer.Option(
         "ort-cpu", "--eval-backend", metavar="NAME", help="Backend that runs both models (fp16/bf16 storage is emulated on ort-cpu; ort-cuda where the CPU lacks kernels).",
@@ -215,9 +251,10 @@ class Conversion:
         None, "--min-cosine", help="Cosine similarity every output of every sample must reach (where not within atol/rtol) [default: the precision's tolerance].",
     )
     criterion: str = typer.Option(
-        "auto", "--criterion", metavar="auto|values|classes",
+        "auto", "--criterion", metavar="auto|values|classes|ctc",
         help="How each output is judged, sample by sample. values: within the tolerance (scaled by the output's magnitude) or the cosine; "
-        "classes: the arg-max agrees (classifier, CTC heads); auto: classes for outputs of probabilities, values for the rest.",
+        "classes: the arg-max agrees at every position (classifier, CTC heads); ctc: the greedy CTC decoding (blank 0) agrees; "
+        "auto: classes for outputs of probabilities, values for the rest.",
     )
     min_top1: Optional[float] = typer.Option(
         None, "--min-top1", help="Share of samples (0-1) whose arg-max must agree; judges class-score outputs by arg-max [default: 0.99 for classes].",
@@ -240,7 +277,7 @@ class Conversion:
             output=path, settings=settings, calib=calibration.to_options(generated, image), calib_samples=calibration.calib_samples,
             eval=data_options(self.eval_data, "--eval-data", generated, image), eval_samples=self.eval_samples, eval_backend=self.eval_backend,
             min_cosine=parse.finite(self.min_cosine, "--min-cosine", -math.inf), force=force, generated=data_options("random", "--input-shape", generated, image),
-            min_top1=parse.finite(self.min_top1, "--min-top1", 0.0, 1.0), criterion=parse.choice(self.criterion, KINDS, "--criterion"), **gates,
+            min_top1=parse.finite(self.min_top1, "--min-top1", 0.0, 1.0), criterion=parse.choice(self.criterion, KINDS, "--criterion"), holdout=self.holdout, **gates,
         )
 
 

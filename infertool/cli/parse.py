@@ -138,7 +138,7 @@ def data_source(text: str, option: str, generators: tuple[str, ...] = GENERATORS
     """`PATH`, or the name of generated data: (path, generator)."""
     if text in GENERATORS:
         if text not in generators:
-            raise InfertoolError(f"{option} {text} cannot work here", hint=f"give a PATH or {' / '.join(generators)}")
+            raise InfertoolError(f"{option} {text} cannot work here", hint="give a PATH" + (f" or {' / '.join(generators)}" if generators else " of real inputs"))
         return None, text
     return Path(text), GENERATORS[0]
 
@@ -172,7 +172,7 @@ def int_range(text: str) -> tuple[str | None, tuple[int, int]]:
 
 def int_ranges(texts: Sequence[str]):
     """Repeated --int-range values: one LOW:HIGH for every integer input, and NAME:LOW:HIGH per input."""
-    from infertool.feeds import DEFAULT_INT_RANGE, IntRanges
+    from infertool.inputs.generated import DEFAULT_INT_RANGE, IntRanges
 
     parsed = [int_range(text) for text in texts]
     defaults = [bounds for name, bounds in parsed if name is None]

@@ -1,10 +1,9 @@
-"""bench's performance options (--tune, --profile, --concurrency, framework sources) and the command
-line that reproduces a tuned configuration."""
+"""bench's performance options (--tune, --profile, --concurrency, --isolate, framework sources), and a
+filled-in option group as the arguments that set it."""
 
 from __future__ import annotations
 
 import dataclasses
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -17,10 +16,19 @@ from infertool.cli import parse
 @dataclass
 class Perf:
     tune: bool = typer.Option(False, "--tune", help="Search each backend's settings per row with equal short budgets; report what was tried, the best, its speedup over the defaults and the command that reproduces it.")
+    tune_precision: Optional[str] = typer.Option(
+        None, "--tune-precision", metavar="CALIB_PATH",
+        help="--tune also tries precision graphs of an fp32 model (fp16, int8...), calibrated on these inputs (npz, images, ...) "
+        "and checked against the model's outputs [default: the model's precision is kept].",
+    )
     tune_budget: str = typer.Option("60s", "--tune-budget", metavar="Ts", help="Measuring time per row that --tune shares among the configurations it tries (set-up, compiles and engine builds not counted).")
     profile: bool = typer.Option(False, "--profile", help="Also profile each row in a separate session: time per op type and the slowest nodes / layers.")
     profile_top: int = typer.Option(10, "--profile-top", min=1, help="Nodes listed by --profile.")
     concurrency: int = typer.Option(1, "--concurrency", min=1, help="Also run N sessions / streams at once, one thread each: aggregate throughput and per-request latency.")
+    isolate: Optional[bool] = typer.Option(
+        None, "--isolate/--no-isolate",
+        help="Measure each row in a fresh process of its own, so no row runs after another in the same process [default: on where more than one row runs on a GPU].",
+    )
 
 
 @dataclass
@@ -57,35 +65,3 @@ def group_args(group: object, skip: tuple[str, ...] = ()) -> list[str]:
         else:
             args += [flag, str(value)]
     return args
-
-
-def reproduce(groups: dict, ort_group: type, engine_group: object, source_group: object):
-    """Two functions of a configuration `bench --tune` found (pipelines/tune.Reproduce): the arguments of the bench
-    that measures it, and the command line reproducing it (a quantize first where it is a precision graph)."""
-
-    def bench_args(found) -> list[str]:
-        options = found.options
-        ort = ort_group(
-            threads=options.ort.intra_op_threads, inter_op_threads=options.ort.inter_op_threads, graph_opt=options.ort.graph_optimization,
-            ort_option=[f"{k}={v}" for k, v in options.ort.provider_options.items()] or None, io_binding=options.io_binding,
-            cuda_graph=options.cuda_graph, save_optimized=None, execution_mode=options.ort.execution_mode,
-        )
-        engine = dataclasses.replace(engine_group, opt_level=options.engine.opt_level)
-        source = dataclasses.replace(source_group, channels_last=options.source.channels_last)
-        args = ["bench", str(found.model), "--backend", found.backend, "--batch", str(found.batch)]
-        for group in (*groups.values(), ort, engine, source):
-            args += group_args(group)
-        if found.graph is not None and groups["agreement"].reference is None:
-            args += ["--reference", str(found.source)]
-        return args
-
-    def command(found) -> str:
-        bench = shlex.join(["infertool", *bench_args(found)])
-        if found.graph is None:
-            return bench
-        precision, target, samples = found.graph
-        made = ["infertool", "quantize", str(found.source), "-p", precision, "--target", target, "--calib-data", "random",
-                "--calib-samples", str(samples), *group_args(groups["generated"]), "-o", str(found.model), "--force"]
-        return f"{shlex.join(made)} && {bench}"
-
-    return bench_args, command

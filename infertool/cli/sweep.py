@@ -68,6 +68,14 @@ def _variable(environ: dict, name: str) -> int | None:
     return value
 
 
+def cell_options(bench_args: tuple[str, ...], shapes: tuple[str, ...]):
+    """A cell's BenchOptions: the spec's bench_args read as `bench` reads its arguments, with the cell's input shapes."""
+    from infertool.cli.bench import settings
+
+    shape_args = [part for shape in shapes for part in ("--input-shape", shape)]
+    return settings(["MODEL", *bench_args, *shape_args], "the spec's bench_args")[1]
+
+
 @command
 def sweep(
     spec: Path = typer.Argument(..., help="The sweep spec (YAML)."),
@@ -87,7 +95,7 @@ def sweep(
     from infertool.pipelines.sweep import sweep as run_sweep
 
     options = SweepOptions(
-        output=out or spec.parent / f"{spec.stem}-results", shard=shard_from(shard, shards, dict(os.environ)), resume=resume, force=output.force,
+        output=out or spec.parent / f"{spec.stem}-results", bench_options=cell_options, shard=shard_from(shard, shards, dict(os.environ)), resume=resume, force=output.force,
         retries=retries, timeout=cell_timeout, executor=parse.choice(executor, ("local", "ray"), "--executor"), address=address,
         devices=parse.devices(devices) if devices else None, list_only=list_cells,
     )

@@ -24,8 +24,9 @@ from infertool.engine import sidecar as sidecars
 from infertool.engine.profiles import ShapeProfile
 from infertool.engine.tensorrt_api import TENSORRT, Flavour
 from infertool.errors import CheckFailed, InfertoolError
-from infertool.feeds import FeedSource, InputOptions, split_batches
 from infertool.files import file_sha256, staged_output, write_bytes_atomic
+from infertool.inputs.batches import split_batches
+from infertool.inputs.feeds import FeedSource, InputOptions
 from infertool.onnx_io import ModelInfo
 from infertool.precision import transform
 from infertool.precision.settings import PrecisionSettings
@@ -45,7 +46,7 @@ StageReview = Callable[[Path, Path, str, "dict | None"], dict]
 
 @dataclass(frozen=True)
 class BuildOptions:
-    precision: str = "fp32"
+    precision: str | None = None  # None: the graph's own (build-engine resolves it before the build)
     profiles: tuple[ShapeProfile, ...] = ()
     workspace: int | None = None  # bytes
     opt_level: int | None = None

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from infertool.errors import CheckFailed, InfertoolError
-from infertool.feeds import IntRanges
+from infertool.inputs.generated import IntRanges
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ import numpy as np
 from infertool import onnx_io
 from infertool.errors import CheckFailed, InfertoolError, first_line
 from infertool.exporters.base import ExportedModel, ExportOptions, axis_labels, fixed_axis
-from infertool.feeds import generated_feeds
 from infertool.files import check_input
+from infertool.inputs.generated import generated_feeds
 from infertool.optional import is_available, require
 from infertool.quiet import quiet, user_code
 from infertool.reporting import Reporter

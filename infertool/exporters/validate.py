@@ -17,7 +17,7 @@ from infertool.agreement import Rule, compare
 from infertool.dtypes import from_numpy, is_float
 from infertool.errors import CheckFailed, first_line
 from infertool.exporters.base import Reference, fixed_axis
-from infertool.feeds import IntRanges, generated_feeds
+from infertool.inputs.generated import IntRanges, generated_feeds
 from infertool.optional import require
 from infertool.records.convert import BatchAgreement, ValidationReport
 from infertool.reporting import Reporter

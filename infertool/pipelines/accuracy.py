@@ -15,8 +15,8 @@ from infertool.backends import registry
 from infertool.backends.base import RunnerOptions
 from infertool.dtypes import numpy_dtype
 from infertool.errors import InfertoolError, first_line
-from infertool.feeds import sample_count, split_batches
-from infertool.labels import GroundTruth, task_accuracy
+from infertool.inputs.batches import sample_count, split_batches
+from infertool.inputs.labels import GroundTruth, task_accuracy
 from infertool.precision.emulate import emulate
 from infertool.records.quantize import AccuracyReport
 from infertool.reporting import Reporter

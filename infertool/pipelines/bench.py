@@ -8,7 +8,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,14 +18,15 @@ from infertool.agreement import Judgement, Rule, judge
 from infertool.backends import registry
 from infertool.backends.base import DEVICE_RESIDENT, END_TO_END, Backend, OrtOptions, RowFailed, Runner, RunnerOptions
 from infertool.dtypes import numpy_dtype
-from infertool.errors import CheckFailed, InfertoolError
-from infertool.feeds import FeedSource, InputOptions, value_shape
-from infertool.labels import LabelledSet, classes_for, read_labels_csv
+from infertool.errors import CheckFailed, InfertoolError, RuntimeCrashed
+from infertool.inputs.batches import value_shape
+from infertool.inputs.feeds import FeedSource, InputOptions
+from infertool.inputs.labels import LabelledSet, classes_for, read_labels_csv
 from infertool.measure.gpu_telemetry import GpuProbe, clock_drop
 from infertool.measure.memory import HostPeak, gpu_used
 from infertool.measure.timing import Budget, run_for
 from infertool.onnx_io import ModelInfo
-from infertool.pipelines import perf, versions
+from infertool.pipelines import isolation, perf, versions
 from infertool.records.bench import AgreementReport, BenchResult, BenchRow
 from infertool.records.gate import Measured, gate, load_baseline, measured
 from infertool.records.speedup import Baseline, speedups
@@ -68,6 +69,7 @@ class BenchOptions:
     save_samples: bool = False  # keep every iteration's time in the result
     profile: int = 0  # bench --profile: the slowest nodes to list (0: no profile)
     concurrency: int = 1  # bench --concurrency: also run this many sessions / streams at once
+    isolate: bool | None = None  # each row in a fresh process [default: where more than one row runs on a GPU]
 
     def rule(self, precision: str) -> Rule:
         """The rule a row of this graph precision is judged by, with --atol / --rtol / --min-cosine in place of the precision's."""
@@ -86,7 +88,8 @@ class BenchOptions:
             "percentile_method": PERCENTILE_METHOD, "timer": "time.perf_counter_ns per inference; CUDA events for gpu_* timings",
             "labels_csv": str(self.ground_truth) if self.ground_truth else None,
             "labels": list(self.model_labels), "baseline_row": self.baseline_row, "save_samples": self.save_samples,
-            "source": runner.source.to_dict(), "profile_top": self.profile, "concurrency": self.concurrency,
+            "source": runner.source.to_dict(), "profile_top": self.profile, "concurrency": self.concurrency, "isolate": self.isolate,
+            "backend_options": {key: asdict(value) for key, value in runner.groups.items()},
         }
 
 
@@ -141,6 +144,24 @@ class _References:
         """Whether a row of `backend` on `model` is checked against its own runtime and graph."""
         return backend is self.backend and model == self.model
 
+    def fixed(self, feeds: dict, backend: Backend, model: Path) -> FixedReferences:
+        return FixedReferences(self.label, self.outputs(feeds), self.is_itself(backend, model))
+
+
+@dataclass(frozen=True)
+class FixedReferences:
+    """The reference outputs of one row's feeds, computed here: what a row measured in another process is checked against."""
+
+    label: str
+    expected: dict
+    itself: bool
+
+    def outputs(self, feeds: dict) -> dict:
+        return self.expected
+
+    def is_itself(self, backend: Backend, model: Path) -> bool:
+        return self.itself
+
 
 def _check_request(models: list[Path], options: BenchOptions) -> list[Backend]:
     engine = next((m for m in models if m.suffix == ".engine"), None)
@@ -150,6 +171,7 @@ def _check_request(models: list[Path], options: BenchOptions) -> list[Backend]:
             hint=f"infertool bench MODEL.onnx --backend trt --engine {engine}",
         )
     backends = [registry.get(name) for name in options.backends]
+    _check_groups(backends, options.runner)
     if options.runner.cuda_graph and not any(b.capabilities.cuda_graphs and options.runner.io_binding for b in backends):
         raise InfertoolError("--cuda-graph needs a GPU backend that can replay CUDA graphs (with IO binding)", hint="add --backend ort-cuda or trt, and drop --no-io-binding")
     if options.save_optimized is not None and not any(b.capabilities.saves_optimized for b in backends):
@@ -159,6 +181,19 @@ def _check_request(models: list[Path], options: BenchOptions) -> list[Backend]:
     if options.shape_sets and options.inputs.path is not None:
         raise InfertoolError("a shape sweep needs generated inputs: --inputs files have their own shapes", hint="drop --inputs, or the shape list")
     return backends
+
+
+def _check_groups(backends: list[Backend], runner: RunnerOptions) -> None:
+    """A backend's own options given where none of the backends run reads them would change nothing."""
+    for value in runner.groups.values():
+        kind = type(value)
+        if not any(b.option_group is kind for b in backends):
+            flags = [f.metadata["flag"] for f in fields(kind) if getattr(value, f.name) != f.default]
+            readers = registry.readers(kind)
+            raise InfertoolError(
+                f"{listing(flags)} {'is an option' if len(flags) == 1 else 'are options'} of {listing(readers)}, which this bench does not run",
+                hint=f"add --backend {readers[0]}, or drop {'it' if len(flags) == 1 else 'them'}",
+            )
 
 
 def _runnable(backends: list[Backend], skip: bool) -> tuple[list[Backend], tuple[dict, ...]]:
@@ -215,6 +250,7 @@ class _Plan:
     models: list[ModelInfo]
     baseline_row: Baseline
     references: _References | None
+    isolate: bool = False
 
 
 def _plan(paths: list[Path], options: BenchOptions, reporter: Reporter) -> _Plan:
@@ -236,11 +272,52 @@ def _plan(paths: list[Path], options: BenchOptions, reporter: Reporter) -> _Plan
     for label, model in zip(labels, models):
         if references is not None:
             references.check(label if len(models) > 1 else None, model)
-    return _Plan(backends, skipped, labels, models, baseline_row, references)
+    gpu_rows = len(models) * max(1, len(options.shape_sets)) * len(options.batches) * sum(b.capabilities.on_gpu for b in backends)
+    return _Plan(backends, skipped, labels, models, baseline_row, references, isolating(options, gpu_rows))
 
 
 # measures one row: (model, backend, feeds, options, references, reporter) -> BenchRow; bench --tune swaps in its own
 RowMeasure = Callable[..., BenchRow]
+
+
+@dataclass(frozen=True)
+class RowRequest:
+    """One row to measure in a fresh process (bench --isolate, tune's alone-measurements)."""
+
+    model: ModelInfo
+    backend: str
+    feeds: dict
+    options: BenchOptions
+    references: FixedReferences | None = None
+    labelled: LabelledSet | None = None
+    named: str | None = None  # prefixes its progress lines
+
+    @property
+    def label(self) -> str:
+        return f"{self.named + ' ' if self.named else ''}{self.backend} batch {_batch(self.feeds)}"
+
+
+def measure_request(request: RowRequest, reporter: Reporter) -> BenchRow:
+    """The row a RowRequest asks for, measured in this process (the child's side of `measure_alone`)."""
+    backend = registry.get(request.backend)
+    return measure_row(request.model, backend, request.feeds, request.options, request.references, reporter, request.labelled, request.named)
+
+
+def measure_alone(request: RowRequest, reporter: Reporter, timeout: float | None = None) -> BenchRow:
+    """The row measured as the only session of a fresh process: raises isolation.ChildDied where that process dies."""
+    row = isolation.run(isolation.Job(measure_request, request, request.label, timeout=timeout), reporter)
+    return replace(row, isolated=True)
+
+
+def _isolated_row(model, backend, feeds, options, references, reporter, labelled=None, named=None) -> BenchRow:
+    fixed = None if references is None else references.fixed(feeds, backend, model.path)
+    return measure_alone(RowRequest(model, backend.name, feeds, options, fixed, labelled, named), reporter)
+
+
+def isolating(options: BenchOptions, gpu_rows: int) -> bool:
+    """Whether each row runs in a fresh process: as asked, else where more than one row runs on a GPU
+    (ONNX Runtime's CUDA EP runs a process's later sessions slower: the order of rows would show)."""
+    return options.isolate if options.isolate is not None else gpu_rows > 1
 
 
 def _rows(plan: _Plan, options: BenchOptions, reporter: Reporter, row_measure: RowMeasure | None) -> tuple[list[BenchRow], list[dict]]:
@@ -255,13 +332,14 @@ def _rows(plan: _Plan, options: BenchOptions, reporter: Reporter, row_measure: R
             truth = read_labels_csv(options.ground_truth)
             labelled = LabelledSet(sources[0].feeds(None), classes_for(truth, sources[0].samples(), str(options.inputs.path)), truth)
         named = label if len(plan.models) > 1 else None  # progress names the model where several are compared
-        measure = row_measure or functools.partial(measure_row, labelled=labelled, named=named)
+        measure = row_measure or functools.partial(_isolated_row if plan.isolate else measure_row, labelled=labelled, named=named)
         for backend, source, batch in ((b, s, n) for b in plan.backends for s in sources for n in options.batches):
             feeds = source.feeds(batch)
             try:
                 rows.append(replace(measure(model, backend, feeds, options, plan.references, reporter), model=label))
-            except RowFailed as exc:  # this row only: the others still run
-                failed.append({"model": label, "backend": backend.name, "batch": _batch(feeds), "error": exc.message})
+            except (RowFailed, isolation.ChildDied) as exc:  # this row only: the others still run
+                crashed = {"crashed": exc.stage} if isinstance(exc, isolation.ChildDied) else {}
+                failed.append({"model": label, "backend": backend.name, "batch": _batch(feeds), "error": exc.message, **crashed})
     return _with_speedups(rows, plan.baseline_row), failed
 
 
@@ -271,6 +349,7 @@ def run_bench(model_paths: Path | Sequence[Path], options: BenchOptions, reporte
     or a regression against the baseline."""
     paths = [model_paths] if isinstance(model_paths, Path) else list(model_paths)
     plan = _plan(paths, options, reporter)
+    plan.isolate = plan.isolate and row_measure is None  # --tune measures its best and defaults alone itself
     baseline = load_baseline(options.gate.baseline) if options.gate else None
     if options.save_optimized is not None:
         first = next(b for b in plan.backends if b.capabilities.saves_optimized)
@@ -286,12 +365,12 @@ def run_bench(model_paths: Path | Sequence[Path], options: BenchOptions, reporte
     warnings = [f"{_name(r, len(plan.models) > 1)}: {w}" for r in rows for w in r.warnings]
     described = tuple({"label": label, **model.to_dict()} for label, model in zip(plan.labels, plan.models))
     result = BenchResult(
-        env, plan.models[0].to_dict(), {**options.to_dict(), "speedup_baseline": plan.baseline_row.to_dict()}, tuple(rows), (*warnings, *advice),
+        env, plan.models[0].to_dict(), {**options.to_dict(), "speedup_baseline": plan.baseline_row.to_dict(), "isolate": plan.isolate}, tuple(rows), (*warnings, *advice),
         skipped=plan.skipped, notes=notes, models=described, failed=tuple(failed),
     )
     if baseline is not None:
         settings = options.gate
-        verdict = gate(measured(result), measured(baseline), str(settings.baseline), settings.max_regression, settings.stat, settings.max_cv)
+        verdict = gate(measured(result), measured(baseline), str(settings.baseline), registry.gate_settings, settings.max_regression, settings.stat, settings.max_cv)
         result = replace(result, gate=verdict)
     _verdict(result)
     return result
@@ -299,6 +378,9 @@ def run_bench(model_paths: Path | Sequence[Path], options: BenchOptions, reporte
 
 def _name(row: BenchRow, with_model: bool) -> str:
     return f"{row.model} {row.backend} batch {row.batch}" if with_model else f"{row.backend} batch {row.batch}"
+
+
+_CRASH_HINT = "a crash inside the runtime; the other rows were measured. Rerun that row alone with --verbose for the runtime's last words"
 
 
 def _verdict(result: BenchResult) -> None:
@@ -310,6 +392,9 @@ def _verdict(result: BenchResult) -> None:
             hint="see the agreement table; loosen --atol/--rtol/--min-cosine only if the difference is expected",
             result=result,
         )
+    crashed = [f for f in result.failed if f.get("crashed")]
+    if crashed:
+        raise RuntimeCrashed("; ".join(f["error"] for f in crashed), hint=_CRASH_HINT, result=result)
     if result.failed:
         raise CheckFailed("could not measure " + "; ".join(f"{f['backend']} batch {f['batch']}: {f['error']}" for f in result.failed), result=result)
     if result.gate is not None and not result.gate.passed:
@@ -434,7 +519,7 @@ def measure_row(
     return BenchRow(
         backend.name, batch, precision, m.mode, m.timings, {**m.memory, "model_file_bytes": model.bytes}, {n: value_shape(v) for n, v in feeds.items()},
         dict(m.info.settings), agreement, warnings=tuple(warnings), accuracy=m.accuracy, startup={k: round(v, 3) for k, v in m.startup.items()},
-        samples=m.samples if options.save_samples else {}, gpu=m.telemetry, **extras,
+        samples=m.samples if options.save_samples else {}, gpu=m.telemetry, graph_sha256=model.sha256, **extras,
     )
 
 

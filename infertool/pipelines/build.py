@@ -13,8 +13,8 @@ from infertool.backends import registry
 from infertool.engine.build import BuildOptions
 from infertool.engine.profiles import ShapeProfile, resolve_profiles
 from infertool.errors import CheckFailed, InfertoolError
-from infertool.feeds import FeedSource, InputOptions
 from infertool.files import check_output
+from infertool.inputs.feeds import FeedSource, InputOptions
 from infertool.onnx_io import ModelInfo
 from infertool.pipelines.accuracy import evaluate
 from infertool.records.build import BuildResult
@@ -79,6 +79,6 @@ def build(model_path: Path, request: BuildRequest, reporter: Reporter) -> BuildR
     profiles = tuple(resolve_profiles(list(model.inputs), list(request.profiles), named, request.batch, notes))
     for note in notes:
         reporter.note(note)
-    options = replace(request.options, profiles=profiles)
+    options = replace(request.options, profiles=profiles, precision=request.options.precision or model.precision)
     result = backend.build_engine(model, request.output, options, reporter, _review(model, profiles, request.generated, request.gate, reporter))
     return replace(result, notes=(*notes, *result.notes), env=environment.fingerprint())

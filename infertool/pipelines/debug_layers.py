@@ -29,7 +29,8 @@ from infertool.dtypes import numpy_dtype
 from infertool.engine import debug_tensors
 from infertool.engine import sidecar as sidecars
 from infertool.errors import InfertoolError
-from infertool.feeds import FeedSource, InputOptions, split_batches
+from infertool.inputs.batches import split_batches
+from infertool.inputs.feeds import FeedSource, InputOptions
 from infertool.onnx_io import ModelInfo
 from infertool.pipelines.accuracy import emulated
 from infertool.precision import matching

@@ -21,11 +21,11 @@ from infertool import onnx_io
 from infertool.agreement import judge
 from infertool.backends import registry
 from infertool.errors import CheckFailed
-from infertool.feeds import split_batches
 from infertool.files import check_output, write_text_atomic
+from infertool.inputs.batches import sample_count, split_batches
 from infertool.pipelines.accuracy import batch_outputs, emulated
 from infertool.pipelines.debug_layers import Graph, LayersOptions, compare_layers
-from infertool.pipelines.quantize import CALIBRATION_BATCH, QuantizeOptions, calibration_data, evaluation_data
+from infertool.pipelines.quantize import QuantizeOptions, calibration_batch, samples
 from infertool.precision import matching, transform
 from infertool.records.debug import LayersResult, PrecisionResult, PrecisionStep
 from infertool.reporting import Reporter, SilentReporter
@@ -39,6 +39,7 @@ class SearchOptions:
     keep: Path  # the keep list to write, one node name a line
     quantize: QuantizeOptions  # the conversion, its data, evaluation backend and gate, as quantize takes them; its output is not written
     budget: float = 600.0  # seconds for the search; past it, the best keep set found so far is returned
+    command: str = ""  # the quantize command line the keep list was verified for (written by the CLI)
 
     @property
     def gate(self) -> dict:
@@ -112,10 +113,10 @@ def debug_precision(model_path: Path, options: SearchOptions, reporter: Reporter
     check_output(options.keep, q.force)
     registry.require(q.eval_backend)
     specs, notes = list(info.inputs), []
-    calib = calibration_data(specs, q, notes)
-    samples, data = evaluation_data(specs, q, calib)
-    runs = split_batches(samples, specs, 1)
-    batches = None if calib is None else split_batches(calib, specs, CALIBRATION_BATCH)
+    chosen = samples(specs, q, notes)
+    calib, data = chosen.calib, chosen.described
+    runs = split_batches(chosen.eval, specs, 1)
+    batches = None if calib is None else split_batches(calib, specs, calibration_batch(sample_count(calib), q.settings))
     with tempfile.TemporaryDirectory(prefix="infertool-precision-") as scratch:
         search = _Search(model_path, model, options, batches, runs, Path(scratch), reporter)
         baseline = search.step("convert all", (), keep_file=True)
@@ -123,8 +124,11 @@ def debug_precision(model_path: Path, options: SearchOptions, reporter: Reporter
         layers, ranking = None, []
         if not baseline.passed:
             layers = _layers(search, info, model, data)
-            ranking = _rank(layers, _candidates(search, model, notes), q.settings.precision, model)
+            candidates = _candidates(search, model, notes)
+            ranking = _rank(layers, candidates, q.settings.precision, model)
             keep = _find(search, ranking, notes)
+            if candidates and set(candidates) <= set(keep):
+                notes.append(f"the keep list holds every node the conversion changes: no node is left in {q.settings.precision}")
         else:
             keep = ()
     final = next(s for s in reversed(search.steps) if s.passed and set(s.keep) == set(keep))
@@ -134,6 +138,7 @@ def debug_precision(model_path: Path, options: SearchOptions, reporter: Reporter
         keep=keep, keep_file=str(options.keep), steps=tuple(search.steps), ranking=tuple(ranking[:RANKED_SHOWN]),
         first_divergence=None if layers is None or layers.first is None else layers.first.to_dict(),
         cost=_cost(baseline, final, q.settings.precision), notes=tuple(notes), seconds=time.perf_counter() - started,
+        command=options.command,
     )
 
 

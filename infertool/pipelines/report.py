@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infertool import environment
+from infertool.backends import registry
 from infertool.errors import CheckFailed, InfertoolError
 from infertool.files import check_output
 from infertool.records.bench import BenchResult
@@ -32,7 +33,7 @@ READERS: dict[str, tuple[str, Callable[[Fields], object]]] = {
     "infertool.build/1": ("build-engine", BuildResult.read), "infertool.sweep/1": ("sweep", SweepResult.read),
     "infertool.sweep-cell/1": ("sweep cell", CellFailure.read),
 }
-NOTHING_TO_REPORT = ("infertool.convert/1", "infertool.run/1", "infertool.doctor/1", "infertool.report/1")
+NOTHING_TO_REPORT = ("infertool.convert/1", "infertool.run/1", "infertool.doctor/1", "infertool.report/1", "infertool.optimize/1")
 FORMATS = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html"}
 MAX_FILES = 10_000  # result files one report reads
 HINT = "give JSON written by bench, quantize, build-engine or sweep (--json), or folders of them"
@@ -258,7 +259,7 @@ def run_gate(merged: Merged, options: ReportGate):
     """records/gate.py's gate, every row against the baseline results' rows."""
     baseline = merge(options.baseline)
     name = ", ".join(map(str, options.baseline))
-    return gate([r.measured for r in merged.rows], [r.measured for r in baseline.rows], name, options.max_regression, options.stat, options.max_cv)
+    return gate([r.measured for r in merged.rows], [r.measured for r in baseline.rows], name, registry.gate_settings, options.max_regression, options.stat, options.max_cv)
 
 
 def report(paths: Sequence[Path], options: ReportOptions, reporter: Reporter) -> ReportResult:

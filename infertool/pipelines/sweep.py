@@ -14,7 +14,7 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from infertool import environment, onnx_io
@@ -23,6 +23,7 @@ from infertool.errors import CheckFailed, InfertoolError, first_line
 from infertool.files import check_output, file_sha256, read_bytes, write_text_atomic
 from infertool.optional import require
 from infertool.pipelines import sweep_run
+from infertool.pipelines.bench import BenchOptions
 from infertool.records.fields import load_json
 from infertool.records.sweep import SweepResult
 from infertool.reporting import Reporter
@@ -104,6 +105,7 @@ class Shard:
 @dataclass(frozen=True)
 class SweepOptions:
     output: Path
+    bench_options: Callable[[tuple[str, ...], tuple[str, ...]], BenchOptions]  # (the spec's bench_args, a cell's shapes), read by the CLI
     shard: Shard | None = None
     resume: bool = False
     force: bool = False
@@ -438,12 +440,26 @@ class _Recorder:
                                   "attempts": [{"started_utc": now, "finished_utc": now, "seconds": 0, "exit_code": None, "error": error, "stderr_tail": None}]})
 
 
+def _jobs(cells: list[Cell], spec: Spec, options: SweepOptions) -> dict[str, sweep_run.CellJob]:
+    """Each cell's bench as a typed request: the spec's bench_args read once per set of shapes (a mistake
+    in them stops the sweep before any cell runs), then the cell's own settings."""
+    read: dict[tuple[str, ...], BenchOptions] = {}
+    jobs = {}
+    for cell in cells:
+        if cell.shapes not in read:
+            read[cell.shapes] = options.bench_options(spec.bench_args, cell.shapes)
+        settings = replace(read[cell.shapes], backends=(cell.backend,), batches=(cell.batch,), reference=cell.reference, model_labels=(cell.label,), force=False)
+        jobs[cell.id] = sweep_run.CellJob(cell.to_dict(), cell.path, settings)
+    return jobs
+
+
 def _execute(todo: list[Cell], spec: Spec, options: SweepOptions, recorder: _Recorder, reporter: Reporter) -> list:
     """Quantize what the cells need, then run them; returns the device slots used."""
+    jobs = _jobs(todo, spec, options)
     failures = _quantize(todo, spec, reporter)
     for cell in [c for c in todo if c.path in failures]:
         recorder.fail(cell, failures[cell.path])
-    runnable = [c.to_dict() for c in todo if c.path not in failures]
+    runnable = [jobs[c.id] for c in todo if c.path not in failures]
     if options.executor == "ray":
         if any(c.device is not None for c in todo):
             raise InfertoolError("the spec pins cells to devices, but Ray assigns GPUs itself", hint="drop 'devices:' from the spec, or use --executor local")

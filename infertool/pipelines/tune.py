@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -25,12 +22,12 @@ import numpy as np
 from infertool import onnx_io
 from infertool.backends.base import Backend, Choice, Dimension, RunnerOptions
 from infertool.errors import InfertoolError
-from infertool.feeds import InputOptions
-from infertool.files import cache_root
+from infertool.files import cache_root, file_sha256
+from infertool.inputs.feeds import InputOptions
 from infertool.measure.timing import Budget, run_for
 from infertool.onnx_io import ModelInfo
 from infertool.pipelines import perf
-from infertool.pipelines.bench import BenchOptions, RowMeasure, judged, measure_row
+from infertool.pipelines.bench import BenchOptions, RowMeasure, RowRequest, judged, measure_alone, measure_row
 from infertool.pipelines.quantize import QuantizeOptions, quantize
 from infertool.precision.settings import PrecisionSettings
 from infertool.records.bench import BenchRow
@@ -41,7 +38,6 @@ from infertool.vocabulary import TUNE_GRAPHS
 
 MIN_SAMPLES = 5  # timed iterations a configuration needs at least
 MIN_GAIN = 0.02  # a change must be this much faster to replace the best so far (noise guard)
-CALIBRATION_SAMPLES = 16  # random calibration of precision graphs: a speed test, not an accuracy one
 
 
 @dataclass(frozen=True)
@@ -52,7 +48,7 @@ class Reproduce:
     batch: int
     model: Path  # the model bench runs: the given one, or a precision graph made from it
     options: RunnerOptions
-    graph: tuple[str, str, int] | None = None  # (precision, target, calibration samples) of a precision graph
+    graph: tuple[str, str] | None = None  # (precision, target) of a precision graph, calibrated on TuneOptions.calibration
     source: Path | None = None  # the model a precision graph was made from (its reference)
 
 
@@ -60,7 +56,7 @@ class Reproduce:
 class TuneOptions:
     budget: float  # seconds of measurement per row, shared equally by the configurations tried
     reproduce: Callable[[Reproduce], str]  # the command line of a configuration (written by the CLI)
-    bench_args: Callable[[Reproduce], list[str]]  # the `infertool bench` arguments measuring a configuration
+    calibration: InputOptions | None = None  # the user's data for precision graphs; None: the model's precision is kept
 
 
 @dataclass(frozen=True)
@@ -103,8 +99,8 @@ def _lookup(settings: Mapping, dotted: str) -> object:
 class _Graphs:
     """Precision graphs made from the model by quantize's transform, kept in the cache per model contents."""
 
-    def __init__(self, model: ModelInfo, inputs: InputOptions, reporter: Reporter):
-        self.model, self.inputs, self.reporter = model, inputs, reporter
+    def __init__(self, model: ModelInfo, calibration: InputOptions | None, reporter: Reporter):
+        self.model, self.calibration, self.reporter = model, calibration, reporter
         self._made: dict[str, ModelInfo] = {}
 
     def get(self, name: str | None) -> ModelInfo:
@@ -112,12 +108,12 @@ class _Graphs:
             return self.model
         if name not in self._made:
             precision, target = TUNE_GRAPHS[name]
-            calib = InputOptions(None, "random", self.inputs.shapes, self.inputs.seed, self.inputs.int_range)
-            key = hashlib.sha256(json.dumps([self.model.sha256, calib.to_dict(), CALIBRATION_SAMPLES], sort_keys=True).encode()).hexdigest()[:16]
+            calib = self.calibration
+            key = hashlib.sha256(json.dumps([self.model.sha256, calib.to_dict(), _data_sha256(calib)], sort_keys=True).encode()).hexdigest()[:16]
             path = cache_root() / "tune" / f"{self.model.path.stem}-{key}-{name}.onnx"  # per model contents and calibration
             if not path.is_file():
                 path.parent.mkdir(parents=True, exist_ok=True)
-                request = QuantizeOptions(path, PrecisionSettings(precision, target), calib, CALIBRATION_SAMPLES, generated=calib, force=True)
+                request = QuantizeOptions(path, PrecisionSettings(precision, target), calib, generated=calib, force=True)
                 with self.reporter.task(f"making the {name} graph"):
                     quantize(self.model.path, request, self.reporter)
             self._made[name] = onnx_io.describe(path)
@@ -222,10 +218,31 @@ def _defaults_trial(row: _Row, options: RunnerOptions, budgets: tuple[Budget, Bu
     return defaults
 
 
+def _space(backend: Backend, model: ModelInfo, runner: RunnerOptions, precision_graphs: bool) -> tuple[Dimension, ...]:
+    """The backend's dimensions; precision graphs only when asked for (--tune-precision): by default
+    tune keeps the model's precision."""
+    dimensions = backend.tuning_space(model, runner)
+    if precision_graphs:
+        return dimensions
+    kept = (replace(d, choices=tuple(c for c in d.choices if c.graph is None)) for d in dimensions)
+    return tuple(d for d in kept if d.choices)
+
+
+def _data_sha256(data: InputOptions) -> str | None:
+    """The calibration file's contents (a folder: its files' names, sizes and times), keying cached graphs."""
+    path = data.path
+    if path is None or not path.exists():
+        return None
+    if path.is_file():
+        return file_sha256(path)
+    listing = sorted((str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns) for f in path.rglob("*") if f.is_file())
+    return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
+
+
 def _tune_row(tune: TuneOptions, model: ModelInfo, backend: Backend, feeds: dict, options: BenchOptions, references, reporter: Reporter) -> BenchRow:
-    dimensions = backend.tuning_space(model, options.runner)
+    dimensions = _space(backend, model, options.runner, tune.calibration is not None)
     watch = tuple(dict.fromkeys(key for d in dimensions for c in d.choices for key in c.expect))
-    row = _Row(backend, feeds, options, references, _Graphs(model, options.inputs, reporter), reporter, watch)
+    row = _Row(backend, feeds, options, references, _Graphs(model, tune.calibration, reporter), reporter, watch)
     if not dimensions:
         reporter.note(f"{backend.name}: nothing to tune; measured as given")
         measured = measure_row(model, backend, feeds, options, references, reporter)
@@ -267,7 +284,7 @@ def _finish(tune: TuneOptions, row: _Row, model: ModelInfo, best: Trial, tried: 
 
 def _found(row: _Row, trial: Trial, model: ModelInfo) -> tuple[Reproduce, ModelInfo]:
     used = row.graphs.get(trial.config.graph)
-    graph = None if trial.config.graph is None else (*TUNE_GRAPHS[trial.config.graph], CALIBRATION_SAMPLES)
+    graph = None if trial.config.graph is None else TUNE_GRAPHS[trial.config.graph]
     return Reproduce(row.backend.name, row.batch, used.path, trial.config.options, graph, model.path if graph else None), used
 
 
@@ -280,29 +297,23 @@ def _reproduced(tune: TuneOptions, row: _Row, trial: Trial, model: ModelInfo) ->
 
 
 def _alone(tune: TuneOptions, row: _Row, model: ModelInfo, best: Trial, defaults: Trial) -> dict:
-    """The best and the defaults measured again, each as the only session of a fresh `infertool bench` process (its
-    reproduce command): ONNX Runtime's CUDA EP runs a process's later sessions slower, and every configuration
-    after the first tried here is a later session."""
-    medians: dict[str, float] = {}
+    """The best and the defaults measured again, each as the only session of a fresh process (a typed
+    request, bench's full budget): ONNX Runtime's CUDA EP runs a process's later sessions slower, and every
+    configuration after the first tried here is a later session."""
+    rows: dict[str, BenchRow] = {}
     with row.reporter.task(f"{row.backend.name} batch {row.batch}: the best and the defaults, each alone in a process"):
         for name, trial in ({"best": best} if best is defaults else {"best": best, "defaults": defaults}).items():
-            median = _median_alone(tune.bench_args(_found(row, trial, model)[0]))
-            if isinstance(median, str):
-                return {"alone_ms": None, "alone_speedup": None, "alone_error": f"{name}: {median}"}
-            medians[name] = median
-    medians.setdefault("defaults", medians["best"])
-    return {"alone_ms": medians, "alone_speedup": round(medians["defaults"] / medians["best"], 4) if medians["best"] > 0 else None, "alone_error": None}
-
-
-def _median_alone(args: list[str]) -> float | str:
-    """The median ms of `infertool bench ARGS` run in a process of its own, or why it has none."""
-    with tempfile.TemporaryDirectory(prefix="infertool-tune-") as folder:
-        path = Path(folder) / "row.json"
-        done = subprocess.run([sys.executable, "-m", "infertool", *args, "--quiet", "--json", str(path)], capture_output=True, text=True)
-        if not path.is_file():
-            lines = done.stderr.strip().splitlines()
-            return shorten(lines[-1] if lines else f"exit code {done.returncode}")
-        return json.loads(path.read_text())["rows"][0]["latency_ms"]["median"]
+            options = replace(row.options, runner=trial.config.options, profile=0, concurrency=1)
+            request = RowRequest(row.graphs.get(trial.config.graph), row.backend.name, row.feeds, options)
+            try:
+                rows[name] = measure_alone(request, row.reporter)
+            except InfertoolError as exc:  # a dead child included: the search's numbers stand, this one is missing
+                return {"alone_ms": None, "alone_speedup": None, "alone_error": f"{name}: {shorten(exc.message)}"}
+    rows.setdefault("defaults", rows["best"])
+    medians = {name: r.latency.median for name, r in rows.items()}
+    samples = {name: r.samples.get(r.latency_mode) for name, r in rows.items()} if row.options.save_samples else None
+    return {"alone_ms": medians, "alone_speedup": round(medians["defaults"] / medians["best"], 4) if medians["best"] > 0 else None,
+            "alone_error": None, "alone_graph_sha256": {name: r.graph_sha256 for name, r in rows.items()}, "alone_samples_ns": samples}
 
 
 def tuner(tune: TuneOptions) -> RowMeasure:

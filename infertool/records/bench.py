@@ -122,6 +122,8 @@ class BenchRow:
     profile: dict | None = None  # bench --profile: per op type and top nodes
     concurrency: dict | None = None  # bench --concurrency N: aggregate rate, per-request latency
     tune: dict | None = None  # bench --tune: the configurations tried and the reproduce command
+    graph_sha256: str | None = None  # the graph this row ran (a tuned row's may be a graph made from the model)
+    isolated: bool = False  # measured in a fresh process of its own (bench --isolate)
 
     @property
     def latency(self):
@@ -139,6 +141,7 @@ class BenchRow:
             "accuracy": self.accuracy.to_dict() if self.accuracy else None,
             "model": self.model, "samples_ns": self.samples or None, "gpu_telemetry": self.gpu,
             "compute": self.compute, "profile": self.profile, "concurrency": self.concurrency, "tune": self.tune,
+            "graph_sha256": self.graph_sha256, "isolated": self.isolated,
         }
 
     @classmethod
@@ -155,6 +158,7 @@ class BenchRow:
             TaskAccuracy.read(f.obj("accuracy")) if f.has("accuracy") else None, f.mapping("startup_ms", {}), f.text("model", None),
             {m: [int(v) for v in f.obj("samples_ns").numbers(m)] for m in samples}, f.mapping("gpu_telemetry", None),
             f.mapping("compute", None), f.mapping("profile", None), f.mapping("concurrency", None), f.mapping("tune", None),
+            f.text("graph_sha256", None), f.flag("isolated", False),
         )
 
 

@@ -104,10 +104,11 @@ class PrecisionResult:
     cost: dict  # kept nodes, casts added / dequantize nodes removed, accuracy before and after
     notes: tuple[str, ...] = ()
     seconds: float = 0.0
+    command: str = ""  # the quantize command the keep list was verified for
 
     def to_dict(self) -> dict:
         return {
-            "schema": "infertool.debug-precision/1", "model": {"path": self.model, "sha256": self.sha256}, "precision": self.precision,
+            "schema": "infertool.debug-precision/1", "command": self.command, "model": {"path": self.model, "sha256": self.sha256}, "precision": self.precision,
             "gate": self.gate, "data": self.data, "samples": self.samples, "keep": list(self.keep), "keep_file": self.keep_file,
             "first_divergence": self.first_divergence, "ranking": list(self.ranking), "cost": self.cost,
             "steps": [s.to_dict() for s in self.steps], "notes": list(self.notes), "seconds": round(self.seconds, 3),

@@ -5,7 +5,7 @@ verdict from either."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +17,9 @@ from infertool.tensors import format_shape
 GATE_STATS = ("median", "mean", "p90", "p95", "p99", "min")
 BASELINE_LIMIT = 64 * 2**20
 SAVE_ONE = "save one with infertool bench --json baseline.json"
-# row settings that change speed: rows measured with other values are not compared
-SPEED_SETTINGS = ("providers", "intra_op_threads", "inter_op_threads", "graph_optimization", "provider_options", "io_binding", "cuda_graph", "plan", "profiles")
+# a backend's settings that change speed (each backend declares its own: Backend.gate_settings);
+# None where the backend is unknown here. Rows measured with other values are not compared.
+SpeedSettings = Callable[[str], "tuple[str, ...] | None"]
 
 
 @dataclass(frozen=True)
@@ -65,22 +66,25 @@ def _plain(value: object) -> object:
     return json.loads(json.dumps(value, default=str))
 
 
-def _difference(row: BenchRow, base: BenchRow) -> str | None:
+def _difference(row: BenchRow, base: BenchRow, keys: tuple[str, ...]) -> str | None:
     """What the baseline row measured differently (precision, input shapes, a speed setting), or None."""
     if base.precision != row.precision:
         return f"precision {base.precision} in the baseline, {row.precision} now"
     if _plain(base.input_shapes) != _plain(row.input_shapes):
         shapes = lambda found: ", ".join(f"{n} {format_shape(s)}" for n, s in found.items())  # noqa: E731
         return f"input shapes {shapes(base.input_shapes)} in the baseline, {shapes(row.input_shapes)} now"
-    for key in SPEED_SETTINGS:
+    for key in keys:
         if _plain(base.settings.get(key)) != _plain(row.settings.get(key)):
             return f"{key} {base.settings.get(key)!r} in the baseline, {row.settings.get(key)!r} now"
     return None
 
 
-def _match(current: Measured, baseline: Sequence[Measured], by_model: bool) -> tuple[Measured | None, str | None]:
+def _match(current: Measured, baseline: Sequence[Measured], by_model: bool, speed: SpeedSettings) -> tuple[Measured | None, str | None]:
     """The newest baseline row that measured the same thing on the same hardware, or why there is none."""
     row = current.row
+    keys = speed(row.backend)
+    if keys is None:
+        return None, f"backend {row.backend} is not installed here: which of its settings change speed is unknown"
     same = [b for b in baseline if b.row.backend == row.backend and b.row.batch == row.batch and (not by_model or b.label == current.label)]
     if not same:
         return None, f"no baseline row for {row.backend} batch {row.batch}"
@@ -88,7 +92,7 @@ def _match(current: Measured, baseline: Sequence[Measured], by_model: bool) -> t
     if not here:
         return None, "the baseline measured it on other hardware"
     here.sort(key=lambda b: b.time, reverse=True)
-    differences = [_difference(row, b.row) for b in here]
+    differences = [_difference(row, b.row, keys) for b in here]
     if None in differences:
         return here[differences.index(None)], None
     return None, differences[0]
@@ -103,10 +107,10 @@ def _noise(row: BenchRow, base: BenchRow, max_cv: float | None) -> str | None:
     return None
 
 
-def _gate_row(current: Measured, baseline: Sequence[Measured], by_model: bool, max_regression: float, stat: str, max_cv: float | None) -> GateRow:
+def _gate_row(current: Measured, baseline: Sequence[Measured], by_model: bool, speed: SpeedSettings, max_regression: float, stat: str, max_cv: float | None) -> GateRow:
     row = current.row
     now = getattr(row.latency, stat)
-    base, reason = _match(current, baseline, by_model)
+    base, reason = _match(current, baseline, by_model, speed)
     stats = None if base is None else base.row.timings.get(row.latency_mode)
     base_ms = None if stats is None else getattr(stats, stat)
     if reason is None and not base_ms:
@@ -123,14 +127,14 @@ def _gate_row(current: Measured, baseline: Sequence[Measured], by_model: bool, m
 
 
 def gate(
-    rows: Sequence[Measured], baseline: Sequence[Measured], name: str, max_regression: float, stat: str, max_cv: float | None = None,
+    rows: Sequence[Measured], baseline: Sequence[Measured], name: str, speed: SpeedSettings, max_regression: float, stat: str, max_cv: float | None = None,
 ) -> GateReport:
     """Each row against the newest baseline row that measured the same thing: model (by label, where
-    either side has several), backend, batch, precision, input shapes and the settings that change
-    speed, on the same hardware. Rows without one, or too noisy (max_cv), are reported and left out
-    of the verdict."""
+    either side has several), backend, batch, precision, input shapes and the settings its backend
+    says change speed (`speed`), on the same hardware. Rows without one, or too noisy (max_cv), are
+    reported and left out of the verdict."""
     by_model = len({r.label for r in rows}) > 1 or len({b.label for b in baseline}) > 1
-    judged = [_gate_row(r, baseline, by_model, max_regression, stat, max_cv) for r in rows]
+    judged = [_gate_row(r, baseline, by_model, speed, max_regression, stat, max_cv) for r in rows]
     notes = []
     files = {(r.label, r.model.get("sha256")) for r in rows} - {(b.label, b.model.get("sha256")) for b in baseline}
     if files and any(r.judged for r in judged):

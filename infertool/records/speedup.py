@@ -5,6 +5,7 @@ it used; report and sweep use what the results recorded, so a file's speedups re
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -61,7 +62,8 @@ class Baseline:
 
 
 def _key(row: Measured) -> tuple:
-    return row.machine, tuple(sorted((name, tuple(dims)) for name, dims in row.row.input_shapes.items()))
+    # json: a sequence input's shape is a list of shapes, an absent optional's None
+    return row.machine, json.dumps(sorted(row.row.input_shapes.items()))
 
 
 def speedups(rows: Sequence[Measured], baseline: Baseline) -> list[float | None]:

@@ -102,7 +102,4 @@ def debug_precision(result, console: Console) -> None:
     console.print(f"cost: {added}; worst cosine {before} → {after}", highlight=False)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
-    console.print(
-        f"next: infertool quantize {escape(result.model)} -p {result.precision} --exclude-nodes @{escape(result.keep_file)} -o MODEL.{result.precision}.onnx",
-        highlight=False,
-    )
+    console.print(f"next: {escape(result.command)}", highlight=False)

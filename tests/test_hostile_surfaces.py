@@ -7,6 +7,7 @@ hang, and nothing is written or read outside the folders given."""
 import json
 import os
 import re
+import shutil
 import time
 
 import pytest
@@ -298,3 +299,59 @@ def test_asking_for_a_broken_plug_in_is_one_line(plugged, tmp_path):
     mlp(tmp_path / "a.onnx")
     result = run_main("bench", "a.onnx", "-b", "raises-on-import", cwd=tmp_path)
     assert result.returncode == 2 and "backend plug-in 'raises-on-import' raised RuntimeError" in one_line_error(result)
+
+
+# ---------------------------------------------------------------- a seeded campaign over these surfaces
+
+FUZZ_SEED, FUZZ_CASES = 2828, 40
+HOSTILE_VALUES = [None, True, -1, 0, 2**70, 1e308 * 10, "²", "", "x" * 300, "../../etc/passwd", "\x1b[31m", "$\\sqrt{$", "<script>", [], {}, [[[]]], {"a": [1]}]
+SPEC_AXES = ["models", "precisions", "backends", "batches", "shapes", "devices", "bench_args", "quantize_args", "label"]
+
+
+def _damage(value, rng, depth=0):
+    """`value` with one leaf (somewhere inside) replaced by a hostile value."""
+    if isinstance(value, dict) and value and depth < 6:
+        key = rng.choice(sorted(value))
+        return {**value, key: _damage(value[key], rng, depth + 1)}
+    if isinstance(value, list) and value and depth < 6:
+        index = rng.randrange(len(value))
+        return [*value[:index], _damage(value[index], rng, depth + 1), *value[index + 1:]]
+    return rng.choice(HOSTILE_VALUES)
+
+
+def _fuzz_case(rng, folder, bench_result: dict, model: bytes) -> list[str]:
+    kind = rng.choice(["spec", "result", "onnx"])
+    if kind == "spec":
+        spec = {"models": [{"path": "a.onnx", "label": "a"}], "batches": [1, 2], "shapes": ["x:1x16"], "bench_args": ["--iterations", "2"]}
+        axis = rng.choice(SPEC_AXES)
+        spec = _damage(spec, rng) if axis == "label" else {**spec, axis: rng.choice(HOSTILE_VALUES)}
+        (folder / "fuzz.yaml").write_text(json.dumps(spec))  # JSON is YAML
+        return ["sweep", "fuzz.yaml", "--list", "-o", "fuzz-out"]
+    if kind == "result":
+        (folder / "fuzz.json").write_text(json.dumps(_damage(bench_result, rng)))
+        return ["report", "fuzz.json", "-o", rng.choice(["fuzz.md", "fuzz.html"])]
+    cut = bytearray(model[: rng.randrange(1, len(model))])
+    if cut and rng.random() < 0.5:
+        cut[rng.randrange(len(cut))] ^= 0xFF
+    (folder / "fuzz.onnx").write_bytes(bytes(cut))
+    return ["run", "fuzz.onnx"]
+
+
+@pytest.mark.timeout(600, method="thread")
+def test_seeded_campaign_over_specs_results_and_models(bench_json, tmp_path):
+    import random
+
+    mlp(tmp_path / "a.onnx", seed=0)
+    rng, result_data, model = random.Random(FUZZ_SEED), json.loads(bench_json.read_text()), (tmp_path / "a.onnx").read_bytes()
+    failures = []
+    for _ in range(FUZZ_CASES):
+        args = _fuzz_case(rng, tmp_path, result_data, model)
+        result = run_main(*args, cwd=tmp_path)
+        internal = result.returncode not in (0, 1, 2) or "Traceback" in result.stderr or "internal error" in result.stderr
+        if internal or CONTROL.search(result.stdout + result.stderr):
+            failures.append(f"{' '.join(args)} -> {result.returncode}: {result.stderr.strip()[-300:]}")
+        for name in ("fuzz.md", "fuzz.html", "fuzz_files"):  # each case writes its report afresh
+            shutil.rmtree(tmp_path / name) if (tmp_path / name).is_dir() else (tmp_path / name).unlink(missing_ok=True)
+    assert not failures, "\n".join(failures[:10])
+    outside = {p.name for p in tmp_path.iterdir()} - {"a.onnx", "fuzz.yaml", "fuzz.json", "fuzz.onnx", "fuzz_files", "fuzz-out"}
+    assert not outside, outside

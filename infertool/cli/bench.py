@@ -7,6 +7,7 @@ import functools
 import math
 import os
 import shlex
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,10 +21,10 @@ from infertool.cli.groups import Device, Generated, Image, Inputs, Limits, Outpu
 from infertool.cli.perf import Perf, Source, group_args
 from infertool.cli.show import bench as show_bench
 from infertool.cli.show import perf as show_perf
-from infertool.errors import CheckFailed, InfertoolError
+from infertool.errors import CheckFailed, InfertoolError, first_line
 from infertool.measure.timing import MAX_SAMPLES, MAX_SECONDS
 from infertool.present.bench import bench_csv, bench_markdown
-from infertool.text import shorten
+from infertool.text import printable, shorten
 
 MAX_THREADS = 1024
 BackendOptions = backend_options.NONE  # every backend's own options, once bench runs (with_backend_options)
@@ -151,6 +152,25 @@ def _targets(output: Output, reports: Reports) -> dict[str, str]:
     return targets
 
 
+def _append_step_summary(text: str) -> None:
+    """Add the Markdown to $GITHUB_STEP_SUMMARY, a regular file (CI's, not an output of this
+    command): a pipe or a device is refused without blocking, with a warning."""
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not summary:
+        return
+    shown = shorten(printable(summary), 80)
+    try:
+        handle = os.fdopen(os.open(summary, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o644), "a", encoding="utf-8")
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        warn(f"cannot append to $GITHUB_STEP_SUMMARY ({shown}): {getattr(exc, 'strerror', None) or first_line(exc)}")
+        return
+    with handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            warn(f"$GITHUB_STEP_SUMMARY ({shown}) is not a regular file (a pipe or a device): nothing appended")
+            return
+        handle.write(text + "\n")
+
+
 def _emit(result, output: Output, reports: Reports) -> None:
     targets = _targets(output, reports)
     if output.json_out:
@@ -160,13 +180,7 @@ def _emit(result, output: Output, reports: Reports) -> None:
     if reports.markdown_out:
         text = bench_markdown(result)
         emit_text(text, reports.markdown_out, output.force)
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary:
-            try:
-                with open(summary, "a", encoding="utf-8") as handle:
-                    handle.write(text + "\n")
-            except OSError as exc:  # the job summary is CI's, not an output of this command
-                warn(f"cannot append to $GITHUB_STEP_SUMMARY ({summary}): {exc.strerror}")
+        _append_step_summary(text)
     if "-" not in targets.values():
         show_bench.bench_tables(result, out)
         show_perf.tables(result, out)

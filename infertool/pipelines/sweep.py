@@ -448,7 +448,7 @@ def _jobs(cells: list[Cell], spec: Spec, options: SweepOptions) -> dict[str, swe
     for cell in cells:
         if cell.shapes not in read:
             read[cell.shapes] = options.bench_options(spec.bench_args, cell.shapes)
-        settings = replace(read[cell.shapes], backends=(cell.backend,), batches=(cell.batch,), reference=cell.reference, model_labels=(cell.label,), force=True)
+        settings = replace(read[cell.shapes], backends=(cell.backend,), batches=(cell.batch,), reference=cell.reference, model_labels=(cell.label,), force=False)
         jobs[cell.id] = sweep_run.CellJob(cell.to_dict(), cell.path, settings)
     return jobs
 

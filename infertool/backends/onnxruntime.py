@@ -19,7 +19,7 @@ import psutil
 
 from infertool import dtypes, onnx_io
 from infertool.backends import registry
-from infertool.backends.base import Backend, Capabilities, Choice, Dimension, OrtOptions, Runner, RunnerInfo, RunnerOptions
+from infertool.backends.base import Backend, Capabilities, Choice, Dimension, GraphStep, OrtOptions, Runner, RunnerInfo, RunnerOptions
 from infertool.deadline import Deadline
 from infertool.errors import BackendFailure, InfertoolError, first_line
 from infertool.files import staged_output
@@ -63,6 +63,35 @@ def _graph_optimization() -> Dimension:
         _with_ort(f"graph-opt {level}", {"session_options.graph_optimization_level": name}, graph_optimization=level)
         for level, name in OPTIMIZATION_LEVELS.items()
     ))
+
+
+def transformer_type(model: ModelInfo) -> str | None:
+    """The onnxruntime.transformers model type whose fusions fit this graph: 'bert' for an encoder's
+    attention (MatMul into Softmax into MatMul) with layer norms, else None."""
+    ops = {node.op_type for node in onnx_io.load(model.path, load_external_data=False).graph.node}
+    attention = {"MatMul", "Softmax"} <= ops
+    norms = "LayerNormalization" in ops or {"ReduceMean", "Sqrt", "Div"} <= ops
+    return "bert" if attention and norms else None
+
+
+def _fuse(model: Path, output: Path, kind: str, use_gpu: bool) -> None:
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    try:
+        optimize_model(str(model), kind, use_gpu=use_gpu).save_model_to_file(str(output))
+    except Exception as exc:  # the optimizer's own failure on this graph: this choice fails, the search goes on
+        raise BackendFailure(f"ONNX Runtime's {kind} transformer fusions failed on {model.name}: {first_line(exc)}") from exc
+
+
+def _fusions(model: ModelInfo, on_gpu: bool) -> tuple[Dimension, ...]:
+    """ONNX Runtime's transformer graph fusions (attention, skip layer norm, bias GELU) for a transformer graph."""
+    kind = transformer_type(model)
+    if kind is None:
+        return ()
+    command = ("python", "-m", "onnxruntime.transformers.optimizer", "--input", "{model}", "--output", "{output}", "--model_type", kind,
+               *(("--use_gpu",) if on_gpu else ()))
+    step = GraphStep(f"{kind}-fused", functools.partial(_fuse, kind=kind, use_gpu=on_gpu), command)
+    return (Dimension("transformer fusions", (Choice(f"{kind} transformer fusions", graph=step.name, step=step),)),)
 
 
 class OrtBackend(Backend):
@@ -139,7 +168,7 @@ class OrtCpu(OrtBackend):
         ]
         if model.precision == "fp32":  # which precision graph this CPU runs fastest
             dimensions.insert(0, Dimension("precision graph", tuple(Choice(f"{name} graph", graph=name) for name in TUNE_GRAPHS)))
-        return tuple(d for d in dimensions if d.choices)
+        return (*_fusions(model, on_gpu=False), *(d for d in dimensions if d.choices))
 
 
 class OrtCuda(OrtBackend):
@@ -163,7 +192,7 @@ class OrtCuda(OrtBackend):
         binding = lambda on: Choice(  # noqa: E731
             "IO binding" if on else "no IO binding", lambda o: replace(o, io_binding=on, cuda_graph=o.cuda_graph and on), {"io_binding": on},
         )
-        return (*dimensions, _graph_optimization(), Dimension("IO binding", (binding(True), binding(False))))
+        return (*_fusions(model, on_gpu=True), *dimensions, _graph_optimization(), Dimension("IO binding", (binding(True), binding(False))))
 
 
 class OrtTensorrt(OrtBackend):

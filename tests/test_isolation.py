@@ -115,6 +115,7 @@ def test_bench_isolate_with_tune_is_refused(tmp_path):
 
 def test_the_reproduce_command_round_trips_through_the_cli_parser(tmp_path):
     """What --tune found, written by to_argv and read back by bench's own parser: the same settings."""
+    from infertool.backends.onnxruntime import OrtTransformerOptions
     from infertool.backends.openvino import OpenVinoOptions
     from infertool.cli.bench import GIVEN, _read, _with_every_backend, read_args, settings, to_argv
     from infertool.pipelines.tune import Reproduce
@@ -130,7 +131,7 @@ def test_the_reproduce_command_round_trips_through_the_cli_parser(tmp_path):
                                 provider_options={"arena_extend_strategy": "kSameAsRequested"}),
         engine=dataclasses.replace(asked.runner.engine, opt_level=5),
         source=dataclasses.replace(asked.runner.source, channels_last=True, compile_mode="max-autotune-no-cudagraphs"),
-        groups={"openvino": OpenVinoOptions(threads=3, hint="throughput")},
+        groups={"openvino": OpenVinoOptions(threads=3, hint="throughput"), "ort": OrtTransformerOptions("bert")},
     )
     for graph in (None, ("fp16", "tensorrt")):
         found = Reproduce("ort-cpu", 4, tmp_path / "made.onnx" if graph else model, found_options, graph, model if graph else None)
@@ -221,3 +222,19 @@ def test_torch_compile_tunes_its_modes():
     assert labels == expected
     applied = [c.apply(RunnerOptions()).source.compile_mode for c in dimension.choices if c.needs(RunnerOptions())]
     assert "default" not in applied and "max-autotune-no-cudagraphs" in applied  # the defaults already are 'default'
+
+
+def test_a_model_type_given_overrides_the_detection(tmp_path):
+    from infertool import onnx_io
+    from infertool.backends import registry
+    from infertool.backends.base import RunnerOptions
+    from infertool.backends.onnxruntime import OrtTransformerOptions
+    from onnx_models import mlp
+
+    model, backend = onnx_io.describe(mlp(tmp_path / "mlp.onnx")), registry.get("ort-cpu")
+    given = RunnerOptions().with_group(OrtTransformerOptions("vit"))
+    assert [d.name for d in backend.tuning_space(model, given)][0] == "transformer fusions"
+    assert backend.tuning_space(model, given)[0].choices[0].step.command[-1] == "vit"
+    assert "transformer fusions" not in [d.name for d in backend.tuning_space(model, RunnerOptions())]
+    refused = run_cli("bench", tmp_path / "mlp.onnx", "--tune", "--model-type", "bort")
+    assert refused.returncode == 2 and "--model-type" in one_line_error(refused)

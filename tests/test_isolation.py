@@ -229,6 +229,7 @@ def test_a_model_type_given_overrides_the_detection(tmp_path):
     from infertool.backends import registry
     from infertool.backends.base import RunnerOptions
     from infertool.backends.onnxruntime import OrtTransformerOptions
+
     from onnx_models import mlp
 
     model, backend = onnx_io.describe(mlp(tmp_path / "mlp.onnx")), registry.get("ort-cpu")

@@ -234,7 +234,7 @@ def test_a_model_type_given_overrides_the_detection(tmp_path):
 
     model, backend = onnx_io.describe(mlp(tmp_path / "mlp.onnx")), registry.get("ort-cpu")
     given = RunnerOptions().with_group(OrtTransformerOptions("vit"))
-    assert [d.name for d in backend.tuning_space(model, given)][0] == "transformer fusions"
+    assert backend.tuning_space(model, given)[0].name == "transformer fusions"
     assert backend.tuning_space(model, given)[0].choices[0].step.command[-1] == "vit"
     assert "transformer fusions" not in [d.name for d in backend.tuning_space(model, RunnerOptions())]
     refused = run_cli("bench", tmp_path / "mlp.onnx", "--tune", "--model-type", "bort")

@@ -1,10 +1,9 @@
-import contextlib
-import io
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import inprocess
 import numpy as np
 import pytest
 
@@ -20,22 +19,16 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> sub
     )
 
 
-def run_main(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """The command line in this process (cheap: no interpreter or import start-up), with its
-    exit code, stdout and stderr, from `cwd`."""
+def run_main(*args: str, cwd: Path | None = None, env: dict | None = None, imports: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """The command line in this process, as `run_cli` would run it (no interpreter or import start-up):
+    exit code, and stdout and stderr caught at the file descriptors (native libraries' lines too);
+    `env` set for the call, its PYTHONPATH's modules (tests/fakes) imported fresh in place of the
+    installed ones; `imports` (say a test backend) imported first. What the run changed is put back."""
     from infertool.cli.app import main
 
-    out, err, previous = io.StringIO(), io.StringIO(), os.getcwd()
-    code = 0
-    os.chdir(cwd or ROOT)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            main([str(a) for a in args])
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-    finally:
-        os.chdir(previous)
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+    with inprocess.isolated(env or {}, imports), inprocess.captured() as streams:
+        code = inprocess.exit_code(main, [str(a) for a in args], cwd or ROOT)
+    return subprocess.CompletedProcess(args, code, *streams)
 
 
 cli = run_main  # the name the type and verdict tests use
@@ -57,6 +50,26 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
     return lines[0]
 
 
+@pytest.fixture(scope="session")
+def cnn_onnx(tmp_path_factory) -> Path:
+    """tests/models.py:cnn converted as a user would (a dynamic batch), once a session: read it, never change it."""
+    path = tmp_path_factory.mktemp("cnn") / "cnn.onnx"
+    result = run_main("convert", f"{MODELS}:cnn", "--input-shape", "1x3x16x16", "-o", path, "--quiet")
+    assert result.returncode == 0, result.stderr
+    return path
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(123)
+
+
+@pytest.fixture
+def crash_plugin(tmp_path):
+    """tests/crash_backend.py as an installed plug-in: backends `crash` (killed at the first inference)
+    and `crash-fp16` (a segfault opening an fp16 graph); the environment that finds it."""
+    info = tmp_path / "site" / "crash_plugin-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: crash-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[infertool.backends]\ncrash = crash_backend\n")
+    return {"PYTHONPATH": f"{tmp_path / 'site'}:{ROOT / 'tests'}"}

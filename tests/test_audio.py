@@ -14,7 +14,7 @@ from infertool.errors import InfertoolError
 from infertool.inputs.audio import AudioPreprocess, load_audio, log_mel, read_wav, resample
 from infertool.tensors import TensorSpec
 
-from conftest import ROOT, one_line_error, run_cli
+from conftest import ROOT, cli, one_line_error
 from onnx_models import image_classifier
 
 SPEECH = ROOT / "examples" / "speech" / "speech.wav"
@@ -127,15 +127,15 @@ def _audio_model(path, features: bool):
 
 def test_run_takes_a_wav_and_saves_the_exact_inputs(tmp_path):
     model = _audio_model(tmp_path / "wave.onnx", features=False)
-    done = run_cli("run", model, "--inputs", SPEECH, "--save-inputs", tmp_path / "in.npz", "-o", tmp_path / "out.npz", "--json")
+    done = cli("run", model, "--inputs", SPEECH, "--save-inputs", tmp_path / "in.npz", "-o", tmp_path / "out.npz", "--json")
     assert done.returncode == 0, done.stderr
     assert "resampled from 8000 Hz to 16000 Hz" in done.stderr
     saved = np.load(tmp_path / "in.npz")["x"]
     assert saved.shape == (1, 49522 * 2)
-    again = run_cli("run", model, "--inputs", tmp_path / "in.npz", "-o", tmp_path / "again.npz")
+    again = cli("run", model, "--inputs", tmp_path / "in.npz", "-o", tmp_path / "again.npz")
     assert again.returncode == 0, again.stderr
     np.testing.assert_array_equal(np.load(tmp_path / "again.npz")["y"], np.load(tmp_path / "out.npz")["y"])
-    mel = run_cli("run", _audio_model(tmp_path / "mel.onnx", features=True), "--inputs", SPEECH, "--preprocess", "logmel", "--save-inputs", tmp_path / "mel_in")
+    mel = cli("run", _audio_model(tmp_path / "mel.onnx", features=True), "--inputs", SPEECH, "--preprocess", "logmel", "--save-inputs", tmp_path / "mel_in")
     assert mel.returncode == 0, mel.stderr
     assert (tmp_path / "mel_in" / "input_0.pb").is_file()
 
@@ -151,9 +151,9 @@ def test_bad_audio_and_image_files_are_one_line_errors(tmp_path):
         "mulaw.wav": "µ-law-encoded, not PCM", "text.wav": "is not a WAV file", "cut.wav": "is truncated",
     }
     for name, message in cases.items():
-        done = run_cli("run", model, "--inputs", tmp_path / name)
+        done = cli("run", model, "--inputs", tmp_path / name)
         assert done.returncode == 2 and message in one_line_error(done), (name, done.stderr)
-    done = run_cli("run", image_classifier(tmp_path / "img.onnx"), "--inputs", tmp_path / "picture.png")
+    done = cli("run", image_classifier(tmp_path / "img.onnx"), "--inputs", tmp_path / "picture.png")
     assert done.returncode == 2 and "cannot read image" in one_line_error(done)
-    done = run_cli("run", model, "--inputs", tmp_path / "ok.wav", "--preprocess", "paddleocr")
+    done = cli("run", model, "--inputs", tmp_path / "ok.wav", "--preprocess", "paddleocr")
     assert done.returncode == 2 and "names an image preset" in one_line_error(done)

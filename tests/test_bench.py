@@ -6,14 +6,14 @@ import json
 import numpy as np
 import pytest
 
-from conftest import one_line_error, ort_run, run_cli
+from conftest import cli, one_line_error, ort_run
 from onnx_models import big_weights, image_classifier, mlp, two_inputs
 
 FAST = ["--warmup", "2", "--iterations", "20", "--duration", "0"]
 
 
 def bench(*args, env=None):
-    result = run_cli("bench", *args, *FAST, "--json", env=env)
+    result = cli("bench", *args, *FAST, "--json", env=env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -51,7 +51,7 @@ def test_csv_markdown_and_step_summary(tmp_path):
     model = mlp(tmp_path / "mlp.onnx")
     summary = tmp_path / "summary.md"
     summary.write_text("# earlier step\n")
-    result = run_cli(
+    result = cli(
         "bench", model, "--batch", "1,2", *FAST, "--csv", tmp_path / "b.csv", "--markdown", tmp_path / "b.md",
         env={"GITHUB_STEP_SUMMARY": str(summary)},
     )
@@ -67,20 +67,20 @@ def test_csv_markdown_and_step_summary(tmp_path):
 def test_regression_gate(tmp_path):
     model = mlp(tmp_path / "mlp.onnx")
     baseline = tmp_path / "baseline.json"
-    result = run_cli("bench", model, *FAST, "--json", baseline)
+    result = cli("bench", model, *FAST, "--json", baseline)
     assert result.returncode == 0, result.stderr
     data = json.loads(baseline.read_text())
     generous = json.loads(json.dumps(data))
     for row in generous["rows"]:
         row["timings_ms"]["end_to_end"]["median"] *= 100
     (tmp_path / "slow_baseline.json").write_text(json.dumps(generous))
-    passed = run_cli("bench", model, *FAST, "--baseline", tmp_path / "slow_baseline.json", "--json")
+    passed = cli("bench", model, *FAST, "--baseline", tmp_path / "slow_baseline.json", "--json")
     assert passed.returncode == 0, passed.stderr
     assert json.loads(passed.stdout)["gate"]["passed"] is True
     for row in data["rows"]:
         row["timings_ms"]["end_to_end"]["median"] /= 100  # the baseline claims 100x faster
     baseline.write_text(json.dumps(data))
-    failed = run_cli("bench", model, *FAST, "--baseline", baseline, "--max-regression", "10%", "--json")
+    failed = cli("bench", model, *FAST, "--baseline", baseline, "--max-regression", "10%", "--json")
     assert failed.returncode == 1
     gate = json.loads(failed.stdout)["gate"]
     assert gate["passed"] is False and gate["rows"][0]["regressed"] and gate["rows"][0]["change"] > 10
@@ -90,7 +90,7 @@ def test_regression_gate(tmp_path):
 def test_reference_mismatch_fails(tmp_path):
     model = mlp(tmp_path / "a.onnx", seed=0)
     other = mlp(tmp_path / "b.onnx", seed=1)
-    result = run_cli("bench", model, *FAST, "--reference", other)
+    result = cli("bench", model, *FAST, "--reference", other)
     assert result.returncode == 1
     assert "outputs disagree with the reference" in one_line_error(result)
     assert "FAIL" in result.stdout
@@ -126,7 +126,7 @@ BAD = {
 def test_bench_bad_input(case, tmp_path):
     args, message = BAD[case]
     model = mlp(tmp_path / "mlp.onnx")
-    result = run_cli("bench", model, *FAST, *args, "--json", tmp_path / "out.json")
+    result = cli("bench", model, *FAST, *args, "--json", tmp_path / "out.json")
     assert result.returncode == 2, result.stderr
     assert message in one_line_error(result)
     assert not (tmp_path / "out.json").exists()
@@ -134,20 +134,20 @@ def test_bench_bad_input(case, tmp_path):
 
 def test_static_batch_cannot_sweep(tmp_path):
     model = mlp(tmp_path / "static.onnx", batch=1)
-    result = run_cli("bench", model, "--batch", "8")
+    result = cli("bench", model, "--batch", "8")
     assert result.returncode == 2 and "fixed batch of 1" in one_line_error(result)
 
 
 def test_corrupt_model(tmp_path):
     (tmp_path / "bad.onnx").write_bytes(b"\x08\x07garbage" * 10)
-    result = run_cli("bench", tmp_path / "bad.onnx")
+    result = cli("bench", tmp_path / "bad.onnx")
     assert result.returncode == 2 and "not a readable ONNX model" in one_line_error(result)
 
 
 def test_npz_with_wrong_names_lists_the_real_ones(tmp_path):
     model = two_inputs(tmp_path / "two.onnx")
     np.savez(tmp_path / "in.npz", tokens=np.zeros((1, 3), np.int64), scale=np.ones((1, 1), np.float32))
-    result = run_cli("bench", model, "--inputs", tmp_path / "in.npz")
+    result = cli("bench", model, "--inputs", tmp_path / "in.npz")
     assert result.returncode == 2
     line = one_line_error(result)
     assert "unknown input name 'tokens'" in line and "ids, scale" in line
@@ -156,7 +156,7 @@ def test_npz_with_wrong_names_lists_the_real_ones(tmp_path):
 def test_existing_report_needs_force(tmp_path):
     model = mlp(tmp_path / "mlp.onnx")
     (tmp_path / "r.csv").write_text("keep")
-    result = run_cli("bench", model, *FAST, "--csv", tmp_path / "r.csv")
+    result = cli("bench", model, *FAST, "--csv", tmp_path / "r.csv")
     assert result.returncode == 2 and "--force" in one_line_error(result)
     assert (tmp_path / "r.csv").read_text() == "keep"
 
@@ -165,7 +165,7 @@ def test_run_saves_outputs_npz_and_pb(tmp_path):
     model = two_inputs(tmp_path / "two.onnx")
     feeds = {"ids": np.array([[1, 2, 3], [4, 5, 6]], np.int64), "scale": np.array([[1.0], [2.0]], np.float32)}
     np.savez(tmp_path / "in.npz", **feeds)
-    result = run_cli("run", model, "--inputs", tmp_path / "in.npz", "-o", tmp_path / "out.npz", "--json")
+    result = cli("run", model, "--inputs", tmp_path / "in.npz", "-o", tmp_path / "out.npz", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["outputs"][0]["name"] == "out" and report["outputs"][0]["shape"] == [2, 8]
@@ -177,7 +177,7 @@ def test_run_saves_outputs_npz_and_pb(tmp_path):
     from infertool.inputs.tensor_files import read_pb_dir, write_pb_dir
 
     write_pb_dir(feeds, tmp_path / "test_data_set_0", prefix="input")
-    result = run_cli("run", model, "--inputs", tmp_path / "test_data_set_0", "-o", tmp_path / "outs")
+    result = cli("run", model, "--inputs", tmp_path / "test_data_set_0", "-o", tmp_path / "outs")
     assert result.returncode == 0, result.stderr
     np.testing.assert_array_equal(read_pb_dir(tmp_path / "outs", ["out"], prefix="output")["out"], expected)
 
@@ -188,10 +188,10 @@ def test_run_top_k_with_labels(tmp_path):
     image = np.zeros((1, 3, 8, 8), np.float32)
     image[0, 2] = 1.0  # logits = w[2] = [0.8, 0.9, 1.0, 1.1]: fish first
     np.save(tmp_path / "x.npy", image)
-    result = run_cli("run", model, "--inputs", tmp_path / "x.npy", "--top-k", "2", "--labels", tmp_path / "labels.txt", "--json")
+    result = cli("run", model, "--inputs", tmp_path / "x.npy", "--top-k", "2", "--labels", tmp_path / "labels.txt", "--json")
     assert result.returncode == 0, result.stderr
     top = json.loads(result.stdout)["top_k"]["rows"][0]
     assert [entry["label"] for entry in top] == ["fish", "bird"]
     (tmp_path / "short.txt").write_text("cat\ndog\n")
-    bad = run_cli("run", model, "--inputs", tmp_path / "x.npy", "--top-k", "2", "--labels", tmp_path / "short.txt")
+    bad = cli("run", model, "--inputs", tmp_path / "x.npy", "--top-k", "2", "--labels", tmp_path / "short.txt")
     assert bad.returncode == 2 and "2 labels" in one_line_error(bad)

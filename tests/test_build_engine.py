@@ -17,7 +17,7 @@ from infertool.engine import plan as precision_plan
 from infertool.engine.sidecar import check_compatible
 from infertool.errors import InfertoolError
 
-from conftest import ROOT, one_line_error, ort_run, run_cli
+from conftest import ROOT, cli, one_line_error, ort_run
 from onnx_models import mlp, two_inputs
 
 FAKES = str(ROOT / "tests" / "fakes")
@@ -26,7 +26,7 @@ TRT11 = {"PYTHONPATH": FAKES, "FAKE_TENSORRT_VERSION": "11.4.0.106"}
 
 
 def build(model, out, *args, env=TRT10):
-    result = run_cli("build-engine", model, "-o", out, *args, "--json", env=env)
+    result = cli("build-engine", model, "-o", out, *args, "--json", env=env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -87,14 +87,14 @@ def test_sidecar_compatibility():
 
 def test_not_installed_build_engine_names_the_extra(tmp_path):
     model = mlp(tmp_path / "m.onnx")
-    result = run_cli("build-engine", model, "-o", tmp_path / "m.engine")
+    result = cli("build-engine", model, "-o", tmp_path / "m.engine")
     assert result.returncode == 2 and "pip install 'infertool[trt]'" in one_line_error(result)
     assert not (tmp_path / "m.engine").exists()
 
 
 def test_not_installed_bench_lists_trt_unavailable(tmp_path):
     model = mlp(tmp_path / "m.onnx")
-    result = run_cli("bench", model, "--backend", "trt")
+    result = cli("bench", model, "--backend", "trt")
     assert result.returncode == 2
     assert "backend trt is unavailable: TensorRT is not installed (pip install 'infertool[trt]')" in one_line_error(result)
 
@@ -133,7 +133,7 @@ def test_build_fp16_on_11x_writes_precision_into_the_graph(tmp_path):
 
 def test_int8_needs_calibration_on_11x(tmp_path):
     model = mlp(tmp_path / "m.onnx")
-    refused = run_cli("build-engine", model, "-o", tmp_path / "m.engine", "-p", "int8", env=TRT11)
+    refused = cli("build-engine", model, "-o", tmp_path / "m.engine", "-p", "int8", env=TRT11)
     assert refused.returncode == 2 and "--calib-data" in one_line_error(refused)
     np.savez(tmp_path / "calib.npz", x=np.random.default_rng(0).standard_normal((32, 16), dtype=np.float32))
     report = build(model, tmp_path / "m.engine", "-p", "int8", "--calib-data", tmp_path / "calib.npz", env=TRT11)
@@ -142,7 +142,7 @@ def test_int8_needs_calibration_on_11x(tmp_path):
 
 def test_missing_precision_in_the_engine_fails_the_build(tmp_path):
     model = mlp(tmp_path / "m.onnx")
-    result = run_cli("build-engine", model, "-o", tmp_path / "m.engine", "-p", "fp16", env={**TRT10, "FAKE_TENSORRT_DECLINE": "fp16"})
+    result = cli("build-engine", model, "-o", tmp_path / "m.engine", "-p", "fp16", env={**TRT10, "FAKE_TENSORRT_DECLINE": "fp16"})
     assert result.returncode == 1 and "has no fp16 layer" in one_line_error(result)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
 
@@ -152,7 +152,7 @@ def test_parser_errors_name_the_node(tmp_path):
     graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.save(model, tmp_path / "bad.onnx")
-    result = run_cli("build-engine", tmp_path / "bad.onnx", "-o", tmp_path / "bad.engine", env=TRT10)
+    result = cli("build-engine", tmp_path / "bad.onnx", "-o", tmp_path / "bad.engine", env=TRT10)
     assert result.returncode == 2
     assert "mystery_node (FakeUnsupportedOp): No importer registered" in one_line_error(result)
     assert not (tmp_path / "bad.engine").exists()
@@ -160,9 +160,9 @@ def test_parser_errors_name_the_node(tmp_path):
 
 def test_profiles_are_checked_against_the_model(tmp_path):
     model = two_inputs(tmp_path / "two.onnx")
-    bad = run_cli("build-engine", model, "-o", tmp_path / "e.engine", "--min-shapes", "idz:1x4", "--opt-shapes", "idz:2x4", "--max-shapes", "idz:4x4", env=TRT10)
+    bad = cli("build-engine", model, "-o", tmp_path / "e.engine", "--min-shapes", "idz:1x4", "--opt-shapes", "idz:2x4", "--max-shapes", "idz:4x4", env=TRT10)
     assert bad.returncode == 2 and "unknown input name 'idz'" in one_line_error(bad) and "ids, scale" in one_line_error(bad)
-    unsized = run_cli("build-engine", model, "-o", tmp_path / "e.engine", env=TRT10)
+    unsized = cli("build-engine", model, "-o", tmp_path / "e.engine", env=TRT10)
     assert unsized.returncode == 2 and "dynamic dimension 'seq'" in one_line_error(unsized)
     report = build(model, tmp_path / "e.engine", "--min-shapes", "ids:1x4,scale:1x1", "--opt-shapes", "ids:2x8,scale:2x1",
                    "--max-shapes", "ids:4x16,scale:4x1", "--min-shapes", "ids:8x4,scale:8x1", "--opt-shapes", "ids:16x8,scale:16x1",
@@ -174,7 +174,7 @@ def test_profiles_are_checked_against_the_model(tmp_path):
 def test_existing_engine_needs_force(tmp_path):
     model = mlp(tmp_path / "m.onnx")
     (tmp_path / "m.engine").write_text("keep")
-    result = run_cli("build-engine", model, "-o", tmp_path / "m.engine", env=TRT10)
+    result = cli("build-engine", model, "-o", tmp_path / "m.engine", env=TRT10)
     assert result.returncode == 2 and "--force" in one_line_error(result)
     assert (tmp_path / "m.engine").read_text() == "keep"
 
@@ -185,24 +185,24 @@ def test_run_an_engine(tmp_path, env):
     build(model, tmp_path / "m.engine", "--min-shapes", "x:1x16", "--opt-shapes", "x:4x16", "--max-shapes", "x:8x16", env=env)
     x = np.random.default_rng(3).standard_normal((5, 16), dtype=np.float32)
     np.save(tmp_path / "x.npy", x)
-    result = run_cli("run", tmp_path / "m.engine", "--inputs", tmp_path / "x.npy", "-o", tmp_path / "y.npz", env=env)
+    result = cli("run", tmp_path / "m.engine", "--inputs", tmp_path / "x.npy", "-o", tmp_path / "y.npz", env=env)
     assert result.returncode == 0, result.stderr
     with np.load(tmp_path / "y.npz") as saved:
         np.testing.assert_allclose(saved["y"], ort_run(model, {"x": x})["y"], rtol=1e-6)
-    outside = run_cli("run", tmp_path / "m.engine", "--batch", "9", env=env)
+    outside = cli("run", tmp_path / "m.engine", "--batch", "9", env=env)
     assert outside.returncode == 2 and "outside the engine's profile (min 1x16, opt 4x16, max 8x16)" in one_line_error(outside)
 
 
 def test_incompatible_engine_is_refused_before_loading(tmp_path):
     model = mlp(tmp_path / "m.onnx")
     build(model, tmp_path / "m.engine")
-    result = run_cli("run", tmp_path / "m.engine", env=TRT11)
+    result = cli("run", tmp_path / "m.engine", env=TRT11)
     assert result.returncode == 2 and "was built with TensorRT 10.16.1.11; this is TensorRT 11.4.0.106" in one_line_error(result)
     sidecar_file = tmp_path / "m.engine.json"
     sidecar = json.loads(sidecar_file.read_text())
     sidecar["gpu"]["compute_capability"] = "8.6"
     sidecar_file.write_text(json.dumps(sidecar))
-    result = run_cli("run", tmp_path / "m.engine", env=TRT10)
+    result = cli("run", tmp_path / "m.engine", env=TRT10)
     assert result.returncode == 2 and "sm 8.6" in one_line_error(result) and "--hardware-compat" in one_line_error(result)
 
 
@@ -210,7 +210,7 @@ def test_bench_trt_next_to_ort_with_engine_cache(tmp_path):
     model = mlp(tmp_path / "m.onnx")
     args = ["bench", model, "--backend", "ort-cpu", "--backend", "trt", "--batch", "1,4", "--iterations", "10", "--duration", "0",
             "--engine-cache", tmp_path / "engines", "--cuda-graph", "--json"]
-    first = run_cli(*args, env=TRT10)
+    first = cli(*args, env=TRT10)
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
     trt_rows = [r for r in report["rows"] if r["backend"] == "trt"]
@@ -222,15 +222,15 @@ def test_bench_trt_next_to_ort_with_engine_cache(tmp_path):
         assert row["agreement"]["passed"] and row["settings"]["cuda_graph"] is True
         assert "fakes" in row["settings"]["tensorrt_module"]
     assert len(list((tmp_path / "engines").glob("*.engine"))) == 2
-    second = run_cli(*args, env=TRT10)
+    second = cli(*args, env=TRT10)
     assert second.returncode == 0 and "reusing the cached engine" in second.stderr
 
 
 def test_bench_with_a_prebuilt_engine(tmp_path):
     model = mlp(tmp_path / "m.onnx")
     build(model, tmp_path / "m.engine", "--batch", "2")
-    result = run_cli("bench", model, "--backend", "trt", "--engine", tmp_path / "m.engine", "--batch", "2", "--iterations", "5", "--duration", "0", "--json", env=TRT10)
+    result = cli("bench", model, "--backend", "trt", "--engine", tmp_path / "m.engine", "--batch", "2", "--iterations", "5", "--duration", "0", "--json", env=TRT10)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["rows"][0]["settings"]["engine"] == str(tmp_path / "m.engine")
-    refused = run_cli("bench", tmp_path / "m.engine", "--backend", "trt", env=TRT10)
+    refused = cli("bench", tmp_path / "m.engine", "--backend", "trt", env=TRT10)
     assert refused.returncode == 2 and "--engine" in one_line_error(refused)

@@ -1,10 +1,9 @@
 """What a user reads: tables that fit the terminal without cutting a number, --quiet, one vocabulary
-across commands, machine output on stdout, honest help. CLI runs in subprocesses."""
+across commands, machine output on stdout, honest help. CLI runs in this process (conftest.cli), a closed pipe in a subprocess."""
 
 import csv
 import io
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -19,7 +18,7 @@ from infertool.cli.show import grid as show
 from infertool.onnx_io import precision_label
 from infertool.present import numbers as formats
 
-from conftest import MODELS, ROOT, one_line_error, run_cli
+from conftest import MODELS, ROOT, cli, one_line_error
 from onnx_models import image_classifier, mlp, two_inputs
 
 FAST = ["--warmup", "2", "--iterations", "10", "--duration", "0"]
@@ -27,9 +26,8 @@ COMMANDS = ("convert", "quantize", "build-engine", "run", "bench", "doctor")
 
 
 def toy_cli(*args: str, env: dict) -> subprocess.CompletedProcess:
-    """The real CLI with the toy backend (onnx's reference evaluator) registered: a second backend."""
-    code = f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r}); import toy_backend; from infertool.cli.app import main; main({list(map(str, args))!r})"
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env}, timeout=600)
+    """The CLI with the toy backend (onnx's reference evaluator) registered: a second backend."""
+    return cli(*args, env=env, imports=("toy_backend",))
 
 
 def fits(text: str, width: int) -> None:
@@ -47,10 +45,10 @@ def test_every_command_fits_80_columns(tmp_path):
     outputs = [
         toy_cli("bench", model, "-b", "ort-cpu", "-b", "onnx-reference", "--batch", "1,4", *FAST, "--reference", tmp_path / "reference.onnx",
                 env=narrow),
-        run_cli("run", classifier, "--top-k", "3", "--labels", tmp_path / "labels.txt", "--input-shape", "2x3x8x8", env=narrow),
-        run_cli("quantize", model, "-p", "int8", "--calib-data", "random", "-o", tmp_path / "m8.onnx", env=narrow),
-        run_cli("convert", f"{MODELS}:cnn", "--input-shape", "1x3x8x8", "--exporter", "torchscript", "-o", tmp_path / "cnn.onnx", env=narrow),
-        run_cli("doctor", env=narrow),
+        cli("run", classifier, "--top-k", "3", "--labels", tmp_path / "labels.txt", "--input-shape", "2x3x8x8", env=narrow),
+        cli("quantize", model, "-p", "int8", "--calib-data", "random", "-o", tmp_path / "m8.onnx", env=narrow),
+        cli("convert", f"{MODELS}:cnn", "--input-shape", "1x3x8x8", "--exporter", "torchscript", "-o", tmp_path / "cnn.onnx", env=narrow),
+        cli("doctor", env=narrow),
     ]
     for result in outputs:
         assert result.returncode == 0, result.stderr
@@ -87,26 +85,26 @@ def test_numbers_have_5_significant_digits_one_style():
 
 def test_piped_output_respects_columns(tmp_path):
     model = mlp(tmp_path / "m.onnx")
-    wide = run_cli("bench", model, *FAST)
-    narrow = run_cli("bench", model, *FAST, env={"COLUMNS": "50"})
+    wide = cli("bench", model, *FAST)
+    narrow = cli("bench", model, *FAST, env={"COLUMNS": "50"})
     assert max(len(line) for line in wide.stdout.splitlines()) > 50
     fits(narrow.stdout, 50)
 
 
 def test_quiet_prints_warnings_and_errors_only(tmp_path):
     model = mlp(tmp_path / "m.onnx")
-    bench = run_cli("bench", model, *FAST, "--json", tmp_path / "b.json", "-q")
+    bench = cli("bench", model, *FAST, "--json", tmp_path / "b.json", "-q")
     assert bench.returncode == 0 and (tmp_path / "b.json").exists()
     assert all(line.startswith("warning:") for line in bench.stderr.splitlines()), bench.stderr
-    quantize = run_cli("quantize", model, "-p", "bf16", "-o", tmp_path / "m16.onnx", "--json", tmp_path / "q.json", "-q")
+    quantize = cli("quantize", model, "-p", "bf16", "-o", tmp_path / "m16.onnx", "--json", tmp_path / "q.json", "-q")
     assert quantize.returncode == 0 and quantize.stderr == "", quantize.stderr
-    doctor = run_cli("doctor", "--json", tmp_path / "d.json", "-q")
+    doctor = cli("doctor", "--json", tmp_path / "d.json", "-q")
     assert doctor.returncode == 0 and doctor.stderr == "" and "backends" in doctor.stdout
     # token ids past the embedding table: onnxruntime logs the failure itself, then raises
     failing = ["bench", two_inputs(tmp_path / "two.onnx"), "--input-shape", "ids:1x4", "-q"]
-    quiet = run_cli(*failing)
+    quiet = cli(*failing)
     assert quiet.returncode == 2 and quiet.stderr.splitlines() == [one_line_error(quiet)], quiet.stderr
-    assert "[E:onnxruntime" in run_cli(*failing, "--verbose").stderr
+    assert "[E:onnxruntime" in cli(*failing, "--verbose").stderr
 
 
 def test_verbose_lets_third_party_logs_through():
@@ -126,7 +124,7 @@ def test_verbose_lets_third_party_logs_through():
 
 def test_ci_logs_get_start_lines_and_a_heartbeat(tmp_path):
     model = mlp(tmp_path / "m.onnx")
-    result = run_cli("bench", model, "--warmup", "2", "--duration", "0.8", "--json", tmp_path / "b.json", env={"INFERTOOL_HEARTBEAT": "0.2"})
+    result = cli("bench", model, "--warmup", "2", "--duration", "0.8", "--json", tmp_path / "b.json", env={"INFERTOOL_HEARTBEAT": "0.2"})
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     start = lines.index("… ort-cpu batch 1 end-to-end: measuring")
@@ -136,90 +134,90 @@ def test_ci_logs_get_start_lines_and_a_heartbeat(tmp_path):
 
 def test_machine_output_on_stdout_one_at_a_time(tmp_path):
     model = two_inputs(tmp_path / "two.onnx")
-    result = run_cli("bench", model, *FAST, "--input-shape", "ids:1x4,1x8", "--int-range", "0:50", "--threads", "1", "--csv", "-")
+    result = cli("bench", model, *FAST, "--input-shape", "ids:1x4,1x8", "--int-range", "0:50", "--threads", "1", "--csv", "-")
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [r["input_shapes"] for r in rows] == ["ids:1x4,scale:1x1", "ids:1x8,scale:1x1"]
     assert {r["threads"] for r in rows} == {"1"} and rows[0]["model"] == str(model) and len(rows[0]["sha256"]) == 64
     assert rows[0]["timestamp"].endswith("+00:00")
-    markdown = run_cli("bench", model, *FAST, "--int-range", "0:50", "--input-shape", "ids:1x4", "--markdown")
+    markdown = cli("bench", model, *FAST, "--int-range", "0:50", "--input-shape", "ids:1x4", "--markdown")
     assert markdown.stdout.startswith("### infertool bench") and "| ids 1x4, scale 1x1 |" in markdown.stdout
-    both = run_cli("bench", model, *FAST, "--json", "--csv")
+    both = cli("bench", model, *FAST, "--json", "--csv")
     assert both.returncode == 2 and "--json and --csv both write to stdout" in one_line_error(both)
-    to_txt = run_cli("bench", model, *FAST, "--int-range", "0:50", "--input-shape", "ids:1x4", "--json", tmp_path / "out.txt")
+    to_txt = cli("bench", model, *FAST, "--int-range", "0:50", "--input-shape", "ids:1x4", "--json", tmp_path / "out.txt")
     assert to_txt.returncode == 0, to_txt.stderr
     assert json.loads((tmp_path / "out.txt").read_text())["schema"] == "infertool.bench/1"
 
 
 def test_help_reads_cleanly():
     for command in ("", *COMMANDS):
-        result = run_cli(*([command] if command else []), "--help", env={"COLUMNS": "200"})
+        result = cli(*([command] if command else []), "--help", env={"COLUMNS": "200"})
         assert result.returncode == 0, result.stderr
         text = result.stdout
         assert not re.search(r"\S \.(\s|$)", text), (command, re.findall(r".{30}\S \.", text))
         for leak in ("<bool>", "<list", "<path>", "<str>", "<int", "<float"):
             assert leak not in text, (command, leak)
-    bench = run_cli("bench", "--help", env={"COLUMNS": "200"}).stdout
+    bench = cli("bench", "--help", env={"COLUMNS": "200"}).stdout
     assert "[default: ORT's choice]" in bench and "not yet run on real TensorRT" in bench
     assert "--trt-precision" not in bench and "--input-data" not in bench
-    assert "[default: ort-cpu; engines: their builder's]" in run_cli("run", "--help", env={"COLUMNS": "200"}).stdout
-    assert "Not yet run on real TensorRT" in run_cli("build-engine", "--help", env={"COLUMNS": "200"}).stdout
+    assert "[default: ort-cpu; engines: their builder's]" in cli("run", "--help", env={"COLUMNS": "200"}).stdout
+    assert "Not yet run on real TensorRT" in cli("build-engine", "--help", env={"COLUMNS": "200"}).stdout
 
 
 def test_one_vocabulary_with_old_spellings_kept(tmp_path):
     model = mlp(tmp_path / "m.onnx")
-    report = json.loads(run_cli("bench", model, *FAST, "--trt-precision", "fp16", "--input-data", "zeros", "--json").stdout)
+    report = json.loads(cli("bench", model, *FAST, "--trt-precision", "fp16", "--input-data", "zeros", "--json").stdout)
     assert report["settings"]["engine"]["precision"] == "fp16" and report["settings"]["inputs"]["generator"] == "zeros"
-    now = json.loads(run_cli("bench", model, *FAST, "-p", "fp16", "--inputs", "zeros", "--json").stdout)
+    now = json.loads(cli("bench", model, *FAST, "-p", "fp16", "--inputs", "zeros", "--json").stdout)
     assert now["settings"]["engine"] == report["settings"]["engine"] and now["settings"]["inputs"] == report["settings"]["inputs"]
-    twice = run_cli("bench", model, "--trt-precision", "fp16", "-p", "fp32")
+    twice = cli("bench", model, "--trt-precision", "fp16", "-p", "fp32")
     assert twice.returncode == 2 and "old spelling of --precision" in one_line_error(twice)
-    zeros = run_cli("run", model, "--inputs", "zeros", "--json")
+    zeros = cli("run", model, "--inputs", "zeros", "--json")
     assert zeros.returncode == 0 and json.loads(zeros.stdout)["outputs"][0]["max"] == 0
-    calib = run_cli("quantize", model, "-p", "int8", "--calib-data", "zeros", "-o", tmp_path / "q.onnx")
+    calib = cli("quantize", model, "-p", "int8", "--calib-data", "zeros", "-o", tmp_path / "q.onnx")
     assert calib.returncode == 2 and "--calib-data zeros cannot work here" in one_line_error(calib)
 
 
 def test_bench_sweeps_shapes_of_any_dynamic_axis(tmp_path):
     model = two_inputs(tmp_path / "two.onnx")
     common = [*FAST, "--int-range", "0:50", "--json"]
-    listed = json.loads(run_cli("bench", model, "--input-shape", "ids:1x4,1x8", "--batch", "1,2", *common).stdout)
+    listed = json.loads(cli("bench", model, "--input-shape", "ids:1x4,1x8", "--batch", "1,2", *common).stdout)
     assert [r["input_shapes"]["ids"] for r in listed["rows"]] == [[1, 4], [2, 4], [1, 8], [2, 8]]
     assert all(r["agreement"]["passed"] and r["speedup"] == 1.0 for r in listed["rows"])
-    sets = json.loads(run_cli("bench", model, "--shapes", "ids:1x4,scale:1x1", "--shapes", "ids:3x6,scale:3x1", *common).stdout)
+    sets = json.loads(cli("bench", model, "--shapes", "ids:1x4,scale:1x1", "--shapes", "ids:3x6,scale:3x1", *common).stdout)
     assert [r["input_shapes"] for r in sets["rows"]] == [{"ids": [1, 4], "scale": [1, 1]}, {"ids": [3, 6], "scale": [3, 1]}]
-    table = run_cli("bench", model, "--input-shape", "ids:1x4", "--input-shape", "ids:1x8", *FAST, "--int-range", "0:50")
+    table = cli("bench", model, "--input-shape", "ids:1x4", "--input-shape", "ids:1x8", *FAST, "--int-range", "0:50")
     assert "ids 1x4, scale 1x1" in table.stdout and "ids 1x8, scale 1x1" in table.stdout
-    one = run_cli("run", model, "--input-shape", "ids:1x4,1x8")
+    one = cli("run", model, "--input-shape", "ids:1x4,1x8")
     assert one.returncode == 2 and "only bench sweeps shapes" in one_line_error(one)
     np.savez(tmp_path / "in.npz", ids=np.zeros((1, 4), np.int64), scale=np.ones((1, 1), np.float32))
-    with_file = run_cli("bench", model, "--input-shape", "ids:1x4,1x8", "--inputs", tmp_path / "in.npz")
+    with_file = cli("bench", model, "--input-shape", "ids:1x4,1x8", "--inputs", tmp_path / "in.npz")
     assert with_file.returncode == 2 and "shape sweep needs generated inputs" in one_line_error(with_file)
 
 
 def test_skip_unavailable_runs_what_can_run(tmp_path):
     model = mlp(tmp_path / "m.onnx")
-    refused = run_cli("bench", model, "-b", "ort-cpu", "-b", "trt", *FAST)
+    refused = cli("bench", model, "-b", "ort-cpu", "-b", "trt", *FAST)
     assert refused.returncode == 2 and "backend trt is unavailable" in one_line_error(refused)
-    result = run_cli("bench", model, "-b", "ort-cpu", "-b", "trt", "--skip-unavailable", *FAST, "--markdown", tmp_path / "b.md")
+    result = cli("bench", model, "-b", "ort-cpu", "-b", "trt", "--skip-unavailable", *FAST, "--markdown", tmp_path / "b.md")
     assert result.returncode == 0, result.stderr
     assert "skipped trt:" in result.stdout and "Skipped trt:" in (tmp_path / "b.md").read_text()
-    report = json.loads(run_cli("bench", model, "-b", "trt", "-b", "ort-cpu", "--skip-unavailable", *FAST, "--json").stdout)
+    report = json.loads(cli("bench", model, "-b", "trt", "-b", "ort-cpu", "--skip-unavailable", *FAST, "--json").stdout)
     assert [r["backend"] for r in report["rows"]] == ["ort-cpu"] and report["skipped"][0]["backend"] == "trt"
     assert "TensorRT" in report["skipped"][0]["reason"]
-    nothing = run_cli("bench", model, "-b", "trt", "--skip-unavailable")
+    nothing = cli("bench", model, "-b", "trt", "--skip-unavailable")
     assert nothing.returncode == 2 and "none of the backends can run here" in one_line_error(nothing)
 
 
 def test_agreement_table_leaves_out_the_reference_against_itself(tmp_path):
     model = mlp(tmp_path / "m.onnx")
-    itself = run_cli("bench", model, *FAST)
+    itself = cli("bench", model, *FAST)
     assert "output agreement" not in itself.stdout and "GPU" not in itself.stdout and "speedup" not in itself.stdout
     shutil.copy(model, tmp_path / "fp32.onnx")
-    report = json.loads(run_cli("bench", model, *FAST, "--json").stdout)
-    other = json.loads(run_cli("bench", model, *FAST, "--reference", tmp_path / "fp32.onnx", "--json").stdout)
+    report = json.loads(cli("bench", model, *FAST, "--json").stdout)
+    other = json.loads(cli("bench", model, *FAST, "--reference", tmp_path / "fp32.onnx", "--json").stdout)
     assert report["rows"][0]["agreement"]["self_check"] and not other["rows"][0]["agreement"]["self_check"]
-    assert "output agreement" in run_cli("bench", model, *FAST, "--reference", tmp_path / "fp32.onnx").stdout
+    assert "output agreement" in cli("bench", model, *FAST, "--reference", tmp_path / "fp32.onnx").stdout
 
 
 def test_noise_advice_works_on_small_machines(tmp_path):
@@ -240,18 +238,18 @@ def test_prec_column_tells_int8_graphs_apart(tmp_path):
     model = mlp(tmp_path / "m.onnx")
     labels = {}
     for name, args in {"qdq": ["-p", "int8"], "ort": ["-p", "int8", "--target", "ort"], "dyn": ["-p", "int8-dynamic", "--target", "ort"]}.items():
-        result = run_cli("quantize", model, *args, "--calib-data", "random", "-o", tmp_path / f"{name}.onnx", "--json")
+        result = cli("quantize", model, *args, "--calib-data", "random", "-o", tmp_path / f"{name}.onnx", "--json")
         assert result.returncode == 0, result.stderr
         labels[name] = precision_label(onnx.load(str(tmp_path / f"{name}.onnx")), "int8")
         assert "--target" in " ".join(json.loads(result.stdout)["notes"]) or name == "ort"
     assert labels == {"qdq": "int8-qdq", "ort": "int8-ort", "dyn": "int8-dyn"}
-    bench = run_cli("bench", tmp_path / "qdq.onnx", *FAST, "--reference", model, env={"COLUMNS": "80"})
+    bench = cli("bench", tmp_path / "qdq.onnx", *FAST, "--reference", model, env={"COLUMNS": "80"})
     assert bench.returncode == 0, bench.stderr
     assert "int8-qdq" in bench.stdout and "TensorRT-shaped int8 Q/DQ graph" in bench.stdout.replace("\n", " ")
 
 
 def test_doctor_hints_say_what_needs_an_nvidia_gpu():
-    report = json.loads(run_cli("doctor", "--json").stdout)
+    report = json.loads(cli("doctor", "--json").stdout)
     hints = {c["name"]: c["hint"] for c in report["components"]}
     assert "NVIDIA GPU" in hints["tensorrt"]
     reasons = {b["name"]: b["reason"] for b in report["backends"]}

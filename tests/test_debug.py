@@ -16,14 +16,14 @@ import pytest
 from infertool.cli.parse import names
 from infertool.errors import InfertoolError
 
-from conftest import ROOT, one_line_error, run_cli
+from conftest import ROOT, cli, one_line_error
 from onnx_models import fp16_overflow, int8_outlier, mlp
 
 pytestmark = pytest.mark.slow
 
 
 def cli_json(*args):
-    result = run_cli(*args, "--json")
+    result = cli(*args, "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout), result.stderr
 
@@ -59,7 +59,7 @@ def test_layers_flag_the_fp16_overflow_first(planted, tmp_path):
     assert report["outputs"][0]["diverged"] and report["samples"] == 8
     assert any("emulated" in n or "rounds every tensor" in n for n in report["notes"])  # ort-cpu runs fp16 in fp32: said
     assert "**◀ first divergence**" in (tmp_path / "layers.md").read_text()
-    shown = run_cli("debug", "layers", model, fp16)
+    shown = cli("debug", "layers", model, fp16)
     assert shown.returncode == 0 and "first divergence: tensor 'big' from node amplify (Mul)" in " ".join(shown.stdout.split())
 
 
@@ -99,7 +99,7 @@ def _runs_verbatim(command: str, model: Path, keep: Path) -> None:
     """debug precision's "next:" command, run as printed: the conversion it verified passes quantize's gate."""
     argv = shlex.split(command)
     assert argv[:3] == ["infertool", "quantize", str(model)] and f"--exclude-nodes=@{keep}" in argv
-    done = run_cli(*argv[1:])
+    done = cli(*argv[1:])
     assert done.returncode == 0, done.stderr
     assert Path(argv[argv.index("-o") + 1]).is_file()
 
@@ -141,16 +141,16 @@ def test_graphs_that_do_not_correspond_are_one_line_errors(planted, tmp_path):
         "other inputs": (int8_outlier(tmp_path / "image.onnx"), "takes inputs image, the reference x: not the same model"),
     }
     for case, (candidate, message) in cases.items():
-        result = run_cli("debug", "layers", model, candidate)
+        result = cli("debug", "layers", model, candidate)
         assert result.returncode == 2 and message in one_line_error(result), case
-    alone = run_cli("debug", "layers", model)
+    alone = cli("debug", "layers", model)
     assert alone.returncode == 2 and "nothing to compare" in one_line_error(alone)
-    as_model = run_cli("debug", "precision", model, "-p", "fp16", "-o", tmp_path / "keep.onnx")
+    as_model = cli("debug", "precision", model, "-p", "fp16", "-o", tmp_path / "keep.onnx")
     assert as_model.returncode == 2 and "a list of node names, not a model" in one_line_error(as_model)
     (tmp_path / "keep.txt").write_text("amplify\n")
-    exists = run_cli("debug", "precision", model, "-p", "fp16", "-o", tmp_path / "keep.txt")
+    exists = cli("debug", "precision", model, "-p", "fp16", "-o", tmp_path / "keep.txt")
     assert exists.returncode == 2 and "already exists" in one_line_error(exists)
-    missing = run_cli("quantize", model, "-p", "fp16", "--exclude-nodes", f"@{tmp_path / 'none.txt'}", "-o", tmp_path / "q.onnx")
+    missing = cli("quantize", model, "-p", "fp16", "--exclude-nodes", f"@{tmp_path / 'none.txt'}", "-o", tmp_path / "q.onnx")
     assert missing.returncode == 2 and "cannot read the name list" in one_line_error(missing) and not (tmp_path / "q.onnx").exists()
 
 

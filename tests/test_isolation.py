@@ -16,7 +16,7 @@ from infertool.errors import InfertoolError
 from infertool.pipelines import isolation
 from infertool.pipelines.bench import BenchOptions, isolating
 
-from conftest import ROOT, one_line_error, run_cli
+from conftest import one_line_error, run_cli
 
 
 class Notes:
@@ -75,15 +75,6 @@ def test_a_dead_child_is_a_typed_error_naming_the_runtime_and_the_stage():
 def test_isolation_is_on_by_default_only_where_several_rows_run_on_a_gpu():
     assert isolating(BenchOptions(), gpu_rows=2) and not isolating(BenchOptions(), gpu_rows=1) and not isolating(BenchOptions(), gpu_rows=0)
     assert not isolating(BenchOptions(isolate=False), gpu_rows=4) and isolating(BenchOptions(isolate=True), gpu_rows=0)
-
-
-@pytest.fixture
-def crash_plugin(tmp_path):
-    info = tmp_path / "site" / "crash_plugin-1.0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: crash-plugin\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[infertool.backends]\ncrash = crash_backend\n")
-    return {"PYTHONPATH": f"{tmp_path / 'site'}:{ROOT / 'tests'}"}
 
 
 def test_bench_isolate_keeps_the_rows_of_a_crashing_runtime_s_neighbours(tmp_path, crash_plugin):

@@ -6,7 +6,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from conftest import one_line_error, ort_run, run_cli
+from conftest import cli, one_line_error, ort_run
 from onnx_models import image_classifier, mlp
 
 
@@ -24,18 +24,18 @@ def _labelled(tmp_path, count: int = 10):
 
 def test_bench_reports_ground_truth_accuracy_per_row(tmp_path):
     model, _ = _labelled(tmp_path)
-    done = run_cli("bench", model, "--inputs", tmp_path / "x.npz", "--labels-csv", tmp_path / "labels.csv", "--batch", "3,10",
+    done = cli("bench", model, "--inputs", tmp_path / "x.npz", "--labels-csv", tmp_path / "labels.csv", "--batch", "3,10",
                    "--iterations", "3", "--duration", "0", "--warmup", "1", "--json")
     assert done.returncode == 0, done.stderr
     for row in json.loads(done.stdout)["rows"]:  # batch 3 runs 4 batches, the last filled up and cut back
         assert row["accuracy"] == {"labels": str(tmp_path / "labels.csv"), "output": "y", "samples": 10, "top1": 0.5, "top5": 1.0}
-    table = run_cli("bench", model, "--inputs", tmp_path / "x.npz", "--labels-csv", tmp_path / "labels.csv", "--iterations", "3", "--duration", "0")
+    table = cli("bench", model, "--inputs", tmp_path / "x.npz", "--labels-csv", tmp_path / "labels.csv", "--iterations", "3", "--duration", "0")
     assert "accuracy against" in table.stdout and "50.0%" in table.stdout
 
 
 def test_quantize_reports_both_models_against_the_labels(tmp_path):
     model, _ = _labelled(tmp_path)
-    done = run_cli("quantize", model, "-p", "fp16", "-o", tmp_path / "mlp.fp16.onnx", "--eval-data", tmp_path / "x.npz", "--labels-csv", tmp_path / "labels.csv", "--json")
+    done = cli("quantize", model, "-p", "fp16", "-o", tmp_path / "mlp.fp16.onnx", "--eval-data", tmp_path / "x.npz", "--labels-csv", tmp_path / "labels.csv", "--json")
     assert done.returncode == 0, done.stderr
     truth = json.loads(done.stdout)["accuracy"]["ground_truth"]
     assert truth["original"]["top1"] == 0.5 and truth["original"]["top5"] == 1.0 and truth["converted"]["samples"] == 10
@@ -47,7 +47,7 @@ def test_labels_name_image_files_by_name_or_stem(tmp_path):
     for index, colour in enumerate(((255, 0, 0), (0, 255, 0), (0, 0, 255))):
         Image.new("RGB", (8, 8), colour).save(tmp_path / "images" / f"im{index}.png")
     (tmp_path / "labels.csv").write_text("im0.png,3\nim1,3\n")  # im2 unlabelled
-    done = run_cli("bench", model, "--inputs", tmp_path / "images", "--labels-csv", tmp_path / "labels.csv", "--preprocess", "unit",
+    done = cli("bench", model, "--inputs", tmp_path / "images", "--labels-csv", tmp_path / "labels.csv", "--preprocess", "unit",
                    "--iterations", "2", "--duration", "0", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["rows"][0]["accuracy"]["samples"] == 2
@@ -65,8 +65,8 @@ def test_bad_labels_are_one_line_errors_and_write_nothing(tmp_path):
     for name, (text, message) in cases.items():
         (tmp_path / name).write_text(text)
         out = tmp_path / f"{name}.onnx"
-        done = run_cli("quantize", model, "-p", "fp16", "-o", out, "--eval-data", tmp_path / "x.npz", "--labels-csv", tmp_path / name)
+        done = cli("quantize", model, "-p", "fp16", "-o", out, "--eval-data", tmp_path / "x.npz", "--labels-csv", tmp_path / name)
         assert done.returncode == 2 and message in one_line_error(done), (name, done.stderr)
         assert not out.exists()
-    done = run_cli("bench", model, "--labels-csv", tmp_path / "missing.csv")
+    done = cli("bench", model, "--labels-csv", tmp_path / "missing.csv")
     assert done.returncode == 2 and "--labels-csv needs --inputs" in one_line_error(done)

@@ -11,7 +11,7 @@ import pytest
 
 from infertool import __version__
 
-from conftest import ROOT, one_line_error, run_cli
+from conftest import ROOT, cli, one_line_error
 from onnx_models import mlp, two_inputs
 
 FAST = ["--warmup", "2", "--iterations", "20", "--duration", "0"]
@@ -23,13 +23,13 @@ def versions(tmp_path_factory):
     folder = tmp_path_factory.mktemp("versions")
     fp32 = mlp(folder / "fp32.onnx")
     for precision, extra in (("fp16", []), ("int8", ["--calib-data", "random"])):
-        done = run_cli("quantize", fp32, "-p", precision, "-o", folder / f"{precision}.onnx", "--quiet", *extra)
+        done = cli("quantize", fp32, "-p", precision, "-o", folder / f"{precision}.onnx", "--quiet", *extra)
         assert done.returncode == 0, done.stderr
     return folder
 
 
 def bench(*args):
-    result = run_cli("bench", *args, *FAST, "--json")
+    result = cli("bench", *args, *FAST, "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -58,7 +58,7 @@ def test_three_precisions_in_one_table(versions):
 
 def test_table_labels_baseline_row_and_reference(versions, tmp_path):
     paths = [versions / f"{p}.onnx" for p in ("fp32", "fp16", "int8")]
-    result = run_cli(
+    result = cli(
         "bench", *paths, *FAST, "--label", "full,half", "--label", "quarter", "--baseline-row", "quarter", "--reference", paths[0],
         "--markdown", tmp_path / "b.md", "--csv", tmp_path / "b.csv", "--json", tmp_path / "b.json",
     )
@@ -76,7 +76,7 @@ def test_table_labels_baseline_row_and_reference(versions, tmp_path):
 
 def test_one_model_keeps_its_table(tmp_path):
     model = mlp(tmp_path / "mlp.onnx")
-    result = run_cli("bench", model, *FAST)
+    result = cli("bench", model, *FAST)
     assert result.returncode == 0, result.stderr
     assert "models" not in result.stdout and not re.search(r"^ *model\s", result.stdout, re.M)
 
@@ -100,7 +100,7 @@ def test_results_travel(tmp_path):
 
 
 def test_other_results_carry_the_record_too(versions, tmp_path):
-    result = run_cli("quantize", versions / "fp32.onnx", "-p", "fp16", "-o", tmp_path / "h.onnx", "--json")
+    result = cli("quantize", versions / "fp32.onnx", "-p", "fp16", "-o", tmp_path / "h.onnx", "--json")
     assert result.returncode == 0, result.stderr
     env = json.loads(result.stdout)["env"]
     assert env["hostname"] == socket.gethostname() and env["timestamp_utc"] and env["infertool_version"] == __version__
@@ -116,14 +116,14 @@ BAD = {
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_comparisons(case, versions, tmp_path):
     args, message = BAD[case]
-    result = run_cli("bench", versions / "fp32.onnx", versions / "fp16.onnx", *FAST, *args, "--json", tmp_path / "out.json")
+    result = cli("bench", versions / "fp32.onnx", versions / "fp16.onnx", *FAST, *args, "--json", tmp_path / "out.json")
     assert result.returncode == 2 and message in one_line_error(result)
     assert not (tmp_path / "out.json").exists()
 
 
 def test_models_with_other_inputs_are_refused(versions, tmp_path):
     other = two_inputs(tmp_path / "two.onnx")
-    result = run_cli("bench", versions / "fp32.onnx", other, *FAST)
+    result = cli("bench", versions / "fp32.onnx", other, *FAST)
     assert result.returncode == 2 and "two takes inputs ids, scale, fp32 takes x" in one_line_error(result)
     same_name = mlp(tmp_path / "fp32.onnx")  # two files named fp32: labels take the folder
     report = bench(versions / "fp32.onnx", same_name)

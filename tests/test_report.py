@@ -14,7 +14,7 @@ from PIL import Image
 
 from infertool.present.numbers import ms
 
-from conftest import ROOT, one_line_error, run_cli
+from conftest import ROOT, cli, one_line_error
 from onnx_models import mlp
 
 FAST = ["--warmup", "2", "--iterations", "30", "--duration", "0"]
@@ -26,9 +26,9 @@ def results(tmp_path_factory):
     """A two-model bench (samples kept), a quantize result, and the bench as if from a second machine."""
     folder = tmp_path_factory.mktemp("results")
     fp32 = mlp(folder / "fp32.onnx")
-    done = run_cli("quantize", fp32, "-p", "fp16", "-o", folder / "fp16.onnx", "--json", folder / "quantize.json", "--quiet")
+    done = cli("quantize", fp32, "-p", "fp16", "-o", folder / "fp16.onnx", "--json", folder / "quantize.json", "--quiet")
     assert done.returncode == 0, done.stderr
-    done = run_cli("bench", fp32, folder / "fp16.onnx", "--batch", "1,4", *FAST, "--save-samples", "--json", folder / "bench.json")
+    done = cli("bench", fp32, folder / "fp16.onnx", "--batch", "1,4", *FAST, "--save-samples", "--json", folder / "bench.json")
     assert done.returncode == 0, done.stderr
     other = json.loads((folder / "bench.json").read_text())
     other["env"].update(hostname="gpu-box-2", cpu="Other CPU @ 3.0GHz", timestamp_utc="2030-01-01T00:00:00.000Z")
@@ -46,7 +46,7 @@ def rows_of(path):
 
 def test_markdown_report_has_every_row_and_plots_that_decode(results, tmp_path):
     out = tmp_path / "report.md"
-    result = run_cli("report", results / "bench.json", results / "quantize.json", results / "elsewhere", "-o", out, "--json")
+    result = cli("report", results / "bench.json", results / "quantize.json", results / "elsewhere", "-o", out, "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["schema"] == "infertool.report/1" and [m["hostname"] for m in summary["machines"]][1] == "gpu-box-2"
@@ -81,7 +81,7 @@ def _browser():
 
 def test_html_report_loads_in_a_real_browser_with_its_images(results, tmp_path):
     out = tmp_path / "report.html"
-    result = run_cli("report", results, "-o", out)
+    result = cli("report", results, "-o", out)
     assert result.returncode == 0, result.stderr
     page = out.read_text()
     assert page.count("<img src='data:image/png;base64,") == 4 and "report_files" not in page
@@ -114,13 +114,13 @@ def test_a_report_gates_against_a_baseline(results, tmp_path):
         for stats in (row["latency_ms"], row["timings_ms"]["end_to_end"]):
             stats["median"] /= 100  # the baseline claims 100x faster
     (tmp_path / "fast.json").write_text(json.dumps(fast))
-    failed = run_cli("report", results / "bench.json", "-o", tmp_path / "r.md", "--baseline", tmp_path / "fast.json", "--json")
+    failed = cli("report", results / "bench.json", "-o", tmp_path / "r.md", "--baseline", tmp_path / "fast.json", "--json")
     assert failed.returncode == 1
     assert "performance regression" in one_line_error(failed) and "the report shows it" in failed.stderr
     gate = json.loads(failed.stdout)["gate"]
     assert not gate["passed"] and len(gate["rows"]) == 4 and all(r["regressed"] and r["machine"] == "M1" for r in gate["rows"])
     assert "Regression gate" in (tmp_path / "r.md").read_text() and "REGRESSED" in (tmp_path / "r.md").read_text()
-    same = run_cli("report", results / "bench.json", results / "elsewhere", "-o", tmp_path / "s.md", "--baseline", results / "bench.json", "--json")
+    same = cli("report", results / "bench.json", results / "elsewhere", "-o", tmp_path / "s.md", "--baseline", results / "bench.json", "--json")
     assert same.returncode == 0, same.stderr
     gate = json.loads(same.stdout)["gate"]
     # rows of the other machine have no baseline on their hardware: noted, never compared across machines
@@ -144,13 +144,13 @@ def test_bad_report_input(results, tmp_path):
     (tmp_path / "empty").mkdir()
     cases.append(((tmp_path / "empty",), "no infertool results found"))
     for paths, message in cases:
-        result = run_cli("report", *paths, "-o", tmp_path / "r.md")
+        result = cli("report", *paths, "-o", tmp_path / "r.md")
         assert result.returncode == 2 and message in one_line_error(result), (paths, result.stderr)
-    wrong = run_cli("report", results / "bench.json", "-o", tmp_path / "r.txt")
+    wrong = cli("report", results / "bench.json", "-o", tmp_path / "r.txt")
     assert wrong.returncode == 2 and "should end in .md or .html" in one_line_error(wrong)
     assert not (tmp_path / "r.md").exists() and not (tmp_path / "r.txt").exists()
     (tmp_path / "r.md").write_text("mine")
-    kept = run_cli("report", results / "bench.json", "-o", tmp_path / "r.md")
+    kept = cli("report", results / "bench.json", "-o", tmp_path / "r.md")
     assert kept.returncode == 2 and "already exists" in one_line_error(kept) and (tmp_path / "r.md").read_text() == "mine"
 
 
@@ -159,7 +159,7 @@ def test_real_gpu_sweeps_merge_and_only_real_setting_differences_show(tmp_path):
     multi-gpu): the same cells run twice, so rows pair up and their settings show no difference; a
     setting that really differs (CUDA graph off) is named alone, not as a whole provider-options blob."""
     folder = ROOT / "benchmarks" / "results" / "multi-gpu"
-    result = run_cli("report", folder / "all-gpus", folder / "one-gpu", "-o", tmp_path / "r.md", "--json")
+    result = cli("report", folder / "all-gpus", folder / "one-gpu", "-o", tmp_path / "r.md", "--json")
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "r.md").read_text()
     assert "user_compute_stream" not in text and "provider_options={" not in text
@@ -169,6 +169,6 @@ def test_real_gpu_sweeps_merge_and_only_real_setting_differences_show(tmp_path):
     changed["env"]["time"] = "2026-11-28T03:00:00+00:00"
     (tmp_path / "a.json").write_text(json.dumps(cell))
     (tmp_path / "b.json").write_text(json.dumps(changed))
-    result = run_cli("report", tmp_path / "a.json", tmp_path / "b.json", "-o", tmp_path / "two.md")
+    result = cli("report", tmp_path / "a.json", tmp_path / "b.json", "-o", tmp_path / "two.md")
     assert result.returncode == 0, result.stderr
     assert "provider_options.enable_cuda_graph=0" in (tmp_path / "two.md").read_text()

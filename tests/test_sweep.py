@@ -92,7 +92,7 @@ def test_shards_partition_the_cells(tmp_path):
 SPEC_ERRORS = {
     "unknown key": ("models: [a.onnx]\nbatch: [1]\n", "unknown key 'batch'"),
     "missing model": ("models: [nope.onnx]\n", "model nope.onnx not found"),
-    "bad batch": ("models: [a.onnx]\nbatches: [0]\n", "'batches' takes whole numbers >= 1"),
+    "bad batch": ("models: [a.onnx]\nbatches: [0]\n", "'batches' takes whole numbers from 1"),
     "bench arg the sweep sets": ("models: [a.onnx]\nbench_args: [--batch, '4']\n", "bench_args may not hold --batch"),
     "unknown backend": ("models: [a.onnx]\nbackends: [tensorflow]\n", "unknown backend 'tensorflow'"),
     "unknown precision": ("models: [a.onnx]\nprecisions: [fp12]\n", "unknown precision 'fp12'"),

@@ -22,7 +22,7 @@ from infertool.engine.tensorrt_api import TENSORRT_RTX
 from infertool.errors import InfertoolError
 from infertool.reporting import SilentReporter
 
-from conftest import ROOT, one_line_error, ort_run, run_cli
+from conftest import ROOT, cli, one_line_error, ort_run
 from onnx_models import image_classifier, mlp
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
@@ -33,13 +33,13 @@ DYNAMIC_BATCH = ("--min-shapes", "x:1x16", "--opt-shapes", "x:4x16", "--max-shap
 
 
 def build(model, out, *args, env=None):
-    result = run_cli("build-engine", model, "-o", out, "--backend", "trt-rtx", *args, "--json", env=env)
+    result = cli("build-engine", model, "-o", out, "--backend", "trt-rtx", *args, "--json", env=env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
 
 def fails(model, out, *args, env=None) -> str:
-    result = run_cli("build-engine", model, "-o", out, "--backend", "trt-rtx", *args, env=env)
+    result = cli("build-engine", model, "-o", out, "--backend", "trt-rtx", *args, env=env)
     assert result.returncode == 2, result.stderr
     assert sorted(p.name for p in Path(out).parent.iterdir() if "engine" in p.name) == []
     return one_line_error(result)
@@ -75,7 +75,7 @@ def test_an_engine_built_without_a_gpu_reads_back_and_reports(tmp_path):
     model = mlp(tmp_path / "m.onnx")
     (tmp_path / "build.json").write_text(json.dumps(build(model, tmp_path / "m.engine")))
     assert sidecar.read(tmp_path / "m.engine")["gpu"] is None
-    result = run_cli("report", tmp_path / "build.json", "-o", tmp_path / "report.md")
+    result = cli("report", tmp_path / "build.json", "-o", tmp_path / "report.md")
     assert result.returncode == 0, result.stderr
     assert "built without a GPU" in (tmp_path / "report.md").read_text()
     with pytest.raises(InfertoolError, match="not an infertool engine sidecar"):  # a TensorRT engine always names its GPU
@@ -186,13 +186,13 @@ def test_target_choices(tmp_path):
     assert "--compute-capability current needs a GPU here" in fails(model, tmp_path / "m.engine", "--compute-capability", "current")
     assert "malformed --compute-capability 'ampere'" in fails(model, tmp_path / "m.engine", "--compute-capability", "ampere")
     assert "TensorRT-RTX engine runs on its own" in fails(model, tmp_path / "m.engine", "--hardware-compat", "ampere+")
-    trt = run_cli("build-engine", model, "-o", tmp_path / "m.engine", "--compute-capability", "8.6", env={"PYTHONPATH": FAKES})
+    trt = cli("build-engine", model, "-o", tmp_path / "m.engine", "--compute-capability", "8.6", env={"PYTHONPATH": FAKES})
     assert trt.returncode == 2 and "--compute-capability is for TensorRT-RTX" in one_line_error(trt)
     assert compute_capabilities("sm86, SM_89,12.0,8.6") == ("8.6", "8.9", "12.0") and compute_capabilities("current") == ("current",)
 
 
 def test_doctor_without_a_gpu(tmp_path):
-    result = run_cli("doctor", "--json", env={"PYTHONPATH": ""})
+    result = cli("doctor", "--json", env={"PYTHONPATH": ""})
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     backends = {b["name"]: b for b in report["backends"]}
@@ -211,14 +211,14 @@ def test_run_an_rtx_engine(tmp_path):
     x = np.random.default_rng(3).standard_normal((5, 16), dtype=np.float32)
     np.save(tmp_path / "x.npy", x)
     args = ["run", tmp_path / "m.engine", "--inputs", tmp_path / "x.npy", "-o", tmp_path / "y.npz", "--runtime-cache", tmp_path / "jit.cache", "--json"]
-    result = run_cli(*args, env=RTX_GPU)  # no --backend: the sidecar says TensorRT-RTX built it
+    result = cli(*args, env=RTX_GPU)  # no --backend: the sidecar says TensorRT-RTX built it
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["backend"] == "trt-rtx" and set(report["startup_ms"]) == {"load_ms", "first_inference_ms"}
     with np.load(tmp_path / "y.npz") as saved:
         np.testing.assert_allclose(saved["y"], ort_run(model, {"x": x})["y"], rtol=1e-6)
     assert (tmp_path / "jit.cache").read_bytes() == b"fake runtime cache 1.7.1.116"
-    elsewhere = run_cli("run", tmp_path / "m.engine", env={**RTX_GPU, "FAKE_CUDA_COMPUTE_CAPABILITY": "12.0"})
+    elsewhere = cli("run", tmp_path / "m.engine", env={**RTX_GPU, "FAKE_CUDA_COMPUTE_CAPABILITY": "12.0"})
     assert elsewhere.returncode == 2
     assert "was built for compute capability 8.6, 8.9; this GPU (Fake GPU (host memory)) has 12.0" in one_line_error(elsewhere)
 
@@ -226,15 +226,15 @@ def test_run_an_rtx_engine(tmp_path):
 def test_flavours_refuse_each_others_engines(tmp_path):
     model = mlp(tmp_path / "m.onnx")
     build(model, tmp_path / "rtx.engine", "--batch", "2", env=RTX_GPU)
-    trt_built = run_cli("build-engine", model, "-o", tmp_path / "trt.engine", "--batch", "2", env=RTX_GPU)
+    trt_built = cli("build-engine", model, "-o", tmp_path / "trt.engine", "--batch", "2", env=RTX_GPU)
     assert trt_built.returncode == 0, trt_built.stderr
-    refused = run_cli("run", tmp_path / "rtx.engine", "--backend", "trt", env=RTX_GPU)
+    refused = cli("run", tmp_path / "rtx.engine", "--backend", "trt", env=RTX_GPU)
     assert refused.returncode == 2
     assert "rtx.engine is a TensorRT-RTX 1.7.1.116 engine; TensorRT cannot load it (hint: run it with --backend trt-rtx)" in one_line_error(refused)
-    reverse = run_cli("run", tmp_path / "trt.engine", "--backend", "trt-rtx", env=RTX_GPU)
+    reverse = cli("run", tmp_path / "trt.engine", "--backend", "trt-rtx", env=RTX_GPU)
     assert reverse.returncode == 2 and "is a TensorRT 10.16.1.11 engine; TensorRT-RTX cannot load it (hint: run it with --backend trt)" in one_line_error(reverse)
     (tmp_path / "rtx.engine.json").unlink()  # no sidecar: the engine's own header tells
-    unlabelled = run_cli("run", tmp_path / "rtx.engine", "--backend", "trt", env=RTX_GPU)
+    unlabelled = cli("run", tmp_path / "rtx.engine", "--backend", "trt", env=RTX_GPU)
     assert unlabelled.returncode == 2 and "is a TensorRT-RTX engine (its header says so)" in one_line_error(unlabelled)
 
 
@@ -244,7 +244,7 @@ def test_bench_trt_rtx_with_runtime_cache_and_cuda_graphs(tmp_path):
             "--engine-cache", tmp_path / "engines", "--runtime-cache", tmp_path / "jit.cache", "--cuda-graph", "--json"]
     runs = []
     for _ in range(2):
-        result = run_cli(*args, env=RTX_GPU)
+        result = cli(*args, env=RTX_GPU)
         assert result.returncode == 0, result.stderr
         runs.append([r for r in json.loads(result.stdout)["rows"] if r["backend"] == "trt-rtx"])
     assert "reusing the cached engine" in result.stderr
@@ -260,13 +260,13 @@ def test_bench_trt_rtx_with_runtime_cache_and_cuda_graphs(tmp_path):
 
 
 def test_unsupported_gpu_is_named(tmp_path):
-    doctor = run_cli("doctor", "--json", env=HOPPER)
+    doctor = cli("doctor", "--json", env=HOPPER)
     backends = {b["name"]: b for b in json.loads(doctor.stdout)["backends"]}
     reason = backends["trt-rtx"]["reason"]
     assert "compute capability 9.0" in reason and "7.5, 8.0, 8.6, 8.9, 12.0 and later" in reason and backends["trt"]["ok"]
     model = mlp(tmp_path / "m.onnx")
     build(model, tmp_path / "m.engine", "--batch", "2", env=HOPPER)  # building needs no supported GPU
-    result = run_cli("run", tmp_path / "m.engine", env=HOPPER)
+    result = cli("run", tmp_path / "m.engine", env=HOPPER)
     assert result.returncode == 2 and "backend trt-rtx is unavailable: Fake GPU (host memory) has compute capability 9.0" in one_line_error(result)
 
 
@@ -275,5 +275,5 @@ def test_missing_library_names_the_extra(tmp_path):
     hidden = tmp_path / "hidden"
     (hidden / "tensorrt_rtx").mkdir(parents=True)
     (hidden / "tensorrt_rtx" / "__init__.py").write_text("raise ImportError('No module named tensorrt_rtx')\n")
-    result = run_cli("build-engine", model, "-o", tmp_path / "m.engine", "-b", "trt-rtx", env={"PYTHONPATH": os.pathsep.join([str(hidden), FAKES])})
+    result = cli("build-engine", model, "-o", tmp_path / "m.engine", "-b", "trt-rtx", env={"PYTHONPATH": os.pathsep.join([str(hidden), FAKES])})
     assert result.returncode == 2 and "TensorRT-RTX is not installed" in one_line_error(result) and "pip install 'infertool[trt-rtx]'" in one_line_error(result)

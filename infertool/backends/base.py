@@ -125,6 +125,7 @@ class Capabilities:
     reduced_floats: bool = True  # computes fp16 / bf16 graphs in those types (ORT's CPU provider runs most of their ops in fp32)
     debug_tensors: bool = False  # returns intermediate tensors without making them graph outputs (TensorRT debug tensors)
     profiles: bool = False  # can report per-op / per-layer times (bench --profile)
+    precision_graphs: tuple[str, ...] = ()  # vocabulary.PRECISION_GRAPHS it runs faster than fp32, where any: what optimize tries
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,8 @@ class Backend(ABC):
     option_group: ClassVar[type | None] = None
     # the RunnerInfo.settings a regression gate must find equal in a baseline row before it compares the two
     gate_settings: ClassVar[tuple[str, ...]] = ()
+    # the way out when the runtime kills its process on a model (a segfault at session creation, say)
+    crash_advice: ClassVar[str] = "the runtime crashed on this model, not infertool: try another backend (-b)"
 
     @abstractmethod
     def unavailable_reason(self) -> str | None:

@@ -28,7 +28,7 @@ from infertool.optional import is_available, require
 from infertool.quiet import ort_log_severity
 from infertool.tensors import TensorSpec
 from infertool.text import shorten
-from infertool.vocabulary import TUNE_GRAPHS
+from infertool.vocabulary import ENGINE_GRAPHS, GPU_GRAPHS, INT8_DYNAMIC, INT8_ORT, TUNE_GRAPHS
 
 # ONNX Runtime GPU sessions this process has created: ORT's CUDA EP runs every session after the first slower
 LATER_SESSION = (
@@ -115,6 +115,10 @@ class OrtBackend(Backend):
 
     provider: ClassVar[str]
     install: ClassVar[str] = "pip install 'infertool[gpu]': onnxruntime-gpu, instead of onnxruntime; NVIDIA GPUs only"
+    crash_advice: ClassVar[str] = (
+        "ONNX Runtime crashed on this model, not infertool: its graph optimizations crash on some graphs, "
+        "so try --graph-opt extended (or basic), or another backend (-b)"
+    )
     cuda_graph_key: ClassVar[str | None] = None  # the provider option that turns CUDA graphs on
     user_stream: ClassVar[bool] = False  # runs on a stream infertool gives it, so CUDA events can time it
     option_group = OrtTransformerOptions
@@ -167,7 +171,7 @@ class OrtCpu(OrtBackend):
     description = "ONNX Runtime, CPU execution provider"
     extra = "cpu"
     provider = "CPUExecutionProvider"
-    capabilities = Capabilities(saves_optimized=True, reduced_floats=False, profiles=True)
+    capabilities = Capabilities(saves_optimized=True, reduced_floats=False, profiles=True, precision_graphs=("fp16", INT8_ORT, INT8_DYNAMIC))
 
     def tuning_space(self, model: ModelInfo, options: RunnerOptions) -> tuple[Dimension, ...]:
         import psutil
@@ -194,7 +198,7 @@ class OrtCuda(OrtBackend):
     extra = "gpu"
     provider = "CUDAExecutionProvider"
     cuda_graph_key = "enable_cuda_graph"
-    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, saves_optimized=True, profiles=True)
+    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, saves_optimized=True, profiles=True, precision_graphs=GPU_GRAPHS)
     user_stream = True
 
     def tuning_space(self, model: ModelInfo, options: RunnerOptions) -> tuple[Dimension, ...]:
@@ -222,7 +226,7 @@ class OrtTensorrt(OrtBackend):
         "on a machine with an NVIDIA GPU; not yet run on real TensorRT here"
     )
     cuda_graph_key = "trt_cuda_graph_enable"
-    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, saves_optimized=True, profiles=True)
+    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, saves_optimized=True, profiles=True, precision_graphs=ENGINE_GRAPHS)
 
     def unavailable_reason(self) -> str | None:
         reason = super().unavailable_reason()

@@ -22,10 +22,10 @@ from infertool.agreement import judge
 from infertool.backends import registry
 from infertool.errors import CheckFailed
 from infertool.files import check_output, write_text_atomic
-from infertool.inputs.batches import split_batches
+from infertool.inputs.batches import sample_count, split_batches
 from infertool.pipelines.accuracy import batch_outputs, emulated
 from infertool.pipelines.debug_layers import Graph, LayersOptions, compare_layers
-from infertool.pipelines.quantize import CALIBRATION_BATCH, QuantizeOptions, calibration_data, evaluation_data
+from infertool.pipelines.quantize import QuantizeOptions, calibration_batch, samples
 from infertool.precision import matching, transform
 from infertool.records.debug import LayersResult, PrecisionResult, PrecisionStep
 from infertool.reporting import Reporter, SilentReporter
@@ -113,10 +113,10 @@ def debug_precision(model_path: Path, options: SearchOptions, reporter: Reporter
     check_output(options.keep, q.force)
     registry.require(q.eval_backend)
     specs, notes = list(info.inputs), []
-    calib = calibration_data(specs, q, notes)
-    samples, data = evaluation_data(specs, q, calib)
-    runs = split_batches(samples, specs, 1)
-    batches = None if calib is None else split_batches(calib, specs, CALIBRATION_BATCH)
+    chosen = samples(specs, q, notes)
+    calib, data = chosen.calib, chosen.described
+    runs = split_batches(chosen.eval, specs, 1)
+    batches = None if calib is None else split_batches(calib, specs, calibration_batch(sample_count(calib), q.settings))
     with tempfile.TemporaryDirectory(prefix="infertool-precision-") as scratch:
         search = _Search(model_path, model, options, batches, runs, Path(scratch), reporter)
         baseline = search.step("convert all", (), keep_file=True)

@@ -96,12 +96,17 @@ def run_local(jobs: Sequence[CellJob], slots: Sequence[str | None], pci_order: b
                     return pending.pop(index)
         return None
 
+    raised: list[BaseException] = []  # a worker's error (writing a result failed), raised here
+
     def work(slot: str | None) -> None:
-        while (job := take(slot)) is not None:
+        while not raised and (job := take(slot)) is not None:
             env = {} if slot is None else {"CUDA_VISIBLE_DEVICES": slot, **({"CUDA_DEVICE_ORDER": "PCI_BUS_ID"} if pci_order else {})}
             record = {**run_cell(job, env, retries, timeout), "device_slot": slot}
             with lock:
-                done(job.cell, record)
+                try:
+                    done(job.cell, record)
+                except Exception as exc:
+                    raised.append(exc)
 
     workers = [threading.Thread(target=work, args=(slot,), daemon=True) for slot in slots]
     for worker in workers:
@@ -109,6 +114,8 @@ def run_local(jobs: Sequence[CellJob], slots: Sequence[str | None], pci_order: b
     for worker in workers:
         while worker.is_alive():  # a bare join() would not let Ctrl-C through
             worker.join(0.5)
+    if raised:
+        raise raised[0]
 
 
 def run_ray(jobs: Sequence[CellJob], address: str | None, retries: int, timeout: float, done: Done) -> None:

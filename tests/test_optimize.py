@@ -1,0 +1,149 @@
+"""optimize: the fastest graph within the accuracy budget, end to end on the CPU: small models, the
+rescue of a graph that misses the budget, the time budget, the refusal to pick one that misses it, the
+reproduce script, and PaddleOCR's real-weight orientation classifier against ground truth."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infertool.records.fields import Damaged, Fields
+from infertool.records.optimize import PICKED, OptimizeResult
+
+from conftest import ROOT, one_line_error, run_main
+from onnx_models import fp16_overflow, mlp
+
+QUICK = ("--duration", "0.1")
+
+
+def _optimize(folder: Path, model: Path, *args: str):
+    out, report = folder / "opt.onnx", folder / "opt.json"
+    result = run_main("optimize", model, "-o", out, "--json", report, *QUICK, *args)
+    record = OptimizeResult.read(Fields(json.loads(report.read_text()), "")) if report.is_file() else None
+    return result, out, record
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_every_graph_the_cpu_runs_is_judged_timed_and_the_fastest_within_the_budget_written(tmp_path):
+    model = mlp(tmp_path / "mlp.onnx")
+    result, out, record = _optimize(tmp_path, model, "--budget", "5m")
+    assert result.returncode == 0, result.stderr
+    assert [c.name for c in record.candidates] == ["fp32", "fp16", "int8-ort", "int8-dyn"]
+    assert all(c.within_budget for c in record.candidates[1:]) and record.candidates[0].given
+    candidate, run = record.winner()
+    eligible = [r.row.latency.median for c in record.candidates for r in c.runs]
+    assert run.verdict == PICKED and run.row.latency.median <= min(eligible) * 1.02 + 1e-12
+    assert record.baseline("ort-cpu").speedup == 1.0
+    finalists = [r for c in record.candidates for r in c.runs if r.screened_ms is not None]
+    assert len(finalists) == 4 and all(r.row is not None for r in finalists)  # the 3 fastest and the model, measured again
+    assert out.is_file() and _sha256(out) == record.output.sha256
+    script = out.with_suffix(".reproduce.sh").read_text()
+    assert script.startswith("#!/bin/sh") and f"infertool bench {out}" in script
+    assert "picked" in result.stdout and "int8-dyn" in result.stdout
+
+
+def test_a_graph_missing_the_budget_is_rescued_and_the_script_rebuilds_the_pick_byte_for_byte(tmp_path):
+    model = fp16_overflow(tmp_path / "planted.onnx")  # fp16 overflows in 'amplify': NaN
+    result, out, record = _optimize(tmp_path, model, "--candidates", "fp16", "--report", tmp_path / "opt.html")
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "opt.html").read_text()
+    assert "fp16-rescued" in page and "data:image/png;base64," in page  # the accuracy-vs-latency picture
+    given, fp16, rescued = record.candidates
+    assert fp16.within_budget is False and fp16.rejected.startswith("misses the budget") and not fp16.runs
+    assert rescued.name == "fp16-rescued" and "amplify" in rescued.kept and rescued.within_budget
+    assert record.picked == {"candidate": "fp16-rescued", "backend": "ort-cpu"}
+    assert [r.verdict for r in given.runs] == ["baseline only"]  # --candidates left the model out
+    script = out.with_suffix(".reproduce.sh")
+    assert "--exclude-nodes amplify" in script.read_text()
+    out.unlink()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["sh", str(script)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert _sha256(out) == record.output.sha256
+
+
+def test_nothing_within_the_budget_is_exit_1_and_writes_no_model(tmp_path):
+    model = fp16_overflow(tmp_path / "planted.onnx")
+    result, out, record = _optimize(tmp_path, model, "--candidates", "fp16", "--no-rescue", "--report", tmp_path / "opt.html")
+    assert result.returncode == 1
+    assert "nothing meets the budget" in (tmp_path / "opt.html").read_text()
+    assert "no candidate meets the budget" in one_line_error(result)
+    assert not out.exists() and not out.with_suffix(".reproduce.sh").exists()
+    assert record.picked is None and not record.passed and record.output is None  # the JSON report is still written
+    assert "misses the budget" in result.stdout
+
+
+def test_a_spent_time_budget_names_what_it_left_out(tmp_path):
+    model = mlp(tmp_path / "mlp.onnx")
+    result, out, record = _optimize(tmp_path, model, "--budget", "1ms")
+    assert result.returncode == 0, result.stderr
+    assert [c.rejected for c in record.candidates[1:]] == ["not tried: the time budget ran out"] * 3
+    assert any("int8-dyn" in s for s in record.skipped) and record.picked["candidate"] == "fp32"
+    assert "skipped" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--max-accuracy-drop", "1%"), "--max-accuracy-drop is measured against ground truth"),
+    (("--max-accuracy-drop", "1%", "--min-cosine", "0.99"), "give one budget"),
+    (("--max-accuracy-drop", "0.01"), "is ambiguous"),
+    (("--candidates", "int4"), "unknown candidate 'int4'"),
+    (("--candidates", "fp8"), "none of ort-cpu runs fp8 graphs"),
+    (("--budget", "soon"), "malformed --budget"),
+    (("-b", "no-such-backend"), "no-such-backend"),
+    (("--report", "opt.pdf"), "should end in .html"),
+])
+def test_a_request_that_cannot_work_is_one_line_exit_2_before_any_work(tmp_path, args, message):
+    model = mlp(tmp_path / "mlp.onnx")
+    result, out, record = _optimize(tmp_path, model, *args)
+    assert result.returncode == 2 and message in one_line_error(result)
+    assert not out.exists() and record is None
+
+
+def test_an_existing_output_needs_force(tmp_path):
+    model = mlp(tmp_path / "mlp.onnx")
+    (tmp_path / "opt.onnx").write_text("mine")
+    result, _, _ = _optimize(tmp_path, model)
+    assert result.returncode == 2 and "--force" in one_line_error(result)
+    assert (tmp_path / "opt.onnx").read_text() == "mine"
+
+
+def test_the_record_refuses_a_pick_no_candidate_ran(tmp_path):
+    model = mlp(tmp_path / "mlp.onnx")
+    _, _, record = _optimize(tmp_path, model, "--budget", "1ms")
+    data = record.to_dict()
+    assert OptimizeResult.read(Fields(json.loads(json.dumps(data)), "")).picked == data["picked"]
+    data["picked"] = {"candidate": "fp16", "backend": "ort-cpu"}
+    with pytest.raises(Damaged, match="picked"):
+        OptimizeResult.read(Fields(data, ""))
+
+
+def test_real_orientation_classifier_within_one_point_of_top1_against_ground_truth(tmp_path):
+    """PaddleOCR's 0/180 degree classifier (real weights) on generated text crops with labels."""
+    sys.path.insert(0, str(ROOT / "examples" / "classification"))
+    sys.path.insert(0, str(ROOT / "examples"))
+    from common import model_file
+    from run import fixed_shape, make_crops
+
+    model = fixed_shape(model_file("rapidocr-onnxruntime", "ch_ppocr_mobile_v2.0_cls_infer.onnx"), tmp_path)
+    make_crops(tmp_path / "calib", 16, seed=1).unlink()
+    labels = make_crops(tmp_path / "eval", 48, seed=2)
+    result, out, record = _optimize(
+        tmp_path, model, "--calib-data", tmp_path / "calib", "--eval-data", tmp_path / "eval", "--labels-csv", labels,
+        "--preprocess", "paddleocr-cls", "--max-accuracy-drop", "1%", "--candidates", "fp32,fp16,int8-ort",
+    )
+    assert result.returncode == 0, result.stderr
+    candidate, run = record.winner()
+    if not candidate.given:
+        truth = candidate.accuracy
+        assert truth.converted_accuracy.top1 >= truth.original_accuracy.top1 - 0.01 and truth.original_accuracy.samples == 48
+        assert run.row.speedup >= 1.02 * 0.999  # a graph below fp32 must beat the model as given
+    assert all(c.found.startswith("top-1") for c in record.candidates if not c.given)

@@ -11,7 +11,9 @@
 # Each stage leaves OUT_DIR/<stage>.tar.gz (its JSON results and logs); the folder holds at most 8 files.
 #
 #   benchmarks/gpu_evidence.sh stage1 OUT_DIR     # about 4-6 minutes on an H100 (estimated, not yet timed)
-#   benchmarks/gpu_evidence.sh stage2 OUT_DIR     # about 4-7 minutes
+#   benchmarks/gpu_evidence.sh stage2 OUT_DIR     # about 5-8 minutes (torch.compile compiles each mode; estimated)
+#   benchmarks/gpu_evidence.sh bert-models OUT_DIR   # stage2's export and fp16 alone (1-2 minutes), should stage2 need
+#                                                    # the room: models stay in $MODELS, and the stages reuse them
 #   benchmarks/gpu_evidence.sh tables OUT_DIR     # anywhere, after copying the stages' archives into OUT_DIR
 #   benchmarks/gpu_evidence.sh --smoke all OUT_DIR   # the same plumbing on a CPU: tiny models, ort-cpu and torch
 #
@@ -33,7 +35,7 @@ else
   TUNE_RESNET=${TUNE_RESNET:-40s}; TUNE_BERT=${TUNE_BERT:-60s}; TIMING=(--iterations "${ITERATIONS:-300}" --duration "${DURATION:-2}" --warmup 1s)
 fi
 WORK="$OUT/.work"
-MODELS="$WORK/models"
+if [ "$SMOKE" = 1 ]; then MODELS=${MODELS:-$WORK/models}; else MODELS=${MODELS:-/tmp/infertool-evidence-models}; fi
 mkdir -p "$MODELS" "$WORK/raw"
 it() { "$PY" -m infertool "$@"; }
 # a failed row or a disagreement exits 1 (a crashed runtime 2) with the JSON written: keep going, say so
@@ -42,15 +44,16 @@ say() { echo "== $1 ($(date +%T))" >&2; }
 
 pack() {  # the stage's results and logs into one archive; the work folder goes
   tar -czf "$OUT/$1.tar.gz" -C "$WORK" raw
-  rm -rf "$WORK"
+  rm -rf "$WORK/raw"
+  rmdir "$WORK" 2>/dev/null || true  # the smoke's models live there until the tables
 }
 
 stage1() {
   say "stage1: ResNet-50 ($RESNET) export, fp16"
   it doctor --json > "$WORK/raw/doctor.json"
   local fp32="$MODELS/resnet50.onnx" fp16="$MODELS/resnet50.fp16.onnx" order
-  it convert "$HERE/models.py:$RESNET" --exporter dynamo --input-shape "$IMAGE" -o "$fp32" --quiet --force --json "$WORK/raw/convert_resnet50.json"
-  it quantize "$fp32" -p fp16 -o "$fp16" --input-shape "$IMAGE" --quiet --force --json "$WORK/raw/quantize_resnet50_fp16.json"
+  [ -f "$fp32" ] || it convert "$HERE/models.py:$RESNET" --exporter dynamo --input-shape "$IMAGE" -o "$fp32" --quiet --force --json "$WORK/raw/convert_resnet50.json"
+  [ -f "$fp16" ] || it quantize "$fp32" -p fp16 -o "$fp16" --input-shape "$IMAGE" --quiet --force --json "$WORK/raw/quantize_resnet50_fp16.json"
   # the defaults, and the configuration tune finds on an H100 (CUDA graph, prefer_nhwc): launch-bound rows,
   # where a process's later ORT GPU sessions ran 0.045 ms slower
   for config in defaults tuned; do
@@ -67,13 +70,18 @@ stage1() {
   pack stage1
 }
 
-stage2() {
-  say "stage2: BERT-base ($BERT) export, fp16"
-  local fp32="$MODELS/bert.onnx" fp16="$MODELS/bert.fp16.onnx"
-  it convert "$HERE/models.py:$BERT" --exporter dynamo --input-shape "input_ids:1x$SEQ" --input-shape "attention_mask:1x$SEQ" \
+bert_models() {
+  say "BERT-base ($BERT) export, fp16"
+  [ -f "$MODELS/bert.onnx" ] || it convert "$HERE/models.py:$BERT" --exporter dynamo --input-shape "input_ids:1x$SEQ" --input-shape "attention_mask:1x$SEQ" \
     --dtype int64 --int-range "0:$VOCAB" --dynamic-axis input_ids:1:seq --dynamic-axis attention_mask:1:seq --atol 1e-3 \
-    -o "$fp32" --quiet --force --json "$WORK/raw/convert_bert.json"
-  it quantize "$fp32" -p fp16 -o "$fp16" --input-shape "input_ids:1x$SEQ" --int-range "0:$VOCAB" --quiet --force --json "$WORK/raw/quantize_bert_fp16.json"
+    -o "$MODELS/bert.onnx" --quiet --force --json "$WORK/raw/convert_bert.json"
+  [ -f "$MODELS/bert.fp16.onnx" ] || it quantize "$MODELS/bert.onnx" -p fp16 -o "$MODELS/bert.fp16.onnx" --input-shape "input_ids:1x$SEQ" \
+    --int-range "0:$VOCAB" --quiet --force --json "$WORK/raw/quantize_bert_fp16.json"
+}
+
+stage2() {
+  local fp32="$MODELS/bert.onnx" fp16="$MODELS/bert.fp16.onnx"
+  bert_models
   say "stage2: $GPU and $COMPILED, --tune, batch $BERT_BATCH"
   bench "$fp16" -b "$GPU" -b "$COMPILED" --source "$HERE/models.py:$BERT" --input-shape "input_ids:1x$SEQ" --int-range "0:$VOCAB" \
     --batch "$BERT_BATCH" --tune --tune-budget "$TUNE_BERT" --reference "$fp32" "${TIMING[@]}" --json "$WORK/raw/bert_tune_fp16.json"
@@ -87,7 +95,8 @@ tables() {
 
 case "$STAGE" in
   stage1 | stage2 | tables) "$STAGE" ;;
-  all) stage1; mkdir -p "$MODELS" "$WORK/raw"; stage2; tables ;;
-  *) echo "unknown stage $STAGE: stage1, stage2, tables or all" >&2; exit 2 ;;
+  bert-models) bert_models; pack bert-models ;;
+  all) stage1; mkdir -p "$WORK/raw"; stage2; tables ;;
+  *) echo "unknown stage $STAGE: stage1, stage2, bert-models, tables or all" >&2; exit 2 ;;
 esac
 say done

@@ -50,7 +50,7 @@ def modules() -> tuple[str, ...]:
     """The modules that registered a backend by being imported, outside this package and its entry
     points (a program's own backend): a fresh process imports them to find the same backends."""
     own = (b for name, b in _BACKENDS.items() if name not in _PLUGINS and not type(b).__module__.startswith(f"{__package__}."))
-    return tuple(dict.fromkeys(type(b).__module__ for b in own)))
+    return tuple(dict.fromkeys(type(b).__module__ for b in own))
 
 
 def _contained(what: str, call: Callable[[], T]) -> T:

@@ -227,6 +227,8 @@ def to_argv(found, given: SimpleNamespace) -> list[str]:
 def reproduce(found, given: SimpleNamespace) -> str:
     """The command line reproducing a tuned configuration: the step making its graph first, where it has one."""
     bench = shlex.join(["infertool", "bench", *to_argv(found, given)])
+    if found.step is not None:
+        return f"{shlex.join(found.step)} && {bench}"
     if found.graph is None:
         return bench
     precision, target = found.graph

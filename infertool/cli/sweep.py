@@ -76,6 +76,13 @@ def cell_options(bench_args: tuple[str, ...], shapes: tuple[str, ...]):
     return settings(["MODEL", *bench_args, *shape_args], "the spec's bench_args")[1]
 
 
+def quantize_options(quantize_args: tuple[str, ...], precision: str, output: Path):
+    """The QuantizeOptions making a sweep's quantized version: the spec's quantize_args read as `quantize` reads its arguments."""
+    from infertool.cli.quantize import settings
+
+    return settings(["MODEL", "-p", precision, "-o", str(output), "--force", *quantize_args], "the spec's quantize_args")
+
+
 @command
 def sweep(
     spec: Path = typer.Argument(..., help="The sweep spec (YAML)."),
@@ -95,7 +102,7 @@ def sweep(
     from infertool.pipelines.sweep import sweep as run_sweep
 
     options = SweepOptions(
-        output=out or spec.parent / f"{spec.stem}-results", bench_options=cell_options, shard=shard_from(shard, shards, dict(os.environ)), resume=resume, force=output.force,
+        output=out or spec.parent / f"{spec.stem}-results", bench_options=cell_options, quantize_options=quantize_options, shard=shard_from(shard, shards, dict(os.environ)), resume=resume, force=output.force,
         retries=retries, timeout=cell_timeout, executor=parse.choice(executor, ("local", "ray"), "--executor"), address=address,
         devices=parse.devices(devices) if devices else None, list_only=list_cells,
     )

@@ -40,11 +40,12 @@ def test_every_graph_the_cpu_runs_is_judged_timed_and_the_fastest_within_the_bud
     assert [c.name for c in record.candidates] == ["fp32", "fp16", "int8-ort", "int8-dyn"]
     assert all(c.within_budget for c in record.candidates[1:]) and record.candidates[0].given
     candidate, run = record.winner()
-    eligible = [r.row.latency.median for c in record.candidates for r in c.runs]
-    assert run.verdict == PICKED and run.row.latency.median <= min(eligible) * 1.02 + 1e-12
+    finalists = [r for c in record.candidates for r in c.runs if r.finalist]
+    assert len(finalists) == 4 and all(r.alone is not None and r.alone.isolated for r in finalists)  # the 3 fastest and the model, alone
+    assert run.verdict == PICKED and record.picked["measured_alone"]
+    assert run.alone.latency.median <= min(r.alone.latency.median for r in finalists) * 1.02 + 1e-12  # the numbers measured alone decide
+    assert all(r.row.tune and r.row.tune["best"] for c in record.candidates for r in c.runs)  # each candidate tuned (bench --tune's row)
     assert record.baseline("ort-cpu").speedup == 1.0
-    finalists = [r for c in record.candidates for r in c.runs if r.screened_ms is not None]
-    assert len(finalists) == 4 and all(r.row is not None for r in finalists)  # the 3 fastest and the model, measured again
     assert out.is_file() and _sha256(out) == record.output.sha256
     script = out.with_suffix(".reproduce.sh").read_text()
     assert script.startswith("#!/bin/sh") and f"infertool bench {out}" in script
@@ -60,7 +61,7 @@ def test_a_graph_missing_the_budget_is_rescued_and_the_script_rebuilds_the_pick_
     given, fp16, rescued = record.candidates
     assert fp16.within_budget is False and fp16.rejected.startswith("misses the budget") and not fp16.runs
     assert rescued.name == "fp16-rescued" and "amplify" in rescued.kept and rescued.within_budget
-    assert record.picked == {"candidate": "fp16-rescued", "backend": "ort-cpu"}
+    assert record.picked == {"candidate": "fp16-rescued", "backend": "ort-cpu", "measured_alone": True}
     assert [r.verdict for r in given.runs] == ["baseline only"]  # --candidates left the model out
     script = out.with_suffix(".reproduce.sh")
     assert "--exclude-nodes amplify" in script.read_text()
@@ -86,8 +87,10 @@ def test_a_spent_time_budget_names_what_it_left_out(tmp_path):
     model = mlp(tmp_path / "mlp.onnx")
     result, out, record = _optimize(tmp_path, model, "--budget", "1ms")
     assert result.returncode == 0, result.stderr
-    assert [c.rejected for c in record.candidates[1:]] == ["not tried: the time budget ran out"] * 3
-    assert any("int8-dyn" in s for s in record.skipped) and record.picked["candidate"] == "fp32"
+    fp16, *rest = record.candidates[1:]  # the one step past the budget
+    assert fp16.within_budget and not fp16.runs and [c.rejected for c in rest] == ["not tried: the time budget ran out"] * 2
+    assert any("int8-dyn" in s for s in record.skipped) and any(s.startswith("fp16 on ort-cpu") for s in record.skipped)
+    assert record.picked["candidate"] == "fp32"  # the model as given is always timed
     assert "skipped" in result.stdout
 
 

@@ -22,6 +22,13 @@ from onnx_models import fp16_overflow, mlp
 QUICK = ("--duration", "0.1")
 
 
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    """optimize keeps the candidates it made in infertool's cache: one per test."""
+    monkeypatch.setenv("INFERTOOL_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
 def _optimize(folder: Path, model: Path, *args: str):
     out, report = folder / "opt.onnx", folder / "opt.json"
     result = run_main("optimize", model, "-o", out, "--json", report, *QUICK, *args)
@@ -70,6 +77,18 @@ def test_a_graph_missing_the_budget_is_rescued_and_the_script_rebuilds_the_pick_
     done = subprocess.run(["sh", str(script)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert _sha256(out) == record.output.sha256
+
+
+def test_resume_reuses_the_candidates_made_and_judged_and_times_them_again(tmp_path):
+    model = fp16_overflow(tmp_path / "planted.onnx")
+    first = _optimize(tmp_path, model, "--candidates", "fp16", "--no-tune")[2]
+    result, out, again = _optimize(tmp_path, model, "--candidates", "fp16", "--no-tune", "--resume", "--force")
+    assert result.returncode == 0, result.stderr
+    assert any(n.startswith("resumed from") and n.endswith("fp16, fp16-rescued made and judged before (timed again)") for n in again.notes)
+    assert [(c.name, c.kept, c.found, c.model) for c in again.candidates] == [(c.name, c.kept, c.found, c.model) for c in first.candidates]
+    assert again.winner()[1].row.latency != first.winner()[1].row.latency  # timed again
+    changed = _optimize(tmp_path, model, "--candidates", "fp16", "--no-tune", "--resume", "--force", "--min-cosine", "0.999", "--no-rescue")[2]
+    assert any(n.endswith(": nothing made and judged before (timed again)") for n in changed.notes)  # other settings: made anew
 
 
 def test_nothing_within_the_budget_is_exit_1_and_writes_no_model(tmp_path):

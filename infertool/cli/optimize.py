@@ -38,6 +38,7 @@ def optimize(
     time_budget: str = typer.Option("10m", "--budget", metavar="T", help="Time for the whole search (e.g. 90s, 10m); what it leaves out is said, one step at most past it."),
     batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Batch the candidates are timed at [default: the model's, else 1]."),
     objective: str = typer.Option("latency", "--objective", metavar="latency|throughput", help="What ranks the candidates: median latency at --batch, or samples per second at --batch."),
+    resume: bool = typer.Option(False, "--resume", help="Reuse the candidates made and judged by an earlier run with the same model and settings (kept in infertool's cache); timings are measured again."),
     tune: bool = typer.Option(True, "--tune/--no-tune", help="Tune each candidate's runtime settings (bench --tune's search, a share of the time budget each)."),
     duration: float = typer.Option(1.0, "--duration", metavar="SECONDS", help="Timing per candidate and backend, after a warm-up."),
     rescue: bool = typer.Option(True, "--rescue/--no-rescue", help="Rescue a graph that misses the budget with debug precision's keep list."),
@@ -59,7 +60,7 @@ def optimize(
         raise InfertoolError("give one budget: --max-accuracy-drop or --min-cosine", hint="the budget is the one threshold that decides")
     given = {"calibration": calibration, "generated": generated, "image": image, "truth": truth, "limits": limits}
     data = {"eval_data": eval_data or "random", "eval_samples": eval_samples, "eval_backend": eval_backend}
-    search = {"candidates": candidates, "budget": time_budget, "batch": batch, "duration": duration, "rescue": rescue, "objective": objective, "tune": tune}
+    search = {"candidates": candidates, "budget": time_budget, "batch": batch, "duration": duration, "rescue": rescue, "objective": objective, "tune": tune, "resume": resume}
     request = _options(model, result_path, backend, max_accuracy_drop, min_cosine, search, data, given, output.force)
     if report_path is not None:
         _check_report(report_path, output.force)
@@ -127,7 +128,7 @@ def _options(model, result_path, backend, max_drop, min_cosine, search: dict, da
     bench = BenchOptions(batches=(search["batch"],), inputs=inputs, measure=Budget(100, duration), runner=RunnerOptions(timeout=limits.seconds()))
     request = OptimizeOptions(
         result_path, conversion, bench, budget, backends, parse.names([search["candidates"]]) if search["candidates"] else None, search["rescue"],
-        parse.seconds(search["budget"], "--budget"), parse.choice(search["objective"], OBJECTIVES, "--objective"), search["tune"], force=force,
+        parse.seconds(search["budget"], "--budget"), parse.choice(search["objective"], OBJECTIVES, "--objective"), search["tune"], search["resume"], force=force,
     )
     groups = _bench_groups(model, duration, given)
     return replace(

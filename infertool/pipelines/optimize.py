@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -32,6 +31,7 @@ from infertool.files import check_output, file_sha256, staged_output
 from infertool.pipelines.bench import BenchOptions, measure_row, run_bench
 from infertool.pipelines.build import BuildRequest, build
 from infertool.pipelines.debug_precision import SearchOptions, debug_precision
+from infertool.pipelines.optimize_cache import Cache
 from infertool.pipelines.quantize import QuantizeOptions, quantize
 from infertool.pipelines.tune import BudgetTooSmall, Reproduce, TuneOptions, tune_row
 from infertool.records.bench import BenchRow
@@ -67,6 +67,7 @@ class OptimizeOptions:
     seconds: float = 600.0  # the time budget of the whole search
     objective: str = "latency"  # OBJECTIVES: median latency at the batch, or samples per second
     tune: bool = True  # tune each candidate's runtime settings (bench --tune's search)
+    resume: bool = False  # reuse the candidates made and judged before (pipelines/optimize_cache.py)
     # the script rebuilding a pick (candidate, its run, its tuned runner options), and a tuned configuration's bench line: written by the CLI
     reproduce: Callable[[Candidate, Run, RunnerOptions], str] = lambda candidate, run, runner: ""
     tuned_command: Callable[[Reproduce], str] = lambda found: ""
@@ -85,7 +86,7 @@ class OptimizeOptions:
         bench = self.bench
         return {
             "backends": list(self.backends), "graphs": None if self.graphs is None else list(self.graphs), "rescue": self.rescue,
-            "time_budget_s": self.seconds, "objective": self.objective, "tune": self.tune, "batch": bench.batches[0],
+            "time_budget_s": self.seconds, "objective": self.objective, "tune": self.tune, "resume": self.resume, "batch": bench.batches[0],
             "inputs": bench.inputs.to_dict(), "warmup": bench.warmup.to_dict(), "measure": bench.measure.to_dict(),
             "conversion": self.conversion.to_dict(),
             "calibration_data": str(self.conversion.calib.path or "random") if self.conversion.calib else None,
@@ -160,10 +161,12 @@ class _Clock:
 
 
 class _Search:
-    """Make, judge and measure candidates in a scratch folder."""
+    """Make, judge and measure candidates, made in (and, with --resume, found again in) the cache."""
 
-    def __init__(self, model: Path, info: onnx_io.ModelInfo, options: OptimizeOptions, folder: Path, reporter: Reporter):
-        self.model, self.info, self.options, self.folder, self.reporter = model, info, options, folder, reporter
+    def __init__(self, model: Path, info: onnx_io.ModelInfo, options: OptimizeOptions, reporter: Reporter):
+        self.model, self.info, self.options, self.reporter = model, info, options, reporter
+        self.cache = Cache.of(info.sha256, options.conversion, options.budget, options.resume)
+        self.resumed: list[str] = []  # candidates found in the cache
         self.clock = _Clock(options.seconds)
         self.skipped: list[str] = []
         self.notes: list[str] = []
@@ -181,22 +184,29 @@ class _Search:
         """A precision graph made by quantize and judged by the budget (timed later, where it passes)."""
         precision, target = PRECISION_GRAPHS[name]
         label = f"{name}{RESCUED}" if kept else name
+        cached = self.cache.get(label)
+        if cached is not None:
+            self.resumed.append(label)
+            return cached
         started = time.perf_counter()
         with self.reporter.task(f"{label}: converting and judging on {self.options.conversion.eval_backend}"):
             made = self.convert(label, precision, target, kept)
         if isinstance(made, str):
-            return Candidate(label, precision, target, kept, rejected=f"could not convert: {made}", seconds=time.perf_counter() - started)
-        within, found = self.options.budget.judge(made.accuracy)
-        self.reporter.note(f"{label}: {found}: {'within' if within else 'misses'} the budget")
-        model = ModelFile(str(made.output.path), made.output.sha256, made.output.bytes, made.output.external_data)
-        return Candidate(label, precision, target, kept, model, made.accuracy, within, found, rejected="" if within else "misses the budget",
-                         seconds=time.perf_counter() - started)
+            candidate = Candidate(label, precision, target, kept, rejected=f"could not convert: {made}", seconds=time.perf_counter() - started)
+        else:
+            within, found = self.options.budget.judge(made.accuracy)
+            self.reporter.note(f"{label}: {found}: {'within' if within else 'misses'} the budget")
+            model = ModelFile(str(made.output.path), made.output.sha256, made.output.bytes, made.output.external_data)
+            candidate = Candidate(label, precision, target, kept, model, made.accuracy, within, found, rejected="" if within else "misses the budget",
+                                  seconds=time.perf_counter() - started)
+        self.cache.put(candidate)
+        return candidate
 
     def convert(self, label: str, precision: str, target: str, kept: tuple[str, ...]) -> QuantizeResult | str:
         """quantize's conversion and evaluation, its gate left to the budget; why not, where it fails."""
         q = self.options.conversion
         settings = replace(q.settings, precision=precision, target=target, exclude_nodes=(*q.settings.exclude_nodes, *kept))
-        request = replace(q, output=self.folder / f"{label}.onnx", settings=settings, gate=False, force=True,
+        request = replace(q, output=self.cache.graph(label), settings=settings, gate=False, force=True,
                           calib=q.calib if precision in STATIC else None)
         try:
             return quantize(self.model, request, SilentReporter())
@@ -213,7 +223,7 @@ class _Search:
         q = self.options.conversion
         settings = replace(q.settings, precision=failed.precision, target=failed.target)
         request = replace(q, settings=settings, force=True, calib=q.calib if failed.precision in STATIC else None)
-        search = SearchOptions(self.folder / f"{name}.keep.txt", request, budget=max(1.0, self.clock.left))
+        search = SearchOptions(self.cache.folder / f"{name}.keep.txt", request, budget=max(1.0, self.clock.left))
         with self.reporter.task(f"{name}: searching the nodes to keep in float"):
             try:
                 keep = debug_precision(self.model, search, SilentReporter()).keep
@@ -407,13 +417,21 @@ def _search(search: _Search, graphs: list[str]) -> list[Candidate]:
         candidates.append(search.graph(name))
     if search.options.rescue:
         for index, failed in enumerate(list(candidates)):
-            if failed.within_budget is False and failed.model is not None and not search.out_of_time(f"rescue of {failed.name}"):
+            if failed.within_budget is not False or failed.model is None or "no rescue" in failed.rejected:
+                continue
+            rescued = search.cache.get(f"{failed.name}{RESCUED}")
+            if rescued is not None:
+                search.resumed.append(rescued.name)
+            elif search.out_of_time(f"rescue of {failed.name}"):
+                continue
+            else:
                 rescued = search.rescue(failed)
-                if rescued.name == failed.name:  # no keep list: why, in its verdict
-                    candidates[index] = rescued
-                else:
-                    candidates[index] = replace(failed, rejected=f"{failed.rejected}: rescued below")
-                    candidates.append(rescued)
+            if rescued.name == failed.name:  # no keep list: why, in its verdict
+                search.cache.put(rescued)
+                candidates[index] = rescued
+            else:
+                candidates[index] = replace(failed, rejected=f"{failed.rejected}: rescued below")
+                candidates.append(rescued)
     return candidates
 
 
@@ -427,25 +445,26 @@ def optimize(model_path: Path, options: OptimizeOptions, reporter: Reporter) -> 
     graphs = _graphs(options, info.precision, notes)
     if options.conversion.eval is not None and options.conversion.eval.path is None:
         notes.append("judged on generated inputs: give --eval-data (and --calib-data) to judge accuracy on real data")
-    with tempfile.TemporaryDirectory(prefix="infertool-optimize-") as scratch:
-        search = _Search(model_path, info, options, Path(scratch), reporter)
-        given_competes = options.graphs is None or info.precision in options.graphs
-        timed = _measured(_finalists(search, _time(search, _search(search, graphs))))
-        candidates, picked, picking, why = _pick(timed, given_competes, options.objective)
-        result = OptimizeResult(
-            environment.fingerprint(), ModelFile(str(model_path), info.sha256, info.bytes), options.budget, options.to_dict(),
-            tuple(candidates), picked, skipped=tuple(search.skipped), notes=(*notes, *search.notes, *picking), seconds=time.perf_counter() - started,
+    search = _Search(model_path, info, options, reporter)
+    given_competes = options.graphs is None or info.precision in options.graphs
+    judged = _search(search, graphs)
+    if options.resume:
+        notes.append(f"resumed from {search.cache.folder}: {', '.join(search.resumed) or 'nothing'} made and judged before (timed again)")
+    candidates, picked, picking, why = _pick(_measured(_finalists(search, _time(search, judged))), given_competes, options.objective)
+    result = OptimizeResult(
+        environment.fingerprint(), ModelFile(str(model_path), info.sha256, info.bytes), options.budget, options.to_dict(),
+        tuple(candidates), picked, skipped=tuple(search.skipped), notes=(*notes, *search.notes, *picking), seconds=time.perf_counter() - started,
+    )
+    if picked is None:
+        raise CheckFailed(
+            f"no pick: {why}; nothing was written" if why else f"no candidate meets the budget ({options.budget.describe()}); nothing was written",
+            result=result, hint="time it where the backend runs, or name the one candidate to build with --candidates" if why else
+            "relax --max-accuracy-drop / --min-cosine, give more calibration data, or include the model's own precision",
         )
-        if picked is None:
-            raise CheckFailed(
-                f"no pick: {why}; nothing was written" if why else f"no candidate meets the budget ({options.budget.describe()}); nothing was written",
-                result=result, hint="time it where the backend runs, or name the one candidate to build with --candidates" if why else
-                "relax --max-accuracy-drop / --min-cosine, give more calibration data, or include the model's own precision",
-            )
-        row = result.winner()[1].alone or result.winner()[1].row
-        if row is not None and row.speedup is not None and row.speedup < 1:
-            result = replace(result, notes=(*result.notes, f"the pick runs at {row.speedup:.2f}x the model as given: --candidates left the model out"))
-        return _write(result, search)
+    row = result.winner()[1].decisive
+    if row is not None and row.speedup is not None and row.speedup < 1:
+        result = replace(result, notes=(*result.notes, f"the pick runs at {row.speedup:.2f}x the model as given: --candidates left the model out"))
+    return _write(result, search)
 
 
 def _write(result: OptimizeResult, search: _Search) -> OptimizeResult:

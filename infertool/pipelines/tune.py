@@ -126,7 +126,7 @@ class _Graphs:
         if name not in self._made:
             precision, target = TUNE_GRAPHS[name]
             calib = self.calibration
-            key = hashlib.sha256(json.dumps([self.model.sha256, calib.to_dict(), _data_sha256(calib)], sort_keys=True).encode()).hexdigest()[:16]
+            key = hashlib.sha256(json.dumps([self.model.sha256, calib.to_dict(), data_sha256(calib)], sort_keys=True).encode()).hexdigest()[:16]
             path = cache_root() / "tune" / f"{self.model.path.stem}-{key}-{name}.onnx"  # per model contents and calibration
             if not path.is_file():
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -245,7 +245,7 @@ def _space(backend: Backend, model: ModelInfo, runner: RunnerOptions, precision_
     return tuple(d for d in kept if d.choices)
 
 
-def _data_sha256(data: InputOptions) -> str | None:
+def data_sha256(data: InputOptions) -> str | None:
     """The calibration file's contents (a folder: its files' names, sizes and times), keying cached graphs."""
     path = data.path
     if path is None or not path.exists():

@@ -31,7 +31,7 @@ def cache(tmp_path, monkeypatch):
 
 def _optimize(folder: Path, model: Path, *args: str):
     out, report = folder / "opt.onnx", folder / "opt.json"
-    result = run_main("optimize", model, "-o", out, "--json", report, *QUICK, *args)
+    result = run_main("optimize", model, *([] if "-o" in args else ["-o", out]), "--json", report, *QUICK, *args)
     record = OptimizeResult.read(Fields(json.loads(report.read_text()), "")) if report.is_file() else None
     return result, out, record
 
@@ -113,6 +113,30 @@ def test_a_spent_time_budget_names_what_it_left_out(tmp_path):
     assert "skipped" in result.stdout
 
 
+def test_an_engine_backend_that_only_builds_here_gets_an_engine_and_a_missing_timing_never_a_guess(tmp_path):
+    model = mlp(tmp_path / "mlp.onnx")
+    engine = tmp_path / "mlp.engine"
+    result = run_main("optimize", model, "-b", "trt-rtx", "--candidates", "fp16", "-o", engine, "--json", tmp_path / "o.json", *QUICK)
+    assert result.returncode == 0, result.stderr
+    record = OptimizeResult.read(Fields(json.loads((tmp_path / "o.json").read_text()), ""))
+    candidate, run = record.winner()
+    assert candidate.name == "fp16" and run.backend == "trt-rtx" and run.row is None and run.verdict == PICKED
+    assert [r.verdict for r in record.candidates[0].runs] == ["timing missing: trt-rtx cannot run here"]
+    assert any(n.startswith("picked without a timing") for n in record.notes) and "timing missing" in result.stdout
+    sidecar = json.loads((tmp_path / "mlp.engine.json").read_text())
+    assert sidecar["flavour"] == "TensorRT-RTX" and sidecar["precision"] == "fp16" and _sha256(engine) == record.output.sha256
+    script = (tmp_path / "mlp.reproduce.sh").read_text()
+    assert f"-o {tmp_path / 'mlp.graph.onnx'} --force" in script and f"build-engine {tmp_path / 'mlp.graph.onnx'} -b trt-rtx" in script
+
+
+def test_candidates_that_cannot_be_timed_are_not_ranked_by_a_guess(tmp_path):
+    model = mlp(tmp_path / "mlp.onnx")
+    engine = tmp_path / "mlp.engine"
+    result = run_main("optimize", model, "-b", "trt-rtx", "--candidates", "fp32,fp16", "-o", engine, *QUICK)
+    assert result.returncode == 1 and "none could be timed (trt-rtx cannot run here)" in one_line_error(result)
+    assert not engine.exists() and not (tmp_path / "mlp.engine.json").exists()
+
+
 @pytest.mark.parametrize("args, message", [
     (("--max-accuracy-drop", "1%"), "--max-accuracy-drop is measured against ground truth"),
     (("--max-accuracy-drop", "1%", "--min-cosine", "0.99"), "give one budget"),
@@ -122,6 +146,8 @@ def test_a_spent_time_budget_names_what_it_left_out(tmp_path):
     (("--budget", "soon"), "malformed --budget"),
     (("-b", "no-such-backend"), "no-such-backend"),
     (("--report", "opt.pdf"), "should end in .html"),
+    (("--objective", "speed"), "unknown --objective 'speed'"),
+    (("-o", "x.engine"), "x.engine is an engine, and ort-cpu does not build engines"),
 ])
 def test_a_request_that_cannot_work_is_one_line_exit_2_before_any_work(tmp_path, args, message):
     model = mlp(tmp_path / "mlp.onnx")

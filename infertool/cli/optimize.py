@@ -171,7 +171,7 @@ def _script(model: Path, request, candidate, run, runner, data: dict, given: dic
     from infertool.pipelines.tune import Reproduce
 
     out, backend = str(request.output), run.backend
-    graph = str(request.output.with_suffix(".onnx")) if request.engine else out
+    graph = str(request.output.with_suffix(".graph.onnx")) if request.engine else out
     if candidate.given:
         made = [] if request.engine else [f"cp -- {shlex.quote(str(model))} {shlex.quote(out)}"]
         graph = str(model) if request.engine else graph

@@ -26,6 +26,7 @@ from infertool import environment, onnx_io
 from infertool.backends import registry
 from infertool.backends.base import RunnerOptions
 from infertool.engine.build import BuildOptions
+from infertool.engine.sidecar import sidecar_path
 from infertool.errors import CheckFailed, InfertoolError
 from infertool.files import check_output, file_sha256, staged_output
 from infertool.pipelines.bench import BenchOptions, measure_row, run_bench
@@ -485,7 +486,8 @@ def _write(result: OptimizeResult, search: _Search) -> OptimizeResult:
             shutil.copyfile(source, written)
         (staging / options.script_path.name).write_text(script)
         output = ModelFile(str(options.output), file_sha256(written), onnx_io.file_bytes(written), external)
-    return replace(result, output=output, reproduce=str(options.script_path))
+    notes = (f"the engine's sidecar: {sidecar_path(options.output)}",) if options.engine else ()
+    return replace(result, output=output, reproduce=str(options.script_path), notes=(*result.notes, *notes))
 
 
 def _engine(graph: Path, path: Path, backend: str, runner: RunnerOptions, options: OptimizeOptions) -> None:

@@ -18,6 +18,21 @@ from infertool.records.optimize import PICKED, OptimizeResult
 
 from conftest import ROOT, one_line_error, run_main
 from onnx_models import fp16_overflow, mlp
+from toy_backend import ReferenceBackend
+
+from infertool.backends import registry
+from infertool.backends.base import Capabilities
+
+
+class HalfReference(ReferenceBackend):
+    """The toy backend (tests/toy_backend.py), saying it runs fp16 graphs: optimize's candidates on a plug-in backend."""
+
+    name, description = "onnx-reference-fp16", "onnx's reference evaluator, fp16 graphs too"
+    capabilities = Capabilities(precision_graphs=("fp16",))
+
+
+registry.register(HalfReference())
+TOY = ("-b", "onnx-reference-fp16", "--candidates", "fp16")
 
 QUICK = ("--duration", "0.1")
 
@@ -135,6 +150,48 @@ def test_candidates_that_cannot_be_timed_are_not_ranked_by_a_guess(tmp_path):
     result = run_main("optimize", model, "-b", "trt-rtx", "--candidates", "fp32,fp16", "-o", engine, *QUICK)
     assert result.returncode == 1 and "none could be timed (trt-rtx cannot run here)" in one_line_error(result)
     assert not engine.exists() and not (tmp_path / "mlp.engine.json").exists()
+
+
+def test_on_a_plug_in_backend_a_graph_missing_the_budget_is_rescued_and_picked(tmp_path):
+    model = fp16_overflow(tmp_path / "planted.onnx")
+    result, out, record = _optimize(tmp_path, model, *TOY, "--objective", "throughput")
+    assert result.returncode == 0, result.stderr
+    given, fp16, rescued = record.candidates
+    assert fp16.within_budget is False and "rescued below" in fp16.rejected and not fp16.runs
+    assert rescued.within_budget and "amplify" in rescued.kept
+    assert record.picked["candidate"] == "fp16-rescued" and record.picked["backend"] == "onnx-reference-fp16"
+    assert record.settings["objective"] == "throughput" and [r.verdict for r in given.runs] == ["baseline only"]
+    # the toy backend lives in this process only: a fresh process cannot open it, so the in-process numbers decide, and it is said
+    assert not record.picked["measured_alone"] and any("was not measured alone" in n for n in record.notes)
+    assert all(r.alone is None and r.alone_error for c in record.candidates for r in c.runs)
+
+
+def test_on_a_plug_in_backend_a_spent_budget_times_only_the_model(tmp_path):
+    model = fp16_overflow(tmp_path / "planted.onnx")
+    result, out, record = _optimize(tmp_path, model, *TOY, "--budget", "1ms")
+    assert result.returncode == 1  # fp16 not tried (or, one step past the budget, missing it unrescued); the model does not compete
+    assert record.skipped and all("not tried" in s and "fp16" in s for s in record.skipped)
+    assert record.candidates[0].runs[0].row is not None and not any(c.runs for c in record.candidates[1:])  # the model: always timed
+    assert not out.exists() and "no candidate meets the budget" in one_line_error(result)
+
+
+def test_on_a_plug_in_backend_a_graph_missing_the_budget_is_never_picked(tmp_path):
+    model = fp16_overflow(tmp_path / "planted.onnx")
+    result, out, record = _optimize(tmp_path, model, "-b", "onnx-reference-fp16", "--candidates", "fp32,fp16", "--no-rescue")
+    assert result.returncode == 0, result.stderr
+    given, fp16 = record.candidates
+    assert fp16.within_budget is False and not fp16.runs and record.picked["candidate"] == "fp32"  # the faster NaN graph was never timed
+    assert _sha256(out) == _sha256(model)
+
+
+@pytest.mark.slow
+def test_the_gpu_script_works_on_the_cpu_before_gpu_time_is_spent(tmp_path):
+    env = {**os.environ, "PYTHON": sys.executable, "INFERTOOL_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run(["bash", "benchmarks/optimize_gpu.sh", "--smoke", str(tmp_path / "out")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    record = OptimizeResult.read(Fields(json.loads((tmp_path / "out" / "tiny_cnn.optimize.json").read_text()), ""))
+    assert record.passed and record.picked["measured_alone"] and (tmp_path / "out" / "models" / "tiny_cnn.opt.onnx").is_file()
+    assert "| picked |" in (tmp_path / "out" / "summary.md").read_text()
 
 
 @pytest.mark.parametrize("args, message", [

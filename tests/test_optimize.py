@@ -12,16 +12,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from toy_backend import ReferenceBackend
 
+from infertool.backends import registry
+from infertool.backends.base import Capabilities
 from infertool.records.fields import Damaged, Fields
 from infertool.records.optimize import PICKED, OptimizeResult
 
 from conftest import ROOT, one_line_error, run_main
 from onnx_models import fp16_overflow, mlp
-from toy_backend import ReferenceBackend
-
-from infertool.backends import registry
-from infertool.backends.base import Capabilities
 
 
 class HalfReference(ReferenceBackend):

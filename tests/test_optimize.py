@@ -30,8 +30,13 @@ class HalfReference(ReferenceBackend):
     capabilities = Capabilities(precision_graphs=("fp16",))
 
 
-registry.register(HalfReference())
 TOY = ("-b", "onnx-reference-fp16", "--candidates", "fp16")
+
+
+@pytest.fixture
+def half_reference(monkeypatch):
+    """HalfReference registered for one test (in this process only)."""
+    monkeypatch.setitem(registry._BACKENDS, HalfReference.name, HalfReference())
 
 QUICK = ("--duration", "0.1")
 
@@ -151,7 +156,7 @@ def test_candidates_that_cannot_be_timed_are_not_ranked_by_a_guess(tmp_path):
     assert not engine.exists() and not (tmp_path / "mlp.engine.json").exists()
 
 
-def test_on_a_plug_in_backend_a_graph_missing_the_budget_is_rescued_and_picked(tmp_path):
+def test_on_a_plug_in_backend_a_graph_missing_the_budget_is_rescued_and_picked(tmp_path, half_reference):
     model = fp16_overflow(tmp_path / "planted.onnx")
     result, out, record = _optimize(tmp_path, model, *TOY, "--objective", "throughput")
     assert result.returncode == 0, result.stderr
@@ -165,7 +170,7 @@ def test_on_a_plug_in_backend_a_graph_missing_the_budget_is_rescued_and_picked(t
     assert all(r.alone is None and r.alone_error for c in record.candidates for r in c.runs)
 
 
-def test_on_a_plug_in_backend_a_spent_budget_times_only_the_model(tmp_path):
+def test_on_a_plug_in_backend_a_spent_budget_times_only_the_model(tmp_path, half_reference):
     model = fp16_overflow(tmp_path / "planted.onnx")
     result, out, record = _optimize(tmp_path, model, *TOY, "--budget", "1ms")
     assert result.returncode == 1  # fp16 not tried (or, one step past the budget, missing it unrescued); the model does not compete
@@ -174,7 +179,7 @@ def test_on_a_plug_in_backend_a_spent_budget_times_only_the_model(tmp_path):
     assert not out.exists() and "no candidate meets the budget" in one_line_error(result)
 
 
-def test_on_a_plug_in_backend_a_graph_missing_the_budget_is_never_picked(tmp_path):
+def test_on_a_plug_in_backend_a_graph_missing_the_budget_is_never_picked(tmp_path, half_reference):
     model = fp16_overflow(tmp_path / "planted.onnx")
     result, out, record = _optimize(tmp_path, model, "-b", "onnx-reference-fp16", "--candidates", "fp32,fp16", "--no-rescue")
     assert result.returncode == 0, result.stderr

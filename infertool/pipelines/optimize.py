@@ -50,6 +50,7 @@ RESCUED = "-rescued"
 FINALISTS = 3  # the best candidates measured again alone, with the model as given
 STATIC = ("int8", "fp8")  # precisions calibrated on data
 OBJECTIVES = ("latency", "throughput")
+TIMING_SHARE = 0.4  # of the time budget kept for timing: making, judging and rescuing candidates stop short of it
 TUNE_SHARE = 0.4  # of the time left, shared by the rows still to tune: the most a row's tuning may take
 TUNE_DURATIONS = 5  # a row's tuning budget: this many --duration, at least TUNE_MIN_S (more where the model needs it)
 TUNE_MIN_S = 1.0
@@ -174,10 +175,16 @@ class _Search:
         self.tuned: dict[tuple[str, str], RunnerOptions] = {}  # (candidate, backend): the configuration tune found
         self.spent: dict[str, float] = {}  # seconds spent timing each candidate
 
-    def out_of_time(self, what: str) -> bool:
-        if self.clock.left > 0:
+    @property
+    def conversion_left(self) -> float:
+        """The time left for making, judging and rescuing candidates: the timing keeps TIMING_SHARE of the budget."""
+        return self.clock.left - TIMING_SHARE * self.options.seconds
+
+    def out_of_time(self, what: str, converting: bool = False) -> bool:
+        if (self.conversion_left if converting else self.clock.left) > 0:
             return False
-        self.skipped.append(f"{what}: not tried, the {self.options.seconds:g} s budget ran out")
+        spent = f"the {(1 - TIMING_SHARE) * self.options.seconds:g} s of the budget for making candidates" if converting else f"the {self.options.seconds:g} s budget"
+        self.skipped.append(f"{what}: not tried, {spent} ran out")
         self.reporter.note(self.skipped[-1])
         return True
 
@@ -224,7 +231,7 @@ class _Search:
         q = self.options.conversion
         settings = replace(q.settings, precision=failed.precision, target=failed.target)
         request = replace(q, settings=settings, force=True, calib=q.calib if failed.precision in STATIC else None)
-        search = SearchOptions(self.cache.folder / f"{name}.keep.txt", request, budget=max(1.0, self.clock.left))
+        search = SearchOptions(self.cache.folder / f"{name}.keep.txt", request, budget=max(1.0, self.conversion_left))
         with self.reporter.task(f"{name}: searching the nodes to keep in float"):
             try:
                 keep = debug_precision(self.model, search, SilentReporter()).keep
@@ -412,7 +419,7 @@ def _search(search: _Search, graphs: list[str]) -> list[Candidate]:
     """The model as given, each graph, then the rescues of those that missed the budget (none timed yet)."""
     candidates = [Candidate(search.info.precision, search.info.precision)]
     for name in graphs:
-        if search.out_of_time(name):
+        if search.out_of_time(name, converting=True):
             candidates.append(Candidate(name, *PRECISION_GRAPHS[name], rejected="not tried: the time budget ran out"))
             continue
         candidates.append(search.graph(name))
@@ -423,7 +430,7 @@ def _search(search: _Search, graphs: list[str]) -> list[Candidate]:
             rescued = search.cache.get(f"{failed.name}{RESCUED}")
             if rescued is not None:
                 search.resumed.append(rescued.name)
-            elif search.out_of_time(f"rescue of {failed.name}"):
+            elif search.out_of_time(f"rescue of {failed.name}", converting=True):
                 continue
             else:
                 rescued = search.rescue(failed)

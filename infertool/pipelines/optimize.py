@@ -337,8 +337,9 @@ def _finalists(search: _Search, candidates: list[Candidate]) -> list[Candidate]:
     again: dict[tuple[str, str], Run] = {}
     for candidate, run in [*(pair for pair in timed if pair[0].given), *ranked] if ranked else ():
         if search.out_of_time(f"{candidate.name} on {run.backend}, measured alone"):
-            break
-        again[candidate.name, run.backend] = search.alone(candidate, run)
+            again[candidate.name, run.backend] = replace(run, finalist=True, alone_error="the time budget ran out")
+        else:
+            again[candidate.name, run.backend] = search.alone(candidate, run)
     return [replace(c, runs=tuple(again.get((c.name, r.backend), r) for r in c.runs)) for c in candidates]
 
 

@@ -12,19 +12,45 @@ import sys
 from pathlib import Path
 
 import pytest
+from toy_backend import ReferenceBackend
 
+from infertool.backends import registry
+from infertool.backends.base import Capabilities
 from infertool.records.fields import Damaged, Fields
 from infertool.records.optimize import PICKED, OptimizeResult
 
 from conftest import ROOT, one_line_error, run_main
 from onnx_models import fp16_overflow, mlp
 
+
+class HalfReference(ReferenceBackend):
+    """The toy backend (tests/toy_backend.py), saying it runs fp16 graphs: optimize's candidates on a plug-in backend."""
+
+    name, description = "onnx-reference-fp16", "onnx's reference evaluator, fp16 graphs too"
+    capabilities = Capabilities(precision_graphs=("fp16",))
+
+
+TOY = ("-b", "onnx-reference-fp16", "--candidates", "fp16")
+
+
+@pytest.fixture
+def half_reference(monkeypatch):
+    """HalfReference registered for one test (in this process only)."""
+    monkeypatch.setitem(registry._BACKENDS, HalfReference.name, HalfReference())
+
 QUICK = ("--duration", "0.1")
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    """optimize keeps the candidates it made in infertool's cache: one per test."""
+    monkeypatch.setenv("INFERTOOL_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
 
 
 def _optimize(folder: Path, model: Path, *args: str):
     out, report = folder / "opt.onnx", folder / "opt.json"
-    result = run_main("optimize", model, "-o", out, "--json", report, *QUICK, *args)
+    result = run_main("optimize", model, *([] if "-o" in args else ["-o", out]), "--json", report, *QUICK, *args)
     record = OptimizeResult.read(Fields(json.loads(report.read_text()), "")) if report.is_file() else None
     return result, out, record
 
@@ -40,11 +66,12 @@ def test_every_graph_the_cpu_runs_is_judged_timed_and_the_fastest_within_the_bud
     assert [c.name for c in record.candidates] == ["fp32", "fp16", "int8-ort", "int8-dyn"]
     assert all(c.within_budget for c in record.candidates[1:]) and record.candidates[0].given
     candidate, run = record.winner()
-    eligible = [r.row.latency.median for c in record.candidates for r in c.runs]
-    assert run.verdict == PICKED and run.row.latency.median <= min(eligible) * 1.02 + 1e-12
+    finalists = [r for c in record.candidates for r in c.runs if r.finalist]
+    assert len(finalists) == 4 and all(r.alone is not None and r.alone.isolated for r in finalists)  # the 3 fastest and the model, alone
+    assert run.verdict == PICKED and record.picked["measured_alone"]
+    assert run.alone.latency.median <= min(r.alone.latency.median for r in finalists) * 1.02 + 1e-12  # the numbers measured alone decide
+    assert all(r.row.tune and r.row.tune["best"] for c in record.candidates for r in c.runs)  # each candidate tuned (bench --tune's row)
     assert record.baseline("ort-cpu").speedup == 1.0
-    finalists = [r for c in record.candidates for r in c.runs if r.screened_ms is not None]
-    assert len(finalists) == 4 and all(r.row is not None for r in finalists)  # the 3 fastest and the model, measured again
     assert out.is_file() and _sha256(out) == record.output.sha256
     script = out.with_suffix(".reproduce.sh").read_text()
     assert script.startswith("#!/bin/sh") and f"infertool bench {out}" in script
@@ -60,7 +87,7 @@ def test_a_graph_missing_the_budget_is_rescued_and_the_script_rebuilds_the_pick_
     given, fp16, rescued = record.candidates
     assert fp16.within_budget is False and fp16.rejected.startswith("misses the budget") and not fp16.runs
     assert rescued.name == "fp16-rescued" and "amplify" in rescued.kept and rescued.within_budget
-    assert record.picked == {"candidate": "fp16-rescued", "backend": "ort-cpu"}
+    assert record.picked == {"candidate": "fp16-rescued", "backend": "ort-cpu", "measured_alone": True}
     assert [r.verdict for r in given.runs] == ["baseline only"]  # --candidates left the model out
     script = out.with_suffix(".reproduce.sh")
     assert "--exclude-nodes amplify" in script.read_text()
@@ -69,6 +96,18 @@ def test_a_graph_missing_the_budget_is_rescued_and_the_script_rebuilds_the_pick_
     done = subprocess.run(["sh", str(script)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert _sha256(out) == record.output.sha256
+
+
+def test_resume_reuses_the_candidates_made_and_judged_and_times_them_again(tmp_path):
+    model = fp16_overflow(tmp_path / "planted.onnx")
+    first = _optimize(tmp_path, model, "--candidates", "fp16", "--no-tune")[2]
+    result, out, again = _optimize(tmp_path, model, "--candidates", "fp16", "--no-tune", "--resume", "--force")
+    assert result.returncode == 0, result.stderr
+    assert any(n.startswith("resumed from") and n.endswith("fp16, fp16-rescued made and judged before (timed again)") for n in again.notes)
+    assert [(c.name, c.kept, c.found, c.model) for c in again.candidates] == [(c.name, c.kept, c.found, c.model) for c in first.candidates]
+    assert again.winner()[1].row.latency != first.winner()[1].row.latency  # timed again
+    changed = _optimize(tmp_path, model, "--candidates", "fp16", "--no-tune", "--resume", "--force", "--min-cosine", "0.999", "--no-rescue")[2]
+    assert any(n.endswith(": nothing made and judged before (timed again)") for n in changed.notes)  # other settings: made anew
 
 
 def test_nothing_within_the_budget_is_exit_1_and_writes_no_model(tmp_path):
@@ -86,9 +125,77 @@ def test_a_spent_time_budget_names_what_it_left_out(tmp_path):
     model = mlp(tmp_path / "mlp.onnx")
     result, out, record = _optimize(tmp_path, model, "--budget", "1ms")
     assert result.returncode == 0, result.stderr
-    assert [c.rejected for c in record.candidates[1:]] == ["not tried: the time budget ran out"] * 3
-    assert any("int8-dyn" in s for s in record.skipped) and record.picked["candidate"] == "fp32"
+    fp16, *rest = record.candidates[1:]  # the one step past the budget
+    assert fp16.within_budget and not fp16.runs and [c.rejected for c in rest] == ["not tried: the time budget ran out"] * 2
+    assert any("int8-dyn" in s for s in record.skipped) and any(s.startswith("fp16 on ort-cpu") for s in record.skipped)
+    assert record.picked["candidate"] == "fp32"  # the model as given is always timed
     assert "skipped" in result.stdout
+
+
+def test_an_engine_backend_that_only_builds_here_gets_an_engine_and_a_missing_timing_never_a_guess(tmp_path):
+    model = mlp(tmp_path / "mlp.onnx")
+    engine = tmp_path / "mlp.engine"
+    result = run_main("optimize", model, "-b", "trt-rtx", "--candidates", "fp16", "-o", engine, "--json", tmp_path / "o.json", *QUICK)
+    assert result.returncode == 0, result.stderr
+    record = OptimizeResult.read(Fields(json.loads((tmp_path / "o.json").read_text()), ""))
+    candidate, run = record.winner()
+    assert candidate.name == "fp16" and run.backend == "trt-rtx" and run.row is None and run.verdict == PICKED
+    assert [r.verdict for r in record.candidates[0].runs] == ["timing missing: trt-rtx cannot run here"]
+    assert any(n.startswith("picked without a timing") for n in record.notes) and "timing missing" in result.stdout
+    sidecar = json.loads((tmp_path / "mlp.engine.json").read_text())
+    assert sidecar["flavour"] == "TensorRT-RTX" and sidecar["precision"] == "fp16" and _sha256(engine) == record.output.sha256
+    script = (tmp_path / "mlp.reproduce.sh").read_text()
+    assert f"-o {tmp_path / 'mlp.graph.onnx'} --force" in script and f"build-engine {tmp_path / 'mlp.graph.onnx'} -b trt-rtx" in script
+
+
+def test_candidates_that_cannot_be_timed_are_not_ranked_by_a_guess(tmp_path):
+    model = mlp(tmp_path / "mlp.onnx")
+    engine = tmp_path / "mlp.engine"
+    result = run_main("optimize", model, "-b", "trt-rtx", "--candidates", "fp32,fp16", "-o", engine, *QUICK)
+    assert result.returncode == 1 and "none could be timed (trt-rtx cannot run here)" in one_line_error(result)
+    assert not engine.exists() and not (tmp_path / "mlp.engine.json").exists()
+
+
+def test_on_a_plug_in_backend_a_graph_missing_the_budget_is_rescued_and_picked(tmp_path, half_reference):
+    model = fp16_overflow(tmp_path / "planted.onnx")
+    result, out, record = _optimize(tmp_path, model, *TOY, "--objective", "throughput")
+    assert result.returncode == 0, result.stderr
+    given, fp16, rescued = record.candidates
+    assert fp16.within_budget is False and "rescued below" in fp16.rejected and not fp16.runs
+    assert rescued.within_budget and "amplify" in rescued.kept
+    assert record.picked["candidate"] == "fp16-rescued" and record.picked["backend"] == "onnx-reference-fp16"
+    assert record.settings["objective"] == "throughput" and [r.verdict for r in given.runs] == ["baseline only"]
+    # the toy backend lives in this process only: a fresh process cannot open it, so the in-process numbers decide, and it is said
+    assert not record.picked["measured_alone"] and any("was not measured alone" in n for n in record.notes)
+    assert all(r.alone is None and r.alone_error for c in record.candidates for r in c.runs)
+
+
+def test_on_a_plug_in_backend_a_spent_budget_times_only_the_model(tmp_path, half_reference):
+    model = fp16_overflow(tmp_path / "planted.onnx")
+    result, out, record = _optimize(tmp_path, model, *TOY, "--budget", "1ms")
+    assert result.returncode == 1  # fp16 not tried (or, one step past the budget, missing it unrescued); the model does not compete
+    assert record.skipped and all("not tried" in s and "fp16" in s for s in record.skipped)
+    assert record.candidates[0].runs[0].row is not None and not any(c.runs for c in record.candidates[1:])  # the model: always timed
+    assert not out.exists() and "no candidate meets the budget" in one_line_error(result)
+
+
+def test_on_a_plug_in_backend_a_graph_missing_the_budget_is_never_picked(tmp_path, half_reference):
+    model = fp16_overflow(tmp_path / "planted.onnx")
+    result, out, record = _optimize(tmp_path, model, "-b", "onnx-reference-fp16", "--candidates", "fp32,fp16", "--no-rescue")
+    assert result.returncode == 0, result.stderr
+    given, fp16 = record.candidates
+    assert fp16.within_budget is False and not fp16.runs and record.picked["candidate"] == "fp32"  # the faster NaN graph was never timed
+    assert _sha256(out) == _sha256(model)
+
+
+@pytest.mark.slow
+def test_the_gpu_script_works_on_the_cpu_before_gpu_time_is_spent(tmp_path):
+    env = {**os.environ, "PYTHON": sys.executable, "INFERTOOL_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run(["bash", "benchmarks/optimize_gpu.sh", "--smoke", str(tmp_path / "out")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    record = OptimizeResult.read(Fields(json.loads((tmp_path / "out" / "tiny_cnn.optimize.json").read_text()), ""))
+    assert record.passed and record.picked["measured_alone"] and (tmp_path / "out" / "models" / "tiny_cnn.opt.onnx").is_file()
+    assert "| picked |" in (tmp_path / "out" / "summary.md").read_text()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -100,6 +207,8 @@ def test_a_spent_time_budget_names_what_it_left_out(tmp_path):
     (("--budget", "soon"), "malformed --budget"),
     (("-b", "no-such-backend"), "no-such-backend"),
     (("--report", "opt.pdf"), "should end in .html"),
+    (("--objective", "speed"), "unknown --objective 'speed'"),
+    (("-o", "x.engine"), "x.engine is an engine, and ort-cpu does not build engines"),
 ])
 def test_a_request_that_cannot_work_is_one_line_exit_2_before_any_work(tmp_path, args, message):
     model = mlp(tmp_path / "mlp.onnx")

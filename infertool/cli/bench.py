@@ -199,6 +199,12 @@ def _read(values: dict):
     return given, _options(values["backend"], values["batch"], values["shapes"], values["skip_unavailable"], values["output"].force, given)
 
 
+def given_groups(argv: list[str], what: str) -> SimpleNamespace:
+    """bench's option groups as `infertool bench ARGV` reads them, running nothing (for `to_argv`)."""
+    values = read_args(declared(), argv, what)
+    return SimpleNamespace(**{name: values[name] for name in GIVEN})
+
+
 def settings(argv: list[str], what: str = "bench arguments"):
     """`infertool bench ARGV` read into (models, BenchOptions) as the command reads it, running nothing."""
     values = read_args(_with_every_backend(), argv, what)

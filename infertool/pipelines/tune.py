@@ -58,6 +58,23 @@ class TuneOptions:
     budget: float  # seconds of measurement per row, shared equally by the configurations tried
     reproduce: Callable[[Reproduce], str]  # the command line of a configuration (written by the CLI)
     calibration: InputOptions | None = None  # the user's data for precision graphs; None: the model's precision is kept
+    alone: bool = True  # measure the best and the defaults again, each alone in a fresh process (optimize does that for its finalists)
+
+
+class BudgetTooSmall(InfertoolError):
+    """The tuning budget leaves a configuration fewer than MIN_SAMPLES inferences; `needed` seconds would do."""
+
+    def __init__(self, message: str, hint: str, needed: float):
+        super().__init__(message, hint=hint)
+        self.needed = needed
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """A tuned row and the runner options of the configuration it measured."""
+
+    row: BenchRow
+    options: RunnerOptions
 
 
 @dataclass(frozen=True)
@@ -118,7 +135,7 @@ class _Graphs:
         if name not in self._made:
             precision, target = TUNE_GRAPHS[name]
             calib = self.calibration
-            key = hashlib.sha256(json.dumps([self.model.sha256, calib.to_dict(), _data_sha256(calib)], sort_keys=True).encode()).hexdigest()[:16]
+            key = hashlib.sha256(json.dumps([self.model.sha256, calib.to_dict(), data_sha256(calib)], sort_keys=True).encode()).hexdigest()[:16]
             path = cache_root() / "tune" / f"{self.model.path.stem}-{key}-{name}.onnx"  # per model contents and calibration
             if not path.is_file():
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -219,10 +236,10 @@ def _defaults_trial(row: _Row, options: RunnerOptions, budgets: tuple[Budget, Bu
     defaults = _trial(row, Config(options), budgets)
     needed = planned * MIN_SAMPLES * defaults.stats.median / 1e3 / 0.8  # the timed share is 80 % of a configuration's
     if defaults.stats.median / 1e3 * MIN_SAMPLES > budgets[1].seconds:
-        raise InfertoolError(
+        raise BudgetTooSmall(
             f"--tune-budget {budget:g}s is too small for {row.backend.name} batch {row.batch}: it leaves {budgets[1].seconds:.3g} s "
             f"of timing to each of {planned} configurations, and {MIN_SAMPLES} inferences take {defaults.stats.median * MIN_SAMPLES / 1e3:.3g} s here",
-            hint=f"give --tune-budget {max(1, round(needed + 0.5))}s or more",
+            hint=f"give --tune-budget {max(1, round(needed + 0.5))}s or more", needed=needed,
         )
     return defaults
 
@@ -237,7 +254,7 @@ def _space(backend: Backend, model: ModelInfo, runner: RunnerOptions, precision_
     return tuple(d for d in kept if d.choices)
 
 
-def _data_sha256(data: InputOptions) -> str | None:
+def data_sha256(data: InputOptions) -> str | None:
     """The calibration file's contents (a folder: its files' names, sizes and times), keying cached graphs."""
     path = data.path
     if path is None or not path.exists():
@@ -248,7 +265,8 @@ def _data_sha256(data: InputOptions) -> str | None:
     return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
 
 
-def _tune_row(tune: TuneOptions, model: ModelInfo, backend: Backend, feeds: dict, options: BenchOptions, references, reporter: Reporter) -> BenchRow:
+def tune_row(tune: TuneOptions, model: ModelInfo, backend: Backend, feeds: dict, options: BenchOptions, references, reporter: Reporter) -> Tuned:
+    """One row tuned: the best configuration found, measured with bench's full budget."""
     dimensions = _space(backend, model, options.runner, tune.calibration is not None)
     watch = tuple(dict.fromkeys(key for d in dimensions for c in d.choices for key in c.expect))
     steps = {c.step.name: c.step for d in dimensions for c in d.choices if c.step is not None}
@@ -256,15 +274,17 @@ def _tune_row(tune: TuneOptions, model: ModelInfo, backend: Backend, feeds: dict
     if not dimensions:
         reporter.note(f"{backend.name}: nothing to tune; measured as given")
         measured = measure_row(model, backend, feeds, options, references, reporter)
-        return replace(measured, tune={"budget_s": tune.budget, "dimensions": [], "tried": [], "best": ["defaults"], "speedup": 1.0, "confirmed": True,
-                                       "command": tune.reproduce(Reproduce(backend.name, measured.batch, model.path, options.runner))})
+        return Tuned(replace(measured, tune={
+            "budget_s": tune.budget, "dimensions": [], "tried": [], "best": ["defaults"], "speedup": 1.0, "confirmed": True,
+            "command": tune.reproduce(Reproduce(backend.name, measured.batch, model.path, options.runner)),
+        }), options.runner)
     planned = 1 + sum(len(d.choices) for d in dimensions)
     share = tune.budget / planned
     budgets = (Budget(2, share * 0.2), Budget(MIN_SAMPLES, share * 0.8))
     with reporter.task(f"{backend.name} batch {row.batch}: defaults"):
         defaults = _defaults_trial(row, options.runner, budgets, planned, tune.budget)
     best, tried = _search(row, dimensions, defaults, budgets)
-    return _finish(tune, row, model, best, tried, dimensions, share)
+    return Tuned(_finish(tune, row, model, best, tried, dimensions, share), best.config.options)
 
 
 def _finish(tune: TuneOptions, row: _Row, model: ModelInfo, best: Trial, tried: list[Trial], dimensions, share: float) -> BenchRow:
@@ -276,7 +296,7 @@ def _finish(tune: TuneOptions, row: _Row, model: ModelInfo, best: Trial, tried: 
         with row.reporter.task(f"{row.backend.name} batch {row.batch}: the defaults, full budget"):
             full = _trial(row, tried[0].config, (row.options.warmup, row.options.measure))
         defaults_ms = full.stats.median if full.stats else None
-    alone = _alone(tune, row, model, best, tried[0])
+    alone = _alone(tune, row, model, best, tried[0]) if tune.alone else {}
     settings = dict(measured.settings)
     if best.config.graph is not None:
         settings["graph"] = {"name": best.config.graph, "path": str(winner.path), "sha256": winner.sha256, "precision": winner.precision, "made_from": str(model.path)}
@@ -334,6 +354,6 @@ def tuner(tune: TuneOptions) -> RowMeasure:
         raise InfertoolError(f"--tune-budget must be positive, not {tune.budget:g}s", hint="e.g. --tune-budget 60s")
 
     def measure(model: ModelInfo, backend: Backend, feeds: dict, options: BenchOptions, references, reporter: Reporter) -> BenchRow:
-        return _tune_row(tune, model, backend, feeds, options, references, reporter)
+        return tune_row(tune, model, backend, feeds, options, references, reporter).row
 
     return measure

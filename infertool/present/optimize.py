@@ -27,8 +27,8 @@ def _points(result: OptimizeResult) -> list[plots.Point]:
     for candidate in result.candidates:
         y = _accuracy(result, candidate)
         for run in candidate.runs:
-            if run.row is not None and y is not None and y == y:
-                points.append(plots.Point(run.row.latency.median, y, candidate.precision, _label(result, candidate.name, run.backend)))
+            if run.decisive is not None and y is not None and y == y:
+                points.append(plots.Point(run.decisive.latency.median, y, candidate.precision, _label(result, candidate.name, run.backend)))
     return points
 
 
@@ -36,13 +36,14 @@ def _table(result: OptimizeResult) -> Table:
     rows = []
     for candidate in result.candidates:
         for run in candidate.runs or (None,):
-            row = run.row if run else None
+            row = run.decisive if run else None
             rows.append((
                 candidate.name, str(len(candidate.kept)), "the model" if candidate.given else candidate.found or "-", run.backend if run else "-",
                 ms(row.latency.median) if row else "-", f"{row.speedup:.2f}x" if row and row.speedup is not None else "-",
+                ", ".join((row.tune or {}).get("best", ())) if row else "-", "alone" if run and run.alone else "in-process" if row else "-",
                 (run.verdict if run else "") or candidate.rejected or "-",
             ))
-    header = ("candidate", "kept", "accuracy", "backend", "median ms", "speedup", "verdict")
+    header = ("candidate", "kept", "accuracy", "backend", "median ms", "speedup", "tuned", "timed", "verdict")
     return Table(header, rows, frozenset({"kept", "median ms", "speedup"}))
 
 

@@ -65,17 +65,28 @@ class Run:
     """A candidate on one backend: its bench row, or why it has none; and the verdict."""
 
     backend: str
-    row: BenchRow | None = None
-    verdict: str = ""  # PICKED, or why not (slower, could not run)
-    screened_ms: float | None = None  # a finalist's first median; its row is the second measurement
+    row: BenchRow | None = None  # measured in optimize's process: the configuration bench --tune found (row.tune), or as given
+    verdict: str = ""  # PICKED, or why not (slower, could not run, timing missing)
+    finalist: bool = False  # measured again alone
+    alone: BenchRow | None = None  # a finalist's configuration measured again as the only session of a fresh process
+    alone_error: str = ""  # why a finalist has no such number
+
+    @property
+    def decisive(self) -> BenchRow | None:
+        """The number that ranked this run: measured alone where it was, else in optimize's process."""
+        return self.alone or self.row
 
     def to_dict(self) -> dict:
-        return {"backend": self.backend, "row": self.row.to_dict() if self.row else None, "verdict": self.verdict, "screened_ms": self.screened_ms}
+        return {
+            "backend": self.backend, "row": self.row.to_dict() if self.row else None, "verdict": self.verdict, "finalist": self.finalist,
+            "alone": self.alone.to_dict() if self.alone else None, "alone_error": self.alone_error or None,
+        }
 
     @classmethod
     def read(cls, f: Fields) -> Run:
         row = BenchRow.read(f.obj("row")) if f.has("row") else None
-        return cls(f.text("backend"), row, f.text("verdict", ""), f.number("screened_ms", None, 0.0))
+        alone = BenchRow.read(f.obj("alone")) if f.has("alone") else None
+        return cls(f.text("backend"), row, f.text("verdict", ""), f.flag("finalist", False), alone, f.text("alone_error", ""))
 
 
 @dataclass(frozen=True)

@@ -201,7 +201,7 @@ def _read(values: dict):
 
 def given_groups(argv: list[str], what: str) -> SimpleNamespace:
     """bench's option groups as `infertool bench ARGV` reads them, running nothing (for `to_argv`)."""
-    values = read_args(declared(), argv, what)
+    values = read_args(_with_every_backend(), argv, what)
     return SimpleNamespace(**{name: values[name] for name in GIVEN})
 
 

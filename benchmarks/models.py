@@ -48,22 +48,28 @@ class ResNet50(nn.Module):
 
 
 class BertLayer(nn.Module):
+    """Hugging Face's BERT layer as written there (separate query / key / value projections): the
+    pattern ONNX Runtime's transformer optimizer fuses into Attention on a TorchScript export."""
+
     def __init__(self, hidden: int, heads: int, intermediate: int):
         super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.heads, self.size = heads, hidden // heads
+        self.query, self.key, self.value = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden), nn.Linear(hidden, hidden)
         self.out = nn.Linear(hidden, hidden)
         self.norm1 = nn.LayerNorm(hidden, eps=1e-12)
         self.ffn = nn.Sequential(nn.Linear(hidden, intermediate), nn.GELU(), nn.Linear(intermediate, hidden))
         self.norm2 = nn.LayerNorm(hidden, eps=1e-12)
 
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(x.size(0), x.size(1), self.heads, self.size).permute(0, 2, 1, 3)
+
     def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        b, s, h = x.shape
-        q, k, v = self.qkv(x).view(b, s, 3, self.heads, h // self.heads).permute(2, 0, 3, 1, 4)
-        scores = q @ k.transpose(-1, -2) / math.sqrt(h // self.heads) + bias
-        context = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, s, h)
-        x = self.norm1(x + self.out(context))
-        return self.norm2(x + self.ffn(x))
+        q, k, v = self._heads(self.query(x)), self._heads(self.key(x)), self._heads(self.value(x))
+        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.size) + bias
+        context = torch.matmul(scores.softmax(-1), v).permute(0, 2, 1, 3).contiguous()
+        context = context.view(context.size(0), context.size(1), -1)
+        x = self.norm1(self.out(context) + x)
+        return self.norm2(self.ffn(x) + x)
 
 
 class BertBase(nn.Module):
@@ -80,7 +86,7 @@ class BertBase(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(input_ids.shape[1], device=input_ids.device).unsqueeze(0)
         x = self.norm(self.tokens(input_ids) + self.positions(positions))
-        bias = (attention_mask[:, None, None, :] <= 0).to(x.dtype) * -10000.0
+        bias = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * -10000.0  # Hugging Face's extended mask
         for layer in self.layers:
             x = layer(x, bias)
         return self.classifier(x[:, 0])

@@ -237,7 +237,9 @@ def _op_types(path: Path) -> set[str]:
 
 
 def preprocess(source: Path, output: Path) -> bool:
-    """onnxruntime's recommended pre-pass (shape inference, basic graph optimizations); False if it fails."""
+    """onnxruntime's recommended pre-pass (shape inference, basic graph optimizations); False if it
+    fails: its symbolic shape inference gives up on dims it cannot follow (a text recogniser's width
+    through Reshape / Transpose), and without it the pass writes graphs the quantizer then breaks."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     try:  # the transform runs this in the output's folder: scratch files such as sym_shape_infer_temp.onnx land there

@@ -257,12 +257,12 @@ PLUGINS = {  # name -> (module body, what doctor says about it)
 
 @pytest.fixture
 def plugged(tmp_path, monkeypatch):
-    """Install one of PLUGINS (a module and its dist-info on sys.path) and load the registry afresh."""
+    """Install one of PLUGINS, or `body` (a module and its dist-info on sys.path), and load the registry afresh."""
     from infertool.backends import registry
 
-    def install(name: str) -> None:
+    def install(name: str, body: str | None = None) -> None:
         module = f"plugin_{name.replace('-', '_')}_{abs(hash(tmp_path)) % 10**8}"
-        (tmp_path / f"{module}.py").write_text(PLUGINS[name][0])
+        (tmp_path / f"{module}.py").write_text(body or PLUGINS[name][0])
         info = tmp_path / f"{module}-1.0.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
@@ -299,6 +299,53 @@ def test_asking_for_a_broken_plug_in_is_one_line(plugged, tmp_path):
     mlp(tmp_path / "a.onnx")
     result = run_main("bench", "a.onnx", "-b", "raises-on-import", cwd=tmp_path)
     assert result.returncode == 2 and "backend plug-in 'raises-on-import' raised RuntimeError" in one_line_error(result)
+
+
+FAILING = '''
+from infertool.backends import registry
+from infertool.backends.base import Backend, Runner
+
+
+class Failing(Runner):
+    def prepare(self):
+        {runner_prepare}
+
+    def infer(self, feeds):
+        {infer}
+
+
+class Plugged(Backend):
+    name, description, extra = {name!r}, "fails", "cpu"
+
+    def unavailable_reason(self):
+        return None
+
+    def prepare(self, model, options, shapes, reporter):
+        {prepare}
+        return model.path
+
+    def open(self, artifact, options):
+        {open}
+        return Failing(artifact)
+
+
+registry.register(Plugged())
+'''
+FAILS_IN = ("prepare", "open", "runner_prepare", "infer")
+
+
+@pytest.mark.timeout(60, method="thread")
+@pytest.mark.parametrize(("where", "failure", "said"), [*((w, "raise RuntimeError('boom')", "raised RuntimeError") for w in FAILS_IN),
+                                                         ("infer", "import sys; sys.exit(0)", "called sys.exit(0)")])
+def test_a_plug_in_that_fails_at_work_is_its_failure(plugged, tmp_path, where, failure, said):
+    """Not infertool's bug (exit 3): one line naming the plug-in and where, exit 2."""
+    name = f"fails-{where}".replace("_", "-")
+    plugged(name, FAILING.format(name=name, **{w: (failure if w == where else "pass") for w in FAILS_IN}))
+    mlp(tmp_path / "a.onnx")
+    for command in (["bench", "a.onnx", "-b", name, "-n", "2", "--duration", "0", "--warmup", "1"], ["run", "a.onnx", "-b", name]):
+        result = run_main(*command, cwd=tmp_path)
+        line = one_line_error(result)
+        assert result.returncode == 2 and f"backend plug-in '{name}' {said} in {where.removeprefix('runner_')}" in line, result.stderr
 
 
 # ---------------------------------------------------------------- a seeded campaign over these surfaces

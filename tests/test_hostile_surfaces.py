@@ -222,6 +222,40 @@ def test_tune_budget_is_bounded(sweep_dir, budget):
     assert result.returncode == 2 and "malformed --tune-budget" in one_line_error(result)
 
 
+OWN_INPUT = {  # --force never lets a command replace what it reads: (command, output flag, input named)
+    "quantize -o": (["quantize", "a.onnx", "-p", "fp16", "-o", "a.onnx"], "-o", "the model"),
+    "quantize --json": (["quantize", "a.onnx", "-p", "fp16", "-o", "b.onnx", "--json", "a.onnx"], "--json", "the model"),
+    "quantize --calib-data": (["quantize", "a.onnx", "-p", "int8", "--calib-data", "x.npz", "-o", "b.onnx", "--json", "x.npz"], "--json", "--calib-data"),
+    "bench --json": (["bench", "a.onnx", "--json", "a.onnx"], "--json", "the model"),
+    "bench --csv over --inputs": (["bench", "a.onnx", "--inputs", "x.npz", "--csv", "x.npz"], "--csv", "--inputs"),
+    "bench --markdown over --baseline": (["bench", "a.onnx", "--baseline", "base.json", "--markdown", "base.json"], "--markdown", "--baseline"),
+    "run -o over --inputs": (["run", "a.onnx", "--inputs", "x.npz", "-o", "x.npz"], "-o", "--inputs"),
+    "run --save-inputs over --inputs": (["run", "a.onnx", "--inputs", "x.npz", "--save-inputs", "x.npz"], "--save-inputs", "--inputs"),
+    "run --json through a link": (["run", "a.onnx", "--json", "link.onnx"], "--json", "the model"),
+    "convert --json": (["convert", "net.py:cnn", "--input-shape", "1x3x8x8", "--json", "net.py"], "--json", "the source"),
+    "convert -o over --weights": (["convert", "net.py:cnn", "--input-shape", "1x3x8x8", "--weights", "w.onnx", "-o", "w.onnx"], "-o", "--weights"),
+}
+
+
+@pytest.mark.parametrize("case", list(OWN_INPUT))
+def test_force_never_overwrites_the_commands_own_input(sweep_dir, case):
+    import numpy as np
+
+    from conftest import MODELS
+
+    command, flag, named = OWN_INPUT[case]
+    np.savez(sweep_dir / "x.npz", x=np.zeros((1, 16), np.float32))
+    shutil.copy(MODELS, sweep_dir / "net.py")
+    (sweep_dir / "link.onnx").symlink_to("a.onnx")
+    for name in ("base.json", "w.onnx"):
+        (sweep_dir / name).write_text("{}")
+    before = snapshot(sweep_dir)
+    result = run_main(*command, "--force", cwd=sweep_dir)
+    line = one_line_error(result)
+    assert result.returncode == 2 and f"{flag} " in line and named in line and "which this command reads" in line, line
+    assert snapshot(sweep_dir) == before
+
+
 # ---------------------------------------------------------------- plug-ins
 
 BACKEND = '''

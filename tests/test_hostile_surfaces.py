@@ -10,12 +10,14 @@ import re
 import shutil
 import time
 
+import numpy as np
 import pytest
 from test_fuzz import CONTROL, snapshot
 
 from infertool.errors import InfertoolError
 
-from conftest import one_line_error, run_cli, run_main
+from conftest import MODELS, one_line_error, run_cli, run_main
+from hostile import loops_as_told
 from onnx_models import mlp
 
 # ---------------------------------------------------------------- sweep specs
@@ -239,10 +241,6 @@ OWN_INPUT = {  # --force never lets a command replace what it reads: (command, o
 
 @pytest.mark.parametrize("case", list(OWN_INPUT))
 def test_force_never_overwrites_the_commands_own_input(sweep_dir, case):
-    import numpy as np
-
-    from conftest import MODELS
-
     command, flag, named = OWN_INPUT[case]
     np.savez(sweep_dir / "x.npz", x=np.zeros((1, 16), np.float32))
     shutil.copy(MODELS, sweep_dir / "net.py")
@@ -254,6 +252,25 @@ def test_force_never_overwrites_the_commands_own_input(sweep_dir, case):
     line = one_line_error(result)
     assert result.returncode == 2 and f"{flag} " in line and named in line and "which this command reads" in line, line
     assert snapshot(sweep_dir) == before
+
+
+# ---------------------------------------------------------------- hangs
+
+
+@pytest.mark.timeout(120, method="thread")  # were the deadline to fail, onnxruntime's calibrator would never return
+@pytest.mark.parametrize("method", ["minmax", "entropy"])
+def test_a_loop_endless_on_later_calibration_data_stops_at_the_timeout(tmp_path, method):
+    """The probe's first batch passes; a later calibration batch never ends: the deadline stops the calibrator too."""
+    loops_as_told(tmp_path / "told.onnx")
+    x = np.zeros((16, 16), np.float32)
+    x[12, 0] = 1e15
+    np.savez(tmp_path / "calib.npz", x=x)
+    started = time.monotonic()
+    result = run_main("quantize", "told.onnx", "-p", "int8", "--calib-data", "calib.npz", "--calib-method", method, "--no-holdout",
+                      "-o", "told8.onnx", "--timeout", "1", cwd=tmp_path)
+    line = one_line_error(result)
+    assert result.returncode == 2 and "--timeout of 1 s" in line and "calibrat" in line and "Loop node 'told'" in line, line
+    assert time.monotonic() - started < 30 and sorted(p.name for p in tmp_path.iterdir()) == ["calib.npz", "told.onnx"]
 
 
 # ---------------------------------------------------------------- plug-ins

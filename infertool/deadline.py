@@ -8,6 +8,7 @@ of `bench`. One watcher thread looks at the calls in flight a few times a second
 
 from __future__ import annotations
 
+import ctypes
 import re
 import threading
 import time
@@ -46,6 +47,39 @@ class Deadline:
         elif now - self._seen[1] >= self.seconds and not self.expired:
             self.expired = True
             self.cancel()
+
+
+class Stopped(BaseException):
+    """Raised in a thread whose call an `Interrupter` stopped (BaseException: no `except Exception` in
+    the code it stops catches it)."""
+
+
+class Interrupter:
+    """A deadline for Python code that no runtime can cancel (a PyTorch model's forward): once a
+    call between `start` and `end` has run `seconds`, `Stopped` is raised in its thread at its next
+    Python instruction. A native call that never returns is not stopped."""
+
+    def __init__(self, seconds: float | None):
+        self.deadline = Deadline(seconds, self._stop)
+        self._lock = threading.Lock()
+        self._thread = 0
+        self._calls = 0
+
+    def start(self) -> None:
+        self._calls += 1
+        self._thread = threading.get_ident()
+        self.deadline.call = self._calls
+
+    def end(self) -> None:
+        self.deadline.call = 0  # first: `_stop` raises only in a call still in flight
+        if self.deadline.expired:
+            with self._lock:  # a Stopped sent but not raised yet must not reach the code after the call
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread), None)
+
+    def _stop(self) -> None:
+        with self._lock:
+            if self.deadline.call:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._thread), ctypes.py_object(Stopped))
 
 
 def _watch(deadline: Deadline) -> None:

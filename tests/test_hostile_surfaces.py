@@ -273,6 +273,49 @@ def test_a_loop_endless_on_later_calibration_data_stops_at_the_timeout(tmp_path,
     assert time.monotonic() - started < 30 and sorted(p.name for p in tmp_path.iterdir()) == ["calib.npz", "told.onnx"]
 
 
+ENDLESS_SOURCE = """
+import torch
+
+
+class Spin(torch.nn.Module):
+    calls = 0
+
+    def forward(self, x):
+        Spin.calls += 1
+        while Spin.calls > {calls}:
+            pass
+        return x[:, :10] * 0
+
+
+def build():
+    return Spin()
+"""
+
+
+@pytest.mark.timeout(120, method="thread")  # were the deadline to fail, the forward would never return
+@pytest.mark.parametrize("calls", [0, 1], ids=["at once", "after its check"])
+def test_a_source_whose_forward_never_returns_stops_at_the_timeout(tmp_path, calls):
+    mlp(tmp_path / "a.onnx")
+    (tmp_path / "endless.py").write_text(ENDLESS_SOURCE.format(calls=calls))
+    started = time.monotonic()
+    result = run_main("bench", "a.onnx", "-b", "torch", "--source", "endless.py:build", "--timeout", "1", "--no-isolate",
+                      "-n", "3", "--duration", "0", "--warmup", "1", cwd=tmp_path)
+    line = one_line_error(result)
+    assert result.returncode == 2 and "torch: --source endless.py:build" in line and "--timeout of 1 s" in line, line
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.timeout(120, method="thread")
+@pytest.mark.parametrize("address", ["127.0.0.1:1", "ray://127.0.0.1:1", "localhost:99999", "127.0.0.1"])
+def test_a_ray_address_where_nothing_listens_is_one_quick_line(sweep_dir, address):
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    started = time.monotonic()
+    result = run_main("sweep", _spec(sweep_dir, "models: [a.onnx]\n"), "-o", "out", "--executor", "ray", "--address", address, cwd=sweep_dir)
+    line = one_line_error(result)
+    assert result.returncode == 2 and "--address" in line, line
+    assert time.monotonic() - started < 20 and not (sweep_dir / "out").exists()
+
+
 # ---------------------------------------------------------------- plug-ins
 
 BACKEND = '''

@@ -21,6 +21,7 @@ import numpy as np
 from infertool import onnx_io
 from infertool.backends import registry
 from infertool.backends.base import Backend, Capabilities, Choice, Dimension, RowFailed, Runner, RunnerInfo, RunnerOptions, SourceOptions
+from infertool.deadline import Interrupter, Stopped
 from infertool.dtypes import numpy_dtype
 from infertool.errors import InfertoolError, first_line
 from infertool.exporters.base import ExportOptions
@@ -152,6 +153,7 @@ class TorchRunner(Runner):
         self._graph: Any = None
         self._static_outputs: list[Any] = []
         self._bound_tensors: list[Any] = []
+        self._interrupter = Interrupter(options.timeout)
 
     def prepare(self) -> None:
         torch = self.torch = require("torch", "the torch backends")
@@ -193,14 +195,25 @@ class TorchRunner(Runner):
         return tensors
 
     def _forward(self, tensors: list[Any]) -> list[Any]:
-        """One call; the first per shape checks the model against the ONNX and times compilation apart."""
+        """One call, stopped after --timeout; the first per shape checks the model against the ONNX and
+        times compilation apart."""
         from infertool.exporters.torch import _flatten_outputs
 
         key = tuple(tuple(t.shape) for t in tensors)
-        with self.torch.inference_mode():
-            if key not in self._checked:
-                self._check(key, tensors)
-            return _flatten_outputs(self.module(*tensors), self.torch)[0]
+        try:
+            self._interrupter.start()
+            try:
+                with self.torch.inference_mode():
+                    if key not in self._checked:
+                        self._check(key, tensors)
+                    return _flatten_outputs(self.module(*tensors), self.torch)[0]
+            finally:
+                self._interrupter.end()
+        except Stopped:
+            raise InfertoolError(
+                f"{self.backend.name}: --source {self.options.source.source} ran past the --timeout of {self.options.timeout:g} s in one call and was stopped",
+                hint="a forward() that never returns runs forever: fix the model, or raise --timeout if it is just slow",
+            ) from None
 
     def _check(self, key: tuple, tensors: list[Any]) -> None:
         from infertool.exporters.torch import _flatten_outputs
@@ -216,11 +229,14 @@ class TorchRunner(Runner):
         self._check_outputs(outputs)
         if self.backend.compiled:
             started = time.perf_counter()
+            self._interrupter.end()  # compiling is no inference: --timeout does not cover it
             try:
                 with quiet(COMPILE_LOGGERS):
                     self.module(*tensors)
             except Exception as exc:
                 raise RowFailed(f"torch.compile failed on inputs {shapes}: {first_line(exc)}") from exc
+            finally:
+                self._interrupter.start()
             self.compile_seconds[shapes] = round(time.perf_counter() - started, 3)
         self._checked.add(key)
 

@@ -491,6 +491,8 @@ def sweep(spec_path: Path, options: SweepOptions, reporter: Reporter) -> SweepRe
     cells = in_shard(expand(spec, options.output), options.shard)
     if not options.list_only:
         _check_output(spec, options)
+        if options.executor == "ray":
+            sweep_run.check_address(options.address)
     todo, skipped = _plan(cells, options)
     if options.shard is not None:
         reporter.note(f"shard {options.shard} (from {options.shard.source}): {len(cells)} cells")

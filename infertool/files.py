@@ -221,11 +221,13 @@ class _Journal:
 _journal: _Journal | None = None
 _committing = 0
 _pending_signal = False
+interrupted = False  # a signal came: an error a library made of the KeyboardInterrupt is the interrupt too
 
 
 def on_signal(signum: int, frame: object) -> None:
     """SIGINT / SIGTERM handler: interrupt, but never halfway through putting outputs in place."""
-    global _pending_signal
+    global _pending_signal, interrupted
+    interrupted = True
     if _committing:
         _pending_signal = True
         return

@@ -8,6 +8,9 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -331,6 +334,47 @@ def test_bench_csv_cells_a_spreadsheet_would_run_are_text(tmp_path):
     assert row["model_label"] == "'" + label and row["model"] == "'@m.onnx"
     assert not [cell for cell in row.values() if cell[:1] in ("=", "+", "@")]
     assert float(row["median_ms"]) > 0  # numbers stay numbers
+
+
+# ---------------------------------------------------------------- signals early in convert
+
+CONVERT_STAGES = {  # when the signal comes: the stderr line seen first, or seconds after the start (importing)
+    "importing": (0.3, signal.SIGINT), "loading": ("… loading the PyTorch model", signal.SIGTERM),
+    "exporting": ("… exporting with the TorchScript exporter", signal.SIGINT), "checking": ("… checking parity", signal.SIGTERM),
+    "killed": ("… exporting with the TorchScript exporter", signal.SIGKILL),
+}
+
+
+@pytest.mark.timeout(300, method="thread")
+@pytest.mark.parametrize("stage", list(CONVERT_STAGES))
+def test_convert_interrupted_early_exits_130_and_leaves_no_files(tmp_path, stage):
+    """Ctrl-C or SIGTERM anywhere in convert: exit 130, one line, no traceback; nothing left beside
+    the output or in TMPDIR (but onnxruntime's own .ses, written on import)."""
+    when, number = CONVERT_STAGES[stage]
+    work, scratch = tmp_path / "work", tmp_path / "tmp"
+    work.mkdir()
+    scratch.mkdir()
+    command = [sys.executable, "-m", "infertool", "convert", f"{MODELS}:cnn", "--input-shape", "1x3x16x16", "--exporter", "torchscript", "-o", "out.onnx"]
+    process = subprocess.Popen(command, cwd=work, env={**os.environ, "TMPDIR": str(scratch)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []
+    if isinstance(when, float):
+        time.sleep(when)
+    else:
+        while not seen or not seen[-1].startswith(when):
+            seen.append(process.stderr.readline())
+            assert seen[-1], "".join(seen)
+    process.send_signal(number)
+    _, stderr = process.communicate(timeout=120)
+    stderr = "".join(seen) + stderr
+    assert {p.name for p in scratch.iterdir()} <= {".ses"}
+    if number == signal.SIGKILL:  # what it staged is left, and swept by the next command writing there
+        assert all(p.name.startswith(".infertool-") for p in work.iterdir())
+        mlp(tmp_path / "a.onnx")
+        assert run_main("run", tmp_path / "a.onnx", "--no-isolate", "-o", work / "y.npz", "-q").returncode == 0
+        assert [p.name for p in work.iterdir()] == ["y.npz"]
+        return
+    assert process.returncode == 130 and "Traceback" not in stderr and stderr.rstrip().endswith("interrupted"), stderr
+    assert list(work.iterdir()) == []
 
 
 # ---------------------------------------------------------------- plug-ins

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import sys
@@ -98,6 +99,21 @@ def _usage_error(exc: click_errors.ClickException, verbose: bool) -> None:
     _error(f"{shorten(exc.format_message(), 240)} (hint: see '{where} --help')", None, verbose, 2)
 
 
+def _run(command, args: list[str]) -> int:
+    """The command's exit code. An error raised once a signal came (an import failing halfway, say)
+    is the interrupt. Where the KeyboardInterrupt crossed code run through PyRun_* (pybind11's
+    py::exec), CPython would kill itself with SIGINT at exit instead of exiting 130: `main` then
+    runs `pass` through PyRun_SimpleString, which clears that mark."""
+    files.interrupted = False
+    try:
+        with _signals():
+            return command(args=args, prog_name="infertool", standalone_mode=False)
+    except Exception:
+        if files.interrupted:
+            raise KeyboardInterrupt from None
+        raise
+
+
 def main(argv: list[str] | None = None) -> None:
     raw = sys.argv[1:] if argv is None else argv
     debug, verbose = "--debug" in raw, "--verbose" in raw
@@ -105,8 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         command = _command(raw)
         args, debug = cmdline.normalize(raw, command)
-        with _signals():
-            code = command(args=args, prog_name="infertool", standalone_mode=False)
+        code = _run(command, args)
     except InfertoolError as exc:
         if debug:
             raise
@@ -127,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
             None, verbose, INTERNAL_ERROR,
         )
     if code == 130:  # typer turns KeyboardInterrupt (and so SIGTERM) into exit code 130
+        ctypes.pythonapi.PyRun_SimpleString(b"pass")  # see _run
         err.print("[red]interrupted[/]")
     if isinstance(code, int) and code:
         sys.exit(code)

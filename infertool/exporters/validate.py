@@ -52,11 +52,12 @@ RETRY = "try the other --exporter or another --opset"
 
 
 def check_structure(path: Path) -> None:
-    """onnx.checker (full) and strict shape inference; raise CheckFailed naming the problem."""
+    """onnx.checker (full) and strict shape inference; raise CheckFailed naming the problem. Scratch
+    files go beside `path` (convert's staging folder, swept should the process be killed)."""
     import onnx
 
     check_model(path)
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".shapes-") as scratch:
         try:
             onnx.shape_inference.infer_shapes_path(str(path), str(Path(scratch) / "inferred.onnx"), check_type=True, strict_mode=True)
         except Exception as exc:

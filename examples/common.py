@@ -146,10 +146,13 @@ class Variant(NamedTuple):
     report: dict | None  # quantize's (None: fp32)
 
 
-def variants(model: Path, precision: str, out: Path, calib: Path | None, options: list[str], log: Path, budget: int) -> list[Variant]:
+def variants(
+    model: Path, precision: str, out: Path, calib: Path | None, options: list[str], log: Path, budget: int, rescue_gate: tuple[str, ...] = (),
+) -> list[Variant]:
     """The graphs to measure at `precision`: the one quantize writes and, where it fails its
     gate, the rescue: `debug precision` finds nodes to keep in float within `budget` seconds and
-    `quantize --exclude-nodes @keep` writes the graph. A rescue keeping most of the nodes the
+    `quantize --exclude-nodes @keep` writes the graph; both judged by `rescue_gate` (say, the share
+    of samples that must agree) where one is given. A rescue keeping most of the nodes the
     precision converts in float is labelled so."""
     path, report = quantized(model, precision, out, calib, options, log)
     if passed_gate(report) or precision not in RESCUABLE:
@@ -157,18 +160,21 @@ def variants(model: Path, precision: str, out: Path, calib: Path | None, options
     found = [Variant(f"{precision} as-is (fails its gate)", precision, f"{precision}.as-is", path, report)]
     keep = out / f"{model.stem}.{precision}.keep.txt"
     debug_options = [o for i, o in enumerate(options) if o != "--labels-csv" and (i == 0 or options[i - 1] != "--labels-csv")]
-    search = infertool("debug", "precision", model, "-p", precision, "-o", keep, "--force", "--budget", budget,
-                       *(["--calib-data", calib] if precision in ("int8", "fp8") else []), *debug_options, log=log)
+    try:
+        search = infertool("debug", "precision", model, "-p", precision, "-o", keep, "--force", "--budget", budget,
+                           *(["--calib-data", calib] if precision in ("int8", "fp8") else []), *debug_options, *rescue_gate, log=log)
+    except CommandFailed as failure:  # no keep list within the budget: the as-is row stays, the reason with it
+        return [found[0]._replace(label=f"{precision} as-is (fails its gate; no rescue: {failure.line.removeprefix('error: ').split(' (hint:')[0][:200]})")]
     if not search.get("keep") and not keep.exists():
         return found
-    rescued, rescued_report = quantized(model, precision, out, calib, [*options, "--exclude-nodes", f"@{keep}"], log, f"{precision}.rescued")
+    rescued, rescued_report = quantized(model, precision, out, calib, [*options, *rescue_gate, "--exclude-nodes", f"@{keep}"], log, f"{precision}.rescued")
     kept, total = len(search["keep"]), converted_nodes(model, precision)
     what = "mostly float" if kept > total / 2 else "rescued"
     return [*found, Variant(f"{precision} {what}: {kept} of {total} nodes kept in float", precision, f"{precision}.rescued", rescued, rescued_report)]
 
 
 def converted_nodes(model: Path, precision: str) -> int:
-    """The nodes a precision converts: the Conv / MatMul / Gemm of int8 / fp8, every computing node of fp16 / bf16."""
+    """The nodes a precision converts: the Conv / MatMul / Gemm of int8 / fp8 (TensorRT's Q/DQ), every computing node of fp16 / bf16."""
     nodes = onnx.load(model, load_external_data=False).graph.node
     if precision in ("int8", "fp8"):
         return sum(n.op_type in ("Conv", "ConvTranspose", "MatMul", "Gemm") for n in nodes)

@@ -4,7 +4,7 @@ import sys
 
 from infertool.cli.app import normalize_argv
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, cli, run_cli
 
 HEAVY = ("torch", "tensorflow", "keras", "onnxruntime", "tensorrt", "tf2onnx")
 
@@ -34,12 +34,12 @@ def test_every_command_help_imports_no_ml_framework():
 
 
 def test_version():
-    result = run_cli("--version")
+    result = run_cli("--version")  # `python -m infertool` itself, in a process of its own
     assert result.returncode == 0 and result.stdout.startswith("infertool ")
 
 
 def test_doctor_json_lists_components_with_install_hints():
-    result = run_cli("doctor", "--json")
+    result = cli("doctor", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["schema"] == "infertool.doctor/1"
@@ -52,7 +52,7 @@ def test_doctor_json_lists_components_with_install_hints():
 
 
 def test_doctor_table():
-    result = run_cli("doctor")
+    result = cli("doctor")
     assert result.returncode == 0, result.stderr
     assert "onnxruntime" in result.stdout and "infertool[trt]" in result.stdout
 
@@ -64,5 +64,5 @@ def test_json_flag_takes_an_optional_path():
 
 
 def test_unknown_command_is_a_usage_error():
-    result = run_cli("frobnicate")
+    result = cli("frobnicate")
     assert result.returncode == 2

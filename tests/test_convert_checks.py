@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import MODELS, cli, one_line_error, run_cli
+from conftest import MODELS, cli, one_line_error
 
 pytestmark = pytest.mark.slow
 FIXED = [f"{MODELS}:fixed_length", "--input-shape", "input_ids:1x16", "--dtype", "int64", "--dynamic-axis", "input_ids:1:seq"]
@@ -13,7 +13,7 @@ FIXED = [f"{MODELS}:fixed_length", "--input-shape", "input_ids:1x16", "--dtype",
 
 def test_an_axis_the_code_fixes_is_a_failed_check(tmp_path):
     out = tmp_path / "fixed.onnx"
-    result = run_cli("convert", *FIXED, "-o", out)  # dynamo specializes seq; TorchScript would bake 16 in
+    result = cli("convert", *FIXED, "-o", out)  # dynamo specializes seq; TorchScript would bake 16 in
     assert result.returncode == 1, result.stderr
     line = one_line_error(result)
     assert "axis 'seq' (input 'input_ids' axis 1) is not dynamic: the model's code fixes it at 16" in line
@@ -62,7 +62,7 @@ def test_a_disagreement_at_the_example_batch_blames_no_baked_batch(tmp_path):
     """The example batch fails too, so the export did not bake the batch in; and the hint never
     names the exporter that ran."""
     for exporter, other in (("auto", "--exporter torchscript"), ("torchscript", "--exporter dynamo")):
-        result = run_cli("convert", f"{MODELS}:noisy", "--input-shape", "2x3", "--exporter", exporter, "-o", tmp_path / "d.onnx")
+        result = cli("convert", f"{MODELS}:noisy", "--input-shape", "2x3", "--exporter", exporter, "-o", tmp_path / "d.onnx")
         line = one_line_error(result)
         assert result.returncode == 1 and "disagrees with the pytorch model:" in line, line
         assert "baked" not in line and line.endswith(f"loosen --atol/--rtol if the difference is expected, or try {other})"), line

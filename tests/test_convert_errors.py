@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import MODELS, one_line_error, run_cli
+from conftest import MODELS, cli, one_line_error
 
 CASES = {
     "missing file": (["does/not/exist.pt"], 2, "not found"),
@@ -25,7 +25,7 @@ def test_bad_input(case, tmp_path):
     args, code, message = CASES[case]
     (tmp_path / "model.xyz").write_text("?")
     out = tmp_path / "out" / "model.onnx"
-    result = run_cli("convert", *[a.format(tmp=tmp_path) if isinstance(a, str) else a for a in args], "-o", out)
+    result = cli("convert", *[a.format(tmp=tmp_path) if isinstance(a, str) else a for a in args], "-o", out)
     assert result.returncode == code, result.stderr
     assert message in one_line_error(result)
     assert not out.exists() and not (tmp_path / "out").exists()
@@ -33,7 +33,7 @@ def test_bad_input(case, tmp_path):
 
 
 def test_parity_failure_still_reports(tmp_path):
-    result = run_cli("convert", f"{MODELS}:drifting", "--input-shape", "2x3", "-o", tmp_path / "d.onnx", "--json")
+    result = cli("convert", f"{MODELS}:drifting", "--input-shape", "2x3", "-o", tmp_path / "d.onnx", "--json")
     assert result.returncode == 1
     import json
 
@@ -42,5 +42,5 @@ def test_parity_failure_still_reports(tmp_path):
 
 
 def test_debug_shows_the_traceback(tmp_path):
-    result = run_cli("convert", f"{MODELS}:broken", "--input-shape", "1x3", "--debug")
+    result = cli("convert", f"{MODELS}:broken", "--input-shape", "1x3", "--debug")
     assert result.returncode != 0 and "Traceback" in result.stderr

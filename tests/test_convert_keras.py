@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import ROOT, one_line_error, ort_run, run_cli
+from conftest import ROOT, cli, one_line_error, ort_run
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras")
@@ -43,7 +43,7 @@ def saved(tmp_path_factory):
 
 
 def convert(*args):
-    result = run_cli("convert", *args, "--json", env=TESTS)
+    result = cli("convert", *args, "--json", env=TESTS)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -105,7 +105,7 @@ def test_savedmodel_directory(saved, tmp_path):
 def test_lambda_layer_needs_trust(saved, tmp_path):
     folder, _ = saved
     out = tmp_path / "lambda.onnx"
-    refused = run_cli("convert", folder / "lambda.keras", "-o", out)
+    refused = cli("convert", folder / "lambda.keras", "-o", out)
     assert refused.returncode == 2 and "--trust-model" in one_line_error(refused)
     assert not out.exists()
     convert(folder / "lambda.keras", "-o", out, "--trust-model")
@@ -115,7 +115,7 @@ def test_lambda_layer_needs_trust(saved, tmp_path):
 def test_custom_objects(saved, tmp_path):
     folder, _ = saved
     out = tmp_path / "custom.onnx"
-    refused = run_cli("convert", folder / "custom.keras", "-o", out)
+    refused = cli("convert", folder / "custom.keras", "-o", out)
     assert refused.returncode == 2 and "--custom-objects" in one_line_error(refused)
     convert(folder / "custom.keras", "--custom-objects", "keras_layers", "-o", out)
     np.testing.assert_allclose(next(iter(ort_run(out, {"x": np.ones((3, 4), np.float32)}).values())), 5.0)
@@ -123,14 +123,14 @@ def test_custom_objects(saved, tmp_path):
 
 def test_opset_beyond_tf2onnx_is_refused(saved, tmp_path):
     folder, _ = saved
-    result = run_cli("convert", folder / "seq.keras", "--opset", "21", "-o", tmp_path / "x.onnx")
+    result = cli("convert", folder / "seq.keras", "--opset", "21", "-o", tmp_path / "x.onnx")
     assert result.returncode == 2 and "opset 18 at most" in one_line_error(result)
 
 
 def test_an_op_no_opset_defines_fails_even_unvalidated(saved, tmp_path):
     folder, _ = saved
     out = tmp_path / "gelu.onnx"
-    result = run_cli("convert", folder / "gelu.keras", "--no-validate", "-o", out)
+    result = cli("convert", folder / "gelu.keras", "--no-validate", "-o", out)
     assert result.returncode == 1
     line = one_line_error(result)
     assert "uses op Erfc, which ONNX (opset 17) does not define" in line and "approximate=True" in line

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import MODELS, one_line_error, ort_run, run_cli
+from conftest import MODELS, cli, one_line_error, ort_run
 from models import cnn, encoder, tagger
 
 pytestmark = pytest.mark.slow
 
 
 def convert(*args):
-    result = run_cli("convert", *args, "--json")
+    result = cli("convert", *args, "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -129,7 +129,7 @@ def test_outputs_sized_by_the_data_are_named(tmp_path):
 
 def test_explicit_dynamo_with_low_opset_is_an_error(tmp_path):
     out = tmp_path / "o16.onnx"
-    result = run_cli("convert", f"{MODELS}:cnn", "--input-shape", "1x3x16x16", "--opset", "16", "--exporter", "dynamo", "-o", out)
+    result = cli("convert", f"{MODELS}:cnn", "--input-shape", "1x3x16x16", "--opset", "16", "--exporter", "dynamo", "-o", out)
     assert result.returncode == 2
     assert "opset" in one_line_error(result)
     assert not out.exists() and list(tmp_path.iterdir()) == []
@@ -139,9 +139,9 @@ def test_pickled_module_needs_trust(tmp_path):
     pickled = tmp_path / "whole.pt"
     torch.save(cnn(), str(pickled))
     out = tmp_path / "p.onnx"
-    refused = run_cli("convert", pickled, "--input-shape", "1x3x16x16", "-o", out, cwd=tmp_path, env={"PYTHONPATH": str(MODELS.parent)})
+    refused = cli("convert", pickled, "--input-shape", "1x3x16x16", "-o", out, cwd=tmp_path, env={"PYTHONPATH": str(MODELS.parent)})
     assert refused.returncode == 2 and "--trust-model" in one_line_error(refused) and not out.exists()
-    trusted = run_cli("convert", pickled, "--input-shape", "1x3x16x16", "-o", out, "--trust-model", env={"PYTHONPATH": str(MODELS.parent)})
+    trusted = cli("convert", pickled, "--input-shape", "1x3x16x16", "-o", out, "--trust-model", env={"PYTHONPATH": str(MODELS.parent)})
     assert trusted.returncode == 0, trusted.stderr
     assert out.exists()
 
@@ -152,7 +152,7 @@ def test_state_dict_points_to_factory_and_weights(tmp_path):
     with torch.no_grad():
         model.head.bias.fill_(3.0)
     torch.save(model.state_dict(), str(weights))
-    result = run_cli("convert", weights, "--input-shape", "1x3x16x16", "-o", tmp_path / "w.onnx")
+    result = cli("convert", weights, "--input-shape", "1x3x16x16", "-o", tmp_path / "w.onnx")
     assert result.returncode == 2 and "state dict" in one_line_error(result)
     out = tmp_path / "weighted.onnx"
     convert(f"{MODELS}:cnn", "--weights", weights, "--input-shape", "1x3x16x16", "-o", out)
@@ -163,7 +163,7 @@ def test_state_dict_points_to_factory_and_weights(tmp_path):
 def test_existing_output_needs_force(tmp_path):
     out = tmp_path / "cnn.onnx"
     out.write_text("keep me")
-    result = run_cli("convert", f"{MODELS}:cnn", "--input-shape", "1x3x16x16", "-o", out)
+    result = cli("convert", f"{MODELS}:cnn", "--input-shape", "1x3x16x16", "-o", out)
     assert result.returncode == 2 and "--force" in one_line_error(result)
     assert out.read_text() == "keep me"
     convert(f"{MODELS}:cnn", "--input-shape", "1x3x16x16", "-o", out, "--force")

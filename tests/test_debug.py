@@ -16,14 +16,14 @@ import pytest
 from infertool.cli.parse import names
 from infertool.errors import InfertoolError
 
-from conftest import ROOT, one_line_error, run_cli
+from conftest import ROOT, cli, one_line_error
 from onnx_models import fp16_overflow, int8_outlier, mlp
 
 pytestmark = pytest.mark.slow
 
 
 def cli_json(*args):
-    result = run_cli(*args, "--json")
+    result = cli(*args, "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout), result.stderr
 
@@ -58,8 +58,8 @@ def test_layers_flag_the_fp16_overflow_first(planted, tmp_path):
     assert not rows["h"]["diverged"] and rows["h"]["cosine"] > 0.9999 and not rows["h"]["flags"]
     assert report["outputs"][0]["diverged"] and report["samples"] == 8
     assert any("emulated" in n or "rounds every tensor" in n for n in report["notes"])  # ort-cpu runs fp16 in fp32: said
-    assert "**◀ first divergence**" in (tmp_path / "layers.md").read_text()
-    shown = run_cli("debug", "layers", model, fp16)
+    assert "| big ◀ first divergence |" in (tmp_path / "layers.md").read_text()  # the row marked (cells are escaped text)
+    shown = cli("debug", "layers", model, fp16)
     assert shown.returncode == 0 and "first divergence: tensor 'big' from node amplify (Mul)" in " ".join(shown.stdout.split())
 
 
@@ -89,8 +89,9 @@ def test_int8_outlier_channel_found_and_fixed_with_real_photos(photos, tmp_path)
     assert layers["first_divergence"]["tensor"] == "act" and "q/dq" in rows["act"]["flags"]  # crushed where conv2 reads it
     assert rows["c1"]["cosine"] > 0.999 and rows["c2"]["diverged"] and "growth" in rows["c2"]["flags"]
     keep = tmp_path / "keep.txt"
-    report, _ = cli_json("debug", "precision", model, "-p", "int8", "--calib-data", photos, "-o", keep)
+    report, stderr = cli_json("debug", "precision", model, "-p", "int8", "--calib-data", photos, "-o", keep)
     assert report["keep"] == ["conv2"] and report["cost"]["dequantize_removed"] > 0
+    assert report["ranking"][0] == "conv2" and "ranked 3 nodes by their own effect" in " ".join(stderr.split())  # each node quantized alone
     assert f"--calib-data {photos}" in report["command"]
     _runs_verbatim(report["command"], model, keep)
 
@@ -99,7 +100,7 @@ def _runs_verbatim(command: str, model: Path, keep: Path) -> None:
     """debug precision's "next:" command, run as printed: the conversion it verified passes quantize's gate."""
     argv = shlex.split(command)
     assert argv[:3] == ["infertool", "quantize", str(model)] and f"--exclude-nodes=@{keep}" in argv
-    done = run_cli(*argv[1:])
+    done = cli(*argv[1:])
     assert done.returncode == 0, done.stderr
     assert Path(argv[argv.index("-o") + 1]).is_file()
 
@@ -141,16 +142,16 @@ def test_graphs_that_do_not_correspond_are_one_line_errors(planted, tmp_path):
         "other inputs": (int8_outlier(tmp_path / "image.onnx"), "takes inputs image, the reference x: not the same model"),
     }
     for case, (candidate, message) in cases.items():
-        result = run_cli("debug", "layers", model, candidate)
+        result = cli("debug", "layers", model, candidate)
         assert result.returncode == 2 and message in one_line_error(result), case
-    alone = run_cli("debug", "layers", model)
+    alone = cli("debug", "layers", model)
     assert alone.returncode == 2 and "nothing to compare" in one_line_error(alone)
-    as_model = run_cli("debug", "precision", model, "-p", "fp16", "-o", tmp_path / "keep.onnx")
+    as_model = cli("debug", "precision", model, "-p", "fp16", "-o", tmp_path / "keep.onnx")
     assert as_model.returncode == 2 and "a list of node names, not a model" in one_line_error(as_model)
     (tmp_path / "keep.txt").write_text("amplify\n")
-    exists = run_cli("debug", "precision", model, "-p", "fp16", "-o", tmp_path / "keep.txt")
+    exists = cli("debug", "precision", model, "-p", "fp16", "-o", tmp_path / "keep.txt")
     assert exists.returncode == 2 and "already exists" in one_line_error(exists)
-    missing = run_cli("quantize", model, "-p", "fp16", "--exclude-nodes", f"@{tmp_path / 'none.txt'}", "-o", tmp_path / "q.onnx")
+    missing = cli("quantize", model, "-p", "fp16", "--exclude-nodes", f"@{tmp_path / 'none.txt'}", "-o", tmp_path / "q.onnx")
     assert missing.returncode == 2 and "cannot read the name list" in one_line_error(missing) and not (tmp_path / "q.onnx").exists()
 
 

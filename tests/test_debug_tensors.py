@@ -16,7 +16,7 @@ import pytest
 
 from infertool.engine import debug_tensors
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, cli
 from onnx_models import fp16_overflow
 
 FAKES = str(ROOT / "tests" / "fakes")
@@ -119,7 +119,7 @@ def test_layer_names_map_back_to_onnx_nodes():
 def test_debug_layers_reads_fake_tensorrt_debug_tensors(tmp_path, keep_fusions):
     model = fp16_overflow(tmp_path / "m.onnx")
     env = {"PYTHONPATH": FAKES, "FAKE_TENSORRT_VERSION": "10.16.1.11", "INFERTOOL_CACHE_DIR": str(tmp_path / "cache")}
-    result = run_cli("debug", "layers", model, "-b", "ort-cpu", "--candidate-backend", "trt", keep_fusions, "--samples", "3", "--json", env=env)
+    result = cli("debug", "layers", model, "-b", "ort-cpu", "--candidate-backend", "trt", keep_fusions, "--samples", "3", "--json", env=env)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert [r["tensor"] for r in report["rows"]] == ["h", "r", "big", "norm", "y"] and report["first_divergence"] is None

@@ -14,7 +14,7 @@ from test_tensorrt_surface import bindings, present  # noqa: F401 (the fixture)
 
 from infertool.measure.gpu_telemetry import clock_drop
 
-from conftest import ROOT, run_cli
+from conftest import ROOT, cli
 from onnx_models import mlp
 
 FAKES = ROOT / "tests" / "fakes"
@@ -29,7 +29,7 @@ def fake_gpu(**env):
 def test_a_clock_drop_during_a_row_is_recorded_and_warned(tmp_path):
     model = mlp(tmp_path / "m.onnx")
     env = fake_gpu(FAKE_NVML_SM_CLOCKS="1980,1410", INFERTOOL_CACHE_DIR=str(tmp_path / "cache"))
-    result = run_cli("bench", model, "-b", "trt", "-b", "ort-cpu", "--iterations", "5", "--duration", "0", "--warmup", "1", "--json", env=env)
+    result = cli("bench", model, "-b", "trt", "-b", "ort-cpu", "--iterations", "5", "--duration", "0", "--warmup", "1", "--json", env=env)
     assert result.returncode == 0, result.stderr
     trt, cpu = json.loads(result.stdout)["rows"]
     telemetry = trt["gpu_telemetry"]
@@ -45,7 +45,7 @@ def test_a_clock_drop_during_a_row_is_recorded_and_warned(tmp_path):
 def test_steady_clocks_warn_nothing_and_nvml_finds_the_cuda_device_by_pci(tmp_path):
     model = mlp(tmp_path / "m.onnx")
     env = fake_gpu(FAKE_NVML_GPUS="3", INFERTOOL_CACHE_DIR=str(tmp_path / "cache"))
-    result = run_cli("bench", model, "-b", "trt", "--iterations", "5", "--duration", "0", "--warmup", "1", "--json", env=env)
+    result = cli("bench", model, "-b", "trt", "--iterations", "5", "--duration", "0", "--warmup", "1", "--json", env=env)
     assert result.returncode == 0, result.stderr
     row = json.loads(result.stdout)["rows"][0]
     assert row["gpu_telemetry"]["nvml_index"] == 0  # the fake CUDA device sits at PCI 0:1:0, NVML's GPU 0 of 3

@@ -16,7 +16,7 @@ from infertool.measure.concurrency import run_concurrently
 from infertool.measure.flops import count
 from infertool.measure.timing import Budget
 
-from conftest import ROOT, one_line_error, run_cli
+from conftest import ROOT, cli, one_line_error, run_cli
 from onnx_models import image_classifier, mlp
 
 FAST = ["--warmup", "2", "--iterations", "20", "--duration", "0"]
@@ -24,18 +24,15 @@ ONNX_DATA = Path(onnx.__file__).parent / "backend" / "test" / "data"
 
 
 def bench_json(*args, env=None, code=0):
-    result = run_cli("bench", *args, "--json", env=env)
+    result = cli("bench", *args, "--json", env=env)
     assert result.returncode == code, result.stderr
     return json.loads(result.stdout)
 
 
-@pytest.fixture(scope="module")
-def cnn(tmp_path_factory):
+@pytest.fixture
+def cnn(cnn_onnx):
     """tests/models.py:cnn converted as a user would, with a dynamic batch."""
-    path = tmp_path_factory.mktemp("cnn") / "cnn.onnx"
-    result = run_cli("convert", "tests/models.py:cnn", "--input-shape", "1x3x16x16", "-o", path, "--quiet")
-    assert result.returncode == 0, result.stderr
-    return path
+    return cnn_onnx
 
 
 # ---------------------------------------------------------------- FLOPs and peaks
@@ -94,7 +91,7 @@ def test_attention_column_only_where_there_is_attention(cnn, tmp_path):
     onnx.save(_attention_block(tmp_path / "a.onnx"), tmp_path / "a.onnx")
     tables = {}
     for name, model, shape in (("cnn", cnn, []), ("attention", tmp_path / "a.onnx", ["--input-shape", "x:1x5x8"])):
-        result = run_cli("bench", model, *shape, *FAST, env={"COLUMNS": "80"})
+        result = cli("bench", model, *shape, *FAST, env={"COLUMNS": "80"})
         assert result.returncode == 0, result.stderr
         tables[name] = result.stdout.split("work per inference")[1].splitlines()[2]
     assert "GFLOP" in tables["cnn"] and "attention" not in tables["cnn"]
@@ -151,7 +148,7 @@ def _run_command(command: str, *extra: str, env=None):
     for part in command.split(" && "):
         argv = shlex.split(part)
         assert argv[0] == "infertool"
-        result = run_cli(*argv[1:], *(extra if argv[1] == "bench" else ()), env=env)
+        result = cli(*argv[1:], *(extra if argv[1] == "bench" else ()), env=env)
         assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -201,13 +198,13 @@ def test_tune_keeps_the_models_precision_unless_asked(cnn, tmp_path):
     (["--tune", "--tune-precision", "random"], "--tune-precision"),  # calibration data is the user's, never generated
 ])
 def test_tune_refuses_what_would_mislead(cnn, args, words):
-    result = run_cli("bench", cnn, *FAST, *args)
+    result = cli("bench", cnn, *FAST, *args)
     assert result.returncode == 2 and words in one_line_error(result), result.stderr
 
 
 def test_tune_budget_too_small_is_one_line(tmp_path):
     model = mlp(tmp_path / "wide.onnx", hidden=4096)  # milliseconds per inference at batch 256
-    result = run_cli("bench", model, *FAST, "--batch", "256", "--tune", "--tune-budget", "1ms", "--json", tmp_path / "out.json")
+    result = cli("bench", model, *FAST, "--batch", "256", "--tune", "--tune-budget", "1ms", "--json", tmp_path / "out.json")
     assert result.returncode == 2
     line = one_line_error(result)
     assert "--tune-budget 0.001s is too small for ort-cpu batch 256" in line and "give --tune-budget" in line
@@ -233,6 +230,7 @@ def test_torch_and_torch_compile_agree_with_ort(cnn):
 
 def test_a_failed_compile_fails_its_row_only(cnn, tmp_path):
     broken = {"CXX": str(tmp_path / "no-such-compiler"), "TORCHINDUCTOR_FORCE_DISABLE_CACHES": "1"}
+    # a process of its own: torch reads CXX when it is imported, and keeps what it compiled before
     result = run_cli("bench", cnn, "-b", "ort-cpu", "-b", "torch-compile", "-b", "torch", "--source", "tests/models.py:cnn", *FAST, "--json", env=broken)
     assert result.returncode == 1
     assert "could not measure torch-compile batch 1: torch.compile failed" in one_line_error(result)
@@ -254,7 +252,7 @@ BAD = {
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_input(case, cnn, tmp_path):
     args, message = BAD[case]
-    result = run_cli("bench", cnn, *FAST, *args, "--json", tmp_path / "out.json")
+    result = cli("bench", cnn, *FAST, *args, "--json", tmp_path / "out.json")
     assert result.returncode == 2, result.stderr
     assert message in one_line_error(result)
     assert not (tmp_path / "out.json").exists()
@@ -262,7 +260,7 @@ def test_bad_input(case, cnn, tmp_path):
 
 def test_a_source_with_other_outputs_is_one_line(tmp_path):
     model = image_classifier(tmp_path / "img.onnx", classes=4)  # input 'image' as the cnn's, but 4 classes, not 5
-    result = run_cli("bench", model, "-b", "torch", "--source", "tests/models.py:cnn", *FAST)
+    result = cli("bench", model, "-b", "torch", "--source", "tests/models.py:cnn", *FAST)
     assert result.returncode == 2
     assert "output 'logits' has shape 1x5, the ONNX model's batchx4" in one_line_error(result)
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import one_line_error, run_cli
+from conftest import cli, one_line_error
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras")
@@ -26,13 +26,13 @@ def models(tmp_path_factory):
     merged = keras.layers.Concatenate()([keras.layers.Dense(4)(left), right])
     keras.Model([left, right], keras.layers.Dense(2, name="logits")(merged)).save(folder / "two.keras")
     for name in ("conv", "two"):
-        result = run_cli("convert", folder / f"{name}.keras", "-o", folder / f"{name}.onnx", "--quiet")
+        result = cli("convert", folder / f"{name}.keras", "-o", folder / f"{name}.onnx", "--quiet")
         assert result.returncode == 0, result.stderr
     return folder
 
 
 def test_keras_and_xla_agree_with_ort(models):
-    result = run_cli("bench", models / "conv.onnx", "-b", "ort-cpu", "-b", "keras", "-b", "keras-xla", "--source", models / "conv.keras",
+    result = cli("bench", models / "conv.onnx", "-b", "ort-cpu", "-b", "keras", "-b", "keras-xla", "--source", models / "conv.keras",
                      "--batch", "2", *FAST, "--json")
     assert result.returncode == 0, result.stderr
     rows = {r["backend"]: r for r in json.loads(result.stdout)["rows"]}
@@ -44,6 +44,6 @@ def test_keras_and_xla_agree_with_ort(models):
 
 
 def test_a_keras_source_of_another_model_is_one_line(models):
-    result = run_cli("bench", models / "two.onnx", "-b", "keras", "--source", models / "conv.keras", *FAST)
+    result = cli("bench", models / "two.onnx", "-b", "keras", "--source", models / "conv.keras", *FAST)
     assert result.returncode == 2
     assert "does not match two.onnx: its inputs are image, the ONNX model's left, right" in one_line_error(result)

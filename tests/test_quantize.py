@@ -7,24 +7,21 @@ import onnx
 import pytest
 from onnx import TensorProto, numpy_helper
 
-from conftest import MODELS, one_line_error, ort_run, run_cli
+from conftest import MODELS, cli, one_line_error, ort_run
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cnn(tmp_path_factory):
+def cnn(cnn_onnx, tmp_path_factory):
     folder = tmp_path_factory.mktemp("quant")
-    model = folder / "cnn.onnx"
-    result = run_cli("convert", f"{MODELS}:cnn", "--input-shape", "1x3x16x16", "-o", model)
-    assert result.returncode == 0, result.stderr
     rng = np.random.default_rng(0)
     np.savez(folder / "calib.npz", image=rng.standard_normal((64, 3, 16, 16), dtype=np.float32))
-    return model, folder / "calib.npz"
+    return cnn_onnx, folder / "calib.npz"
 
 
 def quantize(*args):
-    result = run_cli("quantize", *args, "--json")
+    result = cli("quantize", *args, "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -76,7 +73,7 @@ def test_fp16_of_a_torchscript_if(tmp_path):
     """Scripted control flow exports as an If whose branches read outer-scope tensors and hold ops
     kept fp32 (ReduceSum, Pow): the casts of the branches belong inside them."""
     model, fp16 = tmp_path / "gated.onnx", tmp_path / "gated.fp16.onnx"
-    converted = run_cli("convert", f"{MODELS}:gated", "--input-shape", "2x16", "--exporter", "torchscript", "-o", model)
+    converted = cli("convert", f"{MODELS}:gated", "--input-shape", "2x16", "--exporter", "torchscript", "-o", model)
     assert converted.returncode == 0, converted.stderr
     assert "If" in {n.op_type for n in onnx.load(model).graph.node}
     report = quantize(model, "-p", "fp16", "-o", fp16)
@@ -130,7 +127,7 @@ def test_calibration_cache_is_reused(cnn, tmp_path):
 
 def test_dynamic_int8_for_ort_only(cnn, tmp_path):
     model, _ = cnn
-    refused = run_cli("quantize", model, "-p", "int8-dynamic", "-o", tmp_path / "d.onnx")
+    refused = cli("quantize", model, "-p", "int8-dynamic", "-o", tmp_path / "d.onnx")
     assert refused.returncode == 2 and "TensorRT cannot run dynamically quantized" in one_line_error(refused)
     report = quantize(model, "-p", "int8-dynamic", "--target", "ort", "-o", tmp_path / "d.onnx")
     assert report["graph"]["dynamic_quantize_linear"] > 0
@@ -139,7 +136,7 @@ def test_dynamic_int8_for_ort_only(cnn, tmp_path):
 def test_accuracy_gate(cnn, tmp_path):
     model, calib = cnn
     out = tmp_path / "gated.onnx"
-    failed = run_cli("quantize", model, "-p", "int8", "--calib-data", calib, "--min-cosine", "1.01", "-o", out, "--json")
+    failed = cli("quantize", model, "-p", "int8", "--calib-data", calib, "--min-cosine", "1.01", "-o", out, "--json")
     assert failed.returncode == 1 and "accuracy gate failed" in one_line_error(failed)
     gate = json.loads(failed.stdout)["gates"]["agreement"]
     assert gate["passed"] is False and gate["rule"]["min_cosine"] == 1.01
@@ -174,7 +171,7 @@ def test_bad_calibration_data(cnn, tmp_path):
     ]
     out = tmp_path / "q.onnx"
     for args, message in cases:
-        result = run_cli("quantize", model, "-p", "int8", *args, "-o", out)
+        result = cli("quantize", model, "-p", "int8", *args, "-o", out)
         assert result.returncode == 2, result.stderr
         assert message in one_line_error(result)
         assert not out.exists()
@@ -184,7 +181,7 @@ def test_already_quantized_is_refused(cnn, tmp_path):
     model, calib = cnn
     first = tmp_path / "once.onnx"
     quantize(model, "-p", "int8", "--calib-data", calib, "-o", first)
-    again = run_cli("quantize", first, "-p", "int8", "--calib-data", calib, "-o", tmp_path / "twice.onnx")
+    again = cli("quantize", first, "-p", "int8", "--calib-data", calib, "-o", tmp_path / "twice.onnx")
     assert again.returncode == 2 and "already int8" in one_line_error(again)
     assert not (tmp_path / "twice.onnx").exists()
 
@@ -195,5 +192,5 @@ def test_generated_evaluation_inputs_follow_input_shape(tmp_path):
     model = two_inputs(tmp_path / "two.onnx")
     report = quantize(model, "-p", "fp16", "--input-shape", "ids:1x7", "--int-range", "0:50", "--eval-samples", "4", "-o", tmp_path / "two16.onnx")
     assert report["accuracy"]["samples"] == 4 and report["accuracy"]["min_cosine"] > 0.999
-    unsized = run_cli("quantize", model, "-p", "fp16", "-o", tmp_path / "x.onnx")
+    unsized = cli("quantize", model, "-p", "fp16", "-o", tmp_path / "x.onnx")
     assert unsized.returncode == 2 and "dynamic dimension 'seq'" in one_line_error(unsized)

@@ -17,7 +17,7 @@ from infertool import onnx_io
 from infertool.inputs.feeds import FeedSource, InputOptions
 from infertool.inputs.images import PRESETS
 
-from conftest import ROOT, ort_run, run_cli
+from conftest import ROOT, cli, ort_run
 
 
 def shipped(package: str, name: str):
@@ -67,7 +67,7 @@ def _batchnorm_beyond_fp16(path, as_constant: bool):
 def test_fp16_keeps_nodes_whose_weights_fp16_cannot_hold_in_fp32(tmp_path):
     for as_constant in (True, False):
         model = _batchnorm_beyond_fp16(tmp_path / f"bn{as_constant}.onnx", as_constant)
-        done = run_cli("quantize", model, "-p", "fp16", "-o", tmp_path / f"bn{as_constant}.fp16.onnx", "--json", "--force")
+        done = cli("quantize", model, "-p", "fp16", "-o", tmp_path / f"bn{as_constant}.fp16.onnx", "--json", "--force")
         assert done.returncode == 0, done.stderr
         report = json.loads(done.stdout)
         assert report["accuracy"]["min_cosine"] > 0.9999, report["accuracy"]  # clamped to 65504 it was ~0.5
@@ -79,10 +79,10 @@ def test_silero_vad_quantizes_with_a_scalar_input_and_a_state(tmp_path):
     model = shipped("silero-vad", "silero_vad_16k_op15.onnx")
     np.savez(tmp_path / "chunk.npz", input=np.random.default_rng(0).normal(0, 0.1, (1, 576)).astype(np.float32),
              state=np.zeros((2, 1, 128), np.float32), sr=np.array(16000, np.int64))
-    done = run_cli("quantize", model, "-p", "fp16", "-o", tmp_path / "vad.fp16.onnx", "--eval-data", tmp_path / "chunk.npz", "--json")
+    done = cli("quantize", model, "-p", "fp16", "-o", tmp_path / "vad.fp16.onnx", "--eval-data", tmp_path / "chunk.npz", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["accuracy"]["min_cosine"] > 0.999
-    bench = run_cli("bench", tmp_path / "vad.fp16.onnx", "--inputs", tmp_path / "chunk.npz", "--reference", model, "--iterations", "3", "--duration", "0")
+    bench = cli("bench", tmp_path / "vad.fp16.onnx", "--inputs", tmp_path / "chunk.npz", "--reference", model, "--iterations", "3", "--duration", "0")
     assert bench.returncode == 0, bench.stderr
 
 
@@ -99,13 +99,14 @@ def test_example_quick(tmp_path, example):
         with Image.open(tmp_path / "boxes.png") as picture:
             assert picture.size == (1280, 960)
         assert "| ort-cpu | in the graph |" in results
+        assert "| trt-rtx | cannot build |" not in results or "NonMaxSuppression" in results  # its real refusal, not a feed's shape
 
 
 def test_int8_leaves_nothing_in_the_working_folder(tmp_path):
     """onnxruntime's symbolic shape inference gives up on the recogniser and saves
     sym_shape_infer_temp.onnx (10 MB) in the working folder; quantize must not leave it there."""
     model = shipped("rapidocr-onnxruntime", "ch_PP-OCRv4_rec_infer.onnx")
-    done = run_cli("quantize", model, "-p", "int8", "-o", tmp_path / "out" / "rec.int8.onnx", "--calib-data", "random", "--calib-samples", "2",
+    done = cli("quantize", model, "-p", "int8", "-o", tmp_path / "out" / "rec.int8.onnx", "--calib-data", "random", "--calib-samples", "2",
                    "--input-shape", "x:1x3x48x320", "--eval-samples", "1", "--no-gate", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["out", "out/rec.int8.onnx"]

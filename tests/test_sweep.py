@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from infertool.cli.sweep import cell_options, quantize_options
 from infertool.errors import InfertoolError
 from infertool.pipelines.sweep import Shard, expand, in_shard, load_spec
 
-from conftest import ROOT, one_line_error, run_cli
+from conftest import ROOT, cli, one_line_error
 from onnx_models import mlp
 
 FAST = "--warmup 2 --iterations 10 --duration 0"
@@ -51,7 +52,7 @@ def crash_plugin(tmp_path):
 
 
 def listed(spec, *args, env=None):
-    result = run_cli("sweep", spec, "--list", "--json", *args, env=env)
+    result = cli("sweep", spec, "--list", "--json", *args, env=env)
     assert result.returncode == 0, result.stderr
     return [c["id"] for c in json.loads(result.stdout)["cells"]]
 
@@ -84,7 +85,7 @@ def test_shards_partition_the_cells(tmp_path):
     assert listed(spec, env={"SLURM_ARRAY_TASK_ID": "11", "SLURM_ARRAY_TASK_MIN": "10", "SLURM_ARRAY_TASK_COUNT": "3"}) == shards[1]
     assert listed(spec, "--shards", "3", env={"JOB_COMPLETION_INDEX": "2"}) == shards[2]
     assert listed(spec, env={"INFERTOOL_SHARD": "0/3"}) == shards[0]
-    unsized = run_cli("sweep", spec, "--list", env={"JOB_COMPLETION_INDEX": "2"})
+    unsized = cli("sweep", spec, "--list", env={"JOB_COMPLETION_INDEX": "2"})
     assert unsized.returncode == 2 and "pass --shards N" in one_line_error(unsized)
 
 
@@ -102,7 +103,7 @@ SPEC_ERRORS = {
 @pytest.mark.parametrize("case", list(SPEC_ERRORS))
 def test_bad_specs_are_one_line(case, tmp_path):
     text, message = SPEC_ERRORS[case]
-    result = run_cli("sweep", write_spec(tmp_path, text), "--list")
+    result = cli("sweep", write_spec(tmp_path, text), "--list")
     assert result.returncode == 2 and message in one_line_error(result)
 
 
@@ -118,7 +119,7 @@ def _intervals(cells: list[dict]) -> dict[str, list[tuple[datetime, datetime]]]:
 def test_a_crashing_cell_is_recorded_the_rest_run_and_resume_skips_finished(tmp_path, crash_plugin):
     spec = write_spec(tmp_path, f"models: [a.onnx]\nbackends: [ort-cpu, crash]\nbatches: [1, 2]\nbench_args: {FAST}\n")
     out = tmp_path / "out"
-    first = run_cli("sweep", spec, "-o", out, "--devices", "2", "--retries", "1", "--json", env=crash_plugin)
+    first = cli("sweep", spec, "-o", out, "--devices", "2", "--retries", "1", "--json", env=crash_plugin)
     assert first.returncode == 1 and "2 of 4 cells failed" in one_line_error(first)
     summary = json.loads(first.stdout)
     assert summary == json.loads((out / "sweep.json").read_text())
@@ -128,22 +129,22 @@ def test_a_crashing_cell_is_recorded_the_rest_run_and_resume_skips_finished(tmp_
         assert saved["cell"]["id"] == cell["id"] and cell["cuda_visible_devices"] in ("0", "1")
         if cell["backend"] == "crash":
             assert saved["schema"] == "infertool.sweep-cell/1" and saved["status"] == "failed"
-            assert len(cell["attempts"]) == 2 and all(a["error"] == "crashed (SIGKILL)" and a["exit_code"] == -9 for a in cell["attempts"])
+            assert len(cell["attempts"]) == 2 and all(a["error"] == f"crashed (SIGKILL) during crash batch {cell['batch']}: first inference" and a["exit_code"] == -9 for a in cell["attempts"])
         else:
             assert saved["schema"] == "infertool.bench/1" and cell["status"] == "ok" and len(cell["attempts"]) == 1
             assert saved["rows"][0]["batch"] == cell["batch"] and saved["cell"]["device_slot"] == cell["cuda_visible_devices"]
     for device, spans in _intervals(summary["cells"]).items():  # no two cells on one device at once
         spans.sort()
         assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans)), (device, spans)
-    again = run_cli("sweep", spec, "-o", out, env=crash_plugin)
+    again = cli("sweep", spec, "-o", out, env=crash_plugin)
     assert again.returncode == 2 and "--resume" in one_line_error(again)
     finished = {p: p.stat().st_mtime_ns for p in (out / "cells").iterdir() if json.loads(p.read_text())["schema"] == "infertool.bench/1"}
-    resumed = run_cli("sweep", spec, "-o", out, "--resume", "--retries", "0", "--json", env=crash_plugin)
+    resumed = cli("sweep", spec, "-o", out, "--resume", "--retries", "0", "--json", env=crash_plugin)
     assert resumed.returncode == 1
     statuses = {c["backend"]: c["status"] for c in json.loads(resumed.stdout)["cells"]}
     assert statuses == {"ort-cpu": "skipped", "crash": "failed"}
     assert {p: p.stat().st_mtime_ns for p in finished} == finished  # finished cells untouched
-    report = run_cli("report", out, "-o", tmp_path / "report.md", env=crash_plugin)
+    report = cli("report", out, "-o", tmp_path / "report.md", env=crash_plugin)
     assert report.returncode == 0, report.stderr
     text = (tmp_path / "report.md").read_text()
     assert "Failed cells" in text and text.count(": crashed (SIGKILL)") == 2 and text.count("| a | fp32 | ort-cpu | - |") == 2
@@ -158,20 +159,20 @@ def test_shards_and_ray_give_the_same_cells(tmp_path):
 
     spec = write_spec(tmp_path, f"models: [a.onnx]\nbatches: [1, 3]\nbench_args: {FAST}\n")
     for shard in ("0/2", "1/2"):
-        done = run_cli("sweep", spec, "-o", tmp_path / "local", "--shard", shard)
+        done = cli("sweep", spec, "-o", tmp_path / "local", "--shard", shard)
         assert done.returncode == 0, done.stderr
     local = {}
     for shard in (0, 1):
         for cell in json.loads((tmp_path / "local" / f"sweep.shard-{shard}-of-2.json").read_text())["cells"]:
             local[cell["id"]] = cell
-    report = run_cli("report", tmp_path / "local", "-o", tmp_path / "local.md", "--json")
+    report = cli("report", tmp_path / "local", "-o", tmp_path / "local.md", "--json")
     assert report.returncode == 0, report.stderr
     merged = json.loads(report.stdout)
     assert sorted(s["kind"] for s in merged["sources"]) == ["bench", "bench", "sweep", "sweep"]
     assert sorted(r["batch"] for g in merged["groups"] for r in g["rows"]) == [1, 3]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        result = sweep(spec, SweepOptions(tmp_path / "ray", executor="ray"), SilentReporter())
+        result = sweep(spec, SweepOptions(tmp_path / "ray", cell_options, quantize_options, executor="ray"), SilentReporter())
     finally:
         ray.shutdown()
     assert {c["id"]: c["status"] for c in result.cells} == {i: c["status"] for i, c in local.items()} == dict.fromkeys(local, "ok")
@@ -187,7 +188,7 @@ def test_gpu_cells_go_one_per_gpu_that_nvml_sees(tmp_path):
     env = {"PYTHONPATH": f"{fakes}:{fakes / 'nvml'}", "FAKE_TENSORRT_VERSION": "10.16.1.11", "FAKE_NVML_GPUS": "2",
            "INFERTOOL_CACHE_DIR": str(tmp_path / "cache"), "CUDA_VISIBLE_DEVICES": ""}
     spec = write_spec(tmp_path, f"models: [a.onnx]\nbackends: trt\nbatches: [1, 2]\nbench_args: {FAST}\n")
-    result = run_cli("sweep", spec, "-o", tmp_path / "out", "--json", env=env)
+    result = cli("sweep", spec, "-o", tmp_path / "out", "--json", env=env)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["devices"] == ["0", "1"] and summary["counts"] == {"ok": 2}
@@ -203,7 +204,7 @@ def test_device_slots(monkeypatch, tmp_path):
 
     spec = write_spec(tmp_path, "models: [a.onnx]\nbackends: [ort-cuda, ort-cpu]\n")
     cells = expand(load_spec(spec), tmp_path / "out")
-    options = sweep_module.SweepOptions(tmp_path / "out")
+    options = sweep_module.SweepOptions(tmp_path / "out", cell_options, quantize_options)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # a scheduler gave this job GPUs 2 and 3: cells go there, in its numbering
     assert sweep_module._slots(options, cells, SilentReporter()) == (["2", "3"], False)
     assert sweep_module._slots(options, [c for c in cells if not c.on_gpu], SilentReporter()) == ([None], False)
@@ -211,7 +212,7 @@ def test_device_slots(monkeypatch, tmp_path):
     monkeypatch.setattr(sweep_module.environment, "gpus", lambda: ([], "no NVIDIA driver"))
     with pytest.raises(InfertoolError, match="GPU cells but this machine has no GPU"):
         sweep_module._slots(options, cells, SilentReporter())
-    assert sweep_module._slots(sweep_module.SweepOptions(tmp_path / "out", devices=("0", "1")), cells, SilentReporter()) == (["0", "1"], True)
+    assert sweep_module._slots(sweep_module.SweepOptions(tmp_path / "out", cell_options, quantize_options, devices=("0", "1")), cells, SilentReporter()) == (["0", "1"], True)
 
 
 def test_the_multi_gpu_run_checks_agreement_placement_and_wall_times(tmp_path):
@@ -231,3 +232,19 @@ def test_the_multi_gpu_run_checks_agreement_placement_and_wall_times(tmp_path):
     one = json.loads((tmp_path / "run" / "one-gpu" / "sweep.json").read_text())
     assert {c["cuda_visible_devices"] for c in one["cells"]} == {"0"} and verdict["walls"]["one-gpu"]["cells_wall_s"] > 0
     assert "| a-fp32 | 1 | gpu" in (tmp_path / "run" / "check.md").read_text()
+
+
+def test_quantized_versions_are_made_by_a_typed_request_and_bad_arguments_stop_the_sweep_first(tmp_path):
+    spec = write_spec(tmp_path, f"models: [a.onnx]\nprecisions: [fp32, fp16]\nbench_args: {FAST}\nquantize_args: --calib-data random --calib-samples 4\n")
+    result = cli("sweep", spec, "-o", tmp_path / "out", "--json")
+    assert result.returncode == 0, result.stderr
+    cells = {c["precision"]: c for c in json.loads(result.stdout)["cells"]}
+    made = Path(cells["fp16"]["path"])
+    assert made.is_file() and json.loads(made.with_suffix(".quantize.json").read_text())["schema"].startswith("infertool.quantize/")
+    assert json.loads((tmp_path / "out" / cells["fp16"]["result"]).read_text())["rows"][0]["precision"] == "fp16"
+    for key, args, said in (("bench_args", "--itrations 3", "the spec's bench_args: No such option: --itrations"),
+                            ("quantize_args", "--calib-sample 4", "the spec's quantize_args: No such option: --calib-sample")):
+        bad = write_spec(tmp_path / key, f"models: [a.onnx]\nprecisions: [fp16]\n{key}: {args}\n")
+        refused = cli("sweep", bad, "-o", tmp_path / key / "out")
+        assert refused.returncode == 2 and said in one_line_error(refused)
+        assert not (tmp_path / key / "out" / "cells").exists()

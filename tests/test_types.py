@@ -12,7 +12,7 @@ from onnx import TensorProto, numpy_helper
 
 from infertool.inputs.tensor_files import write_pb_dir
 
-from conftest import cli, one_line_error, run_cli
+from conftest import cli, one_line_error
 from onnx_models import constant, containers, strings, typed
 
 FAST = ["--iterations", "3", "--duration", "0", "--warmup", "1"]
@@ -67,7 +67,7 @@ def test_float8_output_is_saved_and_summarised_as_float8(tmp_path):
     onnx.save(model, str(tmp_path / "fp8.onnx"))
     x = np.array([[0.5, -1.0, 2.0, 448.0]], np.float32)
     np.save(tmp_path / "x.npy", x)
-    result = run_cli("run", tmp_path / "fp8.onnx", "--inputs", tmp_path / "x.npy", "-o", tmp_path / "out", "--json")
+    result = cli("run", tmp_path / "fp8.onnx", "--inputs", tmp_path / "x.npy", "-o", tmp_path / "out", "--json")
     assert result.returncode == 0, result.stderr
     output = json.loads(result.stdout)["outputs"][0]
     assert output["dtype"] == "float8e4m3fn" and (output["min"], output["max"]) == (-1.0, 448.0)
@@ -99,7 +99,7 @@ def test_strings_in_and_out_read_back(tmp_path):
 
 def test_output_names_that_are_savez_keywords(tmp_path):
     model = constant(tmp_path / "c.onnx")
-    result = run_cli("run", model, "-o", tmp_path / "out.npz")
+    result = cli("run", model, "-o", tmp_path / "out.npz")
     assert result.returncode == 0, result.stderr
     with np.load(tmp_path / "out.npz", allow_pickle=False) as saved:
         assert sorted(saved.files) == ["allow_pickle", "file"]
@@ -126,7 +126,7 @@ def test_sequences_and_optionals(tmp_path):
     assert again.returncode == 0, again.stderr
     assert {o["name"]: o["present"] for o in json.loads(again.stdout)["outputs"]}["maybe_out"] is False
     assert cli("bench", model, "--input-shape", "items:2x3", *FAST).returncode == 0
-    refused = run_cli("run", model, "--input-shape", "items:2x3", "-o", tmp_path / "out.npz")
+    refused = cli("run", model, "--input-shape", "items:2x3", "-o", tmp_path / "out.npz")
     assert refused.returncode == 2 and "sequence(float32), which .npz cannot hold" in one_line_error(refused)
     assert not (tmp_path / "out.npz").exists()
 
@@ -149,10 +149,10 @@ def _one_node(path, op, elem_type, opset):
 
 
 def test_missing_kernels_and_ops_are_named(tmp_path):
-    no_kernel = run_cli("run", _one_node(tmp_path / "int4.onnx", "Identity", TensorProto.INT4, 21))
+    no_kernel = cli("run", _one_node(tmp_path / "int4.onnx", "Identity", TensorProto.INT4, 21))
     assert no_kernel.returncode == 2
     assert "ONNX Runtime has no kernel for op Identity at opset 21 on this backend" in one_line_error(no_kernel)
-    no_op = run_cli("run", _one_node(tmp_path / "erfc.onnx", "Erfc", TensorProto.FLOAT, 17))
+    no_op = cli("run", _one_node(tmp_path / "erfc.onnx", "Erfc", TensorProto.FLOAT, 17))
     assert no_op.returncode == 2
     line = one_line_error(no_op)
     assert "ONNX Runtime does not know op Erfc at opset 17" in line and "corrupt" not in line

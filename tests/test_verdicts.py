@@ -11,7 +11,7 @@ import pytest
 
 from infertool.agreement import Rule, compare
 
-from conftest import cli, one_line_error, ort_run, run_cli
+from conftest import cli, one_line_error, ort_run
 from onnx_models import image_classifier, mlp, two_inputs
 
 FAST = ["--warmup", "1", "--iterations", "5", "--duration", "0"]
@@ -36,7 +36,7 @@ def outlier_calibration(tmp_path):
 def test_quantize_outside_tolerance_fails_and_writes_nothing(outlier_calibration, tmp_path):
     model, data = outlier_calibration
     out = tmp_path / "q.onnx"
-    failed = run_cli("quantize", model, "-p", "int8", *data, "-o", out, "--json", tmp_path / "report.json")
+    failed = cli("quantize", model, "-p", "int8", *data, "-o", out, "--json", tmp_path / "report.json")
     assert failed.returncode == 1, failed.stderr
     assert "accuracy gate failed: 8 of 8 samples fail" in one_line_error(failed) and not out.exists()
     assert "cosine >= 0.99 on every sample" in failed.stdout and "FAIL" in failed.stdout  # the rule applied, in the table
@@ -165,7 +165,7 @@ def test_gate_leaves_noisy_rows_out_when_asked(baseline):
 
 def test_max_regression_needs_its_percent_sign(tmp_path):
     model = mlp(tmp_path / "m.onnx")
-    result = run_cli("bench", model, "--baseline", tmp_path / "b.json", "--max-regression", "0.1")
+    result = cli("bench", model, "--baseline", tmp_path / "b.json", "--max-regression", "0.1")
     assert result.returncode == 2
     assert "--max-regression 0.1 is ambiguous" in one_line_error(result) and "10% if you mean a fraction, 0.1% if a percentage" in result.stderr
 

@@ -209,7 +209,7 @@ def nms_section(out: Path, probability: np.ndarray, backends: list[str], log: Pa
                 kept = sorted(np.load(out / f"kept.{backend}.npz")["kept"].tolist())
                 rows.append([backend, "in the graph", len(candidates), len(kept), "-"])
                 continue
-            shapes = [f"boxes:1x{len(candidates)}x4", f"scores:1x1x{len(candidates)}"]
+            shapes = [f"boxes:1x{len(candidates)}x4", f"scores:1x{len(candidates)}"]  # the head unsqueezes the class axis itself
             infertool("build-engine", with_nms, "-o", out / f"head_nms.{backend}.engine", "--force", *(["--backend", backend] if backend != "trt" else []),
                       *(arg for shape in shapes for arg in ("--input-shape", shape)), log=log)
             rows.append([backend, "in the graph (engine built; not run here)", len(candidates), "-", "-"])

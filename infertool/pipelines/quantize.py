@@ -10,13 +10,14 @@ import numpy as np
 
 from infertool import environment, onnx_io
 from infertool.agreement import Rule
-from infertool.errors import CheckFailed, InfertoolError
+from infertool.errors import BackendFailure, CheckFailed, InfertoolError
 from infertool.files import file_sha256, staged_output
 from infertool.inputs.batches import sample_count, split_batches
 from infertool.inputs.feeds import FeedSource, InputOptions
 from infertool.inputs.labels import classes_for, read_labels_csv
 from infertool.inputs.reading import sample_names
 from infertool.pipelines.accuracy import Labelled, evaluate, probe
+from infertool.pipelines.run import OpenCheck, opens
 from infertool.precision import transform
 from infertool.precision.settings import PrecisionSettings
 from infertool.records.model_file import ModelFile
@@ -194,6 +195,20 @@ def _failure(result: QuantizeResult, output: Path) -> CheckFailed:
     )
 
 
+def _opens(converted: Path, feeds: dict, options: QuantizeOptions, notes: list[str], reporter: Reporter) -> str:
+    """The written model opened for real and run once on the evaluation backend, in a fresh process,
+    before anything else runs it: a graph the runtime dies on is refused (kept, with a note, under
+    --no-gate). Returns why it cannot be evaluated ('' where it opened)."""
+    try:
+        opens(OpenCheck(converted, options.eval_backend, feeds), f"opening the {options.settings.precision} model quantize wrote", reporter)
+    except BackendFailure as failure:
+        if options.gate:
+            raise BackendFailure(f"{failure.message}; {options.output} was not written", hint=f"{failure.hint}; --no-gate keeps the file for another runtime", detail=failure.detail) from failure
+        notes.append(f"{failure.message}; {options.output} was kept anyway (--no-gate)")
+        return failure.message
+    return ""
+
+
 def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> QuantizeResult:
     started = time.perf_counter()
     model = onnx_io.load(model_path)
@@ -206,6 +221,7 @@ def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> 
     calib = data.calib
     labelled = _ground_truth(options, data)
     probe(model_path, specs, calib or data.eval, options.eval_backend, options.timeout, reporter)
+    first = split_batches(data.eval, specs, 1)[0]
     with staged_output(options.output, options.force) as staging:
         converted = staging / options.output.name
         batches = None if calib is None else split_batches(calib, specs, calibration_batch(sample_count(calib), settings))
@@ -216,7 +232,8 @@ def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> 
             "data": str(options.calib.path) if options.calib and options.calib.path else "random" if options.calib else None,
             "held_out": sample_count(data.eval) if data.held_out else 0,
         }
-        accuracy = evaluate(
+        died = _opens(converted, first, options, notes, reporter)
+        accuracy = AccuracyReport(options.eval_backend, data.described, sample_count(data.eval), unavailable=died) if died else evaluate(
             model_path, converted, options.output, specs, data.eval, data.described, options.rule(), options.eval_backend, reporter,
             labelled=labelled, timeout=options.timeout,
         )

@@ -11,10 +11,8 @@ import math
 import os
 import re
 import shlex
-import subprocess
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from infertool import environment, onnx_io
@@ -22,10 +20,12 @@ from infertool.backends import registry
 from infertool.errors import CheckFailed, InfertoolError, first_line
 from infertool.files import check_output, file_sha256, read_bytes, write_text_atomic
 from infertool.optional import require
-from infertool.pipelines import sweep_run
+from infertool.pipelines import isolation, sweep_run
+from infertool.pipelines.bench import BenchOptions
+from infertool.pipelines.quantize import QuantizeOptions, quantize
 from infertool.records.fields import load_json
 from infertool.records.sweep import SweepResult
-from infertool.reporting import Reporter
+from infertool.reporting import Reporter, SilentReporter
 from infertool.text import printable, shorten
 from infertool.vocabulary import QUANTIZE_PRECISIONS
 
@@ -104,6 +104,8 @@ class Shard:
 @dataclass(frozen=True)
 class SweepOptions:
     output: Path
+    bench_options: Callable[[tuple[str, ...], tuple[str, ...]], BenchOptions]  # (the spec's bench_args, a cell's shapes), read by the CLI
+    quantize_options: Callable[[tuple[str, ...], str, Path], QuantizeOptions]  # (the spec's quantize_args, precision, output), read by the CLI
     shard: Shard | None = None
     resume: bool = False
     force: bool = False
@@ -389,19 +391,30 @@ def _plan(cells: list[Cell], options: SweepOptions) -> tuple[list[Cell], list[Ce
     return [c for c in cells if c not in skipped], skipped
 
 
-def _quantize(cells: list[Cell], spec: Spec, reporter: Reporter) -> dict[Path, str]:
-    """The quantized versions the cells need, made once each; why a version could not be made."""
+@dataclass(frozen=True)
+class QuantizeJob:
+    model: Path
+    options: QuantizeOptions
+
+
+def quantize_version(job: QuantizeJob, reporter: Reporter) -> dict:
+    """The child's side: one quantized version, made and written; its report."""
+    return quantize(job.model, job.options, reporter).to_dict()
+
+
+def _quantize(cells: list[Cell], spec: Spec, options: SweepOptions, reporter: Reporter) -> dict[Path, str]:
+    """The quantized versions the cells need, made once each, each in a fresh process; why a version could not be made."""
     failures: dict[Path, str] = {}
     for path, cell in {c.path: c for c in cells if c.reference is not None}.items():
         if path.is_file():
             continue
-        command = [sys.executable, "-m", "infertool", "quantize", str(cell.model.path), "-p", cell.precision, "-o", str(path),
-                   "--json", str(path.with_suffix(".quantize.json")), "--quiet", *spec.quantize_args]
+        job = QuantizeJob(cell.model.path, options.quantize_options(spec.quantize_args, cell.precision, path))
         with reporter.task(f"quantizing {cell.model.label} to {cell.precision}"):
-            done = subprocess.run(command, capture_output=True, text=True)
-        if not path.is_file():
-            lines = [line for line in done.stderr.splitlines() if line.startswith("error:")] or done.stderr.splitlines()[-1:] or [f"exit {done.returncode}"]
-            failures[path] = f"quantizing {cell.model.label} to {cell.precision} failed: {lines[-1]}"
+            try:
+                report = isolation.run(isolation.Job(quantize_version, job, f"quantize {cell.model.label} to {cell.precision}", echo_stderr=False), SilentReporter())
+                write_text_atomic(path.with_suffix(".quantize.json"), json.dumps(report, indent=2, default=str) + "\n", force=True)
+            except InfertoolError as exc:  # a failed gate included: no file, the cells on it fail
+                failures[path] = f"quantizing {cell.model.label} to {cell.precision} failed: {exc.one_line()}"
     return failures
 
 
@@ -438,12 +451,26 @@ class _Recorder:
                                   "attempts": [{"started_utc": now, "finished_utc": now, "seconds": 0, "exit_code": None, "error": error, "stderr_tail": None}]})
 
 
+def _jobs(cells: list[Cell], spec: Spec, options: SweepOptions) -> dict[str, sweep_run.CellJob]:
+    """Each cell's bench as a typed request: the spec's bench_args read once per set of shapes (a mistake
+    in them stops the sweep before any cell runs), then the cell's own settings."""
+    read: dict[tuple[str, ...], BenchOptions] = {}
+    jobs = {}
+    for cell in cells:
+        if cell.shapes not in read:
+            read[cell.shapes] = options.bench_options(spec.bench_args, cell.shapes)
+        settings = replace(read[cell.shapes], backends=(cell.backend,), batches=(cell.batch,), reference=cell.reference, model_labels=(cell.label,), force=False)
+        jobs[cell.id] = sweep_run.CellJob(cell.to_dict(), cell.path, settings)
+    return jobs
+
+
 def _execute(todo: list[Cell], spec: Spec, options: SweepOptions, recorder: _Recorder, reporter: Reporter) -> list:
     """Quantize what the cells need, then run them; returns the device slots used."""
-    failures = _quantize(todo, spec, reporter)
+    jobs = _jobs(todo, spec, options)
+    failures = _quantize(todo, spec, options, reporter)
     for cell in [c for c in todo if c.path in failures]:
         recorder.fail(cell, failures[cell.path])
-    runnable = [c.to_dict() for c in todo if c.path not in failures]
+    runnable = [jobs[c.id] for c in todo if c.path not in failures]
     if options.executor == "ray":
         if any(c.device is not None for c in todo):
             raise InfertoolError("the spec pins cells to devices, but Ray assigns GPUs itself", hint="drop 'devices:' from the spec, or use --executor local")

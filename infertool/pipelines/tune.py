@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from infertool import onnx_io
-from infertool.backends.base import Backend, Choice, Dimension, RunnerOptions
+from infertool.backends.base import Backend, Choice, Dimension, GraphStep, RunnerOptions
 from infertool.errors import InfertoolError
-from infertool.files import cache_root, file_sha256
+from infertool.files import cache_root, file_sha256, staged_output
 from infertool.inputs.feeds import InputOptions
 from infertool.measure.timing import Budget, run_for
 from infertool.onnx_io import ModelInfo
@@ -49,7 +49,8 @@ class Reproduce:
     model: Path  # the model bench runs: the given one, or a precision graph made from it
     options: RunnerOptions
     graph: tuple[str, str] | None = None  # (precision, target) of a precision graph, calibrated on TuneOptions.calibration
-    source: Path | None = None  # the model a precision graph was made from (its reference)
+    source: Path | None = None  # the model a made graph was made from (its reference)
+    step: tuple[str, ...] | None = None  # the command line making a backend's graph (transformer fusions) from `source`
 
 
 @dataclass(frozen=True)
@@ -114,15 +115,23 @@ def _lookup(settings: Mapping, dotted: str) -> object:
 
 
 class _Graphs:
-    """Precision graphs made from the model by quantize's transform, kept in the cache per model contents."""
+    """Graphs made from the model, kept in the cache per model contents: precision graphs by quantize's
+    transform, and those a backend's GraphStep makes."""
 
-    def __init__(self, model: ModelInfo, calibration: InputOptions | None, reporter: Reporter):
-        self.model, self.calibration, self.reporter = model, calibration, reporter
+    def __init__(self, model: ModelInfo, calibration: InputOptions | None, reporter: Reporter, steps: Mapping[str, GraphStep]):
+        self.model, self.calibration, self.reporter, self.steps = model, calibration, reporter, steps
         self._made: dict[str, ModelInfo] = {}
 
     def get(self, name: str | None) -> ModelInfo:
         if name is None:
             return self.model
+        if name in self.steps and name not in self._made:
+            path = cache_root() / "tune" / f"{self.model.path.stem}-{self.model.sha256[:16]}-{name}.onnx"
+            if not path.is_file():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with self.reporter.task(f"making the {name} graph"), staged_output(path, force=True) as staged:
+                    self.steps[name].make(self.model.path, staged / path.name)
+            self._made[name] = onnx_io.describe(path)
         if name not in self._made:
             precision, target = TUNE_GRAPHS[name]
             calib = self.calibration
@@ -241,7 +250,7 @@ def _space(backend: Backend, model: ModelInfo, runner: RunnerOptions, precision_
     dimensions = backend.tuning_space(model, runner)
     if precision_graphs:
         return dimensions
-    kept = (replace(d, choices=tuple(c for c in d.choices if c.graph is None)) for d in dimensions)
+    kept = (replace(d, choices=tuple(c for c in d.choices if c.graph is None or c.step is not None)) for d in dimensions)
     return tuple(d for d in kept if d.choices)
 
 
@@ -260,7 +269,8 @@ def tune_row(tune: TuneOptions, model: ModelInfo, backend: Backend, feeds: dict,
     """One row tuned: the best configuration found, measured with bench's full budget."""
     dimensions = _space(backend, model, options.runner, tune.calibration is not None)
     watch = tuple(dict.fromkeys(key for d in dimensions for c in d.choices for key in c.expect))
-    row = _Row(backend, feeds, options, references, _Graphs(model, tune.calibration, reporter), reporter, watch)
+    steps = {c.step.name: c.step for d in dimensions for c in d.choices if c.step is not None}
+    row = _Row(backend, feeds, options, references, _Graphs(model, tune.calibration, reporter, steps), reporter, watch)
     if not dimensions:
         reporter.note(f"{backend.name}: nothing to tune; measured as given")
         measured = measure_row(model, backend, feeds, options, references, reporter)
@@ -303,9 +313,11 @@ def _finish(tune: TuneOptions, row: _Row, model: ModelInfo, best: Trial, tried: 
 
 
 def _found(row: _Row, trial: Trial, model: ModelInfo) -> tuple[Reproduce, ModelInfo]:
-    used = row.graphs.get(trial.config.graph)
-    graph = None if trial.config.graph is None else TUNE_GRAPHS[trial.config.graph]
-    return Reproduce(row.backend.name, row.batch, used.path, trial.config.options, graph, model.path if graph else None), used
+    used, name = row.graphs.get(trial.config.graph), trial.config.graph
+    step = row.graphs.steps.get(name) if name else None
+    graph = TUNE_GRAPHS[name] if name and step is None else None
+    command = tuple(part.format(model=model.path, output=used.path) for part in step.command) if step else None
+    return Reproduce(row.backend.name, row.batch, used.path, trial.config.options, graph, model.path if name else None, command), used
 
 
 def _reproduced(tune: TuneOptions, row: _Row, trial: Trial, model: ModelInfo) -> dict:

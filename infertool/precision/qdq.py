@@ -85,7 +85,7 @@ def quantize_static(
     from onnxruntime.quantization import quantize_static as ort_quantize_static
 
     fp8 = settings.precision == "fp8"
-    op_types = _static_op_types(settings)
+    op_types = quantized_op_types(settings)
     activation = QuantType.QFLOAT8E4M3FN if fp8 else QuantType.QInt8 if settings.target == "tensorrt" else QuantType.QUInt8
     method = CalibrationMethod.Distribution if fp8 else {
         "minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile,
@@ -131,7 +131,8 @@ def static_types(settings: PrecisionSettings) -> str:
     return f"weights int8 symmetric {scales}; activations uint8 asymmetric (onnxruntime's CPU default, U8S8)"
 
 
-def _static_op_types(settings: PrecisionSettings) -> list[str]:
+def quantized_op_types(settings: PrecisionSettings) -> list[str]:
+    """The op types the static quantizer (int8 / fp8) quantizes for the settings' target."""
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
     op_types = list(TENSORRT_OPS) if settings.target == "tensorrt" else sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
@@ -236,7 +237,9 @@ def _op_types(path: Path) -> set[str]:
 
 
 def preprocess(source: Path, output: Path) -> bool:
-    """onnxruntime's recommended pre-pass (shape inference, basic graph optimizations); False if it fails."""
+    """onnxruntime's recommended pre-pass (shape inference, basic graph optimizations); False if it
+    fails: its symbolic shape inference gives up on dims it cannot follow (a text recogniser's width
+    through Reshape / Transpose), and without it the pass writes graphs the quantizer then breaks."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     try:  # the transform runs this in the output's folder: scratch files such as sym_shape_infer_temp.onnx land there

@@ -131,7 +131,7 @@ def _quantize(
     with in_folder(output.parent):  # onnxruntime's scratch files land beside the output, in its staging folder
         if not qdq.preprocess(source, prepared):
             prepared = source
-            notes.append("onnxruntime's quantization pre-processing failed; quantized the model as it is")
+            notes.append("onnxruntime's quantization pre-processing (shape inference, graph optimizations) could not infer every shape; quantized the model as it is")
         calibration = None
         if settings.precision == "int8-dynamic":
             with reporter.task("quantizing int8 weights (dynamic)"):

@@ -14,7 +14,7 @@ from infertool.errors import InfertoolError
 from infertool.pipelines import isolation
 from infertool.pipelines.bench import BenchOptions, isolating
 
-from conftest import ROOT, one_line_error, run_cli
+from conftest import ROOT, cli, one_line_error
 
 
 class Notes:
@@ -88,7 +88,7 @@ def test_bench_isolate_keeps_the_rows_of_a_crashing_runtime_s_neighbours(tmp_pat
     from onnx_models import mlp
 
     model, out = mlp(tmp_path / "m.onnx"), tmp_path / "out.json"
-    result = run_cli("bench", model, "-b", "crash", "-b", "ort-cpu", "--isolate", "-n", "5", "--duration", "0", "--json", out, env=crash_plugin)
+    result = cli("bench", model, "-b", "crash", "-b", "ort-cpu", "--isolate", "-n", "5", "--duration", "0", "--json", out, env=crash_plugin)
     line = one_line_error(result)
     assert result.returncode == 2 and "the process running crash batch 1 died (first inference): killed by SIGKILL" in line
     report = json.loads(out.read_text())
@@ -104,7 +104,7 @@ def test_bench_isolate_keeps_the_rows_of_a_crashing_runtime_s_neighbours(tmp_pat
 def test_bench_isolate_with_tune_is_refused(tmp_path):
     from onnx_models import mlp
 
-    result = run_cli("bench", mlp(tmp_path / "m.onnx"), "--tune", "--isolate")
+    result = cli("bench", mlp(tmp_path / "m.onnx"), "--tune", "--isolate")
     assert result.returncode == 2 and "--tune measures its best and its defaults each alone" in one_line_error(result)
 
 

@@ -12,14 +12,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
+import onnx
 from PIL import Image, ImageDraw, ImageFont
 
 ROOT = Path(__file__).resolve().parent.parent
 # pip install --no-deps: only their ONNX files are used (rapidocr's own code needs OpenCV, silero-vad's torch)
 MODEL_PACKAGES = {"rapidocr-onnxruntime": "1.4.4", "silero-vad": "6.2.3"}
 ENGINE_BACKENDS = ("trt", "trt-rtx")  # build engines with build-engine first
+RESCUABLE = ("fp16", "bf16", "int8", "fp8")  # the precisions debug precision searches keep lists for
 _TEXT = (
     "the quick brown fox jumps over lazy dog invoice total amount date number street city station train ticket "
     "price coffee open close exit entry north south river bridge market hotel museum garden library school "
@@ -48,7 +51,9 @@ def arguments(description: str, default_out: str) -> argparse.Namespace:
     parser.add_argument("--precisions", default="fp32,fp16,int8", help="comma-separated precisions [fp32,fp16,int8]")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "examples" / default_out, help="output folder")
     parser.add_argument("--quick", action="store_true", help="fewer samples and iterations (the CI test)")
+    parser.add_argument("--budget", type=int, help="seconds debug precision may search to rescue a precision that fails its gate [300; 30 with --quick]")
     args = parser.parse_args()
+    args.budget = args.budget or (30 if args.quick else 300)
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     args.precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -109,13 +114,14 @@ def known_backends() -> set[str]:
     return {b["name"] for b in doctor()["backends"]}
 
 
-def quantized(model: Path, precision: str, out: Path, calib: Path | None, options: list[str], log: Path) -> tuple[Path, dict | None]:
+def quantized(model: Path, precision: str, out: Path, calib: Path | None, options: list[str], log: Path, name: str = "") -> tuple[Path, dict | None]:
     """The model at `precision` through `infertool quantize` (fp32: the model itself). The examples
     measure task accuracy against the ground truth, so a graph outside the precision's agreement
-    tolerance is kept (--no-gate) and judged by that; quantize's report still shows the agreement."""
+    tolerance is kept (--no-gate) and judged by that; quantize's report still shows the agreement
+    (and whether it passes: `passed_gate`). A threshold in `options` (--min-cosine) gates it."""
     if precision == "fp32":
         return model, None
-    target = out / f"{model.stem}.{precision}.onnx"
+    target = out / f"{model.stem}.{name or precision}.onnx"
     args = ["quantize", model, "-p", precision, "-o", target, "--force", "--no-gate", *options]
     if precision in ("int8", "fp8"):
         args += ["--calib-data", calib]
@@ -125,6 +131,54 @@ def quantized(model: Path, precision: str, out: Path, calib: Path | None, option
         accuracy = report.get("accuracy", {})
         raise CommandFailed(1, f"quantize wrote no {precision} model (min cosine {accuracy.get('min_cosine')}, gates {report.get('gates')})")
     return target, report
+
+
+def passed_gate(report: dict | None) -> bool:
+    """Whether every output of every evaluation sample is within the precision's tolerance (fp32: yes)."""
+    return report is None or report["accuracy"].get("passed") is not False
+
+
+class Variant(NamedTuple):
+    label: str  # the row's name: the precision, as-is or rescued
+    precision: str
+    name: str  # for file names
+    path: Path
+    report: dict | None  # quantize's (None: fp32)
+
+
+def variants(
+    model: Path, precision: str, out: Path, calib: Path | None, options: list[str], log: Path, budget: int, rescue_gate: tuple[str, ...] = (),
+) -> list[Variant]:
+    """The graphs to measure at `precision`: the one quantize writes and, where it fails its
+    gate, the rescue: `debug precision` finds nodes to keep in float within `budget` seconds and
+    `quantize --exclude-nodes @keep` writes the graph; both judged by `rescue_gate` (say, the share
+    of samples that must agree) where one is given. A rescue keeping most of the nodes the
+    precision converts in float is labelled so."""
+    path, report = quantized(model, precision, out, calib, options, log)
+    if passed_gate(report) or precision not in RESCUABLE:
+        return [Variant(precision, precision, precision, path, report)]
+    found = [Variant(f"{precision} as-is (fails its gate)", precision, f"{precision}.as-is", path, report)]
+    keep = out / f"{model.stem}.{precision}.keep.txt"
+    debug_options = [o for i, o in enumerate(options) if o != "--labels-csv" and (i == 0 or options[i - 1] != "--labels-csv")]
+    try:
+        search = infertool("debug", "precision", model, "-p", precision, "-o", keep, "--force", "--budget", budget,
+                           *(["--calib-data", calib] if precision in ("int8", "fp8") else []), *debug_options, *rescue_gate, log=log)
+    except CommandFailed as failure:  # no keep list within the budget: the as-is row stays, the reason with it
+        return [found[0]._replace(label=f"{precision} as-is (fails its gate; no rescue: {failure.line.removeprefix('error: ')[:240]})")]
+    if not search.get("keep") and not keep.exists():
+        return found
+    rescued, rescued_report = quantized(model, precision, out, calib, [*options, *rescue_gate, "--exclude-nodes", f"@{keep}"], log, f"{precision}.rescued")
+    kept, total = len(search["keep"]), converted_nodes(model, precision)
+    what = "mostly float" if kept > total / 2 else "rescued"
+    return [*found, Variant(f"{precision} {what}: {kept} of {total} nodes kept in float", precision, f"{precision}.rescued", rescued, rescued_report)]
+
+
+def converted_nodes(model: Path, precision: str) -> int:
+    """The nodes a precision converts: the Conv / MatMul / Gemm of int8 / fp8 (TensorRT's Q/DQ), every computing node of fp16 / bf16."""
+    nodes = onnx.load(model, load_external_data=False).graph.node
+    if precision in ("int8", "fp8"):
+        return sum(n.op_type in ("Conv", "ConvTranspose", "MatMul", "Gemm") for n in nodes)
+    return sum(n.op_type not in ("Constant", "Shape", "Identity") for n in nodes)
 
 
 def latency_row(row: dict) -> dict:

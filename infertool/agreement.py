@@ -23,7 +23,7 @@ PRECISION_TOLERANCES = {
     "fp8": (0.0, 0.0, 0.98),
 }
 CLASS_AGREEMENT = 0.99  # share of samples whose arg-max must agree, for class-score outputs
-KINDS = ("auto", "values", "classes")
+KINDS = ("auto", "values", "classes", "ctc")
 PROBABILITY_SUM = 1e-3  # how far from 1 a row of probabilities may sum
 
 
@@ -41,6 +41,8 @@ class Rule:
     classes: the arg-max over the last axis agrees at every position of the sample (a classifier's
       top-1, a CTC head's symbol at each time step), or the values pass as above (a flip between
       scores the tolerance cannot tell apart); `min_share` of the samples must pass.
+    ctc: as classes, but what must agree is the greedy CTC decoding of the sample (the arg-max per
+      time step, repeats collapsed, class 0 the blank dropped): a recogniser's text, not its timing.
     auto: classes for outputs of probabilities (rows of >= 2 non-negative values summing to 1),
       values for the rest.
     Whatever the kind, a sample fails where the candidate has NaN/Inf and the reference does not,
@@ -70,7 +72,7 @@ class Rule:
         """The share of samples that must pass an output of this kind."""
         if self.min_share is not None:
             return self.min_share
-        return CLASS_AGREEMENT if kind == "classes" else 1.0
+        return CLASS_AGREEMENT if kind in ("classes", "ctc") else 1.0
 
     def describe(self, kind: str) -> str:
         """The rule in words, as tables print it."""
@@ -78,8 +80,9 @@ class Rule:
             return "equal"
         share = self.share(kind)
         of = "every sample" if share >= 1 else f"{share:.0%} of samples"
-        if kind == "classes":
-            return f"arg-max agrees (or {self.describe('values').rsplit(' on ', 1)[0]}) on {of}"
+        if kind in ("classes", "ctc"):
+            agrees = "decoded CTC text agrees" if kind == "ctc" else "arg-max agrees"
+            return f"{agrees} (or {self.describe('values').rsplit(' on ', 1)[0]}) on {of}"
         parts = [f"|err| <= {self.atol:g}*max|ref| + {self.rtol:g}*|ref|"] if self.atol or self.rtol else []
         if self.min_cosine is not None:
             parts.append(f"cosine >= {self.min_cosine:g}")
@@ -206,10 +209,10 @@ def _flat(value: Any) -> tuple[np.ndarray, tuple]:
 
 
 def output_kind(ref: np.ndarray, kind: str) -> str:
-    """values or classes: what `kind` means for this reference output."""
+    """values, classes or ctc: what `kind` means for this reference output."""
     classes_shaped = ref.ndim >= 2 and ref.shape[-1] >= 2
     if kind != "auto" or not classes_shaped or not ref.size:
-        return "classes" if kind == "classes" and classes_shaped else "values"
+        return kind if kind in ("classes", "ctc") and classes_shaped else "values"
     rows = ref.reshape(-1, ref.shape[-1])
     probabilities = bool(np.all(rows >= 0) and np.all(np.abs(rows.sum(axis=1) - 1.0) <= PROBABILITY_SUM))
     return "classes" if probabilities else "values"
@@ -255,8 +258,8 @@ def compare(name: str, ref: Any, got: Any, rule: Rule, samples: int | None = Non
     ref64, got64 = ref.astype(np.float64).reshape(count, -1), got.astype(np.float64).reshape(count, -1)
     errors = _errors(ref64, got64, rule, rel_floor)
     within = errors["close"] | (errors["cosine"] >= rule.min_cosine if rule.min_cosine is not None else False)
-    if kind == "classes":  # the same decisions, or values within the tolerance (a flip on a near-tie)
-        agrees = _argmax_agrees(ref.astype(np.float64), got.astype(np.float64), count)
+    if kind in ("classes", "ctc"):  # the same decisions, or values within the tolerance (a flip on a near-tie)
+        agrees = (_ctc_agrees if kind == "ctc" else _argmax_agrees)(ref.astype(np.float64), got.astype(np.float64), count)
         fails = errors["broken"] | ~(agrees | within)
         top1, top5 = float(np.mean(agrees & ~errors["broken"])), _topk_agreement(ref, got)[1] if ref.ndim == 2 else None
     else:
@@ -277,6 +280,17 @@ def _argmax_agrees(ref: np.ndarray, got: np.ndarray, count: int) -> np.ndarray:
     classes = ref.shape[-1]
     same = ref.reshape(-1, classes).argmax(axis=1) == np.nan_to_num(got, nan=-np.inf).reshape(-1, classes).argmax(axis=1)
     return same.reshape(count, -1).all(axis=1)
+
+
+def _ctc_agrees(ref: np.ndarray, got: np.ndarray, count: int) -> np.ndarray:
+    """Per sample: the same greedy CTC decoding (best class per step, repeats collapsed, blanks (0) dropped)."""
+    classes = ref.shape[-1]
+    best = [a.reshape(count, -1, classes).argmax(axis=2) for a in (ref, np.nan_to_num(got, nan=-np.inf))]
+    return np.array([np.array_equal(_ctc_text(r), _ctc_text(g)) for r, g in zip(*best)], bool)
+
+
+def _ctc_text(best: np.ndarray) -> np.ndarray:
+    return best[(best != 0) & np.concatenate([[True], best[1:] != best[:-1]])]
 
 
 def _errors(ref: np.ndarray, got: np.ndarray, rule: Rule, rel_floor: float) -> dict:

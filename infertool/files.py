@@ -260,11 +260,12 @@ def _put(item: Path, target: Path) -> None:
     os.replace(item, target)
 
 
-def _merge(staged: Path, folder: Path, owned: str) -> None:
+def _merge(staged: Path, folder: Path, owned: str | tuple[str, ...]) -> None:
     """Put `staged`'s files into the existing `folder`, replacing the files infertool wrote there
-    (those matching `owned`) and nothing else."""
+    (those matching `owned`, a pattern or several) and nothing else."""
     fresh = {p.name for p in staged.iterdir()}
-    for stale in folder.glob(owned):
+    patterns = (owned,) if isinstance(owned, str) else owned
+    for stale in sorted({p for pattern in patterns for p in folder.glob(pattern)}):
         if stale.name not in fresh and stale.is_file() and not stale.is_symlink():
             if _journal is not None:
                 _journal.remove(stale)
@@ -275,13 +276,13 @@ def _merge(staged: Path, folder: Path, owned: str) -> None:
 
 
 @contextlib.contextmanager
-def staged_output(path: Path, force: bool, directory: bool = False, owned: str = "*") -> Iterator[Path]:
+def staged_output(path: Path, force: bool, directory: bool = False, owned: str | tuple[str, ...] = "*") -> Iterator[Path]:
     """Yield a staging directory on the output's file system.
 
     Files written there are moved next to `path` when the block succeeds (`path`'s own
     file last, so a reader never sees it before its companions); on failure nothing is left.
     With `directory`, `path` is a folder written as `staging / path.name`; an existing folder
-    (with --force) keeps its other files, and only those matching `owned` are replaced.
+    (with --force) keeps its other files, and only those matching `owned` (patterns) are replaced.
     """
     check_output(path, force, directory=directory)
     staging = _make_staging(path)

@@ -24,11 +24,12 @@ EXTERNAL_DATA_THRESHOLD = 1_800_000_000
 QUANTIZED_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "MatMulInteger", "ConvInteger", "DynamicQuantizeLinear"}
 DYNAMIC_INT8_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul"}
 FLOAT8 = {onnx.TensorProto.FLOAT8E4M3FN, onnx.TensorProto.FLOAT8E4M3FNUZ, onnx.TensorProto.FLOAT8E5M2, onnx.TensorProto.FLOAT8E5M2FNUZ}
+PROTOBUF_LIMIT = 2**31  # bytes of one protobuf message: what an .onnx file can hold
 FLOATS = {onnx.TensorProto.FLOAT: "fp32", onnx.TensorProto.FLOAT16: "fp16", onnx.TensorProto.BFLOAT16: "bf16", onnx.TensorProto.DOUBLE: "fp64"}
 
 
 def load(path: Path, load_external_data: bool = True) -> onnx.ModelProto:
-    check_input(path, "model file")
+    check_input(path, "model file", PROTOBUF_LIMIT, hint="an ONNX file holds at most 2 GiB: larger models keep their weights in external data")
     try:
         model = onnx.load(str(path), load_external_data=load_external_data)
     except (DecodeError, onnx.onnx_cpp2py_export.checker.ValidationError, OSError, ValueError, RecursionError) as exc:

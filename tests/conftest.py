@@ -62,3 +62,14 @@ def cnn_onnx(tmp_path_factory) -> Path:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(123)
+
+
+@pytest.fixture
+def crash_plugin(tmp_path):
+    """tests/crash_backend.py as an installed plug-in: backends `crash` (killed at the first inference)
+    and `crash-fp16` (a segfault opening an fp16 graph); the environment that finds it."""
+    info = tmp_path / "site" / "crash_plugin-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: crash-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[infertool.backends]\ncrash = crash_backend\n")
+    return {"PYTHONPATH": f"{tmp_path / 'site'}:{ROOT / 'tests'}"}

@@ -26,4 +26,22 @@ class CrashBackend(Backend):
         return CrashRunner(artifact)
 
 
+class Fp16CrashBackend(Backend):
+    """ONNX Runtime's CPU provider, except that it dies opening a graph that stores fp16 weights (as
+    ONNX Runtime 1.32 did on the fp16 ViT: a segfault in one of its graph transformers)."""
+
+    name, description, extra = "crash-fp16", "ort-cpu, dying at session creation on fp16 graphs (a test's planted crash)", "cpu"
+
+    def unavailable_reason(self):
+        return None
+
+    def open(self, artifact, options):
+        import onnx
+
+        if any(t.data_type == onnx.TensorProto.FLOAT16 for t in onnx.load(artifact).graph.initializer):
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return registry.get("ort-cpu").open(artifact, options)
+
+
 registry.register(CrashBackend())
+registry.register(Fp16CrashBackend())

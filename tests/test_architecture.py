@@ -49,13 +49,14 @@ def test_installed_packages_add_backends_through_entry_points(tmp_path):
     assert "onnx-reference" in [b["name"] for b in json.loads(result.stdout)["backends"]]
 
 
-def test_a_broken_plug_in_is_one_line(tmp_path):
+def test_a_broken_plug_in_is_contained(tmp_path):
     info = tmp_path / "bad_plugin-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: bad-plugin\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text("[infertool.backends]\nbroken = no_such_module_here\n")
-    result = cli("doctor", env={"PYTHONPATH": str(tmp_path)})
-    assert result.returncode == 2 and "backend plug-in 'broken'" in result.stderr and "Traceback" not in result.stderr
+    result = cli("doctor", env={"PYTHONPATH": str(tmp_path)})  # the other backends still work: the plug-in is one unavailable line
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert "plug-in raised ModuleNotFoundError" in next(line for line in result.stdout.splitlines() if line.startswith("broken "))
 
 
 def test_functions_stay_short():

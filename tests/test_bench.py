@@ -72,13 +72,18 @@ def test_regression_gate(tmp_path):
     data = json.loads(baseline.read_text())
     generous = json.loads(json.dumps(data))
     for row in generous["rows"]:
-        row["timings_ms"]["end_to_end"]["median"] *= 100
+        row["latency_ms"]["median"] = row["timings_ms"]["end_to_end"]["median"] = row["latency_ms"]["median"] * 100
     (tmp_path / "slow_baseline.json").write_text(json.dumps(generous))
     passed = cli("bench", model, *FAST, "--baseline", tmp_path / "slow_baseline.json", "--json")
     assert passed.returncode == 0, passed.stderr
     assert json.loads(passed.stdout)["gate"]["passed"] is True
+    half_edited = json.loads(json.dumps(data))
+    half_edited["rows"][0]["timings_ms"]["end_to_end"]["median"] /= 100  # one copy of the number edited: not a file bench wrote
+    (tmp_path / "half.json").write_text(json.dumps(half_edited))
+    damaged = cli("bench", model, *FAST, "--baseline", tmp_path / "half.json")
+    assert damaged.returncode == 2 and "latency_ms disagrees with timings_ms.end_to_end" in one_line_error(damaged)
     for row in data["rows"]:
-        row["timings_ms"]["end_to_end"]["median"] /= 100  # the baseline claims 100x faster
+        row["latency_ms"]["median"] = row["timings_ms"]["end_to_end"]["median"] = row["latency_ms"]["median"] / 100  # the baseline claims 100x faster
     baseline.write_text(json.dumps(data))
     failed = cli("bench", model, *FAST, "--baseline", baseline, "--max-regression", "10%", "--json")
     assert failed.returncode == 1

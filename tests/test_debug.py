@@ -89,8 +89,9 @@ def test_int8_outlier_channel_found_and_fixed_with_real_photos(photos, tmp_path)
     assert layers["first_divergence"]["tensor"] == "act" and "q/dq" in rows["act"]["flags"]  # crushed where conv2 reads it
     assert rows["c1"]["cosine"] > 0.999 and rows["c2"]["diverged"] and "growth" in rows["c2"]["flags"]
     keep = tmp_path / "keep.txt"
-    report, _ = cli_json("debug", "precision", model, "-p", "int8", "--calib-data", photos, "-o", keep)
+    report, stderr = cli_json("debug", "precision", model, "-p", "int8", "--calib-data", photos, "-o", keep)
     assert report["keep"] == ["conv2"] and report["cost"]["dequantize_removed"] > 0
+    assert report["ranking"][0] == "conv2" and "ranked 3 nodes by their own effect" in " ".join(stderr.split())  # each node quantized alone
     assert f"--calib-data {photos}" in report["command"]
     _runs_verbatim(report["command"], model, keep)
 

@@ -6,6 +6,8 @@ import dataclasses
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from infertool.errors import InfertoolError
 from infertool.pipelines import isolation
 from infertool.pipelines.bench import BenchOptions, isolating
 
-from conftest import ROOT, cli, one_line_error
+from conftest import cli, one_line_error
 
 
 class Notes:
@@ -75,15 +77,6 @@ def test_isolation_is_on_by_default_only_where_several_rows_run_on_a_gpu():
     assert not isolating(BenchOptions(isolate=False), gpu_rows=4) and isolating(BenchOptions(isolate=True), gpu_rows=0)
 
 
-@pytest.fixture
-def crash_plugin(tmp_path):
-    info = tmp_path / "site" / "crash_plugin-1.0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: crash-plugin\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[infertool.backends]\ncrash = crash_backend\n")
-    return {"PYTHONPATH": f"{tmp_path / 'site'}:{ROOT / 'tests'}"}
-
-
 def test_bench_isolate_keeps_the_rows_of_a_crashing_runtime_s_neighbours(tmp_path, crash_plugin):
     from onnx_models import mlp
 
@@ -113,13 +106,15 @@ def test_bench_isolate_with_tune_is_refused(tmp_path):
 
 def test_the_reproduce_command_round_trips_through_the_cli_parser(tmp_path):
     """What --tune found, written by to_argv and read back by bench's own parser: the same settings."""
-    from infertool.cli.bench import GIVEN, _read, declared, read_args, settings, to_argv
+    from infertool.backends.onnxruntime import OrtTransformerOptions
+    from infertool.backends.openvino import OpenVinoOptions
+    from infertool.cli.bench import GIVEN, _read, _with_every_backend, read_args, settings, to_argv
     from infertool.pipelines.tune import Reproduce
 
     model = tmp_path / "m.onnx"
     given_argv = [str(model), "-b", "ort-cpu", "--batch", "1,4", "--seed", "3", "--int-range", "0:7", "--warmup", "5", "-n", "17",
                   "--duration", "0.5", "--min-cosine", "0.99", "--timeout", "30", "--threads", "2", "--input-shape", "x:1x16"]
-    values = read_args(declared(), given_argv, "test")
+    values = read_args(_with_every_backend(), given_argv, "test")
     given, asked = _read(values)
     found_options = dataclasses.replace(
         asked.runner, io_binding=False, cuda_graph=False,
@@ -127,6 +122,7 @@ def test_the_reproduce_command_round_trips_through_the_cli_parser(tmp_path):
                                 provider_options={"arena_extend_strategy": "kSameAsRequested"}),
         engine=dataclasses.replace(asked.runner.engine, opt_level=5),
         source=dataclasses.replace(asked.runner.source, channels_last=True, compile_mode="max-autotune-no-cudagraphs"),
+        groups={"openvino": OpenVinoOptions(threads=3, hint="throughput"), "ort": OrtTransformerOptions("bert")},
     )
     for graph in (None, ("fp16", "tensorrt")):
         found = Reproduce("ort-cpu", 4, tmp_path / "made.onnx" if graph else model, found_options, graph, model if graph else None)
@@ -144,3 +140,93 @@ def test_a_mistake_in_bench_arguments_is_one_line_naming_where_they_came_from():
 
     with pytest.raises(InfertoolError, match="spec's bench_args: No such option: --itrations"):
         settings([str(Path("m.onnx")), "--itrations", "3"], "spec's bench_args")
+
+
+# ---------------------------------------------------------------- tune dimensions for attention models
+
+
+def attention_block(path: Path, hidden: int = 16, seq: int = 8) -> Path:
+    """One encoder block built with onnx.helper: layer norm, single-head attention (MatMul, Softmax,
+    MatMul), a residual, and an erf GELU feed-forward: what ONNX Runtime's bert fusions look for."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weights = {name: rng.normal(0, 0.2, shape).astype(np.float32) for name, shape in
+               (("wq", (hidden, hidden)), ("wk", (hidden, hidden)), ("wv", (hidden, hidden)), ("w1", (hidden, 4 * hidden)), ("w2", (4 * hidden, hidden)))}
+    weights.update(gamma=np.ones(hidden, np.float32), beta=np.zeros(hidden, np.float32), half=np.float32(0.5), one=np.float32(1.0),
+                   root2=np.float32(2**0.5), scale=np.float32(hidden**-0.5))
+    node = helper.make_node
+    nodes = [
+        node("LayerNormalization", ["x", "gamma", "beta"], ["n"], axis=-1), *(node("MatMul", ["n", w], [w[1]]) for w in ("wq", "wk", "wv")),
+        node("Transpose", ["k"], ["kt"], perm=[0, 2, 1]), node("MatMul", ["q", "kt"], ["s"]), node("Mul", ["s", "scale"], ["ss"]),
+        node("Softmax", ["ss"], ["p"], axis=-1), node("MatMul", ["p", "v"], ["c"]), node("Add", ["x", "c"], ["r"]),
+        node("LayerNormalization", ["r", "gamma", "beta"], ["n2"], axis=-1), node("MatMul", ["n2", "w1"], ["f"]),
+        node("Div", ["f", "root2"], ["fd"]), node("Erf", ["fd"], ["fe"]), node("Add", ["fe", "one"], ["fa"]), node("Mul", ["f", "fa"], ["fm"]),
+        node("Mul", ["fm", "half"], ["g"]), node("MatMul", ["g", "w2"], ["y"]),
+    ]
+    graph = helper.make_graph(nodes, "encoder", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", seq, hidden])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", seq, hidden])],
+                              [numpy_helper.from_array(v, k) for k, v in weights.items()])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_an_attention_graph_is_detected_and_others_are_not(tmp_path):
+    from infertool import onnx_io
+    from infertool.backends.onnxruntime import transformer_type
+
+    from onnx_models import mlp
+
+    assert transformer_type(onnx_io.describe(attention_block(tmp_path / "enc.onnx"))) == "bert"
+    assert transformer_type(onnx_io.describe(mlp(tmp_path / "mlp.onnx"))) is None
+
+
+def test_tune_tries_the_transformer_fusions_and_its_command_makes_the_graph_first(tmp_path):
+    model = attention_block(tmp_path / "enc.onnx")
+    out, cache = tmp_path / "tune.json", {"INFERTOOL_CACHE_DIR": str(tmp_path / "cache")}
+    result = cli("bench", model, "--batch", "2", "--warmup", "2", "-n", "5", "--duration", "0", "--tune", "--tune-budget", "3s", "--json", out, env=cache)
+    assert result.returncode == 0, result.stderr
+    tune = json.loads(out.read_text())["rows"][0]["tune"]
+    assert tune["dimensions"][0] == "transformer fusions"
+    [fused] = [t for t in tune["tried"] if t["changes"] == ["bert transformer fusions"]]
+    assert fused["error"] is None and fused["graph"] == "bert-fused" and fused["min_cosine"] > 0.999
+    step, bench = fused["command"].split(" && ")
+    assert step.startswith(f"python -m onnxruntime.transformers.optimizer --input {model} --output ") and step.endswith("--model_type bert")
+    assert f"--reference {model}" in bench and fused["model_sha256"] != json.loads(out.read_text())["model"]["sha256"]
+    venv = str(Path(sys.executable).parent)
+    again = subprocess.run(f"{fused['command']} --json {tmp_path / 'again.json'}", shell=True, capture_output=True, text=True,
+                           env={**os.environ, **cache, "PATH": f"{venv}:{os.environ['PATH']}"}, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads((tmp_path / "again.json").read_text())["rows"][0]["agreement"]["passed"]
+
+
+def test_torch_compile_tunes_its_modes():
+    from infertool.backends.base import RunnerOptions
+    from infertool.backends.torch import TorchCompileBackend
+
+    backend = TorchCompileBackend()
+    [dimension] = backend.tuning_space(None, RunnerOptions())
+    labels = [c.label for c in dimension.choices]
+    expected = ["compile mode default", *(["compile mode reduce-overhead"] if backend.capabilities.cuda_graphs else []), "compile mode max-autotune-no-cudagraphs"]
+    assert labels == expected
+    applied = [c.apply(RunnerOptions()).source.compile_mode for c in dimension.choices if c.needs(RunnerOptions())]
+    assert "default" not in applied and "max-autotune-no-cudagraphs" in applied  # the defaults already are 'default'
+
+
+def test_a_model_type_given_overrides_the_detection(tmp_path):
+    from infertool import onnx_io
+    from infertool.backends import registry
+    from infertool.backends.base import RunnerOptions
+    from infertool.backends.onnxruntime import OrtTransformerOptions
+
+    from onnx_models import mlp
+
+    model, backend = onnx_io.describe(mlp(tmp_path / "mlp.onnx")), registry.get("ort-cpu")
+    given = RunnerOptions().with_group(OrtTransformerOptions("vit"))
+    assert backend.tuning_space(model, given)[0].name == "transformer fusions"
+    assert backend.tuning_space(model, given)[0].choices[0].step.command[-1] == "vit"
+    assert "transformer fusions" not in [d.name for d in backend.tuning_space(model, RunnerOptions())]
+    refused = cli("bench", tmp_path / "mlp.onnx", "--tune", "--model-type", "bort")
+    assert refused.returncode == 2 and "--model-type" in one_line_error(refused)

@@ -43,7 +43,7 @@ def test_int8_qdq_for_tensorrt(cnn, tmp_path):
     # per-channel weights by default: Conv weight scales have one entry per output channel
     assert any(np.asarray(initializers[n.input[1]]).size > 1 for n in quantized.graph.node if n.op_type == "DequantizeLinear")
     assert report["graph"]["nonzero_zero_points"] == 0
-    assert report["calibration"]["samples"] == 64 and report["calibration"]["method"] == "minmax"
+    assert report["calibration"]["samples"] == 52 and report["calibration"]["held_out"] == 12 and report["calibration"]["method"] == "minmax"
     accuracy = report["accuracy"]
     assert accuracy["min_cosine"] >= 0.99 and accuracy["top1"] is not None
     x = np.random.default_rng(5).standard_normal((3, 3, 16, 16), dtype=np.float32)

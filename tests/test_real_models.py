@@ -112,6 +112,7 @@ def test_example_quick(tmp_path, example, monkeypatch):
         with Image.open(tmp_path / "boxes.png") as picture:
             assert picture.size == (1280, 960)
         assert "| ort-cpu | in the graph |" in results
+        assert "| trt-rtx | cannot build |" not in results or "NonMaxSuppression" in results  # its real refusal, not a feed's shape
 
 
 def test_int8_leaves_nothing_in_the_working_folder(tmp_path):

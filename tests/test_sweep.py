@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from infertool.cli.sweep import cell_options, quantize_options
 from infertool.errors import InfertoolError
 from infertool.pipelines.sweep import Shard, expand, in_shard, load_spec
 
@@ -91,7 +92,7 @@ def test_shards_partition_the_cells(tmp_path):
 SPEC_ERRORS = {
     "unknown key": ("models: [a.onnx]\nbatch: [1]\n", "unknown key 'batch'"),
     "missing model": ("models: [nope.onnx]\n", "model nope.onnx not found"),
-    "bad batch": ("models: [a.onnx]\nbatches: [0]\n", "'batches' takes whole numbers >= 1"),
+    "bad batch": ("models: [a.onnx]\nbatches: [0]\n", "'batches' takes whole numbers from 1"),
     "bench arg the sweep sets": ("models: [a.onnx]\nbench_args: [--batch, '4']\n", "bench_args may not hold --batch"),
     "unknown backend": ("models: [a.onnx]\nbackends: [tensorflow]\n", "unknown backend 'tensorflow'"),
     "unknown precision": ("models: [a.onnx]\nprecisions: [fp12]\n", "unknown precision 'fp12'"),
@@ -128,7 +129,7 @@ def test_a_crashing_cell_is_recorded_the_rest_run_and_resume_skips_finished(tmp_
         assert saved["cell"]["id"] == cell["id"] and cell["cuda_visible_devices"] in ("0", "1")
         if cell["backend"] == "crash":
             assert saved["schema"] == "infertool.sweep-cell/1" and saved["status"] == "failed"
-            assert len(cell["attempts"]) == 2 and all(a["error"] == "crashed (SIGKILL)" and a["exit_code"] == -9 for a in cell["attempts"])
+            assert len(cell["attempts"]) == 2 and all(a["error"] == f"crashed (SIGKILL) during crash batch {cell['batch']}: first inference" and a["exit_code"] == -9 for a in cell["attempts"])
         else:
             assert saved["schema"] == "infertool.bench/1" and cell["status"] == "ok" and len(cell["attempts"]) == 1
             assert saved["rows"][0]["batch"] == cell["batch"] and saved["cell"]["device_slot"] == cell["cuda_visible_devices"]
@@ -171,7 +172,7 @@ def test_shards_and_ray_give_the_same_cells(tmp_path):
     assert sorted(r["batch"] for g in merged["groups"] for r in g["rows"]) == [1, 3]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        result = sweep(spec, SweepOptions(tmp_path / "ray", executor="ray"), SilentReporter())
+        result = sweep(spec, SweepOptions(tmp_path / "ray", cell_options, quantize_options, executor="ray"), SilentReporter())
     finally:
         ray.shutdown()
     assert {c["id"]: c["status"] for c in result.cells} == {i: c["status"] for i, c in local.items()} == dict.fromkeys(local, "ok")
@@ -203,7 +204,7 @@ def test_device_slots(monkeypatch, tmp_path):
 
     spec = write_spec(tmp_path, "models: [a.onnx]\nbackends: [ort-cuda, ort-cpu]\n")
     cells = expand(load_spec(spec), tmp_path / "out")
-    options = sweep_module.SweepOptions(tmp_path / "out")
+    options = sweep_module.SweepOptions(tmp_path / "out", cell_options, quantize_options)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # a scheduler gave this job GPUs 2 and 3: cells go there, in its numbering
     assert sweep_module._slots(options, cells, SilentReporter()) == (["2", "3"], False)
     assert sweep_module._slots(options, [c for c in cells if not c.on_gpu], SilentReporter()) == ([None], False)
@@ -211,7 +212,7 @@ def test_device_slots(monkeypatch, tmp_path):
     monkeypatch.setattr(sweep_module.environment, "gpus", lambda: ([], "no NVIDIA driver"))
     with pytest.raises(InfertoolError, match="GPU cells but this machine has no GPU"):
         sweep_module._slots(options, cells, SilentReporter())
-    assert sweep_module._slots(sweep_module.SweepOptions(tmp_path / "out", devices=("0", "1")), cells, SilentReporter()) == (["0", "1"], True)
+    assert sweep_module._slots(sweep_module.SweepOptions(tmp_path / "out", cell_options, quantize_options, devices=("0", "1")), cells, SilentReporter()) == (["0", "1"], True)
 
 
 def test_the_multi_gpu_run_checks_agreement_placement_and_wall_times(tmp_path):
@@ -231,3 +232,19 @@ def test_the_multi_gpu_run_checks_agreement_placement_and_wall_times(tmp_path):
     one = json.loads((tmp_path / "run" / "one-gpu" / "sweep.json").read_text())
     assert {c["cuda_visible_devices"] for c in one["cells"]} == {"0"} and verdict["walls"]["one-gpu"]["cells_wall_s"] > 0
     assert "| a-fp32 | 1 | gpu" in (tmp_path / "run" / "check.md").read_text()
+
+
+def test_quantized_versions_are_made_by_a_typed_request_and_bad_arguments_stop_the_sweep_first(tmp_path):
+    spec = write_spec(tmp_path, f"models: [a.onnx]\nprecisions: [fp32, fp16]\nbench_args: {FAST}\nquantize_args: --calib-data random --calib-samples 4\n")
+    result = cli("sweep", spec, "-o", tmp_path / "out", "--json")
+    assert result.returncode == 0, result.stderr
+    cells = {c["precision"]: c for c in json.loads(result.stdout)["cells"]}
+    made = Path(cells["fp16"]["path"])
+    assert made.is_file() and json.loads(made.with_suffix(".quantize.json").read_text())["schema"].startswith("infertool.quantize/")
+    assert json.loads((tmp_path / "out" / cells["fp16"]["result"]).read_text())["rows"][0]["precision"] == "fp16"
+    for key, args, said in (("bench_args", "--itrations 3", "the spec's bench_args: No such option: --itrations"),
+                            ("quantize_args", "--calib-sample 4", "the spec's quantize_args: No such option: --calib-sample")):
+        bad = write_spec(tmp_path / key, f"models: [a.onnx]\nprecisions: [fp16]\n{key}: {args}\n")
+        refused = cli("sweep", bad, "-o", tmp_path / key / "out")
+        assert refused.returncode == 2 and said in one_line_error(refused)
+        assert not (tmp_path / key / "out" / "cells").exists()

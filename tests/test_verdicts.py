@@ -67,7 +67,7 @@ def test_histogram_calibration_takes_any_sample_count(method, tmp_path):
     model = mlp(tmp_path / "mlp.onnx")
     np.savez(tmp_path / "calib.npz", x=np.random.default_rng(1).standard_normal((26, 16), dtype=np.float32))
     precision = ["-p", "fp8"] if method == "fp8" else ["-p", "int8", "--calib-method", method]
-    result = cli("quantize", model, *precision, "--calib-data", tmp_path / "calib.npz", "-o", tmp_path / "q.onnx", "--no-gate", "--json")
+    result = cli("quantize", model, *precision, "--calib-data", tmp_path / "calib.npz", "-o", tmp_path / "q.onnx", "--no-gate", "--no-holdout", "--json")
     assert result.returncode == 0, result.stderr
     calibration = json.loads(result.stdout)["calibration"]
     assert calibration["samples"] == 26 and calibration["batches"] == 13  # 13 batches of 2: equal sizes

@@ -25,10 +25,10 @@ from common import (  # noqa: E402
     noisy,
     pct,
     phrase,
-    quantized,
     table,
     text_crop,
     usable_backends,
+    variants,
     write_results,
 )
 
@@ -96,8 +96,8 @@ def main() -> None:
     timing = ["--iterations", "10", "--duration", "0.1", "--warmup", "2"] if args.quick else ["--iterations", "100", "--duration", "1", "--warmup", "200ms"]
     batches = "1" if args.quick else "1,8"
     quantize_rows, rows, failures = [], [], list(skipped)
-    for precision in args.precisions:
-        path, report = quantized(model, precision, args.out, calibration, ["--eval-data", evaluation, "--labels-csv", labels, *PRESET], log)
+    graphs = [v for p in args.precisions for v in variants(model, p, args.out, calibration, ["--eval-data", evaluation, "--labels-csv", labels, *PRESET], log, args.budget)]
+    for precision, _, _, path, report in graphs:
         if report is not None:
             truth = report["accuracy"]["ground_truth"]
             quantize_rows.append([precision, f"{report['source']['bytes'] / 1e6:.2f} → {report['output']['bytes'] / 1e6:.2f} MB",

@@ -30,9 +30,9 @@ from common import (  # noqa: E402
     model_file,
     pct,
     phrase,
-    quantized,
     table,
     usable_backends,
+    variants,
     write_results,
 )
 
@@ -209,7 +209,7 @@ def nms_section(out: Path, probability: np.ndarray, backends: list[str], log: Pa
                 kept = sorted(np.load(out / f"kept.{backend}.npz")["kept"].tolist())
                 rows.append([backend, "in the graph", len(candidates), len(kept), "-"])
                 continue
-            shapes = [f"boxes:1x{len(candidates)}x4", f"scores:1x1x{len(candidates)}"]
+            shapes = [f"boxes:1x{len(candidates)}x4", f"scores:1x{len(candidates)}"]  # the head unsqueezes the class axis itself
             infertool("build-engine", with_nms, "-o", out / f"head_nms.{backend}.engine", "--force", *(["--backend", backend] if backend != "trt" else []),
                       *(arg for shape in shapes for arg in ("--input-shape", shape)), log=log)
             rows.append([backend, "in the graph (engine built; not run here)", len(candidates), "-", "-"])
@@ -237,11 +237,11 @@ def nms_section(out: Path, probability: np.ndarray, backends: list[str], log: Pa
 # ---------------------------------------------------------------- the run
 
 
-def detect(model: Path, backend: str, precision: str, inputs: Path, count: int, out: Path, log: Path) -> list[list]:
+def detect(model: Path, backend: str, precision: str, name: str, inputs: Path, count: int, out: Path, log: Path) -> list[list]:
     """The probability maps of every scene (`infertool run`, on the exact saved input tensors), then DB boxes."""
-    target = out / f"probability.{precision}.{backend}.npz"
+    target = out / f"probability.{name}.{backend}.npz"
     if backend in ENGINE_BACKENDS:
-        engine = out / f"det.{precision}.{backend}.engine"
+        engine = out / f"det.{name}.{backend}.engine"
         infertool("build-engine", model, "-o", engine, "--force", "-p", precision, "--min-shapes", f"x:1x3x{SIZE[1]}x{SIZE[0]}",
                   "--opt-shapes", f"x:1x3x{SIZE[1]}x{SIZE[0]}", "--max-shapes", f"x:{count}x3x{SIZE[1]}x{SIZE[0]}",
                   *(["--backend", backend] if backend != "trt" else []), log=log)
@@ -252,8 +252,8 @@ def detect(model: Path, backend: str, precision: str, inputs: Path, count: int, 
     return [db_boxes(m[0]) for m in maps]
 
 
-def latency(model: Path, reference: Path, backend: str, precision: str, inputs: Path, timing: list[str], out: Path, log: Path) -> dict:
-    engine = ["--engine", out / f"det.{precision}.{backend}.engine"] if backend in ENGINE_BACKENDS else []
+def latency(model: Path, reference: Path, backend: str, name: str, inputs: Path, timing: list[str], out: Path, log: Path) -> dict:
+    engine = ["--engine", out / f"det.{name}.{backend}.engine"] if backend in ENGINE_BACKENDS else []
     result = infertool("bench", model, "-b", backend, "--inputs", inputs, "--batch", "1", "--reference", reference, *engine, *timing, log=log)
     return latency_row(result["rows"][0])
 
@@ -272,16 +272,17 @@ def main() -> None:
     infertool("run", model, "-b", backends[0], "--inputs", evaluation, *PRESET, "--save-inputs", inputs, "-o", args.out / "first.npz", "--force", log=log)
     timing = ["--iterations", "3", "--duration", "0", "--warmup", "1"] if args.quick else ["--iterations", "20", "--duration", "2", "--warmup", "2"]
     rows, failures, picture = [], list(skipped), None
+    graphs = []
     for precision in args.precisions:
         try:
-            path, _ = quantized(model, precision, args.out, calibration, ["--eval-data", inputs, *PRESET], log)
+            graphs += variants(model, precision, args.out, calibration, ["--eval-data", inputs, *PRESET], log, args.budget)
         except CommandFailed as failure:
             failures.append(f"{precision}: {failure.line}")
-            continue
+    for precision, plain, name, path, _ in graphs:
         for backend in backends:
             try:
-                detections = detect(path, backend, precision, inputs, count, args.out, log)
-                speed = latency(path, model, backend, precision, inputs, timing, args.out, log)
+                detections = detect(path, backend, plain, name, inputs, count, args.out, log)
+                speed = latency(path, model, backend, name, inputs, timing, args.out, log)
             except CommandFailed as failure:
                 failures.append(f"{backend} {precision}: {failure.line}")
                 continue

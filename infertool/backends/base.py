@@ -125,6 +125,7 @@ class Capabilities:
     reduced_floats: bool = True  # computes fp16 / bf16 graphs in those types (ORT's CPU provider runs most of their ops in fp32)
     debug_tensors: bool = False  # returns intermediate tensors without making them graph outputs (TensorRT debug tensors)
     profiles: bool = False  # can report per-op / per-layer times (bench --profile)
+    precision_graphs: tuple[str, ...] = ()  # vocabulary.PRECISION_GRAPHS it runs faster than fp32, where any: what optimize tries
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,15 @@ class RowFailed(BackendFailure):
 
 
 @dataclass(frozen=True)
+class GraphStep:
+    """A graph a backend makes from the model for `bench --tune` to try (ONNX Runtime's transformer fusions)."""
+
+    name: str  # the graph's name in the report and in cache file names
+    make: Callable[[Path, Path], None]  # (the model, the graph to write)
+    command: tuple[str, ...]  # the command line making the same graph, with {model} and {output} in place
+
+
+@dataclass(frozen=True)
 class Choice:
     """One alternative `bench --tune` tries: a change of options, or a precision graph in place of the model.
 
@@ -153,6 +163,7 @@ class Choice:
     expect: Mapping[str, object] = field(default_factory=dict)
     graph: str | None = None  # a name from vocabulary.TUNE_GRAPHS
     needs: Callable[[RunnerOptions], bool] | None = None  # applies only where this holds
+    step: GraphStep | None = None  # a graph the backend makes from the model (its name in `graph`)
 
 
 @dataclass(frozen=True)
@@ -243,6 +254,8 @@ class Backend(ABC):
     option_group: ClassVar[type | None] = None
     # the RunnerInfo.settings a regression gate must find equal in a baseline row before it compares the two
     gate_settings: ClassVar[tuple[str, ...]] = ()
+    # the way out when the runtime kills its process on a model (a segfault at session creation, say)
+    crash_advice: ClassVar[str] = "the runtime crashed on this model, not infertool: try another backend (-b)"
 
     @abstractmethod
     def unavailable_reason(self) -> str | None:

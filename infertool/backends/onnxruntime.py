@@ -10,7 +10,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -19,7 +19,7 @@ import psutil
 
 from infertool import dtypes, onnx_io
 from infertool.backends import registry
-from infertool.backends.base import Backend, Capabilities, Choice, Dimension, OrtOptions, Runner, RunnerInfo, RunnerOptions
+from infertool.backends.base import Backend, Capabilities, Choice, Dimension, GraphStep, OrtOptions, Runner, RunnerInfo, RunnerOptions, option
 from infertool.deadline import Deadline
 from infertool.errors import BackendFailure, InfertoolError, first_line
 from infertool.files import staged_output
@@ -28,7 +28,7 @@ from infertool.optional import is_available, require
 from infertool.quiet import ort_log_severity
 from infertool.tensors import TensorSpec
 from infertool.text import shorten
-from infertool.vocabulary import TUNE_GRAPHS
+from infertool.vocabulary import ENGINE_GRAPHS, GPU_GRAPHS, INT8_DYNAMIC, INT8_ORT, TUNE_GRAPHS
 
 # ONNX Runtime GPU sessions this process has created: ORT's CUDA EP runs every session after the first slower
 LATER_SESSION = (
@@ -65,13 +65,63 @@ def _graph_optimization() -> Dimension:
     ))
 
 
+FUSION_TYPES = ("bert", "bart", "clip", "conformer", "gpt2", "gpt_neox", "phi", "swin", "t5", "tnlr", "unet", "vae", "vit")  # onnxruntime.transformers'
+
+
+@dataclass(frozen=True)
+class OrtTransformerOptions:
+    """The ONNX Runtime backends' own options (bench --model-type)."""
+
+    key: ClassVar[str] = "ort"
+    title: ClassVar[str] = "ONNX Runtime backends"
+
+    model_type: str | None = option(
+        "--model-type", "bench --tune: the transformer type whose ONNX Runtime graph fusions (onnxruntime.transformers.optimizer) it tries "
+        "[default: read off the graph: bert for attention (MatMul, Softmax, MatMul) with layer norms].", choices=FUSION_TYPES,
+    )
+
+
+def transformer_type(model: ModelInfo) -> str | None:
+    """The onnxruntime.transformers model type whose fusions fit this graph: 'bert' for an encoder's
+    attention (MatMul into Softmax into MatMul) with layer norms, else None."""
+    ops = {node.op_type for node in onnx_io.load(model.path, load_external_data=False).graph.node}
+    attention = {"MatMul", "Softmax"} <= ops
+    norms = "LayerNormalization" in ops or {"ReduceMean", "Sqrt", "Div"} <= ops
+    return "bert" if attention and norms else None
+
+
+def _fuse(model: Path, output: Path, kind: str, use_gpu: bool) -> None:
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    try:
+        optimize_model(str(model), kind, use_gpu=use_gpu).save_model_to_file(str(output))
+    except Exception as exc:  # the optimizer's own failure on this graph: this choice fails, the search goes on
+        raise BackendFailure(f"ONNX Runtime's {kind} transformer fusions failed on {model.name}: {first_line(exc)}") from exc
+
+
+def _fusions(model: ModelInfo, options: RunnerOptions, on_gpu: bool) -> tuple[Dimension, ...]:
+    """ONNX Runtime's transformer graph fusions (attention, skip layer norm, bias GELU) for a transformer graph."""
+    kind = options.group(OrtTransformerOptions).model_type or transformer_type(model)
+    if kind is None:
+        return ()
+    command = ("python", "-m", "onnxruntime.transformers.optimizer", "--input", "{model}", "--output", "{output}", "--model_type", kind,
+               *(("--use_gpu",) if on_gpu else ()))
+    step = GraphStep(f"{kind}-fused", functools.partial(_fuse, kind=kind, use_gpu=on_gpu), command)
+    return (Dimension("transformer fusions", (Choice(f"{kind} transformer fusions", graph=step.name, step=step),)),)
+
+
 class OrtBackend(Backend):
     """An ONNX Runtime execution provider."""
 
     provider: ClassVar[str]
     install: ClassVar[str] = "pip install 'infertool[gpu]': onnxruntime-gpu, instead of onnxruntime; NVIDIA GPUs only"
+    crash_advice: ClassVar[str] = (
+        "ONNX Runtime crashed on this model, not infertool: its graph optimizations crash on some graphs, "
+        "so try --graph-opt extended (or basic), or another backend (-b)"
+    )
     cuda_graph_key: ClassVar[str | None] = None  # the provider option that turns CUDA graphs on
     user_stream: ClassVar[bool] = False  # runs on a stream infertool gives it, so CUDA events can time it
+    option_group = OrtTransformerOptions
     gate_settings = ("providers", "intra_op_threads", "inter_op_threads", "execution_mode", "graph_optimization", "provider_options", "io_binding", "cuda_graph")
 
     def unavailable_reason(self) -> str | None:
@@ -121,7 +171,7 @@ class OrtCpu(OrtBackend):
     description = "ONNX Runtime, CPU execution provider"
     extra = "cpu"
     provider = "CPUExecutionProvider"
-    capabilities = Capabilities(saves_optimized=True, reduced_floats=False, profiles=True)
+    capabilities = Capabilities(saves_optimized=True, reduced_floats=False, profiles=True, precision_graphs=("fp16", INT8_ORT, INT8_DYNAMIC))
 
     def tuning_space(self, model: ModelInfo, options: RunnerOptions) -> tuple[Dimension, ...]:
         import psutil
@@ -139,7 +189,7 @@ class OrtCpu(OrtBackend):
         ]
         if model.precision == "fp32":  # which precision graph this CPU runs fastest
             dimensions.insert(0, Dimension("precision graph", tuple(Choice(f"{name} graph", graph=name) for name in TUNE_GRAPHS)))
-        return tuple(d for d in dimensions if d.choices)
+        return (*_fusions(model, options, on_gpu=False), *(d for d in dimensions if d.choices))
 
 
 class OrtCuda(OrtBackend):
@@ -148,7 +198,7 @@ class OrtCuda(OrtBackend):
     extra = "gpu"
     provider = "CUDAExecutionProvider"
     cuda_graph_key = "enable_cuda_graph"
-    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, saves_optimized=True, profiles=True)
+    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, saves_optimized=True, profiles=True, precision_graphs=GPU_GRAPHS)
     user_stream = True
 
     def tuning_space(self, model: ModelInfo, options: RunnerOptions) -> tuple[Dimension, ...]:
@@ -163,7 +213,7 @@ class OrtCuda(OrtBackend):
         binding = lambda on: Choice(  # noqa: E731
             "IO binding" if on else "no IO binding", lambda o: replace(o, io_binding=on, cuda_graph=o.cuda_graph and on), {"io_binding": on},
         )
-        return (*dimensions, _graph_optimization(), Dimension("IO binding", (binding(True), binding(False))))
+        return (*_fusions(model, options, on_gpu=True), *dimensions, _graph_optimization(), Dimension("IO binding", (binding(True), binding(False))))
 
 
 class OrtTensorrt(OrtBackend):
@@ -176,7 +226,7 @@ class OrtTensorrt(OrtBackend):
         "on a machine with an NVIDIA GPU; not yet run on real TensorRT here"
     )
     cuda_graph_key = "trt_cuda_graph_enable"
-    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, saves_optimized=True, profiles=True)
+    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, saves_optimized=True, profiles=True, precision_graphs=ENGINE_GRAPHS)
 
     def unavailable_reason(self) -> str | None:
         reason = super().unavailable_reason()

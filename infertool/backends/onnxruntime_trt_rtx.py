@@ -15,6 +15,7 @@ from infertool.backends.onnxruntime import OrtBackend
 from infertool.engine.tensorrt_api import TENSORRT_RTX
 from infertool.errors import BackendFailure, InfertoolError, first_line
 from infertool.optional import install_hint, is_available, require
+from infertool.vocabulary import ENGINE_GRAPHS
 
 PLUGIN = "onnxruntime_ep_nv_tensorrt_rtx"
 EP = "NvTensorRTRTXExecutionProvider"
@@ -39,7 +40,7 @@ class OrtTensorrtRtx(OrtBackend):
     description = "ONNX Runtime, TensorRT-RTX plug-in execution provider (RTX / Ampere and later GPUs, not Hopper); never run in this project"
     extra = "ort-trt-rtx"
     provider = EP
-    capabilities = Capabilities(on_gpu=True, device_resident=True)
+    capabilities = Capabilities(on_gpu=True, device_resident=True, precision_graphs=ENGINE_GRAPHS)
 
     def unavailable_reason(self) -> str | None:
         if not is_available("onnxruntime"):

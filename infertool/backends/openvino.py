@@ -3,7 +3,7 @@ options (threads, streams, performance hint, inference precision) and what `benc
 
 OpenVINO compiles a model for fixed input shapes where it can: a graph with dynamic dimensions is
 reshaped to the shapes of the first inference and compiled then (bench times that first inference
-apart), and again for other shapes.
+apart), and again for other shapes. A graph with fixed shapes is compiled as it is, never reshaped.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from infertool.errors import BackendFailure, InfertoolError, first_line
 from infertool.onnx_io import ModelInfo
 from infertool.optional import distribution_version, is_available, require
 from infertool.text import listing, shorten
-from infertool.vocabulary import TUNE_GRAPHS
+from infertool.vocabulary import INT8_ORT, INT8_QDQ, TUNE_GRAPHS
 
 INSTALL = "pip install 'infertool[openvino]'"
 HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT", "cumulative_throughput": "CUMULATIVE_THROUGHPUT"}
@@ -85,7 +85,8 @@ class OpenVinoBackend(Backend):
     name = "openvino"
     description = "OpenVINO on the CPU"
     extra = "openvino"
-    capabilities = Capabilities(reduced_floats=False)
+    # its CPU plugin runs Q/DQ graphs on int8 kernels; fp16 / bf16 graphs it computes in f32 unless --ov-precision says otherwise
+    capabilities = Capabilities(reduced_floats=False, precision_graphs=(INT8_QDQ, INT8_ORT))
     option_group = OpenVinoOptions
     gate_settings = ("performance_hint", "num_streams", "inference_num_threads", "inference_precision")
 
@@ -143,7 +144,8 @@ class OpenVinoRunner(Runner):
         self._model: Any = None  # the graph as OpenVINO read it (reshaped per shape set)
         self._compiled: Any = None
         self._request: Any = None
-        self._shapes: tuple | None = None  # the input shapes it is compiled for
+        self._dynamic = False  # the graph has dynamic input dimensions: compiled per input shapes
+        self._shapes: tuple | None = None  # the input shapes it is compiled for; None: the graph's own
         self._ports: list[Any] = []
         self._deadline = Deadline(None, lambda: None)
 
@@ -156,7 +158,8 @@ class OpenVinoRunner(Runner):
             self._model = self.core.read_model(str(self.model))
         except Exception as exc:
             raise _failure(f"OpenVINO cannot read {shorten(self.model)}", exc) from exc
-        if all(isinstance(d, int) for s in self.inputs for d in s.shape):
+        self._dynamic = not all(isinstance(d, int) for s in self.inputs for d in s.shape)
+        if not self._dynamic:
             self._compile(None)
         self._deadline = Deadline(self.options.timeout, self._cancel)
 
@@ -179,7 +182,7 @@ class OpenVinoRunner(Runner):
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         shapes = {name: tuple(array.shape) for name, array in feeds.items()}
-        if self._compiled is None or (self._shapes is not None and self._shapes != tuple(sorted(shapes.items()))):
+        if self._dynamic and self._shapes != tuple(sorted(shapes.items())):
             self._compile(shapes)
         self._deadline.call = next(_calls)  # in flight: watched for --timeout
         try:
@@ -200,12 +203,14 @@ class OpenVinoRunner(Runner):
         return _failure("inference failed", exc, hint="check --input-shape, --batch and the input dtypes (rerun with --verbose for OpenVINO's message)")
 
     def info(self) -> RunnerInfo:
+        if self._compiled is None and self._model is not None:  # asked before the first inference: compiled as the graph is, to read back
+            self._compile(None)
         found = {key: _plain(self._compiled.get_property(name)) for key, name in READ_BACK.items()} if self._compiled is not None else {}
         computes = found.get("inference_precision")
         precision = next((judged for hint, judged in PRECISIONS.values() if hint == computes), None)
         return RunnerInfo(precision, {
             "openvino": distribution_version("openvino"), "device": "CPU", "requested": asdict(self.group), **found,
-            "compiled_for": None if self._shapes is None else {name: list(shape) for name, shape in self._shapes},
+            "compiled_for": {name: list(shape) for name, shape in self._shapes} if self._shapes else {s.name: list(s.shape) for s in self.inputs},
         })
 
     def close(self) -> None:

@@ -9,23 +9,85 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import pkgutil
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from infertool.backends.base import Backend
 from infertool.errors import InfertoolError, first_line
+from infertool.quiet import user_code
+from infertool.text import printable, shorten
+
+T = TypeVar("T")
 
 ENTRY_POINTS = "infertool.backends"
 REFERENCE = "ort-cpu"  # the backend that produces the reference outputs every row is checked against
+PLUGIN_SECONDS = 60.0  # a plug-in's import, or its availability check, past which it counts as hung
 _NOT_BACKENDS = {"base", "registry"}
 _BACKENDS: dict[str, Backend] = {}
+_PLUGINS: set[str] = set()  # backends a plug-in registered
+_BROKEN: dict[str, str] = {}  # plug-in entry point -> what went wrong loading it
+_loading: str | None = None  # the plug-in being loaded
 _loaded = False
 
 
 def register(backend: Backend) -> Backend:
-    """Add a backend (an instance); returns it, so a module can keep a handle."""
+    """Add a backend (an instance); returns it, so a module can keep a handle. A plug-in cannot
+    replace a backend that is there already."""
+    if _loading is not None:
+        if not isinstance(backend, Backend) or not isinstance(getattr(backend, "name", None), str) or not backend.name.strip():
+            raise InfertoolError(f"registered {shorten(printable(repr(backend)), 40)}, not a Backend with a name", hint="register a Backend instance")
+        if backend.name in _BACKENDS:
+            raise InfertoolError(f"tried to replace the backend '{shorten(printable(backend.name), 40)}'", hint="give the plug-in's backend its own name")
+        _PLUGINS.add(backend.name)
     _BACKENDS[backend.name] = backend
     return backend
+
+
+def modules() -> tuple[str, ...]:
+    """The modules that registered a backend by being imported, outside this package and its entry
+    points (a program's own backend): a fresh process imports them to find the same backends."""
+    own = (b for name, b in _BACKENDS.items() if name not in _PLUGINS and not type(b).__module__.startswith(f"{__package__}."))
+    return tuple(dict.fromkeys(type(b).__module__ for b in own))
+
+
+def _contained(what: str, call: Callable[[], T]) -> T:
+    """Run plug-in code under PLUGIN_SECONDS, its prints off stdout: a hang, sys.exit() or an
+    error becomes an InfertoolError naming `what`."""
+    box: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as exc:  # sys.exit() included: re-raised below, inside user_code
+            box["error"] = exc
+
+    with user_code(what):
+        thread = threading.Thread(target=target, daemon=True)
+        thread.start()
+        thread.join(PLUGIN_SECONDS)
+        if thread.is_alive():
+            raise InfertoolError(f"{what} did not finish in {PLUGIN_SECONDS:g} s", hint="fix or uninstall the package that provides it")
+        if "error" in box:
+            error = box["error"]
+            if isinstance(error, Exception) and not isinstance(error, InfertoolError):
+                raise InfertoolError(f"{what} raised {type(error).__name__}", hint="fix or uninstall the package that provides it", detail=first_line(error))
+            raise error
+    return box.get("value")
+
+
+def _load_plugin(entry: importlib.metadata.EntryPoint) -> None:
+    global _loading
+    what = f"backend plug-in '{shorten(printable(entry.name), 40)}' ({shorten(printable(entry.value), 60)})"
+    _loading = entry.name
+    try:
+        _contained(what, entry.load)
+    except InfertoolError as exc:  # a broken plug-in must not take the other backends down
+        _BROKEN[entry.name] = exc.message.removeprefix(what + " ") if exc.message.startswith(what) else exc.message
+    finally:
+        _loading = None
 
 
 def _load() -> None:
@@ -38,11 +100,7 @@ def _load() -> None:
         if module.name not in _NOT_BACKENDS:
             importlib.import_module(f"{__package__}.{module.name}")
     for entry in importlib.metadata.entry_points(group=ENTRY_POINTS):
-        try:
-            entry.load()
-        except Exception as exc:  # a broken plug-in must not take the built-in backends down
-            raise InfertoolError(f"backend plug-in '{entry.name}' ({entry.value}) failed to load",
-                                 hint="fix or uninstall the package that provides it (--verbose shows its error)", detail=first_line(exc)) from exc
+        _load_plugin(entry)
 
 
 def names() -> list[str]:
@@ -52,6 +110,8 @@ def names() -> list[str]:
 
 def get(name: str) -> Backend:
     _load()
+    if name in _BROKEN and name not in _BACKENDS:
+        raise InfertoolError(f"backend plug-in '{shorten(printable(name), 40)}' {_BROKEN[name]}", hint="fix or uninstall the package that provides it")
     if name not in _BACKENDS:
         raise InfertoolError(f"unknown backend '{name}'", hint=f"choose from {', '.join(_BACKENDS)}")
     return _BACKENDS[name]
@@ -89,14 +149,22 @@ class BackendStatus:
 def status(name: str) -> BackendStatus:
     backend = get(name)
     try:
-        reason = backend.unavailable_reason()
+        if name in _PLUGINS:
+            reason = _contained(f"backend plug-in '{shorten(printable(name), 40)}'s availability check", backend.unavailable_reason)
+        else:
+            reason = backend.unavailable_reason()
     except Exception as exc:  # a broken install must read as unavailable, never crash the listing
-        reason = f"check failed: {first_line(exc)}"
-    return BackendStatus(name, backend.description, reason is None, reason or "", backend.extra)
+        reason = f"check failed: {exc.message if isinstance(exc, InfertoolError) else first_line(exc)}"
+    if reason is not None and not isinstance(reason, str):
+        reason = f"check failed: it returned {shorten(printable(repr(reason)), 40)}, not a reason"
+    return BackendStatus(name, printable(str(backend.description)), reason is None, printable(reason or ""), printable(str(backend.extra)))
 
 
 def available() -> list[BackendStatus]:
-    return [status(name) for name in names()]
+    """Every backend, and the plug-ins that failed to load (unavailable, saying why)."""
+    _load()
+    broken = [BackendStatus(name, "backend plug-in", False, f"plug-in {problem}") for name, problem in _BROKEN.items() if name not in _BACKENDS]
+    return [*(status(name) for name in names()), *broken]
 
 
 def require(name: str) -> Backend:

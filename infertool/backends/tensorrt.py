@@ -32,7 +32,7 @@ from infertool.optional import install_hint, is_available
 from infertool.records.build import BuildResult
 from infertool.reporting import Reporter
 from infertool.tensors import TensorSpec, format_shape
-from infertool.vocabulary import LOWEST_FIRST
+from infertool.vocabulary import ENGINE_GRAPHS, LOWEST_FIRST
 
 DEFAULT_OPT_LEVEL = 3  # TensorRT's builder optimization level when none is set
 TUNED_OPT_LEVELS = (1, 3, 4, 5)
@@ -42,7 +42,8 @@ class TensorrtBackend(Backend):
     name = "trt"
     description = "TensorRT engine (built from the ONNX and cached, or given with --engine); never run on real TensorRT in this project's CI"
     extra = "trt"
-    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, builds_engines=True, runs_engines=True, debug_tensors=True, profiles=True)
+    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, builds_engines=True, runs_engines=True, debug_tensors=True, profiles=True,
+                                precision_graphs=ENGINE_GRAPHS)
     gate_settings = ("plan", "profiles", "cuda_graph")
     flavour: Flavour = TENSORRT
 

@@ -17,6 +17,7 @@ from infertool.backends.tensorrt import TensorrtBackend, TrtRunner
 from infertool.engine.tensorrt_api import TENSORRT_RTX, Flavour
 from infertool.errors import BackendFailure, InfertoolError
 from infertool.files import write_bytes_atomic
+from infertool.vocabulary import ENGINE_GRAPHS
 
 
 class TensorrtRtxBackend(TensorrtBackend):
@@ -24,7 +25,8 @@ class TensorrtRtxBackend(TensorrtBackend):
     description = ("TensorRT-RTX engine (built ahead of time, also without a GPU, and cached; or given with --engine); "
                    "runs on RTX / Ampere and later GPUs, not Hopper; engines built in this project's CI, never run there")
     extra = "trt-rtx"
-    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, builds_engines=True, runs_engines=True, debug_tensors=True)
+    capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, builds_engines=True, runs_engines=True, debug_tensors=True,
+                                precision_graphs=ENGINE_GRAPHS)
     flavour: Flavour = TENSORRT_RTX
 
     def unavailable_reason(self) -> str | None:

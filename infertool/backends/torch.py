@@ -31,6 +31,7 @@ from infertool.tensors import format_shape
 
 COMPUTE_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+TUNED_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")  # bench --tune's (max-autotune: CUDA graphs and long searches both)
 COMPILE_LOGGERS = ("torch._dynamo", "torch._inductor", "torch.fx")
 
 
@@ -94,8 +95,8 @@ class TorchBackend(Backend):
             )
 
     def tuning_space(self, model: ModelInfo, options: RunnerOptions) -> tuple[Dimension, ...]:
-        if self.compiled:  # each configuration would compile anew; --compile-mode chooses instead
-            return ()
+        if self.compiled:  # each configuration compiles anew (set-up, timed apart): only the modes
+            return (Dimension("compile mode", tuple(_mode(m) for m in TUNED_MODES if m != "reduce-overhead" or self.capabilities.cuda_graphs)),)
         layout = lambda on: Choice(  # noqa: E731
             "channels_last" if on else "contiguous (NCHW)",
             lambda o: _with_source(o, channels_last=on), {"channels_last": on},
@@ -114,6 +115,12 @@ class TorchCompileBackend(TorchBackend):
     name = "torch-compile"
     description = "torch.compile (inductor; --compile-mode) of the --source model; compile time reported apart (on the CPU inductor needs a C++ compiler)"
     compiled = True
+
+
+def _mode(mode: str) -> Choice:
+    """torch.compile in this mode; the defaults (no --compile-mode) already are 'default'."""
+    return Choice(f"compile mode {mode}", lambda o: _with_source(o, compile_mode=mode), {"compile_mode": mode},
+                  needs=lambda o: (o.source.compile_mode or "default") != mode)
 
 
 def _with(options: RunnerOptions, **changes: Any) -> RunnerOptions:

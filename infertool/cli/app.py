@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from infertool import __version__, files
-from infertool.cli import bench, build_engine, cmdline, convert, debug, doctor, helptext, quantize, report, run, sweep
+from infertool.cli import bench, build_engine, cmdline, convert, debug, doctor, helptext, optimize, quantize, report, run, sweep
 from infertool.cli.console import err
 from infertool.errors import InfertoolError, first_line
 from infertool.text import printable, shorten
@@ -53,7 +53,7 @@ def root(
     """Exit codes: 0 ok, 1 a check failed (validation, accuracy, regression gate), 2 usage or input error, 3 internal error."""
 
 
-for module in (convert, quantize, build_engine, run, bench, report, sweep, doctor, debug):
+for module in (convert, quantize, build_engine, run, bench, report, sweep, optimize, doctor, debug):
     module.register(app)
 
 

@@ -7,6 +7,7 @@ import functools
 import math
 import os
 import shlex
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,10 +21,10 @@ from infertool.cli.groups import Device, Generated, Image, Inputs, Limits, Outpu
 from infertool.cli.perf import Perf, Source, group_args
 from infertool.cli.show import bench as show_bench
 from infertool.cli.show import perf as show_perf
-from infertool.errors import CheckFailed, InfertoolError
+from infertool.errors import CheckFailed, InfertoolError, first_line
 from infertool.measure.timing import MAX_SAMPLES, MAX_SECONDS
 from infertool.present.bench import bench_csv, bench_markdown
-from infertool.text import shorten
+from infertool.text import printable, shorten
 
 MAX_THREADS = 1024
 BackendOptions = backend_options.NONE  # every backend's own options, once bench runs (with_backend_options)
@@ -151,6 +152,25 @@ def _targets(output: Output, reports: Reports) -> dict[str, str]:
     return targets
 
 
+def _append_step_summary(text: str) -> None:
+    """Add the Markdown to $GITHUB_STEP_SUMMARY, a regular file (CI's, not an output of this
+    command): a pipe or a device is refused without blocking, with a warning."""
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not summary:
+        return
+    shown = shorten(printable(summary), 80)
+    try:
+        handle = os.fdopen(os.open(summary, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o644), "a", encoding="utf-8")
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        warn(f"cannot append to $GITHUB_STEP_SUMMARY ({shown}): {getattr(exc, 'strerror', None) or first_line(exc)}")
+        return
+    with handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            warn(f"$GITHUB_STEP_SUMMARY ({shown}) is not a regular file (a pipe or a device): nothing appended")
+            return
+        handle.write(text + "\n")
+
+
 def _emit(result, output: Output, reports: Reports) -> None:
     targets = _targets(output, reports)
     if output.json_out:
@@ -160,13 +180,7 @@ def _emit(result, output: Output, reports: Reports) -> None:
     if reports.markdown_out:
         text = bench_markdown(result)
         emit_text(text, reports.markdown_out, output.force)
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary:
-            try:
-                with open(summary, "a", encoding="utf-8") as handle:
-                    handle.write(text + "\n")
-            except OSError as exc:  # the job summary is CI's, not an output of this command
-                warn(f"cannot append to $GITHUB_STEP_SUMMARY ({summary}): {exc.strerror}")
+        _append_step_summary(text)
     if "-" not in targets.values():
         show_bench.bench_tables(result, out)
         show_perf.tables(result, out)
@@ -174,7 +188,8 @@ def _emit(result, output: Output, reports: Reports) -> None:
         warn(warning)
 
 
-GIVEN = ("compare", "inputs", "generated", "image", "timing", "ort", "engine", "agreement", "gate", "device", "reports", "truth", "limits", "perf", "source", "backend_options")
+GIVEN = ("compare", "inputs", "generated", "image", "timing", "ort", "engine", "agreement", "gate", "device", "reports", "truth", "limits", "perf", "source",
+         "backend_options")
 REPRODUCED = ("inputs", "generated", "image", "timing", "agreement", "device", "limits")  # the groups a tuned configuration keeps as given
 
 
@@ -184,9 +199,15 @@ def _read(values: dict):
     return given, _options(values["backend"], values["batch"], values["shapes"], values["skip_unavailable"], values["output"].force, given)
 
 
+def given_groups(argv: list[str], what: str) -> SimpleNamespace:
+    """bench's option groups as `infertool bench ARGV` reads them, running nothing (for `to_argv`)."""
+    values = read_args(_with_every_backend(), argv, what)
+    return SimpleNamespace(**{name: values[name] for name in GIVEN})
+
+
 def settings(argv: list[str], what: str = "bench arguments"):
     """`infertool bench ARGV` read into (models, BenchOptions) as the command reads it, running nothing."""
-    values = read_args(declared(), argv, what)
+    values = read_args(_with_every_backend(), argv, what)
     return values["model"], _read(values)[1]
 
 
@@ -212,10 +233,12 @@ def to_argv(found, given: SimpleNamespace) -> list[str]:
 def reproduce(found, given: SimpleNamespace) -> str:
     """The command line reproducing a tuned configuration: the step making its graph first, where it has one."""
     bench = shlex.join(["infertool", "bench", *to_argv(found, given)])
+    if found.step is not None:
+        return f"{shlex.join(found.step)} && {bench}"
     if found.graph is None:
         return bench
     precision, target = found.graph
-    made = ["infertool", "quantize", str(found.source), "-p", precision, "--target", target, "--calib-data", given.perf.tune_precision,
+    made = ["infertool", "quantize", str(found.source), "-p", precision, "--target", target, "--calib-data", str(given.perf.tune_precision),
             *group_args(given.generated), *group_args(given.image), "-o", str(found.model), "--force"]
     return f"{shlex.join(made)} && {bench}"
 
@@ -280,13 +303,14 @@ def register(app: typer.Typer) -> None:
     app.command("bench")(command(bench))
 
 
-def declared():
-    """bench as the command line declares it, with every backend's own options: loading them imports
-    every backend, so only a bench that runs (or reads bench arguments) does."""
+def _with_every_backend():
+    """The bench command with every backend's own options (loading them imports every backend)."""
     global BackendOptions
     BackendOptions = backend_options.group()
     return command(bench)
 
 
 def with_backend_options(app: typer.Typer) -> None:
-    next(c for c in app.registered_commands if c.name == "bench").callback = declared()
+    """bench with every backend's own options: loading them imports every backend, so only a bench that runs does."""
+    declared = next(c for c in app.registered_commands if c.name == "bench")
+    declared.callback = _with_every_backend()

@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import os
+import re
 import threading
 import time
 import warnings
@@ -20,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from infertool import quiet as third_party
 from infertool.errors import CheckFailed
 from infertool.files import write_text_atomic
-from infertool.text import printable
+from infertool.text import printable, shorten
 
 
 def escape(value: object) -> str:
@@ -28,16 +29,38 @@ def escape(value: object) -> str:
     return escape_markup(printable(value))
 
 PIPED_WIDTH = 160  # CI logs and files, unless COLUMNS says otherwise
+TERMINAL_SIZE = {"COLUMNS": (20, 10_000), "LINES": (5, 10_000)}  # what rich reads; 0 would silence every line, `²` crash it
+HEARTBEAT = ("INFERTOOL_HEARTBEAT", 30.0, 0.1, 86_400.0)  # variable, default, lowest, highest seconds
+_ignored: list[str] = []  # environment variables with values infertool cannot use: warned about by configure()
+
+
+def _ignore(name: str, value: str, wanted: str) -> None:
+    _ignored.append(f"ignoring {name}={shorten(printable(value), 24)!r}: not {wanted}")
+
+
+def _sane_terminal_size() -> None:
+    """Remove COLUMNS / LINES values that are not a sane size before rich reads them."""
+    for name, (low, high) in TERMINAL_SIZE.items():
+        value = os.environ.get(name, "")
+        if value and not (re.fullmatch(r"[0-9]{1,6}", value) and low <= int(value) <= high):
+            del os.environ[name]
+            _ignore(name, value, f"a whole number from {low} to {high:,}")
 
 
 def _heartbeat_seconds() -> float:
     """How often a long step prints a progress line in logs: INFERTOOL_HEARTBEAT seconds, else 30."""
+    name, default, low, high = HEARTBEAT
+    value = os.environ.get(name, "")
     try:
-        return max(0.1, float(os.environ.get("INFERTOOL_HEARTBEAT", "30")))
+        seconds = float(value)
     except ValueError:
-        return 30.0
+        seconds = math.nan
+    if value and not low <= seconds <= high:
+        _ignore(name, value, f"a number of seconds from {low:g} to {high:g}")
+    return seconds if low <= seconds <= high else default
 
 
+_sane_terminal_size()
 HEARTBEAT_S = _heartbeat_seconds()
 
 
@@ -66,6 +89,8 @@ def configure(quiet: bool, verbose: bool) -> None:
     """--quiet: warnings and errors only. Without --verbose no third-party log reaches the terminal."""
     global _quiet
     _quiet = quiet
+    for ignored in _ignored:
+        warn(ignored)
     third_party.let_through(verbose)
     if not verbose:
         warnings.simplefilter("ignore")

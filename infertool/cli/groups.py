@@ -237,7 +237,12 @@ class Conversion:
     )
     keep_io_types: bool = typer.Option(True, "--keep-io-types/--no-keep-io-types", help="fp16/bf16: keep graph inputs and outputs fp32.")
     block_fragile: bool = typer.Option(True, "--block-fragile/--no-block-fragile", help="fp16/bf16: keep the reductions, Exp, Pow and Sqrt of decomposed Softmax/LayerNorm in fp32.")
-    eval_data: Optional[str] = typer.Option(None, "--eval-data", metavar="PATH|random|zeros", help="Evaluation inputs [default: the calibration set, else generated].")
+    eval_data: Optional[str] = typer.Option(
+        None, "--eval-data", metavar="PATH|random|zeros", help="Evaluation inputs [default: held-out calibration samples (int8/fp8), the calibration set, else generated].",
+    )
+    holdout: bool = typer.Option(
+        True, "--holdout/--no-holdout", help="Without --eval-data: evaluate int8/fp8 on every 5th --calib-data sample, not calibrated on; --no-holdout: on the calibration set (optimistic).",
+    )
     eval_samples: int = typer.Option(8, "--eval-samples", min=1, max=MAX_SAMPLES, help="Generated evaluation samples.")
     eval_backend: str = typer.Option(
         "ort-cpu", "--eval-backend", metavar="NAME", help="Backend that runs both models (fp16/bf16 storage is emulated on ort-cpu; ort-cuda where the CPU lacks kernels).",
@@ -246,9 +251,10 @@ class Conversion:
         None, "--min-cosine", help="Cosine similarity every output of every sample must reach (where not within atol/rtol) [default: the precision's tolerance].",
     )
     criterion: str = typer.Option(
-        "auto", "--criterion", metavar="auto|values|classes",
+        "auto", "--criterion", metavar="auto|values|classes|ctc",
         help="How each output is judged, sample by sample. values: within the tolerance (scaled by the output's magnitude) or the cosine; "
-        "classes: the arg-max agrees (classifier, CTC heads); auto: classes for outputs of probabilities, values for the rest.",
+        "classes: the arg-max agrees at every position (classifier, CTC heads); ctc: the greedy CTC decoding (blank 0) agrees; "
+        "auto: classes for outputs of probabilities, values for the rest.",
     )
     min_top1: Optional[float] = typer.Option(
         None, "--min-top1", help="Share of samples (0-1) whose arg-max must agree; judges class-score outputs by arg-max [default: 0.99 for classes].",
@@ -271,7 +277,7 @@ class Conversion:
             output=path, settings=settings, calib=calibration.to_options(generated, image), calib_samples=calibration.calib_samples,
             eval=data_options(self.eval_data, "--eval-data", generated, image), eval_samples=self.eval_samples, eval_backend=self.eval_backend,
             min_cosine=parse.finite(self.min_cosine, "--min-cosine", -math.inf), force=force, generated=data_options("random", "--input-shape", generated, image),
-            min_top1=parse.finite(self.min_top1, "--min-top1", 0.0, 1.0), criterion=parse.choice(self.criterion, KINDS, "--criterion"), **gates,
+            min_top1=parse.finite(self.min_top1, "--min-top1", 0.0, 1.0), criterion=parse.choice(self.criterion, KINDS, "--criterion"), holdout=self.holdout, **gates,
         )
 
 

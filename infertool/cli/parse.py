@@ -16,6 +16,9 @@ from infertool.text import shorten
 
 Shape = tuple[int, ...]
 MAX_WORKSPACE = 2**40  # 1 TiB
+MAX_SHARDS = 1_000_000
+MAX_WAIT = 24 * 3600.0  # seconds: a time option past a day is a typo
+MAX_DEVICES = 1024  # --devices: a count or an index
 INT64 = (-(2**63), 2**63)
 # generated input data, by name: the first is the default
 GENERATORS = ("random", "zeros")
@@ -329,25 +332,28 @@ def compute_capabilities(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 def shard(text: str, source: str = "--shard") -> tuple[int, int]:
     """`i/N` -> (i, N), 0 <= i < N."""
-    index, sep, count = text.strip().partition("/")
-    if not sep or not index.strip().isdigit() or not count.strip().isdigit() or not 0 <= int(index) < int(count):
-        raise InfertoolError(f"malformed {source} '{text}'", hint="write i/N with 0 <= i < N, e.g. 0/4")
-    return int(index), int(count)
+    index_text, sep, count_text = text.strip().partition("/")
+    index, count = whole(index_text), whole(count_text)
+    if not sep or index is None or count is None or not 0 <= index < count <= MAX_SHARDS:
+        raise InfertoolError(f"malformed {source} '{shorten(text, 40)}'", hint=f"write i/N with 0 <= i < N <= {MAX_SHARDS:,}, e.g. 0/4")
+    return index, count
 
 
 def devices(text: str) -> tuple[str, ...]:
     """`--devices 4` (devices 0 to 3) or `--devices 0,2` (those)."""
     parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not parts or not all(p.isdigit() for p in parts) or (len(parts) == 1 and "," not in text and int(parts[0]) < 1):
-        raise InfertoolError(f"malformed --devices '{text}'", hint="give a count (4) or device indices (0,2)")
+    numbers = [whole(p) for p in parts]
+    if not parts or None in numbers or max(numbers) > MAX_DEVICES or (len(parts) == 1 and "," not in text and numbers[0] < 1):
+        raise InfertoolError(f"malformed --devices '{shorten(text, 40)}'", hint=f"give a count (4) or device indices (0,2), up to {MAX_DEVICES}")
     if "," not in text:
         return tuple(str(i) for i in range(int(parts[0])))
     return tuple(dict.fromkeys(parts))
 
 
-def seconds(text: str, option: str) -> float:
-    """`60s`, `90`, `500ms`, `2m` -> seconds."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*", text)
-    if not match:
-        raise InfertoolError(f"malformed {option} '{text}'", hint="give a time, e.g. 60s, 500ms or 2m")
-    return float(match.group(1)) * {"ms": 1e-3, "s": 1.0, "m": 60.0, None: 1.0}[match.group(2)]
+def seconds(text: str, option: str, high: float = MAX_WAIT) -> float:
+    """`60s`, `90`, `500ms`, `2m` -> seconds, at most `high`."""
+    match = re.fullmatch(r"\s*([0-9]{1,12}(?:\.[0-9]{1,12})?)\s*(ms|s|m)?\s*", text)
+    value = float(match.group(1)) * {"ms": 1e-3, "s": 1.0, "m": 60.0, None: 1.0}[match.group(2)] if match else math.nan
+    if not value <= high:
+        raise InfertoolError(f"malformed {option} '{shorten(text, 40)}'", hint=f"give a time up to {high / 3600:g} h, e.g. 60s, 500ms or 2m")
+    return value

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from infertool.cli.console import RichReporter, show, showing_failed_checks
-from infertool.cli.groups import Calibration, Conversion, Generated, Image, Limits, Output, Truth, command
+from infertool.cli.groups import Calibration, Conversion, Generated, Image, Limits, Output, Truth, command, read_args
 from infertool.cli.show.quantize import quantize_result
 
 
@@ -30,13 +30,22 @@ def quantize(
 
     if result_path.suffix != ".onnx":
         raise InfertoolError(f"output {result_path} should end in .onnx", hint="e.g. -o model.int8.onnx")
-    request = conversion.to_options(
-        precision, result_path, calibration, generated, image, output.force,
-        gate=gate, timeout=limits.seconds(), labels=truth.labels_csv,
-    )
+    request = _request(precision, result_path, calibration, conversion, gate, truth, generated, image, limits, output)
     with showing_failed_checks(output.json_out, output.force, quantize_result), RichReporter(output.quiet) as reporter:
         result = run_quantize(model, request, reporter)
     show(result, output.json_out, output.force, quantize_result)
+
+
+def _request(precision, result_path, calibration, conversion, gate, truth, generated, image, limits, output):
+    return conversion.to_options(
+        precision, result_path, calibration, generated, image, output.force, gate=gate, timeout=limits.seconds(), labels=truth.labels_csv,
+    )
+
+
+def settings(argv: list[str], what: str = "quantize arguments"):
+    """`infertool quantize ARGV` read into QuantizeOptions as the command reads it, running nothing."""
+    values = read_args(quantize, argv, what)
+    return _request(*(values[k] for k in ("precision", "result_path", "calibration", "conversion", "gate", "truth", "generated", "image", "limits", "output")))
 
 
 def register(app: typer.Typer) -> None:

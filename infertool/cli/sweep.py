@@ -14,6 +14,7 @@ from infertool.cli.console import RichReporter, show, showing_failed_checks
 from infertool.cli.groups import Output, command
 from infertool.cli.show.sweep import sweep_result
 from infertool.errors import InfertoolError
+from infertool.text import printable, shorten
 
 SPEC_HELP = """Run a grid of benchmarks described by SPEC (YAML); each cell is one `infertool bench` process writing OUT/cells/ID.json.
 
@@ -43,9 +44,11 @@ def shard_from(text: str | None, count: int | None, environ: dict):
     if environ.get("INFERTOOL_SHARD"):
         return Shard(*parse.shard(environ["INFERTOOL_SHARD"], "INFERTOOL_SHARD"), "INFERTOOL_SHARD")
     if environ.get("SLURM_ARRAY_TASK_ID"):
-        total = count or environ.get("SLURM_ARRAY_TASK_COUNT")
-        index = f"{int(environ['SLURM_ARRAY_TASK_ID']) - int(environ.get('SLURM_ARRAY_TASK_MIN') or 0)}/{total}"
-        return Shard(*parse.shard(index, "shard from SLURM_ARRAY_TASK_ID"), "SLURM_ARRAY_TASK_ID")
+        task, first = (_variable(environ, name) for name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN"))
+        total = count or _variable(environ, "SLURM_ARRAY_TASK_COUNT")
+        if total is None:
+            raise InfertoolError("SLURM_ARRAY_TASK_ID is set but not SLURM_ARRAY_TASK_COUNT", hint="pass --shards N, the array's size")
+        return Shard(*parse.shard(f"{task - (first or 0)}/{total}", "shard from SLURM_ARRAY_TASK_ID"), "SLURM_ARRAY_TASK_ID")
     if environ.get("JOB_COMPLETION_INDEX"):
         if count is None:
             raise InfertoolError("JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job) but not the number of shards", hint="pass --shards N, the Job's completions")
@@ -53,6 +56,31 @@ def shard_from(text: str | None, count: int | None, environ: dict):
     if count is not None:
         raise InfertoolError("--shards N takes the shard's index from JOB_COMPLETION_INDEX, SLURM_ARRAY_TASK_ID or INFERTOOL_SHARD; none is set", hint="or give --shard i/N")
     return None
+
+
+def _variable(environ: dict, name: str) -> int | None:
+    """A batch system's variable as a whole number; None where it is not set."""
+    if not environ.get(name):
+        return None
+    value = parse.whole(environ[name])
+    if value is None:
+        raise InfertoolError(f"{name} is {shorten(printable(environ[name]), 24)!r}, not a whole number", hint=f"unset {name} or give --shard i/N")
+    return value
+
+
+def cell_options(bench_args: tuple[str, ...], shapes: tuple[str, ...]):
+    """A cell's BenchOptions: the spec's bench_args read as `bench` reads its arguments, with the cell's input shapes."""
+    from infertool.cli.bench import settings
+
+    shape_args = [part for shape in shapes for part in ("--input-shape", shape)]
+    return settings(["MODEL", *bench_args, *shape_args], "the spec's bench_args")[1]
+
+
+def quantize_options(quantize_args: tuple[str, ...], precision: str, output: Path):
+    """The QuantizeOptions making a sweep's quantized version: the spec's quantize_args read as `quantize` reads its arguments."""
+    from infertool.cli.quantize import settings
+
+    return settings(["MODEL", "-p", precision, "-o", str(output), "--force", *quantize_args], "the spec's quantize_args")
 
 
 @command
@@ -74,7 +102,7 @@ def sweep(
     from infertool.pipelines.sweep import sweep as run_sweep
 
     options = SweepOptions(
-        output=out or spec.parent / f"{spec.stem}-results", shard=shard_from(shard, shards, dict(os.environ)), resume=resume, force=output.force,
+        output=out or spec.parent / f"{spec.stem}-results", bench_options=cell_options, quantize_options=quantize_options, shard=shard_from(shard, shards, dict(os.environ)), resume=resume, force=output.force,
         retries=retries, timeout=cell_timeout, executor=parse.choice(executor, ("local", "ray"), "--executor"), address=address,
         devices=parse.devices(devices) if devices else None, list_only=list_cells,
     )

@@ -359,6 +359,8 @@ def run_bench(model_paths: Path | Sequence[Path], options: BenchOptions, reporte
     env, by_label = environment.fingerprint(), dict(zip(plan.labels, plan.models))
     rows = [perf.with_compute([row], by_label[row.model], env, options.runner.device, reporter)[0] for row in rows]
     notes, advice = _notes(plan.models, plan.backends, rows, options)
+    if plan.isolate:
+        notes = ("each row measured as the only session of a fresh process (--isolate): no row runs after another in one process", *notes)
     if options.inputs.path is None:
         fed = options.inputs.describe({s.name: s.dtype for m in plan.models for s in m.inputs})
         notes = (f"generated inputs: {'; '.join(f'{n} {v}' for n, v in fed.items())}", *notes)

@@ -1,10 +1,14 @@
 """`debug precision`: a few nodes to keep in fp32 (fp16 / bf16) or out of quantization (int8 /
 fp8) so that the converted model passes its accuracy gate on every evaluation sample.
 
-The nodes are ranked by the layer-wise report of the fully converted model (values beyond fp16's
-range, NaN/Inf, error growth over the node's inputs). Keep sets are then checked by converting and
-evaluating for real: the shortest passing head of the ranking (doubling, then bisection), then each
-kept node dropped again where the gate passes without it, within a time budget.
+The candidates are the nodes the conversion changes (for int8 / fp8: those of the op types the
+quantizer quantizes). They are ranked by how much each one breaks the output on its own (int8 / fp8:
+the converted graph with only that node reading quantized inputs, judged on a few samples, within
+half the budget), then by the layer-wise report of the fully converted model (values beyond fp16's
+range, NaN/Inf, error growth over the node's inputs). Keep sets are then checked by converting
+(the calibration ranges of step 0 reused) and evaluating for real: the shortest passing head of the
+ranking (doubling, then bisection), then each kept node dropped again where the gate passes without
+it, within a time budget.
 """
 
 from __future__ import annotations
@@ -22,16 +26,17 @@ from infertool.agreement import judge
 from infertool.backends import registry
 from infertool.errors import CheckFailed
 from infertool.files import check_output, write_text_atomic
-from infertool.inputs.batches import split_batches
+from infertool.inputs.batches import sample_count, split_batches
 from infertool.pipelines.accuracy import batch_outputs, emulated
 from infertool.pipelines.debug_layers import Graph, LayersOptions, compare_layers
-from infertool.pipelines.quantize import CALIBRATION_BATCH, QuantizeOptions, calibration_data, evaluation_data
-from infertool.precision import matching, transform
+from infertool.pipelines.quantize import QuantizeOptions, calibration_batch, samples
+from infertool.precision import matching, qdq, transform
 from infertool.records.debug import LayersResult, PrecisionResult, PrecisionStep
 from infertool.reporting import Reporter, SilentReporter
 from infertool.vocabulary import tolerance_class
 
 RANKED_SHOWN = 10  # ranked nodes listed in the result
+SENSITIVITY_SAMPLES = 8  # evaluation samples each node's own effect is measured on
 
 
 @dataclass(frozen=True)
@@ -88,14 +93,16 @@ class _Search:
         self.reporter.note(step.describe())
         return step
 
-    def evaluate(self, path: Path) -> tuple[bool, float | None, float | None, int]:
-        """(passed, worst cosine, top-1 agreement, failing samples) under quantize's rule, every sample judged."""
+    def evaluate(self, path: Path, count: int | None = None) -> tuple[bool, float | None, float | None, int]:
+        """(passed, worst cosine, top-1 agreement, failing samples) under quantize's rule, every sample
+        (or the first `count`) judged."""
         q = self.options.quantize
+        runs, references = self.runs[:count], self.reference[:count]
         evaluated, self.emulation = emulated(path, tolerance_class(q.settings.precision), q.eval_backend, self.folder)
-        got = batch_outputs(evaluated, q.eval_backend, self.runs, lambda steps=1: None)
-        reference = {n: _joined([r[n] for r in self.reference]) for n in self.reference[0]}
+        got = batch_outputs(evaluated, q.eval_backend, runs, lambda steps=1: None)
+        reference = {n: _joined([r[n] for r in references]) for n in references[0]}
         candidate = {n: _joined([g[n] for g in got]).astype(reference[n].dtype) for n in reference}
-        judgement = judge(reference, candidate, q.rule(), len(self.runs))
+        judgement = judge(reference, candidate, q.rule(), len(runs))
         return judgement.passed, judgement.min_cosine, judgement.top1, len(judgement.failing)
 
 
@@ -113,10 +120,10 @@ def debug_precision(model_path: Path, options: SearchOptions, reporter: Reporter
     check_output(options.keep, q.force)
     registry.require(q.eval_backend)
     specs, notes = list(info.inputs), []
-    calib = calibration_data(specs, q, notes)
-    samples, data = evaluation_data(specs, q, calib)
-    runs = split_batches(samples, specs, 1)
-    batches = None if calib is None else split_batches(calib, specs, CALIBRATION_BATCH)
+    chosen = samples(specs, q, notes)
+    calib, data = chosen.calib, chosen.described
+    runs = split_batches(chosen.eval, specs, 1)
+    batches = None if calib is None else split_batches(calib, specs, calibration_batch(sample_count(calib), q.settings))
     with tempfile.TemporaryDirectory(prefix="infertool-precision-") as scratch:
         search = _Search(model_path, model, options, batches, runs, Path(scratch), reporter)
         baseline = search.step("convert all", (), keep_file=True)
@@ -125,8 +132,11 @@ def debug_precision(model_path: Path, options: SearchOptions, reporter: Reporter
         if not baseline.passed:
             layers = _layers(search, info, model, data)
             candidates = _candidates(search, model, notes)
-            ranking = _rank(layers, candidates, q.settings.precision, model)
-            keep = _find(search, ranking, notes)
+            ranking = _sensitivity(search, model, _rank(layers, candidates, q.settings.precision, model), notes)
+            try:
+                keep = _find(search, ranking, notes)
+            except CheckFailed as failure:  # say where the conversion breaks and which nodes hurt most on their own
+                raise CheckFailed(f"{failure.message}{_where(layers, ranking)}", hint=failure.hint) from None
             if candidates and set(candidates) <= set(keep):
                 notes.append(f"the keep list holds every node the conversion changes: no node is left in {q.settings.precision}")
         else:
@@ -140,6 +150,12 @@ def debug_precision(model_path: Path, options: SearchOptions, reporter: Reporter
         cost=_cost(baseline, final, q.settings.precision), notes=tuple(notes), seconds=time.perf_counter() - started,
         command=options.command,
     )
+
+
+def _where(layers: LayersResult, ranking: list[str]) -> str:
+    first = layers.first
+    found = "" if first is None else f"; first divergence: tensor '{first.tensor}' from node {first.node} ({first.op})"
+    return found + (f"; worst on their own: {', '.join(ranking[:3])}" if ranking else "")
 
 
 def _layers(search: _Search, info, model: onnx.ModelProto, data: str) -> LayersResult:
@@ -157,8 +173,12 @@ def _candidates(search: _Search, model: onnx.ModelProto, notes: list[str]) -> li
     unnamed = sum(not n.name and n.op_type != "Constant" for n in model.graph.node)
     if unnamed:
         notes.append(f"{unnamed} nodes have no name and cannot be kept: name them (every exporter can) to let the search use them")
-    known = {n.name for n in model.graph.node}
-    return [name for name in dict.fromkeys(found) if name in known and name not in search.settings.exclude_nodes]
+    computing = set(qdq.quantized_op_types(search.settings)) if search.settings.quantized else None  # not Shape, Concat of shapes...
+    known = {n.name: n.op_type for n in model.graph.node}
+    return [
+        name for name in dict.fromkeys(found)
+        if name in known and name not in search.settings.exclude_nodes and (computing is None or known[name] in computing)
+    ]
 
 
 def _rank(layers: LayersResult, candidates: list[str], precision: str, model: onnx.ModelProto) -> list[str]:
@@ -180,6 +200,52 @@ def _rank(layers: LayersResult, candidates: list[str], precision: str, model: on
         return (3 if overflow else 2 if broken else 1 if grows else 0, growth, max(r.divergence.error for r in outputs))
 
     return sorted(candidates, key=score, reverse=True)
+
+
+def _sensitivity(search: _Search, model: onnx.ModelProto, ranking: list[str], notes: list[str]) -> list[str]:
+    """int8 / fp8: `ranking` re-ordered by each node's own effect, the worst first: step 0's graph
+    with every other candidate reading its fp32 inputs again, judged on a few samples (worst cosine,
+    then failing samples). Where errors build up over the whole graph the layer report's growth
+    misleads; what one node's quantization does to the output does not. Nodes not measured within
+    half the budget follow in the layer order."""
+    if not search.settings.quantized or len(ranking) < 2 or model.ByteSize() > onnx_io.EXTERNAL_DATA_THRESHOLD // 2:
+        return ranking
+    converted = onnx_io.load(search.folder / "step0.onnx")
+    count = min(SENSITIVITY_SAMPLES, len(search.runs))
+    measured: dict[str, tuple[float, int]] = {}
+    began = time.perf_counter()
+    with search.reporter.task(f"measuring each of {len(ranking)} nodes quantized alone on {count} samples", total=len(ranking)) as advance:
+        for name in ranking:
+            if time.perf_counter() - search.started > search.options.budget / 2:
+                notes.append(f"half the budget went to measuring {len(measured)} of {len(ranking)} nodes alone; the rest follow in the layer order")
+                break
+            path = search.folder / "alone.onnx"
+            onnx.save(_alone(converted, model, name, ranking), path)
+            _, cosine, _, failing = search.evaluate(path, count)
+            measured[name] = (-2.0 if cosine is None or cosine != cosine else cosine, -failing)
+            advance()
+    order = sorted(measured, key=measured.__getitem__) + [n for n in ranking if n not in measured]
+    worst = ", ".join(f"{n} (cosine {measured[n][0]:.3f})" for n in order[:3] if n in measured)
+    search.reporter.note(f"ranked {len(measured)} nodes by their own effect in {time.perf_counter() - began:.1f} s; worst: {worst}")
+    return order
+
+
+def _alone(converted: onnx.ModelProto, source: onnx.ModelProto, node: str, candidates: list[str]) -> onnx.ModelProto:
+    """`converted` with every candidate but `node` reading what it reads in `source` (fp32 tensors, fp32 weights)."""
+    alone = onnx.ModelProto()
+    alone.CopyFrom(converted)
+    originals = {n.name: n for n in source.graph.node if n.name in set(candidates) - {node}}
+    weights = {i.name: i for i in source.graph.initializer}
+    present = {i.name for i in alone.graph.initializer}
+    for current in alone.graph.node:
+        if current.name in originals:
+            del current.input[:]
+            current.input.extend(originals[current.name].input)
+            for name in originals[current.name].input:
+                if name in weights and name not in present:
+                    alone.graph.initializer.append(weights[name])
+                    present.add(name)
+    return alone
 
 
 def _find(search: _Search, ranking: list[str], notes: list[str]) -> tuple[str, ...]:

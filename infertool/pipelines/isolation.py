@@ -10,6 +10,7 @@ parent's stderr when it answers and kept as the error's detail when it does not.
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import signal
@@ -22,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infertool.backends import registry
 from infertool.errors import BackendFailure, InfertoolError
 from infertool.reporting import Reporter, Task
 
@@ -41,13 +43,14 @@ class Job:
 class ChildDied(BackendFailure):
     """The process running a job died before it answered."""
 
-    def __init__(self, runtime: str, stage: str, cause: str, stderr: str = ""):
+    def __init__(self, runtime: str, stage: str, cause: str, stderr: str = "", returncode: int | None = None, timed_out: bool = False):
         super().__init__(
             f"the process running {runtime} died ({stage}): {cause}",
             hint="a crash inside the runtime, not in infertool; rerun that row alone with --verbose to see the runtime's last words",
             detail=stderr[-STDERR_TAIL:] or None,
         )
         self.runtime, self.stage, self.cause = runtime, stage, cause
+        self.returncode, self.timed_out = returncode, timed_out  # the process's exit code (-N: signal N)
 
 
 class _Forwarding:
@@ -76,11 +79,13 @@ class _Stage:
         self.connection.send(("stage", text))
 
 
-def _child(connection, work: Callable, request: object, env: dict, stderr: str) -> None:
+def _child(connection, work: Callable, request: object, env: dict, stderr: str, modules: tuple[str, ...]) -> None:
     os.environ.update(env)
     handle = os.open(stderr, os.O_WRONLY | os.O_APPEND)
     os.dup2(handle, 2)  # the runtimes' own logs too, not only Python's
     try:
+        for module in modules:  # backends the parent registered by importing them (registry.modules)
+            importlib.import_module(module)
         answer = ("done", work(request, _Forwarding(connection)))
     except InfertoolError as exc:
         answer = ("error", exc)
@@ -133,7 +138,7 @@ def run(job: Job, reporter: Reporter) -> object:
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     with tempfile.NamedTemporaryFile(prefix="infertool-child-", suffix=".stderr") as log:
-        process = context.Process(target=_child, args=(send, job.work, job.request, job.env, log.name), name=f"infertool {job.runtime}")
+        process = context.Process(target=_child, args=(send, job.work, job.request, job.env, log.name, registry.modules()), name=f"infertool {job.runtime}")
         process.start()
         send.close()
         answer, stage, timed_out = None, "starting", False
@@ -146,7 +151,7 @@ def run(job: Job, reporter: Reporter) -> object:
             receive.close()
         stderr = Path(log.name).read_text(errors="replace")
     if answer is None:
-        raise ChildDied(job.runtime, stage, _cause(process.exitcode, job.timeout if timed_out else None), stderr)
+        raise ChildDied(job.runtime, stage, _cause(process.exitcode, job.timeout if timed_out else None), stderr, process.exitcode, timed_out)
     if job.echo_stderr and stderr:
         sys.stderr.write(stderr)
     kind, payload = answer
@@ -155,3 +160,12 @@ def run(job: Job, reporter: Reporter) -> object:
     if kind == "bug":
         raise RuntimeError(f"in the process running {job.runtime}: {payload}")
     return payload
+
+
+def guarded(job: Job, advice: str, what: str, reporter: Reporter) -> object:
+    """`run(job)` where a runtime may kill its process (a segfault opening a model): its death is
+    one line naming the runtime, the stage and `what` it was doing, with `advice` as the way out."""
+    try:
+        return run(job, reporter)
+    except ChildDied as died:
+        raise BackendFailure(f"{job.runtime} died ({died.stage}) {what}: {died.cause}", hint=advice, detail=died.detail) from died

@@ -10,13 +10,14 @@ import numpy as np
 
 from infertool import environment, onnx_io
 from infertool.agreement import Rule
-from infertool.errors import CheckFailed, InfertoolError
+from infertool.errors import BackendFailure, CheckFailed, InfertoolError
 from infertool.files import file_sha256, staged_output
 from infertool.inputs.batches import sample_count, split_batches
 from infertool.inputs.feeds import FeedSource, InputOptions
 from infertool.inputs.labels import classes_for, read_labels_csv
 from infertool.inputs.reading import sample_names
 from infertool.pipelines.accuracy import Labelled, evaluate, probe
+from infertool.pipelines.run import OpenCheck, opens
 from infertool.precision import transform
 from infertool.precision.settings import PrecisionSettings
 from infertool.records.model_file import ModelFile
@@ -28,6 +29,7 @@ from infertool.vocabulary import tolerance_class
 CALIBRATION_BATCH = 8
 RANDOM_SAMPLES = 32
 FEW_SAMPLES = 16
+HOLDOUT_EVERY = 5  # without --eval-data, every 5th calibration sample is evaluated on and not calibrated on
 
 
 @dataclass(frozen=True)
@@ -47,12 +49,13 @@ class QuantizeOptions:
     timeout: float | None = None  # seconds one inference may take
     force: bool = False
     labels: Path | None = None  # ground truth (sample -> class) of the evaluation samples
+    holdout: bool = True  # without --eval-data, evaluate calibrated precisions on held-out calibration samples
 
     def to_dict(self) -> dict:
         return {
             **self.settings.to_dict(), "calibration_samples": self.calib_samples,
             "eval_backend": self.eval_backend, "min_cosine": self.min_cosine, "min_top1": self.min_top1, "criterion": self.criterion,
-            "gate": self.gate, "labels": str(self.labels) if self.labels else None,
+            "gate": self.gate, "labels": str(self.labels) if self.labels else None, "holdout": self.holdout,
         }
 
     def rule(self) -> Rule:
@@ -67,42 +70,65 @@ class QuantizeOptions:
         return self.gate or self.min_cosine is not None or self.min_top1 is not None
 
 
-def _samples(source: FeedSource, options: InputOptions, wanted: int | None, what: str) -> dict[str, np.ndarray]:
-    """Stacked samples from a file, or `wanted` generated ones."""
-    if options.path is None:
-        return source.feeds(wanted or RANDOM_SAMPLES)
-    feeds = source.feeds(None)
+@dataclass(frozen=True)
+class Data:
+    """The samples a conversion calibrates on and is evaluated on."""
+
+    calib: dict[str, np.ndarray] | None  # None: no calibration data given
+    eval: dict[str, np.ndarray]
+    described: str  # the evaluation samples, in words
+    rows: np.ndarray | None = None  # which samples of the file eval holds (None: all of its file's)
+    held_out: bool = False  # eval is calibration data kept out of calibration
+
+
+def _take(feeds: dict[str, np.ndarray], wanted: int | None, what: str = "the calibration data") -> dict[str, np.ndarray]:
+    """The first `wanted` samples (all: None)."""
     available = sample_count(feeds)
     if wanted is not None and available < wanted:
         raise InfertoolError(f"{what} has {available} samples, fewer than the {wanted} asked for", hint=f"give more data or lower --calib-samples to {available}")
-    if wanted is None:
-        return feeds
-    return {n: a[:wanted] if a.ndim else a for n, a in feeds.items()}
+    return feeds if wanted is None else {n: a[:wanted] if a.ndim else a for n, a in feeds.items()}
 
 
-def calibration_data(specs: list[TensorSpec], options: QuantizeOptions, notes: list[str]) -> dict[str, np.ndarray] | None:
-    if options.calib is None:
-        return None
-    samples = _samples(FeedSource(specs, options.calib), options.calib, options.calib_samples, "the calibration data")
-    count = sample_count(samples)
-    if options.calib.path is None:
-        notes.append("calibrated on generated random data: fine for speed tests, meaningless for accuracy")
-    elif count < FEW_SAMPLES and options.settings.precision in ("int8", "fp8"):
-        notes.append(f"only {count} calibration samples; a few hundred representative ones calibrate better")
-    return samples
+def _rows(feeds: dict[str, np.ndarray], chosen: np.ndarray) -> dict[str, np.ndarray]:
+    return {n: a[chosen] if a.ndim else a for n, a in feeds.items()}
 
 
-def evaluation_data(specs: list[TensorSpec], options: QuantizeOptions, calib: dict | None) -> tuple[dict[str, np.ndarray], str]:
+def samples(specs: list[TensorSpec], options: QuantizeOptions, notes: list[str]) -> Data:
+    """Calibration and evaluation samples. Without --eval-data, a calibrated precision is evaluated
+    on every HOLDOUT_EVERY-th sample of --calib-data, which it is not calibrated on (--no-holdout:
+    on the calibration set itself, an optimistic verdict)."""
+    given = options.calib is not None and options.calib.path is not None
+    calib = None if options.calib is None else FeedSource(specs, options.calib).feeds(None if given else options.calib_samples or RANDOM_SAMPLES)
+    calibrated = options.settings.precision in ("int8", "fp8")
     if options.eval is not None:
         generated = options.eval.path is None
-        samples = _samples(FeedSource(specs, options.eval), options.eval, options.eval_samples if generated else None, "the evaluation data")
-        return samples, f"{options.eval_samples} generated samples" if generated else str(options.eval.path)
-    if calib is not None:
-        return calib, "the calibration set"
-    return FeedSource(specs, options.generated).feeds(options.eval_samples), f"{options.eval_samples} generated samples (seed {options.generated.seed})"
+        found = FeedSource(specs, options.eval).feeds(options.eval_samples if generated else None)
+        data = Data(_take(calib, options.calib_samples) if given else calib, found, f"{options.eval_samples} generated samples" if generated else str(options.eval.path))
+    elif calib is None:
+        data = Data(None, FeedSource(specs, options.generated).feeds(options.eval_samples), f"{options.eval_samples} generated samples (seed {options.generated.seed})")
+    elif calibrated and given and options.holdout and sample_count(calib) >= HOLDOUT_EVERY:
+        held = np.arange(sample_count(calib)) % HOLDOUT_EVERY == HOLDOUT_EVERY - 1
+        kept = _take(_rows(calib, ~held), options.calib_samples, f"the calibration data less its {int(held.sum())} held-out samples")
+        described = f"{options.calib.path} (every {HOLDOUT_EVERY}th sample, held out of calibration)"
+        data = Data(kept, _rows(calib, held), described, np.flatnonzero(held), held_out=True)
+    else:
+        calib = _take(calib, options.calib_samples) if given else calib
+        data = Data(calib, calib, "the calibration set")
+        if calibrated and given:
+            why = "--no-holdout" if not options.holdout else f"fewer than {HOLDOUT_EVERY} samples to hold some out"
+            notes.append(f"evaluated on the samples it was calibrated on ({why}): an optimistic verdict; give --eval-data for an honest one")
+    _calibration_notes(data.calib, given, calibrated, notes)
+    return data
 
 
-def _ground_truth(options: QuantizeOptions, samples: dict[str, np.ndarray]) -> Labelled | None:
+def _calibration_notes(calib: dict | None, given: bool, calibrated: bool, notes: list[str]) -> None:
+    if calib is not None and not given:
+        notes.append("calibrated on generated random data: fine for speed tests, meaningless for accuracy")
+    elif calib is not None and calibrated and sample_count(calib) < FEW_SAMPLES:
+        notes.append(f"only {sample_count(calib)} calibration samples; a few hundred representative ones calibrate better")
+
+
+def _ground_truth(options: QuantizeOptions, data: Data) -> Labelled | None:
     """The class of each evaluation sample, from --labels-csv."""
     if options.labels is None:
         return None
@@ -110,7 +136,9 @@ def _ground_truth(options: QuantizeOptions, samples: dict[str, np.ndarray]) -> L
     if path is None:
         raise InfertoolError("--labels-csv needs real evaluation samples", hint="give --eval-data PATH or --calib-data PATH (the labelled samples)")
     truth = read_labels_csv(options.labels)
-    return Labelled(classes_for(truth, sample_names(path, sample_count(samples)), str(path)), truth)
+    count = sample_count(data.eval)
+    names = sample_names(path, count) if data.rows is None else [sample_names(path, int(data.rows[-1]) + 1)[i] for i in data.rows]
+    return Labelled(classes_for(truth, names, str(path)), truth)
 
 
 def _usage_note(settings: PrecisionSettings) -> list[str]:
@@ -167,6 +195,20 @@ def _failure(result: QuantizeResult, output: Path) -> CheckFailed:
     )
 
 
+def _opens(converted: Path, feeds: dict, options: QuantizeOptions, notes: list[str], reporter: Reporter) -> str:
+    """The written model opened for real and run once on the evaluation backend, in a fresh process,
+    before anything else runs it: a graph the runtime dies on is refused (kept, with a note, under
+    --no-gate). Returns why it cannot be evaluated ('' where it opened)."""
+    try:
+        opens(OpenCheck(converted, options.eval_backend, feeds), f"opening the {options.settings.precision} model quantize wrote", reporter)
+    except BackendFailure as failure:
+        if options.gate:
+            raise BackendFailure(f"{failure.message}; {options.output} was not written", hint=f"{failure.hint}; --no-gate keeps the file for another runtime", detail=failure.detail) from failure
+        notes.append(f"{failure.message}; {options.output} was kept anyway (--no-gate)")
+        return failure.message
+    return ""
+
+
 def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> QuantizeResult:
     started = time.perf_counter()
     model = onnx_io.load(model_path)
@@ -175,10 +217,11 @@ def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> 
     transform.check_request(info.precision, settings, options.calib is not None)
     specs = list(info.inputs)
     notes: list[str] = _usage_note(settings)
-    calib = calibration_data(specs, options, notes)
-    samples, data = evaluation_data(specs, options, calib)
-    labelled = _ground_truth(options, samples)
-    probe(model_path, specs, calib or samples, options.eval_backend, options.timeout, reporter)
+    data = samples(specs, options, notes)
+    calib = data.calib
+    labelled = _ground_truth(options, data)
+    probe(model_path, specs, calib or data.eval, options.eval_backend, options.timeout, reporter)
+    first = split_batches(data.eval, specs, 1)[0]
     with staged_output(options.output, options.force) as staging:
         converted = staging / options.output.name
         batches = None if calib is None else split_batches(calib, specs, calibration_batch(sample_count(calib), settings))
@@ -187,9 +230,11 @@ def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> 
         calibration = None if stage.calibration is None else {
             **stage.calibration, "samples": None if calib is None else sample_count(calib),
             "data": str(options.calib.path) if options.calib and options.calib.path else "random" if options.calib else None,
+            "held_out": sample_count(data.eval) if data.held_out else 0,
         }
-        accuracy = evaluate(
-            model_path, converted, options.output, specs, samples, data, options.rule(), options.eval_backend, reporter,
+        died = _opens(converted, first, options, notes, reporter)
+        accuracy = AccuracyReport(options.eval_backend, data.described, sample_count(data.eval), unavailable=died) if died else evaluate(
+            model_path, converted, options.output, specs, data.eval, data.described, options.rule(), options.eval_backend, reporter,
             labelled=labelled, timeout=options.timeout,
         )
         gates = _gates(accuracy, options, notes)

@@ -33,7 +33,7 @@ READERS: dict[str, tuple[str, Callable[[Fields], object]]] = {
     "infertool.build/1": ("build-engine", BuildResult.read), "infertool.sweep/1": ("sweep", SweepResult.read),
     "infertool.sweep-cell/1": ("sweep cell", CellFailure.read),
 }
-NOTHING_TO_REPORT = ("infertool.convert/1", "infertool.run/1", "infertool.doctor/1", "infertool.report/1")
+NOTHING_TO_REPORT = ("infertool.convert/1", "infertool.run/1", "infertool.doctor/1", "infertool.report/1", "infertool.optimize/1")
 FORMATS = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html"}
 MAX_FILES = 10_000  # result files one report reads
 HINT = "give JSON written by bench, quantize, build-engine or sweep (--json), or folders of them"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from infertool.inputs.batches import value_shape
 from infertool.inputs.feeds import FeedSource, InputOptions
 from infertool.inputs.labels import classifier_output
 from infertool.inputs.tensor_files import write_npz, write_pb_dir
+from infertool.pipelines import isolation
 from infertool.records.run import OutputSummary, RunResult, TopK
 from infertool.reporting import Reporter
 from infertool.tensors import TensorSpec
@@ -42,6 +43,17 @@ class RunRequest:
     force: bool = False
     save_inputs: Path | None = None  # the exact tensors fed: in.npz, or a folder of input_K.pb (readable by --inputs)
     scores: str = "auto"  # how --top-k turns scores into probabilities: auto, raw, softmax, sigmoid
+    isolate: bool = True  # load and infer in a fresh process, so a runtime that crashes is one line, not a dead infertool
+
+
+@dataclass(frozen=True)
+class OpenCheck:
+    """A model file opened for real and run once (in a fresh process: `opens`)."""
+
+    model: Path
+    backend: str
+    feeds: dict
+    runner: RunnerOptions = field(default_factory=RunnerOptions)
 
 
 def read_labels(path: Path, reporter: Reporter) -> list[str]:
@@ -179,13 +191,44 @@ def _infer(backend: Backend, request: RunRequest, reporter: Reporter, startup: d
         runner.close()
 
 
+def infer_once(request: RunRequest, reporter: Reporter) -> tuple[dict, dict, tuple[TensorSpec, ...], dict]:
+    """Inputs, outputs, output specs and load / first-inference times of the request's one inference."""
+    backend = registry.get(request.backend) if request.backend else registry.default_for(request.model)
+    startup: dict = {}
+    return (*_infer(backend, request, reporter, startup), startup)
+
+
+def _open_and_infer(check: OpenCheck, reporter: Reporter) -> None:
+    backend = registry.get(check.backend)
+    model = onnx_io.describe(check.model)
+    with reporter.task(f"{backend.name}: loading {check.model.name}"):
+        shapes = {n: tuple(a.shape) for n, a in check.feeds.items() if isinstance(a, np.ndarray)}
+        runner = backend.open(backend.prepare(model, check.runner, shapes, reporter), check.runner)
+        runner.prepare()
+    try:
+        with reporter.task(f"{backend.name}: inference"):
+            runner.infer(check.feeds)
+    finally:
+        runner.close()
+
+
+def opens(check: OpenCheck, what: str, reporter: Reporter) -> None:
+    """The model loaded and run once on its backend in a fresh process: a runtime that dies on it
+    is a BackendFailure naming the stage, never a dead infertool."""
+    backend = registry.get(check.backend)
+    isolation.guarded(isolation.Job(_open_and_infer, check, backend.name), backend.crash_advice, what, reporter)
+
+
 def run(request: RunRequest, reporter: Reporter) -> RunResult:
     """One inference: summaries of every output, optional top-k, outputs saved."""
     backend = _check(request)
     labels = read_labels(request.labels, reporter) if request.labels else None
     check_input(request.model, "model file")
-    startup: dict = {}
-    feeds, outputs, specs = _infer(backend, request, reporter, startup)
+    if request.isolate:
+        job = isolation.Job(infer_once, replace(request, backend=backend.name), backend.name)
+        feeds, outputs, specs, startup = isolation.guarded(job, backend.crash_advice, f"running {shorten(request.model.name)}", reporter)
+    else:
+        feeds, outputs, specs, startup = infer_once(replace(request, backend=backend.name), reporter)
     ranked = top_k(outputs, request.top_k, labels, request.scores) if request.top_k else None
     notes: list[str] = []
     if ranked is not None and request.scores == "auto" and ranked.scores == "softmax" and _unit_interval(outputs[ranked.output]):

@@ -7,23 +7,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shlex
-import subprocess
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from infertool import environment, onnx_io
 from infertool.backends import registry
 from infertool.errors import CheckFailed, InfertoolError, first_line
-from infertool.files import file_sha256, write_text_atomic
+from infertool.files import check_output, file_sha256, read_bytes, write_text_atomic
 from infertool.optional import require
-from infertool.pipelines import sweep_run
+from infertool.pipelines import isolation, sweep_run
+from infertool.pipelines.bench import BenchOptions
+from infertool.pipelines.quantize import QuantizeOptions, quantize
+from infertool.records.fields import load_json
 from infertool.records.sweep import SweepResult
-from infertool.reporting import Reporter
+from infertool.reporting import Reporter, SilentReporter
+from infertool.text import printable, shorten
 from infertool.vocabulary import QUANTIZE_PRECISIONS
 
 AS_IS = "as-is"  # the model file as given, in whatever precision its graph carries
@@ -31,8 +34,15 @@ SPEC_KEYS = ("models", "precisions", "backends", "batches", "shapes", "devices",
 SET_PER_CELL = {"--json": "the sweep writes each cell's result", "--device": "devices", "--backend": "backends", "-b": "backends",
                 "--batch": "batches", "--label": "models (label)", "--input-shape": "shapes"}
 SET_BY_QUANTIZE = {"-p": "precisions", "--precision": "precisions", "-o": "the sweep's models/ folder", "--output": "the sweep's models/ folder", "--json": "the sweep"}
-SHAPE = re.compile(r"^([^\s]+:)?\d+(x\d+)*$")
+WRITES_OUTSIDE = {"bench_args": ("--csv", "--markdown", "--save-optimized", "--force", "-f"), "quantize_args": ("--force", "-f")}
+SHAPE = re.compile(r"^([^\s]+:)?[0-9]+(x[0-9]+)*$")
 EXECUTORS = ("local", "ray")
+SPEC_LIMIT = 2**20  # bytes of a spec
+SPEC_VALUES = 100_000  # values in a spec, an alias counted each time it is used ("billion laughs")
+SPEC_DEPTH = 8  # nesting of a spec's values (models: - {path: ...} is 3)
+MAX_CELLS = 10_000  # cells one spec expands to
+MAX_DEVICE = 1023
+MAX_BATCH = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,8 @@ class Shard:
 @dataclass(frozen=True)
 class SweepOptions:
     output: Path
+    bench_options: Callable[[tuple[str, ...], tuple[str, ...]], BenchOptions]  # (the spec's bench_args, a cell's shapes), read by the CLI
+    quantize_options: Callable[[tuple[str, ...], str, Path], QuantizeOptions]  # (the spec's quantize_args, precision, output), read by the CLI
     shard: Shard | None = None
     resume: bool = False
     force: bool = False
@@ -119,25 +131,55 @@ def _items(raw: dict, key: str, spec: Path) -> list | None:
         return None
     if isinstance(value, str) and key in ("precisions", "backends", "batches", "devices"):
         value = [v.strip() for v in value.split(",") if v.strip()]
-        value = [int(v) if v.isdigit() else v for v in value]
+        value = [int(v) if re.fullmatch(r"[0-9]{1,30}", v) else v for v in value]
     elif isinstance(value, str) and key.endswith("_args"):
-        value = shlex.split(value)
+        try:
+            value = shlex.split(value)
+        except ValueError as exc:
+            raise _fail(spec, f"'{key}' is not a command line: {first_line(exc)}", hint="close its quotes") from None
     items = value if isinstance(value, list) else [value]
     if not items:
         raise _fail(spec, f"'{key}' is empty")
     return items
 
 
+def _texts(raw: dict, key: str, spec: Path, default: list[str]) -> tuple[str, ...]:
+    """A key's values that must each be one word of text (numbers read as text)."""
+    items = _items(raw, key, spec) or default
+    bad = [i for i in items if isinstance(i, (dict, list, bool)) or i is None]
+    if bad:
+        raise _fail(spec, f"'{key}' holds {_kind(bad[0])}, not text", hint=f"write {key} as text, e.g. {key}: {', '.join(default)}")
+    return tuple(dict.fromkeys(str(i) for i in items))
+
+
+def _kind(value: object) -> str:
+    return {dict: "a mapping", list: "a list", bool: "true/false", type(None): "nothing"}.get(type(value), shorten(printable(repr(value)), 40))
+
+
+def _bounded(raw: object, spec: Path) -> None:
+    """Refuse a spec whose values, aliases expanded, are too many or nested too deeply: a walk
+    that stops at the limit, never the expansion itself."""
+    stack, seen = [(raw, 0)], 0
+    while stack:
+        value, depth = stack.pop()
+        seen += 1
+        if seen > SPEC_VALUES:
+            raise _fail(spec, f"holds more than {SPEC_VALUES:,} values (aliases counted each time they are used)", hint="write a smaller spec")
+        if depth > SPEC_DEPTH:
+            raise _fail(spec, f"is nested more than {SPEC_DEPTH} levels deep", hint="see `infertool sweep --help` for the spec's shape")
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((child, depth + 1) for child in children)
+
+
 def _models(raw: dict, spec: Path) -> tuple[ModelEntry, ...]:
     entries = []
     for item in _items(raw, "models", spec) or []:
         given = item if isinstance(item, dict) else {"path": item}
-        if not isinstance(given.get("path"), str) or set(given) - {"path", "label"}:
-            raise _fail(spec, f"a model is a path or {{path: ..., label: ...}}, not {item!r}")
-        path = (spec.parent / given["path"]).resolve()
-        if not path.is_file():
-            raise _fail(spec, f"model {given['path']} not found (paths are relative to the spec)")
-        entries.append(ModelEntry(path, str(given.get("label") or path.stem)))
+        label = given.get("label")
+        if not isinstance(given.get("path"), str) or set(given) - {"path", "label"} or not isinstance(label, (str, int, type(None))):
+            raise _fail(spec, f"a model is a path or {{path: ..., label: ...}} (text), not {shorten(printable(repr(item)), 60)}")
+        path = _model_path(spec, given["path"])
+        entries.append(ModelEntry(path, printable(str(label or path.stem))))
     if not entries:
         raise _fail(spec, "no models", hint="list them under 'models:'")
     labels = [e.label for e in entries]
@@ -146,18 +188,42 @@ def _models(raw: dict, spec: Path) -> tuple[ModelEntry, ...]:
     return tuple(entries)
 
 
+def _model_path(spec: Path, given: str) -> Path:
+    """A model named by the spec, relative to it; one line where the name cannot be a file's."""
+    try:
+        path = (spec.parent / given).resolve()
+        found = path.is_file()
+    except (OSError, ValueError):  # an embedded NUL, a name too long
+        found = False
+    if not found:
+        raise _fail(spec, f"model {shorten(printable(given), 80)} not found (paths are relative to the spec)")
+    return path
+
+
+def _option_name(arg: str) -> str:
+    """The option an argument sets: --name=value -> --name, -oPATH -> -o."""
+    return arg.split("=", 1)[0] if arg.startswith("--") else arg[:2] if arg.startswith("-") else arg
+
+
 def _args(raw: dict, key: str, forbidden: dict, spec: Path) -> tuple[str, ...]:
-    args = tuple(str(a) for a in _items(raw, key, spec) or [])
+    items = _items(raw, key, spec) or []
+    bad = [a for a in items if isinstance(a, (dict, list)) or a is None]
+    if bad:
+        raise _fail(spec, f"'{key}' holds {_kind(bad[0])}, not a command-line argument", hint=f"write {key} as a list of words or one line")
+    args = tuple(str(a) for a in items)
     for arg in args:
-        if arg.split("=", 1)[0] in forbidden:
-            raise _fail(spec, f"{key} may not hold {arg}: the sweep sets it ({forbidden[arg.split('=', 1)[0]]})")
+        name = _option_name(arg)
+        if name in forbidden or name in WRITES_OUTSIDE[key]:
+            why = f"the sweep sets it ({forbidden[name]})" if name in forbidden else "a cell writes only inside the output folder"
+            raise _fail(spec, f"{key} may not hold {shorten(printable(arg), 60)}: {why}")
     return args
 
 
-def _ints(raw: dict, key: str, minimum: int, spec: Path) -> tuple[int, ...] | None:
+def _ints(raw: dict, key: str, low: int, high: int, spec: Path) -> tuple[int, ...] | None:
     items = _items(raw, key, spec)
-    if items is not None and not all(isinstance(i, int) and not isinstance(i, bool) and i >= minimum for i in items):
-        raise _fail(spec, f"'{key}' takes whole numbers >= {minimum}, not {items}")
+    if items is not None and not all(isinstance(i, int) and not isinstance(i, bool) and low <= i <= high for i in items):
+        shown = shorten(printable(", ".join(map(str, items))), 60)
+        raise _fail(spec, f"'{key}' takes whole numbers from {low} to {high:,}, not {shown}")
     return None if items is None else tuple(dict.fromkeys(items))
 
 
@@ -168,35 +234,41 @@ def _shapes(raw: dict, spec: Path) -> tuple[tuple[str, ...], ...] | None:
     sets = tuple(tuple(s) if isinstance(s, list) else (s,) for s in items)
     bad = [s for group in sets for s in group if not isinstance(s, str) or not SHAPE.match(s)]
     if bad:
-        raise _fail(spec, f"malformed shape {bad[0]!r}", hint="write NAME:1x3x224x224 (a list of them for several inputs)")
+        raise _fail(spec, f"malformed shape {_kind(bad[0])}", hint="write NAME:1x3x224x224 (a list of them for several inputs)")
     return sets
 
 
 def load_spec(path: Path) -> Spec:
     yaml = require("yaml", "sweep specs")
-    if not path.is_file():
-        raise InfertoolError(f"sweep spec {path} not found", hint="give a YAML file (see `infertool sweep --help`)")
+    data = read_bytes(path, "sweep spec", SPEC_LIMIT, hint="give a YAML file (see `infertool sweep --help`)")
     try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InfertoolError(f"sweep spec {path} is not YAML: {first_line(exc)}") from exc
+        raw = yaml.safe_load(data.decode())
+    except RecursionError:
+        raise _fail(path, f"is nested more than {SPEC_DEPTH} levels deep") from None
+    except (UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InfertoolError(f"sweep spec {shorten(path)} is not YAML: {shorten(printable(first_line(exc)), 120)}", hint="fix the YAML") from None
     if not isinstance(raw, dict):
         raise _fail(path, "the spec is a mapping of keys (models, backends, batches, ...)")
-    unknown = sorted(set(raw) - set(SPEC_KEYS))
+    _bounded(raw, path)
+    unknown = sorted(shorten(printable(str(k)), 40) for k in set(raw) - set(SPEC_KEYS))
     if unknown:
         raise _fail(path, f"unknown key '{unknown[0]}'", hint=f"the keys are {', '.join(SPEC_KEYS)}")
-    precisions = tuple(str(p) for p in _items(raw, "precisions", path) or [AS_IS])
+    precisions = _texts(raw, "precisions", path, [AS_IS])
     for precision in precisions:
         if precision not in (AS_IS, "fp32", *QUANTIZE_PRECISIONS):
-            raise _fail(path, f"unknown precision '{precision}'", hint=f"choose from {AS_IS}, fp32, {', '.join(QUANTIZE_PRECISIONS)}")
-    backends = tuple(str(b) for b in _items(raw, "backends", path) or ["ort-cpu"])
+            raise _fail(path, f"unknown precision '{shorten(printable(precision), 40)}'", hint=f"choose from {AS_IS}, fp32, {', '.join(QUANTIZE_PRECISIONS)}")
+    backends = _texts(raw, "backends", path, ["ort-cpu"])
     for backend in backends:
         registry.get(backend)
-    return Spec(
-        path, file_sha256(path), _models(raw, path), tuple(dict.fromkeys(precisions)), tuple(dict.fromkeys(backends)),
-        _ints(raw, "batches", 1, path) or (None,), _shapes(raw, path) or ((),), _ints(raw, "devices", 0, path) or (None,),
+    spec = Spec(
+        path, file_sha256(path), _models(raw, path), precisions, backends,
+        _ints(raw, "batches", 1, MAX_BATCH, path) or (None,), _shapes(raw, path) or ((),), _ints(raw, "devices", 0, MAX_DEVICE, path) or (None,),
         _args(raw, "bench_args", SET_PER_CELL, path), _args(raw, "quantize_args", SET_BY_QUANTIZE, path),
     )
+    count = math.prod(len(axis) for axis in (spec.models, spec.precisions, spec.backends, spec.shapes, spec.batches, spec.devices))
+    if count > MAX_CELLS:
+        raise _fail(path, f"expands to {count:,} cells, more than the {MAX_CELLS:,} one sweep runs", hint="split it into several specs")
+    return spec
 
 
 # ---------------------------------------------------------------- cells
@@ -277,38 +349,72 @@ def _slots(options: SweepOptions, cells: list[Cell], reporter: Reporter) -> tupl
 
 
 def _finished(path: Path) -> bool:
-    try:
-        return json.loads(path.read_text()).get("schema") == "infertool.bench/1"
-    except (OSError, ValueError, AttributeError):
+    """Whether a cell's file holds its bench result; a damaged one (a pipe, a link to /dev/zero,
+    deep nesting) is not one, and the cell runs again."""
+    if not os.path.lexists(path):
         return False
+    try:
+        data = load_json(path, "cell result", "run the cell again")
+    except InfertoolError:
+        return False
+    return isinstance(data, dict) and data.get("schema") == "infertool.bench/1"
+
+
+def summary_name(shard: Shard | None) -> str:
+    return "sweep.json" if shard is None else f"sweep.shard-{shard.index}-of-{shard.count}.json"
+
+
+def _check_output(spec: Spec, options: SweepOptions) -> None:
+    """The output folder can hold the results, and its summary is not the spec itself."""
+    summary = options.output / summary_name(options.shard)
+    if os.path.lexists(options.output) and not options.output.is_dir():
+        raise InfertoolError(f"sweep output {shorten(options.output)} is not a folder", hint="give -o a folder (new or of an earlier sweep)")
+    if summary.resolve() == spec.path.resolve():
+        raise InfertoolError(f"the sweep's summary {shorten(summary)} would overwrite its own spec", hint="give -o another folder")
+    check_output(summary, force=True)
+    check_output(options.output / "cells" / "cell.json", force=True)
 
 
 def _plan(cells: list[Cell], options: SweepOptions) -> tuple[list[Cell], list[Cell]]:
-    """(cells to run, finished cells --resume skips); results in the way need --resume or --force."""
+    """(cells to run, finished cells --resume skips); results or a summary in the way need
+    --resume or --force."""
     folder = options.output / "cells"
-    finished = [c for c in cells if _finished(folder / f"{c.id}.json")]
-    if finished and not options.resume and not options.force and not options.list_only:
+    there = [c for c in cells if os.path.lexists(folder / f"{c.id}.json")]
+    finished = [c for c in there if _finished(folder / f"{c.id}.json")]
+    summary = options.output / summary_name(options.shard)
+    if (there or os.path.lexists(summary)) and not options.resume and not options.force and not options.list_only:
         raise InfertoolError(
-            f"{options.output} already holds results of {len(finished)} of these cells",
+            f"{shorten(options.output)} already holds {f'results of {len(there)} of these cells' if there else summary.name}",
             hint="pass --resume to skip finished cells, or --force to run them again",
         )
     skipped = finished if options.resume else []
     return [c for c in cells if c not in skipped], skipped
 
 
-def _quantize(cells: list[Cell], spec: Spec, reporter: Reporter) -> dict[Path, str]:
-    """The quantized versions the cells need, made once each; why a version could not be made."""
+@dataclass(frozen=True)
+class QuantizeJob:
+    model: Path
+    options: QuantizeOptions
+
+
+def quantize_version(job: QuantizeJob, reporter: Reporter) -> dict:
+    """The child's side: one quantized version, made and written; its report."""
+    return quantize(job.model, job.options, reporter).to_dict()
+
+
+def _quantize(cells: list[Cell], spec: Spec, options: SweepOptions, reporter: Reporter) -> dict[Path, str]:
+    """The quantized versions the cells need, made once each, each in a fresh process; why a version could not be made."""
     failures: dict[Path, str] = {}
     for path, cell in {c.path: c for c in cells if c.reference is not None}.items():
         if path.is_file():
             continue
-        command = [sys.executable, "-m", "infertool", "quantize", str(cell.model.path), "-p", cell.precision, "-o", str(path),
-                   "--json", str(path.with_suffix(".quantize.json")), "--quiet", *spec.quantize_args]
+        job = QuantizeJob(cell.model.path, options.quantize_options(spec.quantize_args, cell.precision, path))
         with reporter.task(f"quantizing {cell.model.label} to {cell.precision}"):
-            done = subprocess.run(command, capture_output=True, text=True)
-        if not path.is_file():
-            lines = [line for line in done.stderr.splitlines() if line.startswith("error:")] or done.stderr.splitlines()[-1:] or [f"exit {done.returncode}"]
-            failures[path] = f"quantizing {cell.model.label} to {cell.precision} failed: {lines[-1]}"
+            try:
+                report = isolation.run(isolation.Job(quantize_version, job, f"quantize {cell.model.label} to {cell.precision}", echo_stderr=False), SilentReporter())
+                write_text_atomic(path.with_suffix(".quantize.json"), json.dumps(report, indent=2, default=str) + "\n", force=True)
+            except InfertoolError as exc:  # a failed gate included: no file, the cells on it fail
+                failures[path] = f"quantizing {cell.model.label} to {cell.precision} failed: {exc.one_line()}"
     return failures
 
 
@@ -345,12 +451,26 @@ class _Recorder:
                                   "attempts": [{"started_utc": now, "finished_utc": now, "seconds": 0, "exit_code": None, "error": error, "stderr_tail": None}]})
 
 
+def _jobs(cells: list[Cell], spec: Spec, options: SweepOptions) -> dict[str, sweep_run.CellJob]:
+    """Each cell's bench as a typed request: the spec's bench_args read once per set of shapes (a mistake
+    in them stops the sweep before any cell runs), then the cell's own settings."""
+    read: dict[tuple[str, ...], BenchOptions] = {}
+    jobs = {}
+    for cell in cells:
+        if cell.shapes not in read:
+            read[cell.shapes] = options.bench_options(spec.bench_args, cell.shapes)
+        settings = replace(read[cell.shapes], backends=(cell.backend,), batches=(cell.batch,), reference=cell.reference, model_labels=(cell.label,), force=False)
+        jobs[cell.id] = sweep_run.CellJob(cell.to_dict(), cell.path, settings)
+    return jobs
+
+
 def _execute(todo: list[Cell], spec: Spec, options: SweepOptions, recorder: _Recorder, reporter: Reporter) -> list:
     """Quantize what the cells need, then run them; returns the device slots used."""
-    failures = _quantize(todo, spec, reporter)
+    jobs = _jobs(todo, spec, options)
+    failures = _quantize(todo, spec, options, reporter)
     for cell in [c for c in todo if c.path in failures]:
         recorder.fail(cell, failures[cell.path])
-    runnable = [c.to_dict() for c in todo if c.path not in failures]
+    runnable = [jobs[c.id] for c in todo if c.path not in failures]
     if options.executor == "ray":
         if any(c.device is not None for c in todo):
             raise InfertoolError("the spec pins cells to devices, but Ray assigns GPUs itself", hint="drop 'devices:' from the spec, or use --executor local")
@@ -369,6 +489,8 @@ def sweep(spec_path: Path, options: SweepOptions, reporter: Reporter) -> SweepRe
         raise InfertoolError(f"unknown --executor '{options.executor}'", hint=f"choose from {', '.join(EXECUTORS)}")
     spec = load_spec(spec_path)
     cells = in_shard(expand(spec, options.output), options.shard)
+    if not options.list_only:
+        _check_output(spec, options)
     todo, skipped = _plan(cells, options)
     if options.shard is not None:
         reporter.note(f"shard {options.shard} (from {options.shard.source}): {len(cells)} cells")
@@ -382,8 +504,7 @@ def sweep(spec_path: Path, options: SweepOptions, reporter: Reporter) -> SweepRe
         slots = _execute(todo, spec, options, recorder, reporter) if todo else []
     entries = [{**c.to_dict(), "status": "skipped", "result": f"cells/{c.id}.json"} if c in skipped else recorder.entries[c.id] for c in cells]
     result = SweepResult(environment.fingerprint(), summary, _shard_text(options.shard), options.executor, tuple(slots), tuple(entries))
-    name = "sweep.json" if options.shard is None else f"sweep.shard-{options.shard.index}-of-{options.shard.count}.json"
-    write_text_atomic(options.output / name, json.dumps(result.to_dict(), indent=2, default=str) + "\n", force=True)
+    write_text_atomic(options.output / summary_name(options.shard), json.dumps(result.to_dict(), indent=2, default=str) + "\n", force=True)
     failed = [e["id"] for e in entries if e["status"] == "failed"]
     if failed:
         raise CheckFailed(f"{len(failed)} of {len(cells)} cells failed: {', '.join(failed[:5])}{' ...' if len(failed) > 5 else ''}",

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from infertool import onnx_io
-from infertool.backends.base import Backend, Choice, Dimension, RunnerOptions
+from infertool.backends.base import Backend, Choice, Dimension, GraphStep, RunnerOptions
 from infertool.errors import InfertoolError
-from infertool.files import cache_root, file_sha256
+from infertool.files import cache_root, file_sha256, staged_output
 from infertool.inputs.feeds import InputOptions
 from infertool.measure.timing import Budget, run_for
 from infertool.onnx_io import ModelInfo
@@ -49,7 +49,8 @@ class Reproduce:
     model: Path  # the model bench runs: the given one, or a precision graph made from it
     options: RunnerOptions
     graph: tuple[str, str] | None = None  # (precision, target) of a precision graph, calibrated on TuneOptions.calibration
-    source: Path | None = None  # the model a precision graph was made from (its reference)
+    source: Path | None = None  # the model a made graph was made from (its reference)
+    step: tuple[str, ...] | None = None  # the command line making a backend's graph (transformer fusions) from `source`
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,23 @@ class TuneOptions:
     budget: float  # seconds of measurement per row, shared equally by the configurations tried
     reproduce: Callable[[Reproduce], str]  # the command line of a configuration (written by the CLI)
     calibration: InputOptions | None = None  # the user's data for precision graphs; None: the model's precision is kept
+    alone: bool = True  # measure the best and the defaults again, each alone in a fresh process (optimize does that for its finalists)
+
+
+class BudgetTooSmall(InfertoolError):
+    """The tuning budget leaves a configuration fewer than MIN_SAMPLES inferences; `needed` seconds would do."""
+
+    def __init__(self, message: str, hint: str, needed: float):
+        super().__init__(message, hint=hint)
+        self.needed = needed
+
+
+@dataclass(frozen=True)
+class Tuned:
+    """A tuned row and the runner options of the configuration it measured."""
+
+    row: BenchRow
+    options: RunnerOptions
 
 
 @dataclass(frozen=True)
@@ -97,19 +115,27 @@ def _lookup(settings: Mapping, dotted: str) -> object:
 
 
 class _Graphs:
-    """Precision graphs made from the model by quantize's transform, kept in the cache per model contents."""
+    """Graphs made from the model, kept in the cache per model contents: precision graphs by quantize's
+    transform, and those a backend's GraphStep makes."""
 
-    def __init__(self, model: ModelInfo, calibration: InputOptions | None, reporter: Reporter):
-        self.model, self.calibration, self.reporter = model, calibration, reporter
+    def __init__(self, model: ModelInfo, calibration: InputOptions | None, reporter: Reporter, steps: Mapping[str, GraphStep]):
+        self.model, self.calibration, self.reporter, self.steps = model, calibration, reporter, steps
         self._made: dict[str, ModelInfo] = {}
 
     def get(self, name: str | None) -> ModelInfo:
         if name is None:
             return self.model
+        if name in self.steps and name not in self._made:
+            path = cache_root() / "tune" / f"{self.model.path.stem}-{self.model.sha256[:16]}-{name}.onnx"
+            if not path.is_file():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with self.reporter.task(f"making the {name} graph"), staged_output(path, force=True) as staged:
+                    self.steps[name].make(self.model.path, staged / path.name)
+            self._made[name] = onnx_io.describe(path)
         if name not in self._made:
             precision, target = TUNE_GRAPHS[name]
             calib = self.calibration
-            key = hashlib.sha256(json.dumps([self.model.sha256, calib.to_dict(), _data_sha256(calib)], sort_keys=True).encode()).hexdigest()[:16]
+            key = hashlib.sha256(json.dumps([self.model.sha256, calib.to_dict(), data_sha256(calib)], sort_keys=True).encode()).hexdigest()[:16]
             path = cache_root() / "tune" / f"{self.model.path.stem}-{key}-{name}.onnx"  # per model contents and calibration
             if not path.is_file():
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,10 +236,10 @@ def _defaults_trial(row: _Row, options: RunnerOptions, budgets: tuple[Budget, Bu
     defaults = _trial(row, Config(options), budgets)
     needed = planned * MIN_SAMPLES * defaults.stats.median / 1e3 / 0.8  # the timed share is 80 % of a configuration's
     if defaults.stats.median / 1e3 * MIN_SAMPLES > budgets[1].seconds:
-        raise InfertoolError(
+        raise BudgetTooSmall(
             f"--tune-budget {budget:g}s is too small for {row.backend.name} batch {row.batch}: it leaves {budgets[1].seconds:.3g} s "
             f"of timing to each of {planned} configurations, and {MIN_SAMPLES} inferences take {defaults.stats.median * MIN_SAMPLES / 1e3:.3g} s here",
-            hint=f"give --tune-budget {max(1, round(needed + 0.5))}s or more",
+            hint=f"give --tune-budget {max(1, round(needed + 0.5))}s or more", needed=needed,
         )
     return defaults
 
@@ -224,11 +250,11 @@ def _space(backend: Backend, model: ModelInfo, runner: RunnerOptions, precision_
     dimensions = backend.tuning_space(model, runner)
     if precision_graphs:
         return dimensions
-    kept = (replace(d, choices=tuple(c for c in d.choices if c.graph is None)) for d in dimensions)
+    kept = (replace(d, choices=tuple(c for c in d.choices if c.graph is None or c.step is not None)) for d in dimensions)
     return tuple(d for d in kept if d.choices)
 
 
-def _data_sha256(data: InputOptions) -> str | None:
+def data_sha256(data: InputOptions) -> str | None:
     """The calibration file's contents (a folder: its files' names, sizes and times), keying cached graphs."""
     path = data.path
     if path is None or not path.exists():
@@ -239,22 +265,26 @@ def _data_sha256(data: InputOptions) -> str | None:
     return hashlib.sha256(json.dumps(listing).encode()).hexdigest()
 
 
-def _tune_row(tune: TuneOptions, model: ModelInfo, backend: Backend, feeds: dict, options: BenchOptions, references, reporter: Reporter) -> BenchRow:
+def tune_row(tune: TuneOptions, model: ModelInfo, backend: Backend, feeds: dict, options: BenchOptions, references, reporter: Reporter) -> Tuned:
+    """One row tuned: the best configuration found, measured with bench's full budget."""
     dimensions = _space(backend, model, options.runner, tune.calibration is not None)
     watch = tuple(dict.fromkeys(key for d in dimensions for c in d.choices for key in c.expect))
-    row = _Row(backend, feeds, options, references, _Graphs(model, tune.calibration, reporter), reporter, watch)
+    steps = {c.step.name: c.step for d in dimensions for c in d.choices if c.step is not None}
+    row = _Row(backend, feeds, options, references, _Graphs(model, tune.calibration, reporter, steps), reporter, watch)
     if not dimensions:
         reporter.note(f"{backend.name}: nothing to tune; measured as given")
         measured = measure_row(model, backend, feeds, options, references, reporter)
-        return replace(measured, tune={"budget_s": tune.budget, "dimensions": [], "tried": [], "best": ["defaults"], "speedup": 1.0, "confirmed": True,
-                                       "command": tune.reproduce(Reproduce(backend.name, measured.batch, model.path, options.runner))})
+        return Tuned(replace(measured, tune={
+            "budget_s": tune.budget, "dimensions": [], "tried": [], "best": ["defaults"], "speedup": 1.0, "confirmed": True,
+            "command": tune.reproduce(Reproduce(backend.name, measured.batch, model.path, options.runner)),
+        }), options.runner)
     planned = 1 + sum(len(d.choices) for d in dimensions)
     share = tune.budget / planned
     budgets = (Budget(2, share * 0.2), Budget(MIN_SAMPLES, share * 0.8))
     with reporter.task(f"{backend.name} batch {row.batch}: defaults"):
         defaults = _defaults_trial(row, options.runner, budgets, planned, tune.budget)
     best, tried = _search(row, dimensions, defaults, budgets)
-    return _finish(tune, row, model, best, tried, dimensions, share)
+    return Tuned(_finish(tune, row, model, best, tried, dimensions, share), best.config.options)
 
 
 def _finish(tune: TuneOptions, row: _Row, model: ModelInfo, best: Trial, tried: list[Trial], dimensions, share: float) -> BenchRow:
@@ -266,7 +296,7 @@ def _finish(tune: TuneOptions, row: _Row, model: ModelInfo, best: Trial, tried: 
         with row.reporter.task(f"{row.backend.name} batch {row.batch}: the defaults, full budget"):
             full = _trial(row, tried[0].config, (row.options.warmup, row.options.measure))
         defaults_ms = full.stats.median if full.stats else None
-    alone = _alone(tune, row, model, best, tried[0])
+    alone = _alone(tune, row, model, best, tried[0]) if tune.alone else {}
     settings = dict(measured.settings)
     if best.config.graph is not None:
         settings["graph"] = {"name": best.config.graph, "path": str(winner.path), "sha256": winner.sha256, "precision": winner.precision, "made_from": str(model.path)}
@@ -283,9 +313,11 @@ def _finish(tune: TuneOptions, row: _Row, model: ModelInfo, best: Trial, tried: 
 
 
 def _found(row: _Row, trial: Trial, model: ModelInfo) -> tuple[Reproduce, ModelInfo]:
-    used = row.graphs.get(trial.config.graph)
-    graph = None if trial.config.graph is None else TUNE_GRAPHS[trial.config.graph]
-    return Reproduce(row.backend.name, row.batch, used.path, trial.config.options, graph, model.path if graph else None), used
+    used, name = row.graphs.get(trial.config.graph), trial.config.graph
+    step = row.graphs.steps.get(name) if name else None
+    graph = TUNE_GRAPHS[name] if name and step is None else None
+    command = tuple(part.format(model=model.path, output=used.path) for part in step.command) if step else None
+    return Reproduce(row.backend.name, row.batch, used.path, trial.config.options, graph, model.path if name else None, command), used
 
 
 def _reproduced(tune: TuneOptions, row: _Row, trial: Trial, model: ModelInfo) -> dict:
@@ -322,6 +354,6 @@ def tuner(tune: TuneOptions) -> RowMeasure:
         raise InfertoolError(f"--tune-budget must be positive, not {tune.budget:g}s", hint="e.g. --tune-budget 60s")
 
     def measure(model: ModelInfo, backend: Backend, feeds: dict, options: BenchOptions, references, reporter: Reporter) -> BenchRow:
-        return _tune_row(tune, model, backend, feeds, options, references, reporter)
+        return tune_row(tune, model, backend, feeds, options, references, reporter).row
 
     return measure

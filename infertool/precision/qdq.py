@@ -5,22 +5,32 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from infertool.errors import InfertoolError, first_line
 from infertool.files import read_bytes
 from infertool.optional import require
+from infertool.precision import floats
 from infertool.precision.settings import PrecisionSettings
 from infertool.quiet import quiet
 from infertool.text import shorten
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+ENTROPY_BINS = 2048  # histogram bins over [-max|x|, max|x|], as TensorRT's entropy calibrator
+QUANTIZED_BINS = 128  # the levels of one sign of int8: the narrowest range a threshold may clip to is 128 bins
+CLIPPED = 0.99  # a range counts as clipped where entropy's threshold is below 99 % of max |x|
 CACHE_LIMIT = 256 * 2**20
 SILENT = logging.CRITICAL + 1  # onnxruntime's quantization tools log tracebacks at ERROR
 # where TensorRT fuses Q/DQ: the inputs of convolutions and matrix products
+# int8-dynamic's weight type per op, as onnxruntime's guidance for x86: ConvInteger with uint8
+# weights (with int8 weights silero-VAD's convolutions lose the speech: cosine 0.2), the matrix
+# products (MatMulInteger, DynamicQuantizeLSTM, ...) with int8 weights
+DYNAMIC_WEIGHTS = {"Conv": "QUInt8", "MatMul": "QInt8", "Gemm": "QInt8", "Attention": "QInt8", "LSTM": "QInt8", "GRU": "QInt8"}
 TENSORRT_OPS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 
 
@@ -67,28 +77,27 @@ def cache_hit(settings: PrecisionSettings) -> bool:
 def quantize_static(
     source: Path, output: Path, settings: PrecisionSettings, batches: list[dict[str, np.ndarray]] | None,
     advance: Callable[[int], None], large: bool, cache: Path | None = None,
-) -> None:
+) -> dict:
+    """Calibrate (or read `cache`) and write the Q/DQ graph; returns what the calibration did
+    (entropy: how many tensors' ranges it clipped)."""
     require("onnxruntime", "quantization")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
     from onnxruntime.quantization import quantize_static as ort_quantize_static
-    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
     fp8 = settings.precision == "fp8"
-    if settings.target == "tensorrt":
-        op_types = list(TENSORRT_OPS)
-        activation = QuantType.QFLOAT8E4M3FN if fp8 else QuantType.QInt8
-    else:
-        op_types = sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
-        activation = QuantType.QFLOAT8E4M3FN if fp8 else QuantType.QUInt8
-    op_types = [op for op in op_types if op not in settings.exclude_op_types]
+    op_types = quantized_op_types(settings)
+    activation = QuantType.QFLOAT8E4M3FN if fp8 else QuantType.QInt8 if settings.target == "tensorrt" else QuantType.QUInt8
     method = CalibrationMethod.Distribution if fp8 else {
         "minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile,
     }[settings.calib_method]
     symmetric = settings.target == "tensorrt"  # TensorRT takes zero points of 0 only
     try:
         with quiet(level=SILENT, native_stderr=True):
+            found = {}
+            if method == CalibrationMethod.Entropy and cache is not None and not cache.exists():
+                found = _entropy_ranges(source, op_types, batches, advance, large, cache)
             ort_quantize_static(
-                str(source), str(output), _reader(batches, advance) if batches is not None else None,
+                str(source), str(output), _reader(batches, advance) if batches is not None and not found else None,
                 quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types, per_channel=settings.per_channel,
                 activation_type=activation, weight_type=QuantType.QFLOAT8E4M3FN if fp8 else QuantType.QInt8,
                 nodes_to_exclude=list(settings.exclude_nodes), calibrate_method=method,
@@ -109,31 +118,128 @@ def quantize_static(
             hint="exclude the failing nodes or op types (--exclude-nodes, --exclude-op-types); --verbose shows its message",
             detail=first_line(exc),
         ) from exc
+    return found
 
 
-def quantize_dynamic(source: Path, output: Path, settings: PrecisionSettings, large: bool) -> None:
-    """int8 weights with activations quantized at run time: CPU only, no calibration."""
+def static_types(settings: PrecisionSettings) -> str:
+    """The types quantize_static chooses, in words."""
+    if settings.precision == "fp8":
+        return "weights and activations float8 e4m3fn"
+    scales = "per-channel" if settings.per_channel else "per-tensor"
+    if settings.target == "tensorrt":
+        return f"weights int8 symmetric {scales}; activations int8 symmetric (zero point 0, as TensorRT requires)"
+    return f"weights int8 symmetric {scales}; activations uint8 asymmetric (onnxruntime's CPU default, U8S8)"
+
+
+def quantized_op_types(settings: PrecisionSettings) -> list[str]:
+    """The op types the static quantizer (int8 / fp8) quantizes for the settings' target."""
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    op_types = list(TENSORRT_OPS) if settings.target == "tensorrt" else sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
+    return [op for op in op_types if op not in settings.exclude_op_types]
+
+
+def _entropy_ranges(source: Path, op_types: list[str], batches, advance, large: bool, cache: Path) -> dict:
+    """Entropy ranges, written to `cache` for onnxruntime's quantizer to read. onnxruntime's own
+    entropy calibrator histograms each tensor in 128 bins and searches thresholds of at least 128
+    bins: its only candidate is the whole range, so its ranges equal minmax's. Here onnxruntime
+    collects the histograms (ENTROPY_BINS) and each threshold is chosen by KL divergence, as
+    TensorRT's entropy calibrator does."""
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData, create_calibrator, save_tensors_data
+
+    calibrator = create_calibrator(
+        source, op_types, augmented_model_path=str(cache.with_name("augmented.tmp.onnx")), calibrate_method=CalibrationMethod.Entropy,
+        use_external_data_format=large, extra_options={"num_bins": ENTROPY_BINS},
+    )
+    calibrator.collect_data(_reader(batches, advance))
+    ranges, clipped = {}, 0
+    for name, (hist, _, low, high, threshold) in calibrator.collector.histogram_dict.items():
+        limit = entropy_threshold(hist, float(threshold))
+        lowest, highest = max(float(low), -limit), min(float(high), limit)
+        clipped += limit < CLIPPED * max(-float(low), float(high))
+        ranges[name] = TensorData(lowest=np.array(lowest, np.float32), highest=np.array(highest, np.float32))
+    save_tensors_data(TensorsData(CalibrationMethod.Entropy, ranges), cache)
+    return {"tensors": len(ranges), "clipped_tensors": clipped}
+
+
+def entropy_threshold(hist: np.ndarray, threshold: float) -> float:
+    """The |x| beyond which values are clipped: the candidate whose quantized distribution (into
+    QUANTIZED_BINS levels) is nearest the original in KL divergence, outliers folded into its last
+    bin. `hist` spans [-threshold, threshold] in an even number of bins."""
+    half = len(hist) // 2
+    folded = hist[half:].astype(np.float64) + hist[:half][::-1]
+    merge = -(-half // (ENTROPY_BINS // 2))  # histograms widened by later batches: back to ENTROPY_BINS / 2
+    folded = np.add.reduceat(folded, np.arange(0, half, merge))
+    if folded.sum() == 0 or len(folded) <= QUANTIZED_BINS:
+        return threshold
+    best, chosen = np.inf, len(folded)
+    for size in range(QUANTIZED_BINS, len(folded) + 1):
+        p = folded[:size].copy()
+        p[-1] += folded[size:].sum()
+        edges = np.arange(QUANTIZED_BINS) * size // QUANTIZED_BINS
+        present = folded[:size] > 0
+        levels = np.add.reduceat(folded[:size], edges) / np.maximum(np.add.reduceat(present, edges), 1)
+        q = np.repeat(levels, np.diff(np.append(edges, size))) * present
+        divergence = _kl(p, q)
+        if divergence < best:
+            best, chosen = divergence, size
+    return threshold * min(chosen * merge, half) / half
+
+
+def _kl(p: np.ndarray, q: np.ndarray) -> float:
+    """KL(p || q) of two histograms, q's empty bins where p has mass smoothed as onnxruntime does."""
+    p, q = p / p.sum(), q / max(q.sum(), 1e-300)
+    q = np.where((q == 0) & (p > 0), 1e-4, q)
+    mass = p > 0
+    return float(np.sum(p[mass] * np.log(p[mass] / q[mass])))
+
+
+def quantize_dynamic(source: Path, output: Path, settings: PrecisionSettings, large: bool) -> str:
+    """int8 weights with activations quantized at run time: CPU only, no calibration. One pass per
+    weight type (DYNAMIC_WEIGHTS); returns the types chosen, in words."""
     require("onnxruntime", "quantization")
     from onnxruntime.quantization import QuantType
     from onnxruntime.quantization import quantize_dynamic as ort_quantize_dynamic
 
+    present = _op_types(source)
+    chosen = {op: kind for op, kind in DYNAMIC_WEIGHTS.items() if op in present and op not in settings.exclude_op_types}
+    groups = {kind: [op for op, k in chosen.items() if k == kind] for kind in dict.fromkeys(chosen.values())}
+    done = source
     try:
         with quiet(level=SILENT, native_stderr=True):
-            ort_quantize_dynamic(
-                str(source), str(output), per_channel=settings.per_channel, weight_type=QuantType.QInt8,
-                nodes_to_exclude=list(settings.exclude_nodes), use_external_data_format=large,
-                op_types_to_quantize=[op for op in ("MatMul", "Gemm", "Attention", "LSTM", "GRU", "Conv") if op not in settings.exclude_op_types],
-            )
+            for index, (kind, ops) in enumerate(groups.items()):
+                target = output if index == len(groups) - 1 else output.with_name(f"dynamic{index}.tmp.onnx")
+                ort_quantize_dynamic(
+                    str(done), str(target), per_channel=settings.per_channel, weight_type=getattr(QuantType, kind),
+                    nodes_to_exclude=list(settings.exclude_nodes), use_external_data_format=large, op_types_to_quantize=ops,
+                )
+                done = target
     except Exception as exc:
         raise InfertoolError(
             "onnxruntime's dynamic int8 quantizer failed on this model",
             hint="exclude the failing nodes or op types (--exclude-nodes, --exclude-op-types); --verbose shows its message",
             detail=first_line(exc),
         ) from exc
+    if done == source:  # nothing to quantize: the graph as it is
+        shutil.copyfile(source, output)
+    scales = "per-channel" if settings.per_channel else "per-tensor"
+    return "; ".join(f"{', '.join(ops)} weights {kind[1:].lower()} {scales}" for kind, ops in groups.items()) + "; activations uint8 per inference"
+
+
+def _op_types(path: Path) -> set[str]:
+    """Every op type of the graph, If / Loop / Scan bodies included."""
+    found, graphs = set(), [onnx.load(str(path), load_external_data=False).graph]
+    while graphs:
+        graph = graphs.pop()
+        found |= {node.op_type for node in graph.node}
+        graphs += [body for node in graph.node for body in floats.bodies(node)]
+    return found
 
 
 def preprocess(source: Path, output: Path) -> bool:
-    """onnxruntime's recommended pre-pass (shape inference, basic graph optimizations); False if it fails."""
+    """onnxruntime's recommended pre-pass (shape inference, basic graph optimizations); False if it
+    fails: its symbolic shape inference gives up on dims it cannot follow (a text recogniser's width
+    through Reshape / Transpose), and without it the pass writes graphs the quantizer then breaks."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     try:  # the transform runs this in the output's folder: scratch files such as sym_shape_infer_temp.onnx land there

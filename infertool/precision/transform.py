@@ -131,29 +131,32 @@ def _quantize(
     with in_folder(output.parent):  # onnxruntime's scratch files land beside the output, in its staging folder
         if not qdq.preprocess(source, prepared):
             prepared = source
-            notes.append("onnxruntime's quantization pre-processing failed; quantized the model as it is")
+            notes.append("onnxruntime's quantization pre-processing (shape inference, graph optimizations) could not infer every shape; quantized the model as it is")
         calibration = None
         if settings.precision == "int8-dynamic":
             with reporter.task("quantizing int8 weights (dynamic)"):
-                qdq.quantize_dynamic(prepared, output, settings, large)
+                types = qdq.quantize_dynamic(prepared, output, settings, large)
                 quantized = onnx_io.load(output)
                 floats.topological_sort(quantized.graph)  # onnxruntime leaves If bodies unsorted
                 onnx_io.save(quantized, output)
         else:
-            cache_hit = qdq.cache_hit(settings)
-            cache = None if settings.calib_cache is None else settings.calib_cache if cache_hit else fresh_cache
+            types, cache_hit = qdq.static_types(settings), qdq.cache_hit(settings)
             method = "distribution" if settings.precision == "fp8" else settings.calib_method
+            # entropy ranges reach onnxruntime's quantizer through a cache file (qdq._entropy_ranges)
+            cache = settings.calib_cache if cache_hit else fresh_cache if settings.calib_cache or method == "entropy" else None
             with reporter.task(f"calibrating ({'cached ranges' if cache_hit else method})", total=None if batches is None else len(batches)) as advance:
-                qdq.quantize_static(prepared, output, settings, batches, advance, large, cache)
-            if cache == fresh_cache:  # written with the command's other outputs, all or nothing
+                clipping = qdq.quantize_static(prepared, output, settings, batches, advance, large, cache)
+            if cache == fresh_cache and settings.calib_cache:  # written with the command's other outputs, all or nothing
                 write_bytes_atomic(settings.calib_cache, fresh_cache.read_bytes(), force=True)
             calibration = {
                 "method": method, "batches": None if batches is None else len(batches),
-                "cache": str(settings.calib_cache) if settings.calib_cache else None, "cache_hit": cache_hit,
+                "cache": str(settings.calib_cache) if settings.calib_cache else None, "cache_hit": cache_hit, **clipping,
             }
+            if clipping and not clipping["clipped_tensors"]:
+                notes.append(f"entropy calibration clipped none of the {clipping['tensors']} tensors' ranges by 1 % or more: they are minmax's (no outliers found)")
     for leftover in set(output.parent.iterdir()) - before - {output, onnx_io.external_data_path(output)}:
         shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
-    return TransformResult(_qdq_summary(onnx_io.load(output), settings.target), calibration, tuple(notes))
+    return TransformResult({**_qdq_summary(onnx_io.load(output), settings.target), "types": types}, calibration, tuple(notes))
 
 
 def _float_summary(model: onnx.ModelProto, precision: str) -> dict:

@@ -48,6 +48,18 @@ def _pyplot() -> Any:
     return plt
 
 
+def _log(ax: Any, *axes: str) -> None:
+    """Log scale with plain tick labels (LogFormatter): the default writes them as mathtext, which
+    `text.parse_math = False` would print as its source."""
+    from matplotlib.ticker import LogFormatter
+
+    for name in axes:
+        getattr(ax, f"set_{name}scale")("log")
+        axis = getattr(ax, f"{name}axis")
+        axis.set_major_formatter(LogFormatter())
+        axis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
+
+
 def _png(figure: Any) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
@@ -133,12 +145,40 @@ def accuracy_vs_speed(panels: Sequence[tuple[str, Sequence[Point]]]) -> bytes:
             ax.scatter([p.x for p in mine], [p.y for p in mine], label=group, s=36)
             for p in mine:
                 ax.annotate(p.label, (p.x, p.y), fontsize=7, xytext=(4, 3), textcoords="offset points")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        _log(ax, "x", "y")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("samples / s")
         ax.set_ylabel("1 - cosine vs the reference")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, title="precision", title_fontsize=8)
     figure.suptitle("accuracy vs speed", fontsize=11)
+    return _png(figure)
+
+
+def pareto(points: Sequence[Point], picked: str, y_label: str) -> bytes:
+    """Accuracy against median latency, one point per candidate and backend; the front (no other point
+    both faster and more accurate) joined, the pick ringed."""
+    plt = _pyplot()
+    figure, ax = plt.subplots(figsize=(WIDTH, 4.5))
+    for group in sorted({p.group for p in points}):
+        mine = [p for p in points if p.group == group]
+        ax.scatter([p.x for p in mine], [p.y for p in mine], label=group, s=36)
+    front, best = [], float("-inf")
+    for p in sorted(points, key=lambda p: (p.x, -p.y)):
+        if p.y > best:
+            front.append(p)
+            best = p.y
+    ax.step([p.x for p in front], [p.y for p in front], where="post", color="grey", alpha=0.5, label="front")
+    for p in points:
+        ax.annotate(p.label, (p.x, p.y), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        if p.label == picked:
+            ax.scatter([p.x], [p.y], s=220, facecolors="none", edgecolors="black", linewidths=1.5)
+    _log(ax, "x")
+    ax.ticklabel_format(axis="y", useOffset=False)
+    ax.set_xlabel("median latency, ms")
+    ax.set_ylabel(y_label)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, title="precision", title_fontsize=8)
+    figure.suptitle("accuracy vs latency (ringed: the pick)", fontsize=11)
+    figure.tight_layout()
     return _png(figure)

@@ -431,7 +431,8 @@ def write_document(merged, gate, options) -> list[str]:
         return [i.name for i in images]
     folder = f"{options.output.stem}_files"
     check_output(options.output, options.force, options.output.parent / folder, directory=True)
-    with staged_output(options.output, options.force, directory=True) as staging:
+    # the plots a report may draw are the only files of the folder it replaces: the rest are the user's
+    with staged_output(options.output, options.force, directory=True, owned=tuple(PLOT_TEXT)) as staging:
         (staging / options.output.name).write_text(to_markdown(blocks, folder), encoding="utf-8")
         if images:
             (staging / folder).mkdir()

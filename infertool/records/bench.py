@@ -149,7 +149,10 @@ class BenchRow:
         mode = f.text("latency_mode")
         recorded = f.obj("timings_ms", Fields({}, "timings_ms"))
         timings = {m: read_stats(recorded.obj(m)) for m, _ in recorded.entries()}
-        timings[mode] = read_stats(f.obj("latency_ms"))  # what the row's latency is, as written
+        latency = read_stats(f.obj("latency_ms"))  # what the row's latency is, as written
+        if mode in timings and timings[mode].to_dict() != latency.to_dict():  # one number, or the file is not one bench wrote
+            raise Damaged(f"{f.where}.latency_ms", f"disagrees with timings_ms.{mode}, the same measurement")
+        timings[mode] = latency
         samples = f.obj("samples_ns").data if f.has("samples_ns") else {}
         return cls(
             f.text("backend"), f.integer("batch", low=1), f.text("precision"), mode, timings, f.mapping("memory", {}), _shapes(f.obj("input_shapes")),

@@ -22,7 +22,7 @@ def doctor_report(result, console: Console) -> None:
         rows.append(["gpu", "[yellow]none[/]", escape(report["gpu_note"])])
     grid(console, "infertool doctor", [Column("component", TEXT), Column("version", TEXT), Column("details", TEXT)], rows)
     backends = [
-        [b["name"], "[green]available[/]" if b["ok"] else "[red]unavailable[/]", escape(b["reason"] or b["description"])]
+        [escape(b["name"]), "[green]available[/]" if b["ok"] else "[red]unavailable[/]", escape(b["reason"] or b["description"])]
         for b in report["backends"]
     ]
     console.print()

@@ -21,7 +21,8 @@ def quantize_result(result, console: Console) -> None:
     items = [("size", f"{byte_size(result.source.bytes)} → {byte_size(result.output.bytes)}  ({result.seconds:.1f} s)"), ("graph", escape(_graph_summary(result.graph)))]
     if result.calibration:
         c = result.calibration
-        items.append(("calibration", f"{c['method']} on {c['samples'] or '-'} samples of {escape(str(c['data'] or 'cache'))}" + (", ranges from cache" if c["cache_hit"] else "")))
+        clipped = f", ranges of {c['clipped_tensors']} of {c['tensors']} tensors clipped" if "clipped_tensors" in c else ""
+        items.append(("calibration", f"{c['method']} on {c['samples'] or '-'} samples of {escape(str(c['data'] or 'cache'))}" + (", ranges from cache" if c["cache_hit"] else "") + clipped))
     items += [("note", escape(note)) for note in result.notes]
     pairs(console, f"{escape(result.source.path)} → {escape(result.output.path)} ({result.precision})", items)
     console.print()

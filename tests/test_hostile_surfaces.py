@@ -1,0 +1,357 @@
+"""Hostile input on the surfaces added after the first fuzz campaign (issue 28): sweep specs and
+output folders, result files given to `report`, plug-ins, environment variables, sizes.
+
+Bad input is one line naming the problem and a fix (exit 2), never a traceback or exit 3, never a
+hang, and nothing is written or read outside the folders given."""
+
+import json
+import os
+import re
+import shutil
+import time
+
+import pytest
+from test_fuzz import CONTROL, snapshot
+
+from infertool.errors import InfertoolError
+
+from conftest import one_line_error, run_cli, run_main
+from onnx_models import mlp
+
+# ---------------------------------------------------------------- sweep specs
+
+
+def laughs(levels: int, width: int = 10) -> str:
+    """YAML anchors, each level `width` aliases of the one before: width**levels values once expanded."""
+    lines = ["l0: &l0 [" + ", ".join(["x"] * width) + "]"]
+    lines += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * width) + "]" for i in range(1, levels)]
+    return "\n".join(lines) + f"\nmodels: [a.onnx]\nbench_args: *l{levels - 1}\n"
+
+
+HOSTILE_SPECS = {
+    "deep nesting": ("models: " + "[" * 20_000 + "]" * 20_000, "nested more than"),
+    "billion laughs": (laughs(6), "more than 100,000 values"),
+    "a million cells": ("models: [a.onnx]\nbatches: [" + ", ".join(map(str, range(1, 1001))) + "]\nshapes: ["
+                        + ", ".join(f"'x:{i}x16'" for i in range(1, 1001)) + "]\n", "expands to 1,000,000 cells"),
+    "superscript batch": ("models: [a.onnx]\nbatches: '²,abc'\n", "'batches' takes whole numbers"),
+    "superscript device": ("models: [a.onnx]\ndevices: '²'\n", "'devices' takes whole numbers"),
+    "huge batch": ("models: [a.onnx]\nbatches: [99999999999999999999]\n", "'batches' takes whole numbers"),
+    "mapping precision": ("models: [a.onnx]\nprecisions: [{a: 1}]\n", "'precisions' holds a mapping"),
+    "mapping backend": ("models: [a.onnx]\nbackends: [[ort-cpu]]\n", "'backends' holds a list"),
+    "mapping label": ("models: [{path: a.onnx, label: {x: 1}}]\n", "a model is a path or"),
+    "mapping bench arg": ("models: [a.onnx]\nbench_args: [{a: 1}]\n", "'bench_args' holds a mapping"),
+    "unclosed quote": ("models: [a.onnx]\nbench_args: \"--iterations '3\"\n", "'bench_args' is not a command line"),
+    "NUL in a model path": ('models: ["a\\0.onnx"]\n', "not found"),
+    "long model name": ("models: [" + "m" * 300 + ".onnx]\n", "not found"),
+    "Arabic digits in a shape": ("models: [a.onnx]\nshapes: ['x:٣x16']\n", "malformed shape"),
+    "bench writes a CSV anywhere": ("models: [a.onnx]\nbench_args: [--csv, /tmp/victim.csv]\n", "bench_args may not hold --csv"),
+    "bench writes Markdown anywhere": ("models: [a.onnx]\nbench_args: --markdown=/tmp/victim.md\n", "bench_args may not hold --markdown"),
+    "bench forced": ("models: [a.onnx]\nbench_args: [-f]\n", "bench_args may not hold -f"),
+    "quantize -oPATH": ("models: [a.onnx]\nprecisions: [fp16]\nquantize_args: [-o/tmp/victim.onnx]\n", "quantize_args may not hold -o/tmp"),
+    "quantize forced": ("models: [a.onnx]\nprecisions: [fp16]\nquantize_args: [--force]\n", "quantize_args may not hold --force"),
+    "a big spec": ("models: [a.onnx]\n#" + "x" * 2**21 + "\n", "more than the 1,048,576"),
+    "not UTF-8": (b"models: [a.onnx]\n\xff\xfe\n", "is not YAML"),
+}
+
+
+@pytest.fixture
+def sweep_dir(tmp_path):
+    mlp(tmp_path / "a.onnx", seed=0)
+    return tmp_path
+
+
+def _spec(folder, text) -> str:
+    path = folder / "spec.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return str(path)
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_SPECS))
+def test_hostile_specs_are_one_line_and_quick(sweep_dir, case):
+    text, message = HOSTILE_SPECS[case]
+    started = time.monotonic()
+    result = run_main("sweep", _spec(sweep_dir, text), "--list", cwd=sweep_dir)
+    assert result.returncode == 2 and message in one_line_error(result)
+    assert time.monotonic() - started < 10
+
+
+def test_sweep_outputs_that_cannot_be_folders(sweep_dir):
+    spec = _spec(sweep_dir, "models: [a.onnx]\n")
+    (sweep_dir / "afile").write_text("mine\n")
+    os.symlink(sweep_dir / "loop", sweep_dir / "loop")
+    before = snapshot(sweep_dir)
+    for out, message in [("afile", "is not a folder"), ("/dev/null", "is not a folder"), ("loop", "is not a folder"),
+                         ("/proc/infertool-sweep", "cannot write"), ("n" * 300, "longer than 255 bytes")]:
+        result = run_main("sweep", spec, "-o", out, cwd=sweep_dir)
+        assert result.returncode == 2 and message in one_line_error(result), out
+    assert snapshot(sweep_dir) == before
+
+
+def test_sweep_overwrites_nothing_without_force(sweep_dir):
+    spec = _spec(sweep_dir, "models: [a.onnx]\n")
+    (sweep_dir / "out").mkdir()
+    (sweep_dir / "out" / "sweep.json").write_text("my notes\n")
+    before = snapshot(sweep_dir)
+    result = run_main("sweep", spec, "-o", "out", cwd=sweep_dir)
+    assert result.returncode == 2 and "already holds sweep.json" in one_line_error(result)
+    # a spec that lives where its summary goes is never overwritten, even with --force
+    (sweep_dir / "out" / "sweep.json").write_text("models: [../a.onnx]\n")
+    forced = run_main("sweep", "out/sweep.json", "-o", "out", "--force", cwd=sweep_dir)
+    assert forced.returncode == 2 and "would overwrite its own spec" in one_line_error(forced)
+    assert (sweep_dir / "out" / "sweep.json").read_text() == "models: [../a.onnx]\n"
+    assert set(snapshot(sweep_dir)) == set(before)
+
+
+def test_resume_over_damaged_cell_files(sweep_dir):
+    spec = _spec(sweep_dir, "models: [a.onnx]\nbatches: [1, 2, 3, 4]\n")
+    listed = run_main("sweep", spec, "-o", "out", "--list", "--json", cwd=sweep_dir)
+    ids = [c["id"] for c in json.loads(listed.stdout)["cells"]]
+    cells = sweep_dir / "out" / "cells"
+    cells.mkdir(parents=True)
+    (cells / f"{ids[0]}.json").write_text("[" * 100_000 + "]" * 100_000)
+    os.symlink("/dev/zero", cells / f"{ids[1]}.json")
+    os.mkfifo(cells / f"{ids[2]}.json")
+    (cells / f"{ids[3]}.json").write_text('{"schema": "infertool.bench/1"}')
+    result = run_main("sweep", spec, "-o", "out", "--list", "--resume", "--json", cwd=sweep_dir)
+    assert result.returncode == 0, result.stderr
+    assert [c["status"] for c in json.loads(result.stdout)["cells"]] == ["to run", "to run", "to run", "finished"]
+
+
+def test_a_label_that_climbs_writes_only_inside_the_output_folder(sweep_dir):
+    (sweep_dir / "out").mkdir()
+    spec = _spec(sweep_dir / "out", "models: [{path: ../a.onnx, label: ../../../evil}]\nprecisions: [fp16]\n"
+                                    "bench_args: --iterations 2 --duration 0 --warmup 1\n")
+    outside = snapshot(sweep_dir)
+    result = run_main("sweep", spec, "-o", sweep_dir / "out" / "results", "--json", cwd=sweep_dir)
+    assert result.returncode == 0, result.stderr
+    changed = set(snapshot(sweep_dir)) ^ set(outside)
+    assert changed and all(k.startswith("out/results") for k in changed), sorted(changed)
+    assert json.loads(result.stdout)["counts"] == {"ok": 1}
+
+
+# ---------------------------------------------------------------- report
+
+
+@pytest.fixture(scope="module")
+def bench_json(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bench")
+    mlp(folder / "a.onnx", seed=0)
+    result = run_main("bench", "a.onnx", "-n", "3", "--duration", "0", "--warmup", "1", "--json", "a.json", "-q", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder / "a.json"
+
+
+def test_report_force_replaces_only_its_own_plots(bench_json, tmp_path):
+    (tmp_path / "x_files").mkdir()
+    (tmp_path / "x_files" / "mine.txt").write_text("mine\n")
+    (tmp_path / "x_files" / "mine.png").write_bytes(b"not a plot")
+    (tmp_path / "x.md").write_text("an old report\n")
+    result = run_main("report", bench_json, "-o", "x.md", "--force", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "x_files" / "mine.txt").read_text() == "mine\n" and (tmp_path / "x_files" / "mine.png").read_bytes() == b"not a plot"
+    assert (tmp_path / "x_files" / "latency.png").is_file()
+
+
+# ---------------------------------------------------------------- environment variables
+
+
+def test_terminal_size_and_heartbeat_variables_that_cannot_be_used(tmp_path):
+    for env in ({"COLUMNS": "0", "LINES": "²", "INFERTOOL_HEARTBEAT": "nan"}, {"COLUMNS": "²", "INFERTOOL_HEARTBEAT": "1e400"},
+                {"COLUMNS": "99999999999", "LINES": "0", "INFERTOOL_HEARTBEAT": "x"}):
+        result = run_cli("run", "missing.onnx", cwd=tmp_path, env=env)
+        assert result.returncode == 2 and "missing.onnx not found" in one_line_error(result), env
+        warned = [line for line in result.stderr.splitlines() if line.startswith("warning: ignoring")]
+        assert [line.split("=")[0].removeprefix("warning: ignoring ") for line in warned] == list(env), result.stderr
+
+
+SHARD_VARIABLES = {
+    "INFERTOOL_SHARD": ({"INFERTOOL_SHARD": "²/3"}, None, "malformed INFERTOOL_SHARD"),
+    "too many shards": ({"INFERTOOL_SHARD": "1/99999999999999999999999"}, None, "malformed INFERTOOL_SHARD"),
+    "SLURM superscript": ({"SLURM_ARRAY_TASK_ID": "²", "SLURM_ARRAY_TASK_COUNT": "3"}, None, "SLURM_ARRAY_TASK_ID is '²'"),
+    "SLURM minimum": ({"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_MIN": "x", "SLURM_ARRAY_TASK_COUNT": "3"}, None, "SLURM_ARRAY_TASK_MIN is 'x'"),
+    "SLURM without a count": ({"SLURM_ARRAY_TASK_ID": "1"}, None, "not SLURM_ARRAY_TASK_COUNT"),
+    "Kubernetes": ({"JOB_COMPLETION_INDEX": "x"}, 3, "malformed shard from JOB_COMPLETION_INDEX"),
+}
+
+
+@pytest.mark.parametrize("case", list(SHARD_VARIABLES))
+def test_batch_system_variables_that_are_not_numbers(case):
+    from infertool.cli.sweep import shard_from
+
+    environ, count, message = SHARD_VARIABLES[case]
+    with pytest.raises(InfertoolError, match=re.escape(message)):
+        shard_from(None, count, environ)
+
+
+@pytest.mark.timeout(60, method="thread")
+@pytest.mark.parametrize("kind", ["fifo", "folder", "device", "nul"])
+def test_a_step_summary_that_is_no_file_neither_blocks_nor_fails(tmp_path, monkeypatch, kind):
+    mlp(tmp_path / "a.onnx", seed=0)
+    target = {"fifo": tmp_path / "summary", "folder": tmp_path, "device": "/dev/null", "nul": "sum\0mary"}[kind]
+    if kind == "fifo":
+        os.mkfifo(target)
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(target)) if kind != "nul" else monkeypatch.setattr(os, "environ", {**os.environ, "GITHUB_STEP_SUMMARY": target})
+    result = run_main("bench", "a.onnx", "-n", "2", "--duration", "0", "--warmup", "1", "--markdown", "a.md", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "GITHUB_STEP_SUMMARY" in result.stderr and (tmp_path / "a.md").is_file()
+
+
+def test_device_counts_are_bounded(sweep_dir):
+    spec = _spec(sweep_dir, "models: [a.onnx]\n")
+    for devices in ("99999999999", "²", "0,99999999999"):
+        result = run_main("sweep", spec, "--list", "--devices", devices, cwd=sweep_dir)
+        assert result.returncode == 2 and "malformed --devices" in one_line_error(result), devices
+
+
+# ---------------------------------------------------------------- sizes and bounds
+
+
+@pytest.mark.timeout(60, method="thread")
+def test_a_model_file_past_what_protobuf_holds_is_refused_before_reading(tmp_path):
+    with open(tmp_path / "big.onnx", "wb") as sparse:
+        sparse.truncate(10 * 2**30)
+    for args in (["run", "big.onnx"], ["bench", "big.onnx"], ["quantize", "big.onnx", "-p", "fp16", "-o", "q.onnx"], ["debug", "precision", "big.onnx", "-p", "fp16", "-o", "keep.txt"]):
+        result = run_main(*args, cwd=tmp_path)
+        assert result.returncode == 2 and "more than the 2,147,483,648" in one_line_error(result), args
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.onnx"]
+
+
+@pytest.mark.parametrize("budget", ["100000m", "9" * 400, "٣s", "2m5"])
+def test_tune_budget_is_bounded(sweep_dir, budget):
+    result = run_main("bench", "a.onnx", "--tune", "--tune-budget", budget, cwd=sweep_dir)
+    assert result.returncode == 2 and "malformed --tune-budget" in one_line_error(result)
+
+
+# ---------------------------------------------------------------- plug-ins
+
+BACKEND = '''
+from infertool.backends import registry
+from infertool.backends.base import Backend
+
+
+class Plugged(Backend):
+    name, description, extra = {name!r}, {description!r}, "cpu"
+
+    def unavailable_reason(self):
+        {check}
+
+    def open(self, artifact, options):
+        raise NotImplementedError
+
+'''
+PLUGINS = {  # name -> (module body, what doctor says about it)
+    "hangs-on-import": ("import time\ntime.sleep(3600)\n", "did not finish in 1 s"),
+    "exits-on-import": ("import sys\nsys.exit(0)\n", "called sys.exit(0)"),
+    "raises-on-import": ("raise RuntimeError('boom')\n", "raised RuntimeError"),
+    "prints-on-import": (BACKEND.format(name="prints", description="d", check="return None") + "print('noise')\nregistry.register(Plugged())\n", "available"),
+    "replaces-ort-cpu": (BACKEND.format(name="ort-cpu", description="fake", check="return None") + "registry.register(Plugged())\n",
+                         "tried to replace the backend 'ort-cpu'"),
+    "hangs-checking": (BACKEND.format(name="hangs-checking", description="d", check="import time; time.sleep(3600)")
+                       + "registry.register(Plugged())\n", "did not finish in 1 s"),
+    "exits-checking": (BACKEND.format(name="exits-checking", description="d", check="import sys; sys.exit(3)")
+                       + "registry.register(Plugged())\n", "called sys.exit(3)"),
+    "escapes": (BACKEND.format(name="\x1b[31mred", description="\x1b]0;title\x07[bold]x", check="return '\x1b[2J'")
+                + "registry.register(Plugged())\n", "unavailable"),
+}
+
+
+@pytest.fixture
+def plugged(tmp_path, monkeypatch):
+    """Install one of PLUGINS (a module and its dist-info on sys.path) and load the registry afresh."""
+    from infertool.backends import registry
+
+    def install(name: str) -> None:
+        module = f"plugin_{name.replace('-', '_')}_{abs(hash(tmp_path)) % 10**8}"
+        (tmp_path / f"{module}.py").write_text(PLUGINS[name][0])
+        info = tmp_path / f"{module}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(f"[infertool.backends]\n{name} = {module}\n")
+        registry.names()
+        monkeypatch.syspath_prepend(str(tmp_path))
+        for attribute, value in (("_loaded", False), ("_BACKENDS", dict(registry._BACKENDS)), ("_PLUGINS", set()), ("_BROKEN", {}), ("PLUGIN_SECONDS", 1.0)):
+            monkeypatch.setattr(registry, attribute, value)
+
+    return install
+
+
+@pytest.mark.timeout(120, method="thread")
+@pytest.mark.parametrize("name", list(PLUGINS))
+def test_a_misbehaving_plug_in_is_contained(plugged, tmp_path, name):
+    plugged(name)
+    doctor = run_main("doctor", "--json", cwd=tmp_path)
+    assert doctor.returncode == 0, doctor.stderr
+    backends = {b["name"]: b for b in json.loads(doctor.stdout)["backends"]}  # stdout is JSON, whatever the plug-in printed
+    assert backends["ort-cpu"]["ok"] and backends["ort-cpu"]["description"].startswith("ONNX Runtime")
+    plain = run_main("doctor", cwd=tmp_path)
+    shown = {"prints-on-import": "prints", "escapes": "\\x1b[31mred"}.get(name, name)
+    line = next(line for line in plain.stdout.splitlines() if line.startswith(shown + " "))
+    assert PLUGINS[name][1] in line, plain.stdout
+    assert not CONTROL.search(plain.stdout + plain.stderr)
+    mlp(tmp_path / "a.onnx")
+    bench = run_main("bench", "a.onnx", "-n", "2", "--duration", "0", "--warmup", "1", "-q", cwd=tmp_path)
+    assert bench.returncode == 0, bench.stderr
+
+
+@pytest.mark.timeout(60, method="thread")
+def test_asking_for_a_broken_plug_in_is_one_line(plugged, tmp_path):
+    plugged("raises-on-import")
+    mlp(tmp_path / "a.onnx")
+    result = run_main("bench", "a.onnx", "-b", "raises-on-import", cwd=tmp_path)
+    assert result.returncode == 2 and "backend plug-in 'raises-on-import' raised RuntimeError" in one_line_error(result)
+
+
+# ---------------------------------------------------------------- a seeded campaign over these surfaces
+
+FUZZ_SEED, FUZZ_CASES = 2828, 40
+HOSTILE_VALUES = [None, True, -1, 0, 2**70, 1e308 * 10, "²", "", "x" * 300, "../../etc/passwd", "\x1b[31m", "$\\sqrt{$", "<script>", [], {}, [[[]]], {"a": [1]}]
+SPEC_AXES = ["models", "precisions", "backends", "batches", "shapes", "devices", "bench_args", "quantize_args", "label"]
+
+
+def _damage(value, rng, depth=0):
+    """`value` with one leaf (somewhere inside) replaced by a hostile value."""
+    if isinstance(value, dict) and value and depth < 6:
+        key = rng.choice(sorted(value))
+        return {**value, key: _damage(value[key], rng, depth + 1)}
+    if isinstance(value, list) and value and depth < 6:
+        index = rng.randrange(len(value))
+        return [*value[:index], _damage(value[index], rng, depth + 1), *value[index + 1:]]
+    return rng.choice(HOSTILE_VALUES)
+
+
+def _fuzz_case(rng, folder, bench_result: dict, model: bytes) -> list[str]:
+    kind = rng.choice(["spec", "result", "onnx"])
+    if kind == "spec":
+        spec = {"models": [{"path": "a.onnx", "label": "a"}], "batches": [1, 2], "shapes": ["x:1x16"], "bench_args": ["--iterations", "2"]}
+        axis = rng.choice(SPEC_AXES)
+        spec = _damage(spec, rng) if axis == "label" else {**spec, axis: rng.choice(HOSTILE_VALUES)}
+        (folder / "fuzz.yaml").write_text(json.dumps(spec))  # JSON is YAML
+        return ["sweep", "fuzz.yaml", "--list", "-o", "fuzz-out"]
+    if kind == "result":
+        (folder / "fuzz.json").write_text(json.dumps(_damage(bench_result, rng)))
+        return ["report", "fuzz.json", "-o", rng.choice(["fuzz.md", "fuzz.html"])]
+    cut = bytearray(model[: rng.randrange(1, len(model))])
+    if cut and rng.random() < 0.5:
+        cut[rng.randrange(len(cut))] ^= 0xFF
+    (folder / "fuzz.onnx").write_bytes(bytes(cut))
+    return ["run", "fuzz.onnx"]
+
+
+@pytest.mark.timeout(600, method="thread")
+def test_seeded_campaign_over_specs_results_and_models(bench_json, tmp_path):
+    import random
+
+    mlp(tmp_path / "a.onnx", seed=0)
+    rng, result_data, model = random.Random(FUZZ_SEED), json.loads(bench_json.read_text()), (tmp_path / "a.onnx").read_bytes()
+    failures = []
+    for _ in range(FUZZ_CASES):
+        args = _fuzz_case(rng, tmp_path, result_data, model)
+        result = run_main(*args, cwd=tmp_path)
+        internal = result.returncode not in (0, 1, 2) or "Traceback" in result.stderr or "internal error" in result.stderr
+        if internal or CONTROL.search(result.stdout + result.stderr):
+            failures.append(f"{' '.join(args)} -> {result.returncode}: {result.stderr.strip()[-300:]}")
+        for name in ("fuzz.md", "fuzz.html", "fuzz_files"):  # each case writes its report afresh
+            shutil.rmtree(tmp_path / name) if (tmp_path / name).is_dir() else (tmp_path / name).unlink(missing_ok=True)
+    assert not failures, "\n".join(failures[:10])
+    outside = {p.name for p in tmp_path.iterdir()} - {"a.onnx", "fuzz.yaml", "fuzz.json", "fuzz.onnx", "fuzz_files", "fuzz-out"}
+    assert not outside, outside

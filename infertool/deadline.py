@@ -8,12 +8,17 @@ of `bench`. One watcher thread looks at the calls in flight a few times a second
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 import weakref
 from collections.abc import Callable
 
+from infertool.errors import InfertoolError, first_line
+from infertool.text import shorten
+
 POLL_SECONDS = 0.25
+ORT_NODE = re.compile(r"running (\w+) node\. Name:'([^']*)'")  # where ONNX Runtime's error says it was
 _watched: weakref.WeakSet[Deadline] = weakref.WeakSet()
 _lock = threading.Lock()
 _watcher: threading.Thread | None = None
@@ -64,3 +69,18 @@ def _poll() -> None:
         now = time.monotonic()
         for deadline in deadlines:
             deadline._check(now)
+
+
+def node_named(exc: Exception) -> str:
+    """' in Loop node 'spin'' where ONNX Runtime's error names the node it was running, else ''."""
+    node = ORT_NODE.search(str(exc))
+    return f" in {node.group(1)} node '{shorten(node.group(2), 40)}'" if node else ""
+
+
+def expired(what: str, seconds: float, exc: Exception) -> InfertoolError:
+    """The error of a call `what` made that the deadline stopped (`exc`: the runtime's own)."""
+    return InfertoolError(
+        f"{what}: one inference ran past the --timeout of {seconds:g} s and was stopped{node_named(exc)}",
+        hint="a Loop whose trip count and condition never end it runs forever: fix the model, or raise --timeout if it is just slow",
+        detail=first_line(exc),
+    )

@@ -103,6 +103,25 @@ def check_output(path: Path, force: bool, *companions: Path, directory: bool = F
     probe.rmdir()
 
 
+def check_not_read(outputs: dict[str, object], inputs: dict[str, object]) -> None:
+    """Refuse an output that is one of the command's inputs (the same file or folder, through any
+    link): --force would replace what the command reads. Both map an option (or what it is) to its value."""
+    for output_flag, output in outputs.items():
+        for input_flag, source in inputs.items():
+            if output and source and _same_file(str(output), str(source)):
+                raise InfertoolError(
+                    f"{output_flag} {shorten(output)} is {input_flag} {shorten(source)}, which this command reads",
+                    hint="write the output to another path",
+                )
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # either one missing, or no path (a NUL in it)
+        return False
+
+
 def _owner() -> str:
     """`pid@host` of this process, for the names of its staging folders."""
     host = "".join(c for c in socket.gethostname() if c.isascii() and c.isalnum())[:24]

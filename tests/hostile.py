@@ -51,6 +51,26 @@ def endless_loop(path: Path) -> Path:
     return _save(graph, path)
 
 
+def loops_as_told(path: Path) -> Path:
+    """x[batch,16] -> a Loop of max(x) steps -> MatMul -> y[batch,4]: quick on small inputs, endless
+    on a sample holding 1e15 (a model that passes one probing inference and hangs on later data)."""
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Add", ["v_in", "one"], ["v_out"])], "body",
+        [helper.make_tensor_value_info("iter", TensorProto.INT64, []), helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_in", TensorProto.FLOAT, ["batch", 16])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []), helper.make_tensor_value_info("v_out", TensorProto.FLOAT, ["batch", 16])],
+        [helper.make_tensor("one", TensorProto.FLOAT, [], [1.0])],
+    )
+    nodes = [helper.make_node("ReduceMax", ["x"], ["top"], keepdims=0), helper.make_node("Cast", ["top"], ["steps"], to=TensorProto.INT64),
+             helper.make_node("Loop", ["steps", "cond", "x"], ["looped"], name="told", body=body), helper.make_node("MatMul", ["looped", "w"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "told", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor("cond", TensorProto.BOOL, [], [True]), numpy_helper.from_array(np.full((16, 4), 0.1, np.float32), "w")],
+    )
+    return _save(graph, path)
+
+
 def constant_outputs(path: Path) -> Path:
     """No inputs; one output straight from an initializer, one from a Constant node."""
     graph = helper.make_graph(

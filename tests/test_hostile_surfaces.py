@@ -10,12 +10,14 @@ import re
 import shutil
 import time
 
+import numpy as np
 import pytest
 from test_fuzz import CONTROL, snapshot
 
 from infertool.errors import InfertoolError
 
-from conftest import one_line_error, run_cli, run_main
+from conftest import MODELS, one_line_error, run_cli, run_main
+from hostile import loops_as_told
 from onnx_models import mlp
 
 # ---------------------------------------------------------------- sweep specs
@@ -222,6 +224,55 @@ def test_tune_budget_is_bounded(sweep_dir, budget):
     assert result.returncode == 2 and "malformed --tune-budget" in one_line_error(result)
 
 
+OWN_INPUT = {  # --force never lets a command replace what it reads: (command, output flag, input named)
+    "quantize -o": (["quantize", "a.onnx", "-p", "fp16", "-o", "a.onnx"], "-o", "the model"),
+    "quantize --json": (["quantize", "a.onnx", "-p", "fp16", "-o", "b.onnx", "--json", "a.onnx"], "--json", "the model"),
+    "quantize --calib-data": (["quantize", "a.onnx", "-p", "int8", "--calib-data", "x.npz", "-o", "b.onnx", "--json", "x.npz"], "--json", "--calib-data"),
+    "bench --json": (["bench", "a.onnx", "--json", "a.onnx"], "--json", "the model"),
+    "bench --csv over --inputs": (["bench", "a.onnx", "--inputs", "x.npz", "--csv", "x.npz"], "--csv", "--inputs"),
+    "bench --markdown over --baseline": (["bench", "a.onnx", "--baseline", "base.json", "--markdown", "base.json"], "--markdown", "--baseline"),
+    "run -o over --inputs": (["run", "a.onnx", "--inputs", "x.npz", "-o", "x.npz"], "-o", "--inputs"),
+    "run --save-inputs over --inputs": (["run", "a.onnx", "--inputs", "x.npz", "--save-inputs", "x.npz"], "--save-inputs", "--inputs"),
+    "run --json through a link": (["run", "a.onnx", "--json", "link.onnx"], "--json", "the model"),
+    "convert --json": (["convert", "net.py:cnn", "--input-shape", "1x3x8x8", "--json", "net.py"], "--json", "the source"),
+    "convert -o over --weights": (["convert", "net.py:cnn", "--input-shape", "1x3x8x8", "--weights", "w.onnx", "-o", "w.onnx"], "-o", "--weights"),
+}
+
+
+@pytest.mark.parametrize("case", list(OWN_INPUT))
+def test_force_never_overwrites_the_commands_own_input(sweep_dir, case):
+    command, flag, named = OWN_INPUT[case]
+    np.savez(sweep_dir / "x.npz", x=np.zeros((1, 16), np.float32))
+    shutil.copy(MODELS, sweep_dir / "net.py")
+    (sweep_dir / "link.onnx").symlink_to("a.onnx")
+    for name in ("base.json", "w.onnx"):
+        (sweep_dir / name).write_text("{}")
+    before = snapshot(sweep_dir)
+    result = run_main(*command, "--force", cwd=sweep_dir)
+    line = one_line_error(result)
+    assert result.returncode == 2 and f"{flag} " in line and named in line and "which this command reads" in line, line
+    assert snapshot(sweep_dir) == before
+
+
+# ---------------------------------------------------------------- hangs
+
+
+@pytest.mark.timeout(120, method="thread")  # were the deadline to fail, onnxruntime's calibrator would never return
+@pytest.mark.parametrize("method", ["minmax", "entropy"])
+def test_a_loop_endless_on_later_calibration_data_stops_at_the_timeout(tmp_path, method):
+    """The probe's first batch passes; a later calibration batch never ends: the deadline stops the calibrator too."""
+    loops_as_told(tmp_path / "told.onnx")
+    x = np.zeros((16, 16), np.float32)
+    x[12, 0] = 1e15
+    np.savez(tmp_path / "calib.npz", x=x)
+    started = time.monotonic()
+    result = run_main("quantize", "told.onnx", "-p", "int8", "--calib-data", "calib.npz", "--calib-method", method, "--no-holdout",
+                      "-o", "told8.onnx", "--timeout", "1", cwd=tmp_path)
+    line = one_line_error(result)
+    assert result.returncode == 2 and "--timeout of 1 s" in line and "calibrat" in line and "Loop node 'told'" in line, line
+    assert time.monotonic() - started < 30 and sorted(p.name for p in tmp_path.iterdir()) == ["calib.npz", "told.onnx"]
+
+
 # ---------------------------------------------------------------- plug-ins
 
 BACKEND = '''
@@ -257,12 +308,12 @@ PLUGINS = {  # name -> (module body, what doctor says about it)
 
 @pytest.fixture
 def plugged(tmp_path, monkeypatch):
-    """Install one of PLUGINS (a module and its dist-info on sys.path) and load the registry afresh."""
+    """Install one of PLUGINS, or `body` (a module and its dist-info on sys.path), and load the registry afresh."""
     from infertool.backends import registry
 
-    def install(name: str) -> None:
+    def install(name: str, body: str | None = None) -> None:
         module = f"plugin_{name.replace('-', '_')}_{abs(hash(tmp_path)) % 10**8}"
-        (tmp_path / f"{module}.py").write_text(PLUGINS[name][0])
+        (tmp_path / f"{module}.py").write_text(body or PLUGINS[name][0])
         info = tmp_path / f"{module}-1.0.dist-info"
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 1.0\n")
@@ -299,6 +350,53 @@ def test_asking_for_a_broken_plug_in_is_one_line(plugged, tmp_path):
     mlp(tmp_path / "a.onnx")
     result = run_main("bench", "a.onnx", "-b", "raises-on-import", cwd=tmp_path)
     assert result.returncode == 2 and "backend plug-in 'raises-on-import' raised RuntimeError" in one_line_error(result)
+
+
+FAILING = '''
+from infertool.backends import registry
+from infertool.backends.base import Backend, Runner
+
+
+class Failing(Runner):
+    def prepare(self):
+        {runner_prepare}
+
+    def infer(self, feeds):
+        {infer}
+
+
+class Plugged(Backend):
+    name, description, extra = {name!r}, "fails", "cpu"
+
+    def unavailable_reason(self):
+        return None
+
+    def prepare(self, model, options, shapes, reporter):
+        {prepare}
+        return model.path
+
+    def open(self, artifact, options):
+        {open}
+        return Failing(artifact)
+
+
+registry.register(Plugged())
+'''
+FAILS_IN = ("prepare", "open", "runner_prepare", "infer")
+
+
+@pytest.mark.timeout(60, method="thread")
+@pytest.mark.parametrize(("where", "failure", "said"), [*((w, "raise RuntimeError('boom')", "raised RuntimeError") for w in FAILS_IN),
+                                                         ("infer", "import sys; sys.exit(0)", "called sys.exit(0)")])
+def test_a_plug_in_that_fails_at_work_is_its_failure(plugged, tmp_path, where, failure, said):
+    """Not infertool's bug (exit 3): one line naming the plug-in and where, exit 2."""
+    name = f"fails-{where}".replace("_", "-")
+    plugged(name, FAILING.format(name=name, **{w: (failure if w == where else "pass") for w in FAILS_IN}))
+    mlp(tmp_path / "a.onnx")
+    for command in (["bench", "a.onnx", "-b", name, "-n", "2", "--duration", "0", "--warmup", "1"], ["run", "a.onnx", "-b", name]):
+        result = run_main(*command, cwd=tmp_path)
+        line = one_line_error(result)
+        assert result.returncode == 2 and f"backend plug-in '{name}' {said} in {where.removeprefix('runner_')}" in line, result.stderr
 
 
 # ---------------------------------------------------------------- a seeded campaign over these surfaces

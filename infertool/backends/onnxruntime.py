@@ -20,7 +20,7 @@ import psutil
 from infertool import dtypes, onnx_io
 from infertool.backends import registry
 from infertool.backends.base import Backend, Capabilities, Choice, Dimension, GraphStep, OrtOptions, Runner, RunnerInfo, RunnerOptions, option
-from infertool.deadline import Deadline
+from infertool.deadline import Deadline, expired, node_named
 from infertool.errors import BackendFailure, InfertoolError, first_line
 from infertool.files import staged_output
 from infertool.onnx_io import ModelInfo
@@ -485,12 +485,7 @@ class OrtRunner(Runner):
     def _failure(self, exc: Exception) -> InfertoolError:
         if not self._deadline.expired:
             return _runtime_error(self.backend.name, exc)
-        _, where = _status(exc)
-        return InfertoolError(
-            f"{self.backend.name}: one inference ran past the --timeout of {self._deadline.seconds:g} s and was stopped{where}",
-            hint="a Loop whose trip count and condition never end it runs forever: fix the model, or raise --timeout if it is just slow",
-            detail=first_line(exc),
-        )
+        return expired(self.backend.name, self._deadline.seconds, exc)
 
     def bound_outputs(self) -> dict[str, np.ndarray]:
         if self._binding is None:
@@ -606,8 +601,7 @@ def _status(exc: Exception) -> tuple[str, str]:
     """ONNX Runtime's status name (INVALID_GRAPH...) and, where it names one, the failing node."""
     text = str(exc)
     status = re.search(r"\[ONNXRuntimeError\] : \d+ : (\w+)", text)
-    node = re.search(r"running (\w+) node\. Name:'([^']*)'", text)
-    return (status.group(1) if status else ""), (f" in {node.group(1)} node '{shorten(node.group(2), 40)}'" if node else "")
+    return (status.group(1) if status else ""), node_named(exc)
 
 
 def _session_error(backend: str, model: Path, exc: Exception) -> InfertoolError:

@@ -6,6 +6,7 @@ packages name under the `infertool.backends` entry-point group: adding a backend
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import pkgutil
@@ -15,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from infertool.backends.base import Backend
-from infertool.errors import InfertoolError, first_line
+from infertool.backends.base import Backend, Runner
+from infertool.errors import BackendFailure, InfertoolError, first_line
 from infertool.quiet import user_code
 from infertool.text import printable, shorten
 
@@ -24,12 +25,16 @@ T = TypeVar("T")
 
 ENTRY_POINTS = "infertool.backends"
 REFERENCE = "ort-cpu"  # the backend that produces the reference outputs every row is checked against
+_PLUGIN_HINT = "fix or uninstall the package that provides it"
 PLUGIN_SECONDS = 60.0  # a plug-in's import, or its availability check, past which it counts as hung
 _NOT_BACKENDS = {"base", "registry"}
 _BACKENDS: dict[str, Backend] = {}
 _PLUGINS: set[str] = set()  # backends a plug-in registered
 _BROKEN: dict[str, str] = {}  # plug-in entry point -> what went wrong loading it
 _loading: str | None = None  # the plug-in being loaded
+# a plug-in's methods whose failures are the plug-in's (BackendFailure naming it), not infertool's bugs
+_BACKEND_CALLS = ("check", "tuning_space", "prepare", "open", "save_optimized", "check_builder", "build_engine", "claims")
+_RUNNER_CALLS = ("prepare", "infer", "bind", "run_bound", "bound_outputs", "device_times", "intermediates", "memory", "profile", "info", "close")
 _loaded = False
 
 
@@ -42,8 +47,37 @@ def register(backend: Backend) -> Backend:
         if backend.name in _BACKENDS:
             raise InfertoolError(f"tried to replace the backend '{shorten(printable(backend.name), 40)}'", hint="give the plug-in's backend its own name")
         _PLUGINS.add(backend.name)
+        _own_failures(backend, f"backend plug-in '{shorten(printable(backend.name), 40)}'", _BACKEND_CALLS)
     _BACKENDS[backend.name] = backend
     return backend
+
+
+def _own_failures(target: object, what: str, calls: tuple[str, ...]) -> None:
+    """Make `target`'s methods raise a BackendFailure naming `what` where they fail otherwise than
+    through infertool's errors (sys.exit() included); the runners `open` returns likewise."""
+    for name in calls:
+        method = getattr(target, name, None)
+        if callable(method):
+            setattr(target, name, _failure_named(what, name, method))
+
+
+def _failure_named(what: str, name: str, method: Callable) -> Callable:
+    @functools.wraps(method)
+    def call(*args, **kwargs):
+        try:
+            result = method(*args, **kwargs)
+        except InfertoolError:
+            raise
+        except SystemExit as exc:
+            code = "" if exc.code is None else shorten(printable(repr(exc.code)), 40)
+            raise BackendFailure(f"{what} called sys.exit({code}) in {name}", hint=_PLUGIN_HINT) from None
+        except Exception as exc:
+            raise BackendFailure(f"{what} raised {type(exc).__name__} in {name}", hint=_PLUGIN_HINT, detail=first_line(exc)) from exc
+        if name == "open" and isinstance(result, Runner):
+            _own_failures(result, what, _RUNNER_CALLS)
+        return result
+
+    return call
 
 
 def modules() -> tuple[str, ...]:
@@ -69,11 +103,11 @@ def _contained(what: str, call: Callable[[], T]) -> T:
         thread.start()
         thread.join(PLUGIN_SECONDS)
         if thread.is_alive():
-            raise InfertoolError(f"{what} did not finish in {PLUGIN_SECONDS:g} s", hint="fix or uninstall the package that provides it")
+            raise InfertoolError(f"{what} did not finish in {PLUGIN_SECONDS:g} s", hint=_PLUGIN_HINT)
         if "error" in box:
             error = box["error"]
             if isinstance(error, Exception) and not isinstance(error, InfertoolError):
-                raise InfertoolError(f"{what} raised {type(error).__name__}", hint="fix or uninstall the package that provides it", detail=first_line(error))
+                raise InfertoolError(f"{what} raised {type(error).__name__}", hint=_PLUGIN_HINT, detail=first_line(error))
             raise error
     return box.get("value")
 
@@ -111,7 +145,7 @@ def names() -> list[str]:
 def get(name: str) -> Backend:
     _load()
     if name in _BROKEN and name not in _BACKENDS:
-        raise InfertoolError(f"backend plug-in '{shorten(printable(name), 40)}' {_BROKEN[name]}", hint="fix or uninstall the package that provides it")
+        raise InfertoolError(f"backend plug-in '{shorten(printable(name), 40)}' {_BROKEN[name]}", hint=_PLUGIN_HINT)
     if name not in _BACKENDS:
         raise InfertoolError(f"unknown backend '{name}'", hint=f"choose from {', '.join(_BACKENDS)}")
     return _BACKENDS[name]

@@ -152,6 +152,19 @@ def _targets(output: Output, reports: Reports) -> dict[str, str]:
     return targets
 
 
+def _check_not_read(targets: dict[str, str], models: list[Path], given: SimpleNamespace) -> None:
+    """No output (--json, --csv, --markdown, a cache or graph saved) is a file bench reads."""
+    from infertool.files import check_not_read
+
+    outputs = {**targets, "--save-optimized": given.ort.save_optimized, "--timing-cache": given.engine.timing_cache,
+               "--runtime-cache": given.engine.runtime_cache}
+    inputs = {**{f"the model {i + 1}" if len(models) > 1 else "the model": m for i, m in enumerate(models)},
+              "--inputs": parse.data_file(given.inputs.inputs), "--baseline": given.gate.baseline, "--reference": given.agreement.reference,
+              "--labels-csv": given.truth.labels_csv, "--tune-precision": parse.data_file(given.perf.tune_precision), "--engine": given.engine.engine,
+              "--source": given.source.source and parse.source_file(given.source.source), "--weights": given.source.weights}
+    check_not_read(outputs, inputs)
+
+
 def _append_step_summary(text: str) -> None:
     """Add the Markdown to $GITHUB_STEP_SUMMARY, a regular file (CI's, not an output of this
     command): a pipe or a device is refused without blocking, with a warning."""
@@ -286,9 +299,10 @@ def bench(
     if perf.tune_precision and not perf.tune:
         raise InfertoolError("--tune-precision is a dimension of --tune", hint="add --tune")
     row_measure = _tuner(given) if perf.tune else None
-    for target in _targets(output, reports).values():
-        if target != "-":
-            check_output(Path(target), output.force)
+    targets = {flag: target for flag, target in _targets(output, reports).items() if target != "-"}
+    _check_not_read(targets, model, given)
+    for target in targets.values():
+        check_output(Path(target), output.force)
     with RichReporter(output.quiet) as reporter:
         try:
             result = run_bench(model, settings, reporter, row_measure)

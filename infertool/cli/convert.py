@@ -52,6 +52,7 @@ def convert(
 ) -> None:
     """Convert a PyTorch or Keras model to ONNX and validate it against the source model."""
     from infertool.exporters.base import DynamicAxis, ExportOptions
+    from infertool.files import check_not_read
     from infertool.pipelines.convert import ConvertOptions
     from infertool.pipelines.convert import convert as run_convert
 
@@ -68,6 +69,7 @@ def convert(
         seed=seed,
         int_range=parse.int_ranges(int_range or []),
     )
+    check_not_read({"-o": onnx_path, "--json": output.json_path}, {"the source": parse.source_file(source), "--weights": weights})
     settings = ConvertOptions(onnx_path, export, parse.finite(atol, "--atol"), parse.finite(rtol, "--rtol"), validate, output.force)
     with showing_failed_checks(output.json_out, output.force, convert_result), RichReporter(output.quiet) as reporter:
         result = run_convert(source, settings, reporter)

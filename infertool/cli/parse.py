@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -141,6 +142,16 @@ def data_source(text: str, option: str, generators: tuple[str, ...] = GENERATORS
             raise InfertoolError(f"{option} {text} cannot work here", hint="give a PATH" + (f" or {' / '.join(generators)}" if generators else " of real inputs"))
         return None, text
     return Path(text), GENERATORS[0]
+
+
+def data_file(text: str | None) -> str | None:
+    """The file (or folder) of --inputs and the like; None for generated data."""
+    return None if text is None or text in GENERATORS else text
+
+
+def source_file(text: str) -> str:
+    """The file a SOURCE names: itself, or the file of file.py:factory."""
+    return text if os.path.lexists(text) else text.rpartition(":")[0]
 
 
 def dtype(text: str) -> str:

@@ -25,12 +25,18 @@ def quantize(
     truth: Truth = None, generated: Generated = None, image: Image = None, limits: Limits = None, output: Output = None,
 ) -> None:
     """Convert an fp32 ONNX model to fp16/bf16 (casts) or int8/fp8 (Q/DQ, calibrated) and report its accuracy."""
+    from infertool.cli import parse
     from infertool.errors import InfertoolError
+    from infertool.files import check_not_read
     from infertool.pipelines.quantize import quantize as run_quantize
 
     if result_path.suffix != ".onnx":
         raise InfertoolError(f"output {result_path} should end in .onnx", hint="e.g. -o model.int8.onnx")
     request = _request(precision, result_path, calibration, conversion, gate, truth, generated, image, limits, output)
+    check_not_read(
+        {"-o": result_path, "--json": output.json_path, "--calib-cache": conversion.calib_cache},
+        {"the model": model, "--calib-data": parse.data_file(calibration.calib_data), "--eval-data": parse.data_file(conversion.eval_data), "--labels-csv": truth.labels_csv},
+    )
     with showing_failed_checks(output.json_out, output.force, quantize_result), RichReporter(output.quiet) as reporter:
         result = run_quantize(model, request, reporter)
     show(result, output.json_out, output.force, quantize_result)

@@ -40,7 +40,7 @@ def run(
     """Run MODEL once on real inputs: a summary per output (shape, dtype, range, NaN/Inf), optional top-k, saved outputs."""
     from infertool.backends.base import EngineOptions, RunnerOptions
     from infertool.cli import parse
-    from infertool.files import check_output
+    from infertool.files import check_not_read, check_output
     from infertool.pipelines.run import SCORE_MODES, RunRequest
     from infertool.pipelines.run import run as run_model
 
@@ -48,6 +48,10 @@ def run(
         model, backend, inputs.to_options(generated, image), batch,
         RunnerOptions(device=device.device, timeout=limits.seconds(), engine=EngineOptions(runtime_cache=runtime_cache)), result_path, top_k,
         labels, output.force, save_inputs, parse.choice(scores, SCORE_MODES, "--scores"), isolate,
+    )
+    check_not_read(
+        {"-o": result_path, "--save-inputs": save_inputs, "--json": output.json_path, "--runtime-cache": runtime_cache},
+        {"the model": model, "--inputs": parse.data_file(inputs.inputs), "--labels": labels},
     )
     if output.json_path is not None:
         check_output(output.json_path, output.force)

@@ -225,7 +225,7 @@ def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> 
     with staged_output(options.output, options.force) as staging:
         converted = staging / options.output.name
         batches = None if calib is None else split_batches(calib, specs, calibration_batch(sample_count(calib), settings))
-        stage = transform.convert(model_path, model, converted, settings, batches, reporter)
+        stage = transform.convert(model_path, model, converted, settings, batches, reporter, options.timeout)
         del model
         calibration = None if stage.calibration is None else {
             **stage.calibration, "samples": None if calib is None else sample_count(calib),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from infertool.deadline import Deadline, expired
 from infertool.errors import InfertoolError, first_line
 from infertool.files import read_bytes
 from infertool.optional import require
@@ -21,6 +23,7 @@ from infertool.quiet import quiet
 from infertool.text import shorten
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+CALIB_PERCENTILE = 99.999  # the percentile calibrator's share of |x| kept
 ENTROPY_BINS = 2048  # histogram bins over [-max|x|, max|x|], as TensorRT's entropy calibrator
 QUANTIZED_BINS = 128  # the levels of one sign of int8: the narrowest range a threshold may clip to is 128 bins
 CLIPPED = 0.99  # a range counts as clipped where entropy's threshold is below 99 % of max |x|
@@ -76,10 +79,11 @@ def cache_hit(settings: PrecisionSettings) -> bool:
 
 def quantize_static(
     source: Path, output: Path, settings: PrecisionSettings, batches: list[dict[str, np.ndarray]] | None,
-    advance: Callable[[int], None], large: bool, cache: Path | None = None,
+    advance: Callable[[int], None], large: bool, cache: Path, timeout: float | None = None,
 ) -> dict:
-    """Calibrate (or read `cache`) and write the Q/DQ graph; returns what the calibration did
-    (entropy: how many tensors' ranges it clipped)."""
+    """Calibrate into `cache` (or read it where it exists) and write the Q/DQ graph; returns what the
+    calibration did (entropy: how many tensors' ranges it clipped). Each calibration inference runs
+    under `timeout` seconds."""
     require("onnxruntime", "quantization")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
     from onnxruntime.quantization import quantize_static as ort_quantize_static
@@ -93,25 +97,24 @@ def quantize_static(
     symmetric = settings.target == "tensorrt"  # TensorRT takes zero points of 0 only
     try:
         with quiet(level=SILENT, native_stderr=True):
-            found = {}
-            if method == CalibrationMethod.Entropy and cache is not None and not cache.exists():
-                found = _entropy_ranges(source, op_types, batches, advance, large, cache)
+            found = {} if cache.exists() else _calibrate(source, op_types, method, batches, advance, large, cache, timeout)
             ort_quantize_static(
-                str(source), str(output), _reader(batches, advance) if batches is not None and not found else None,
+                str(source), str(output), None,
                 quant_format=QuantFormat.QDQ, op_types_to_quantize=op_types, per_channel=settings.per_channel,
                 activation_type=activation, weight_type=QuantType.QFLOAT8E4M3FN if fp8 else QuantType.QInt8,
                 nodes_to_exclude=list(settings.exclude_nodes), calibrate_method=method,
                 use_external_data_format=large,
-                calibration_cache_path=str(cache) if cache else None,
+                calibration_cache_path=str(cache),
                 extra_options={
                     "ActivationSymmetric": symmetric, "WeightSymmetric": True,
                     # TensorRT keeps biases in float; an int32 bias DequantizeLinear does not fuse there
                     "QuantizeBias": settings.target != "tensorrt",
-                    "CalibPercentile": 99.999,
                     # Q/DQ on the inputs of weighted layers only, as TensorRT's placement guide asks
                     "OpTypesToExcludeOutputQuantization": op_types if settings.target == "tensorrt" else [],
                 },
             )
+    except InfertoolError:
+        raise
     except Exception as exc:
         raise InfertoolError(
             f"onnxruntime's {settings.precision} quantizer failed on this model",
@@ -139,27 +142,63 @@ def quantized_op_types(settings: PrecisionSettings) -> list[str]:
     return [op for op in op_types if op not in settings.exclude_op_types]
 
 
-def _entropy_ranges(source: Path, op_types: list[str], batches, advance, large: bool, cache: Path) -> dict:
-    """Entropy ranges, written to `cache` for onnxruntime's quantizer to read. onnxruntime's own
+class _Deadlined:
+    """onnxruntime's calibration session, each of its runs stopped after `seconds` (deadline.py)."""
+
+    def __init__(self, session, seconds: float | None):
+        import onnxruntime as ort
+
+        self._session, self._options, self._calls = session, ort.RunOptions(), 0
+        self._deadline = Deadline(seconds, functools.partial(setattr, self._options, "terminate", True))
+
+    def run(self, names, feeds, run_options=None):
+        self._calls += 1
+        self._deadline.call = self._calls
+        try:
+            return self._session.run(names, feeds, self._options)
+        except Exception as exc:
+            if self._deadline.expired:
+                raise expired("onnxruntime's calibration", self._deadline.seconds, exc) from exc
+            raise
+        finally:
+            self._deadline.call = 0
+
+    def __getattr__(self, name: str):
+        return getattr(self._session, name)
+
+
+def _calibrate(source: Path, op_types: list[str], method, batches, advance, large: bool, cache: Path, timeout: float | None) -> dict:
+    """The ranges `method` finds, written to `cache` for onnxruntime's quantizer to read; collected
+    here, not inside its quantize_static, so that every inference runs under the deadline."""
+    from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator, save_tensors_data
+
+    entropy = method == CalibrationMethod.Entropy
+    calibrator = create_calibrator(
+        source, op_types, augmented_model_path=str(cache.with_name("augmented.tmp.onnx")), calibrate_method=method,
+        use_external_data_format=large, extra_options={"num_bins": ENTROPY_BINS} if entropy else {"percentile": CALIB_PERCENTILE},
+    )
+    calibrator.infer_session = _Deadlined(calibrator.infer_session, timeout)
+    calibrator.collect_data(_reader(batches, advance))
+    ranges, found = _entropy_ranges(calibrator.collector.histogram_dict) if entropy else (calibrator.compute_data(), {})
+    save_tensors_data(ranges, cache)
+    return found
+
+
+def _entropy_ranges(histograms: dict):
+    """Entropy ranges from onnxruntime's histograms, and how many it clipped. onnxruntime's own
     entropy calibrator histograms each tensor in 128 bins and searches thresholds of at least 128
     bins: its only candidate is the whole range, so its ranges equal minmax's. Here onnxruntime
     collects the histograms (ENTROPY_BINS) and each threshold is chosen by KL divergence, as
     TensorRT's entropy calibrator does."""
-    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData, create_calibrator, save_tensors_data
+    from onnxruntime.quantization.calibrate import CalibrationMethod, TensorData, TensorsData
 
-    calibrator = create_calibrator(
-        source, op_types, augmented_model_path=str(cache.with_name("augmented.tmp.onnx")), calibrate_method=CalibrationMethod.Entropy,
-        use_external_data_format=large, extra_options={"num_bins": ENTROPY_BINS},
-    )
-    calibrator.collect_data(_reader(batches, advance))
     ranges, clipped = {}, 0
-    for name, (hist, _, low, high, threshold) in calibrator.collector.histogram_dict.items():
+    for name, (hist, _, low, high, threshold) in histograms.items():
         limit = entropy_threshold(hist, float(threshold))
         lowest, highest = max(float(low), -limit), min(float(high), limit)
         clipped += limit < CLIPPED * max(-float(low), float(high))
         ranges[name] = TensorData(lowest=np.array(lowest, np.float32), highest=np.array(highest, np.float32))
-    save_tensors_data(TensorsData(CalibrationMethod.Entropy, ranges), cache)
-    return {"tensors": len(ranges), "clipped_tensors": clipped}
+    return TensorsData(CalibrationMethod.Entropy, ranges), {"tensors": len(ranges), "clipped_tensors": clipped}
 
 
 def entropy_threshold(hist: np.ndarray, threshold: float) -> float:

@@ -79,12 +79,12 @@ def check_names(model: onnx.ModelProto, settings: PrecisionSettings) -> None:
 
 def convert(
     source: Path, model: onnx.ModelProto, output: Path, settings: PrecisionSettings,
-    batches: list[dict[str, np.ndarray]] | None, reporter: Reporter,
+    batches: list[dict[str, np.ndarray]] | None, reporter: Reporter, timeout: float | None = None,
 ) -> TransformResult:
     """Write the `settings.precision` graph of `model` (read from `source`) to `output`, checked.
 
-    `batches` are the calibration inputs (int8 / fp8); `output`'s folder takes scratch files,
-    which are removed.
+    `batches` are the calibration inputs (int8 / fp8), each inference on them stopped after
+    `timeout` seconds; `output`'s folder takes scratch files, which are removed.
     """
     check_names(model, settings)
     if settings.precision in ("fp16", "bf16"):
@@ -100,7 +100,7 @@ def convert(
         ]
         transformed = TransformResult(_float_summary(result, settings.precision), None, tuple(notes))
     else:
-        transformed = _quantize(source, model.ByteSize() >= onnx_io.EXTERNAL_DATA_THRESHOLD, output, settings, batches, reporter)
+        transformed = _quantize(source, model.ByteSize() >= onnx_io.EXTERNAL_DATA_THRESHOLD, output, settings, batches, reporter, timeout)
     _check_made(source, output, settings.precision)
     return transformed
 
@@ -123,7 +123,7 @@ def _check_made(source: Path, output: Path, precision: str) -> None:
 
 def _quantize(
     source: Path, large: bool, output: Path, settings: PrecisionSettings,
-    batches: list[dict[str, np.ndarray]] | None, reporter: Reporter,
+    batches: list[dict[str, np.ndarray]] | None, reporter: Reporter, timeout: float | None,
 ) -> TransformResult:
     notes, before, source = [], set(output.parent.iterdir()), source.absolute()
     prepared, fresh_cache = output.with_name("prepared.tmp"), output.with_name("calibration-cache.tmp")
@@ -142,10 +142,9 @@ def _quantize(
         else:
             types, cache_hit = qdq.static_types(settings), qdq.cache_hit(settings)
             method = "distribution" if settings.precision == "fp8" else settings.calib_method
-            # entropy ranges reach onnxruntime's quantizer through a cache file (qdq._entropy_ranges)
-            cache = settings.calib_cache if cache_hit else fresh_cache if settings.calib_cache or method == "entropy" else None
+            cache = settings.calib_cache if cache_hit else fresh_cache  # ranges reach onnxruntime's quantizer through a cache file (qdq._calibrate)
             with reporter.task(f"calibrating ({'cached ranges' if cache_hit else method})", total=None if batches is None else len(batches)) as advance:
-                clipping = qdq.quantize_static(prepared, output, settings, batches, advance, large, cache)
+                clipping = qdq.quantize_static(prepared, output, settings, batches, advance, large, cache, timeout)
             if cache == fresh_cache and settings.calib_cache:  # written with the command's other outputs, all or nothing
                 write_bytes_atomic(settings.calib_cache, fresh_cache.read_bytes(), force=True)
             calibration = {

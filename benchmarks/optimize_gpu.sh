@@ -7,7 +7,7 @@
 #   benchmarks/optimize_gpu.sh OUTDIR           # on the GPU machine (python3 with torch, onnxruntime-gpu, onnx, typer, rich, numpy)
 #   benchmarks/optimize_gpu.sh --smoke OUTDIR   # on the CPU: examples/tiny_cnn.py on ort-cpu, the same steps (tests run it)
 #
-# PYTHON picks the interpreter (default python3); the repository root must be the working directory.
+# PYTHON picks the interpreter (default python3), BUDGET each model's optimize budget (150s); the repository root must be the working directory.
 set -euo pipefail
 SMOKE=0
 if [ "${1:-}" = "--smoke" ]; then SMOKE=1; shift; fi
@@ -46,12 +46,12 @@ else
   # the CUDA EP's numbers: --batch 8, one second of timing per configuration, cosine 0.99 against fp32 on ort-cuda
   GPU=(-b ort-cuda --eval-backend ort-cuda --min-cosine 0.99 --batch 8 --duration 1 --calib-samples 32)
   it convert benchmarks/models.py:resnet50 --input-shape 1x3x224x224 -o "$MODELS/resnet50.onnx" --force --quiet
-  optimize resnet50 "$MODELS/resnet50.onnx" "${GPU[@]}" --budget 150s
+  optimize resnet50 "$MODELS/resnet50.onnx" "${GPU[@]}" --budget "${BUDGET:-150s}"
   it convert benchmarks/models.py:bert_base --input-shape input_ids:1x128 --input-shape attention_mask:1x128 \
     --dtype int64 --int-range 0:30522 --dynamic-axis input_ids:1:seq --dynamic-axis attention_mask:1:seq \
     -o "$MODELS/bert.onnx" --force --quiet --atol 1e-3
   optimize bert "$MODELS/bert.onnx" "${GPU[@]}" --input-shape input_ids:8x128 --input-shape attention_mask:8x128 \
-    --int-range input_ids:0:30522 --budget 150s
+    --int-range input_ids:0:30522 --budget "${BUDGET:-150s}"
   NAMES=(resnet50 bert)
 fi
 

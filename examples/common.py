@@ -164,7 +164,7 @@ def variants(
         search = infertool("debug", "precision", model, "-p", precision, "-o", keep, "--force", "--budget", budget,
                            *(["--calib-data", calib] if precision in ("int8", "fp8") else []), *debug_options, *rescue_gate, log=log)
     except CommandFailed as failure:  # no keep list within the budget: the as-is row stays, the reason with it
-        return [found[0]._replace(label=f"{precision} as-is (fails its gate; no rescue: {failure.line.removeprefix('error: ')[:240]})")]
+        return [found[0]._replace(label=f"{precision} as-is (fails its gate; no rescue: {failure.line.removeprefix('error: ').split(' (hint:')[0][:200]})")]
     if not search.get("keep") and not keep.exists():
         return found
     rescued, rescued_report = quantized(model, precision, out, calib, [*options, *rescue_gate, "--exclude-nodes", f"@{keep}"], log, f"{precision}.rescued")

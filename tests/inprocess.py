@@ -129,6 +129,7 @@ def isolated(env: dict, imports: tuple[str, ...] = ()) -> Iterator[None]:
     imported first; everything put back afterwards."""
     folders = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     shadow = bool(folders or imports)
+    loaded = set(sys.modules)
     with _process_state(env), _registry(reload=shadow), contextlib.ExitStack() as stack:
         if shadow:
             stack.enter_context(_shadowing(folders, imports))
@@ -136,6 +137,9 @@ def isolated(env: dict, imports: tuple[str, ...] = ()) -> Iterator[None]:
         for name in imports:
             importlib.import_module(name)
         yield
+    for name in set(sys.modules) - loaded:  # namespace packages the run imported (cuda, by a lookup) go:
+        if getattr(sys.modules[name], "__file__", "") is None:  # inspect.getmodule, torch's exporter, trips on them
+            del sys.modules[name]
 
 
 @contextlib.contextmanager

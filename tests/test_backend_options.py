@@ -15,7 +15,7 @@ from infertool.records.bench import BenchRow
 from infertool.records.gate import Measured, gate
 from infertool.stats import Stats
 
-from conftest import one_line_error, run_cli, run_main
+from conftest import cli, one_line_error, run_main
 from onnx_models import mlp, strings
 
 QUICK = ["--warmup", "1", "--iterations", "3", "--duration", "0"]
@@ -55,7 +55,7 @@ def test_build_engine_refuses_an_unknown_precision(tmp_path):
 def test_build_engine_builds_an_fp16_graph_at_its_own_precision_without_p(tmp_path):
     fp16 = tmp_path / "m.fp16.onnx"
     assert run_main("quantize", mlp(tmp_path / "m.onnx"), "-p", "fp16", "-o", fp16).returncode == 0
-    result = run_cli("build-engine", fp16, "-o", tmp_path / "m.engine", "-b", "trt-rtx", "--compute-capability", "8.6", "--batch", "2", "--json")
+    result = cli("build-engine", fp16, "-o", tmp_path / "m.engine", "-b", "trt-rtx", "--compute-capability", "8.6", "--batch", "2", "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["sidecar"]["precision"] == "fp16"
 

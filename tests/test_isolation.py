@@ -16,7 +16,7 @@ from infertool.errors import InfertoolError
 from infertool.pipelines import isolation
 from infertool.pipelines.bench import BenchOptions, isolating
 
-from conftest import one_line_error, run_cli
+from conftest import cli, one_line_error
 
 
 class Notes:
@@ -81,7 +81,7 @@ def test_bench_isolate_keeps_the_rows_of_a_crashing_runtime_s_neighbours(tmp_pat
     from onnx_models import mlp
 
     model, out = mlp(tmp_path / "m.onnx"), tmp_path / "out.json"
-    result = run_cli("bench", model, "-b", "crash", "-b", "ort-cpu", "--isolate", "-n", "5", "--duration", "0", "--json", out, env=crash_plugin)
+    result = cli("bench", model, "-b", "crash", "-b", "ort-cpu", "--isolate", "-n", "5", "--duration", "0", "--json", out, env=crash_plugin)
     line = one_line_error(result)
     assert result.returncode == 2 and "the process running crash batch 1 died (first inference): killed by SIGKILL" in line
     report = json.loads(out.read_text())
@@ -97,7 +97,7 @@ def test_bench_isolate_keeps_the_rows_of_a_crashing_runtime_s_neighbours(tmp_pat
 def test_bench_isolate_with_tune_is_refused(tmp_path):
     from onnx_models import mlp
 
-    result = run_cli("bench", mlp(tmp_path / "m.onnx"), "--tune", "--isolate")
+    result = cli("bench", mlp(tmp_path / "m.onnx"), "--tune", "--isolate")
     assert result.returncode == 2 and "--tune measures its best and its defaults each alone" in one_line_error(result)
 
 
@@ -186,7 +186,7 @@ def test_an_attention_graph_is_detected_and_others_are_not(tmp_path):
 def test_tune_tries_the_transformer_fusions_and_its_command_makes_the_graph_first(tmp_path):
     model = attention_block(tmp_path / "enc.onnx")
     out, cache = tmp_path / "tune.json", {"INFERTOOL_CACHE_DIR": str(tmp_path / "cache")}
-    result = run_cli("bench", model, "--batch", "2", "--warmup", "2", "-n", "5", "--duration", "0", "--tune", "--tune-budget", "3s", "--json", out, env=cache)
+    result = cli("bench", model, "--batch", "2", "--warmup", "2", "-n", "5", "--duration", "0", "--tune", "--tune-budget", "3s", "--json", out, env=cache)
     assert result.returncode == 0, result.stderr
     tune = json.loads(out.read_text())["rows"][0]["tune"]
     assert tune["dimensions"][0] == "transformer fusions"
@@ -228,5 +228,5 @@ def test_a_model_type_given_overrides_the_detection(tmp_path):
     assert backend.tuning_space(model, given)[0].name == "transformer fusions"
     assert backend.tuning_space(model, given)[0].choices[0].step.command[-1] == "vit"
     assert "transformer fusions" not in [d.name for d in backend.tuning_space(model, RunnerOptions())]
-    refused = run_cli("bench", tmp_path / "mlp.onnx", "--tune", "--model-type", "bort")
+    refused = cli("bench", tmp_path / "mlp.onnx", "--tune", "--model-type", "bort")
     assert refused.returncode == 2 and "--model-type" in one_line_error(refused)

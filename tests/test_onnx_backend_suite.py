@@ -22,7 +22,7 @@ from infertool.inputs.feeds import InputOptions
 from infertool.pipelines.run import RunRequest, run
 from infertool.reporting import SilentReporter
 
-from conftest import run_cli
+from conftest import cli
 
 pytestmark = pytest.mark.slow
 SERIALIZE = {"sequence_type": numpy_helper.from_list, "optional_type": numpy_helper.from_optional, "map_type": numpy_helper.from_dict}
@@ -164,7 +164,7 @@ def test_node_cases_run_through_infertool_as_onnxruntime_runs_them(suite, tmp_pa
 def test_node_cases_as_real_processes(suite, tmp_path, name):
     root, cases = suite
     folder, model = root / name, cases[name].model
-    result = run_cli("run", folder / "model.onnx", "--inputs", folder / "test_data_set_0", "-o", tmp_path / "out")
+    result = cli("run", folder / "model.onnx", "--inputs", folder / "test_data_set_0", "-o", tmp_path / "out")
     assert result.returncode == 0, result.stderr
     got = [_read(tmp_path / "out" / f"output_{k}.pb", o) for k, o in enumerate(model.graph.output)]
     assert _differs(_onnxruntime(folder, model), got, 0, 0) is None

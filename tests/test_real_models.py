@@ -2,10 +2,13 @@
 Makefile installs both with --no-deps), the presets for them, the bugs they showed, and the three
 examples in their --quick form."""
 
+import importlib
 import importlib.metadata
 import json
+import runpy
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -86,11 +89,21 @@ def test_silero_vad_quantizes_with_a_scalar_input_and_a_state(tmp_path):
     assert bench.returncode == 0, bench.stderr
 
 
+def _in_this_process(command: list, **options) -> subprocess.CompletedProcess:
+    """examples/common.py's `python -m infertool ...` runs, through conftest.cli."""
+    assert command[1:3] == ["-m", "infertool"], command
+    return cli(*command[3:], cwd=options.get("cwd"))
+
+
 @pytest.mark.parametrize("example", ["classification", "detection", "speech"])
-def test_example_quick(tmp_path, example):
-    """Each example end to end on ort-cpu, reduced: the results table is written with every precision."""
-    done = subprocess.run([sys.executable, ROOT / "examples" / example / "run.py", "--quick", "--out", tmp_path], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+def test_example_quick(tmp_path, example, monkeypatch):
+    """Each example end to end on ort-cpu, reduced: the results table is written with every precision.
+    The example's own code runs as its script; the infertool commands it runs, in this process."""
+    monkeypatch.syspath_prepend(str(ROOT / "examples"))
+    common = importlib.import_module("common")
+    monkeypatch.setattr(common, "subprocess", SimpleNamespace(run=_in_this_process))
+    monkeypatch.setattr(sys, "argv", ["run.py", "--quick", "--out", str(tmp_path)])
+    runpy.run_path(str(ROOT / "examples" / example / "run.py"), run_name="__main__")
     results = (tmp_path / "results.md").read_text()
     for precision in ("fp32", "fp16", "int8"):
         assert f"| {precision}" in results, results

@@ -17,7 +17,7 @@ from infertool.inputs.feeds import FeedSource, InputOptions
 from infertool.inputs.labels import classes_for, read_labels_csv
 from infertool.inputs.reading import sample_names
 from infertool.pipelines import isolation
-from infertool.pipelines.accuracy import Labelled, evaluate, probe
+from infertool.pipelines.accuracy import EVALUATION_BATCH, Labelled, evaluate, probe
 from infertool.pipelines.run import OpenCheck, opens
 from infertool.precision import transform
 from infertool.precision.settings import PrecisionSettings
@@ -224,7 +224,7 @@ def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> 
     calib = data.calib
     labelled = _ground_truth(options, data)
     probe(model_path, specs, calib or data.eval, options.eval_backend, options.timeout, reporter)
-    first = split_batches(data.eval, specs, 1)[0]
+    first = split_batches(data.eval, specs, EVALUATION_BATCH)[0]  # as evaluation feeds it
     with staged_output(options.output, options.force) as staging:
         converted = staging / options.output.name
         batches = None if calib is None else split_batches(calib, specs, calibration_batch(sample_count(calib), settings))

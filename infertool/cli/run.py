@@ -30,9 +30,9 @@ def run(
         "auto", "--scores", metavar="auto|raw|softmax|sigmoid",
         help="How --top-k turns scores into probabilities [default: auto: rows already probabilities (>= 0, summing to 1) as they are, else softmax].",
     ),
-    isolate: bool = typer.Option(
-        True, "--isolate/--no-isolate",
-        help="Load and run the model in a fresh process, so a runtime that crashes on it is one line, not a dead infertool; --no-isolate saves starting that process (about a second).",
+    in_process: bool = typer.Option(
+        False, "--no-isolate",
+        help="Load and run the model in this process: saves starting a fresh one (about a second), where a runtime that crashes on the model is one line, not a dead infertool.",
     ),
     inputs: Inputs = None, generated: Generated = None, image: Image = None, device: Device = None, limits: Limits = None,
     output: Output = None,
@@ -47,7 +47,7 @@ def run(
     request = RunRequest(
         model, backend, inputs.to_options(generated, image), batch,
         RunnerOptions(device=device.device, timeout=limits.seconds(), engine=EngineOptions(runtime_cache=runtime_cache)), result_path, top_k,
-        labels, output.force, save_inputs, parse.choice(scores, SCORE_MODES, "--scores"), isolate,
+        labels, output.force, save_inputs, parse.choice(scores, SCORE_MODES, "--scores"), not in_process,
     )
     check_not_read(
         {"-o": result_path, "--save-inputs": save_inputs, "--json": output.json_path, "--runtime-cache": runtime_cache},

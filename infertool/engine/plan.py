@@ -24,8 +24,10 @@ class PrecisionPlan:
                 "strongly_typed": self.strongly_typed, "expect_layer_precisions": list(self.expect)}
 
 
-def plan(requested: str, graph: str, trt_major: int, calibration: bool, notes: list[str]) -> PrecisionPlan:
-    """The build path for a precision request, given the ONNX graph's own precision."""
+def plan(requested: str | None, graph: str, trt_major: int, calibration: bool, notes: list[str]) -> PrecisionPlan:
+    """The build path for a precision request (None: the graph's own), given the ONNX graph's own precision."""
+    if requested is None:
+        requested = graph if graph in BUILD_PRECISIONS else "fp32"
     if requested not in BUILD_PRECISIONS:
         raise InfertoolError(f"unknown precision '{requested}'", hint=f"choose from {', '.join(BUILD_PRECISIONS)}")
     expect = REDUCED_PRECISIONS if requested == "best" else () if requested == "fp32" else (requested,)

@@ -162,10 +162,14 @@ def run(job: Job, reporter: Reporter) -> object:
     return payload
 
 
+class Crashed(BackendFailure):
+    """A runtime killed the process running it (`guarded`): one line, not a dead infertool."""
+
+
 def guarded(job: Job, advice: str, what: str, reporter: Reporter) -> object:
     """`run(job)` where a runtime may kill its process (a segfault opening a model): its death is
-    one line naming the runtime, the stage and `what` it was doing, with `advice` as the way out."""
+    a `Crashed` naming the runtime, the stage and `what` it was doing, with `advice` as the way out."""
     try:
         return run(job, reporter)
     except ChildDied as died:
-        raise BackendFailure(f"{job.runtime} died ({died.stage}) {what}: {died.cause}", hint=advice, detail=died.detail) from died
+        raise Crashed(f"{job.runtime} died ({died.stage}) {what}: {died.cause}", hint=advice, detail=died.detail) from died

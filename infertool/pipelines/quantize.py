@@ -10,13 +10,14 @@ import numpy as np
 
 from infertool import environment, onnx_io
 from infertool.agreement import Rule
-from infertool.errors import BackendFailure, CheckFailed, InfertoolError
+from infertool.errors import CheckFailed, InfertoolError
 from infertool.files import file_sha256, staged_output
 from infertool.inputs.batches import sample_count, split_batches
 from infertool.inputs.feeds import FeedSource, InputOptions
 from infertool.inputs.labels import classes_for, read_labels_csv
 from infertool.inputs.reading import sample_names
-from infertool.pipelines.accuracy import Labelled, evaluate, probe
+from infertool.pipelines import isolation
+from infertool.pipelines.accuracy import EVALUATION_BATCH, Labelled, evaluate, probe
 from infertool.pipelines.run import OpenCheck, opens
 from infertool.precision import transform
 from infertool.precision.settings import PrecisionSettings
@@ -201,11 +202,13 @@ def _opens(converted: Path, feeds: dict, options: QuantizeOptions, notes: list[s
     --no-gate). Returns why it cannot be evaluated ('' where it opened)."""
     try:
         opens(OpenCheck(converted, options.eval_backend, feeds), f"opening the {options.settings.precision} model quantize wrote", reporter)
-    except BackendFailure as failure:
+    except isolation.Crashed as failure:
         if options.gate:
-            raise BackendFailure(f"{failure.message}; {options.output} was not written", hint=f"{failure.hint}; --no-gate keeps the file for another runtime", detail=failure.detail) from failure
+            raise isolation.Crashed(f"{failure.message}; {options.output} was not written", hint=f"{failure.hint}; --no-gate keeps the file for another runtime", detail=failure.detail) from failure
         notes.append(f"{failure.message}; {options.output} was kept anyway (--no-gate)")
         return failure.message
+    except InfertoolError as refused:  # the runtime says no (a kernel it lacks): no crash, evaluation says the rest
+        notes.append(f"{options.eval_backend} cannot run the {options.settings.precision} model as written: {refused.message}")
     return ""
 
 
@@ -221,7 +224,7 @@ def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> 
     calib = data.calib
     labelled = _ground_truth(options, data)
     probe(model_path, specs, calib or data.eval, options.eval_backend, options.timeout, reporter)
-    first = split_batches(data.eval, specs, 1)[0]
+    first = split_batches(data.eval, specs, EVALUATION_BATCH)[0]  # as evaluation feeds it
     with staged_output(options.output, options.force) as staging:
         converted = staging / options.output.name
         batches = None if calib is None else split_batches(calib, specs, calibration_batch(sample_count(calib), settings))

@@ -339,7 +339,7 @@ def test_bench_csv_cells_a_spreadsheet_would_run_are_text(tmp_path):
 # ---------------------------------------------------------------- signals early in convert
 
 CONVERT_STAGES = {  # when the signal comes: the stderr line seen first, or seconds after the start (importing)
-    "importing": (0.3, signal.SIGINT), "loading": ("… loading the PyTorch model", signal.SIGTERM),
+    "importing torch": (1.0, signal.SIGINT), "loading": ("… loading the PyTorch model", signal.SIGTERM),
     "exporting": ("… exporting with the TorchScript exporter", signal.SIGINT), "checking": ("… checking parity", signal.SIGTERM),
     "killed": ("… exporting with the TorchScript exporter", signal.SIGKILL),
 }

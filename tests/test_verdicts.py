@@ -130,9 +130,10 @@ def baseline(tmp_path):
 def _faster(path: Path, factor: float = 100.0, cv: float | None = None) -> Path:
     data = json.loads(path.read_text())
     for row in data["rows"]:
-        row["timings_ms"]["end_to_end"]["median"] /= factor
-        if cv is not None:
-            row["timings_ms"]["end_to_end"]["cv"] = cv
+        for stats in (row["latency_ms"], row["timings_ms"]["end_to_end"]):  # one measurement, two copies in the file
+            stats["median"] /= factor
+            if cv is not None:
+                stats["cv"] = cv
     faster = path.with_name(f"faster_{factor}_{cv}.json")
     faster.write_text(json.dumps(data))
     return faster

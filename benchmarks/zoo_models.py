@@ -246,7 +246,7 @@ ZOO: list[Arch] = [
     Arch("fcos_resnet50_fpn", "detector", "pytorch", detections("fcos_resnet50_fpn", ("boxes", "scores", "labels"), min_size=320, max_size=320),
          image(320, name="image"), ("--static-batch",), needs=("torchvision",)),
     Arch("deeplabv3_mobilenet_v3", "segmenter", "pytorch", _tv("deeplabv3_mobilenet_v3_large", weights_backbone=None, aux_loss=False), image(128), needs=("torchvision",)),
-    Arch("lraspp_mobilenet_v3", "segmenter", "pytorch", _tv("lraspp_mobilenet_v3_large", weights_backbone=None), image(128), needs=("torchvision",)),
+    Arch("lraspp_mobilenet_v3", "segmenter", "pytorch", _tv("lraspp_mobilenet_v3_large", weights_backbone=None), image(128, name="input"), needs=("torchvision",)),  # forward(input)
     Arch("fcn_resnet50", "segmenter", "pytorch", _tv("fcn_resnet50", weights_backbone=None, aux_loss=False), image(128), needs=("torchvision",)),
     Arch("r3d_18", "video", "pytorch", _tv("r3d_18"), {"x": ((1, 3, 8, 112, 112), "float32")}, needs=("torchvision",)),
     Arch("r2plus1d_18", "video", "pytorch", _tv("r2plus1d_18"), {"x": ((1, 3, 8, 112, 112), "float32")}, needs=("torchvision",)),

@@ -56,6 +56,16 @@ def make_crops(folder: Path, count: int, seed: int) -> Path:
     return folder / "labels.csv"
 
 
+def crops(labels: Path) -> int:
+    return len(labels.read_text().splitlines()) - 1
+
+
+def majority(labels: Path) -> float:
+    """The accuracy of always answering the commonest class (0-1)."""
+    classes = [line.rsplit(",", 1)[1] for line in labels.read_text().splitlines()[1:]]
+    return max(classes.count(c) for c in set(classes)) / len(classes)
+
+
 def fixed_shape(model: Path, out: Path) -> Path:
     """The classifier names both image sides '?', and TensorRT reads one name as one size, so a 48x192
     profile is refused ("dimensions with this name have different constant values"): fix them."""
@@ -116,8 +126,9 @@ def main() -> None:
         f"{len(labels.read_text().splitlines()) - 1} generated text crops (half turned 180°), preset `paddleocr-cls`. {environment_line()}.\n",
         "## Accuracy against the ground truth, and latency\n",
         table(["precision", "backend", "batch", "orientation accuracy", "median ms", "p90 ms", "samples/s"], rows),
-        "Accuracy: every crop, run by that backend at that batch size (`bench --labels-csv`). Latency: `bench`, end-to-end "
-        "on the host (device-resident on GPU backends).\n",
+        "Accuracy: every crop, run by that backend at that batch size (`bench --labels-csv`); "
+        f"trivial baseline (always the majority class): {pct(majority(labels))}; one crop is {100 / crops(labels):.1f} points. "
+        "Latency: `bench`, end-to-end on the host (device-resident on GPU backends).\n",
         "## What quantize reported (ort-cpu, the same crops)\n",
         table(["precision", "model size", "fp32 accuracy", "converted accuracy", "top-1 agreement with fp32", "min cosine"], quantize_rows),
     ]

@@ -557,3 +557,12 @@ def test_seeded_campaign_over_specs_results_and_models(bench_json, tmp_path):
     assert not failures, "\n".join(failures[:10])
     outside = {p.name for p in tmp_path.iterdir()} - {"a.onnx", "fuzz.yaml", "fuzz.json", "fuzz.onnx", "fuzz_files", "fuzz-out"}
     assert not outside, outside
+
+
+def test_paths_are_echoed_as_they_are_not_as_emoji(tmp_path):
+    """rich reads :smile: as an emoji code: a file name holding one is echoed as typed, in progress and errors."""
+    model = mlp(tmp_path / ":smile:m.onnx")
+    done = run_main("run", model, "--no-isolate")
+    assert done.returncode == 0 and ":smile:m.onnx" in done.stderr and "😄" not in done.stderr + done.stdout
+    missing = run_main("run", tmp_path / ":smile:gone.onnx")
+    assert missing.returncode == 2 and ":smile:gone.onnx not found" in one_line_error(missing)

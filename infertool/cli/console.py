@@ -65,6 +65,9 @@ HEARTBEAT_S = _heartbeat_seconds()
 
 
 class _Console(Console):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(emoji=False, **kwargs)  # a path like my:smile:model.onnx is echoed as it is, not as an emoji
+
     def on_broken_pipe(self) -> None:
         """The reader of stdout went away (`| head`): rich would exit 1 at once, and the command's
         outputs would be undone; let the command end as a closed pipe ends it (app.main)."""

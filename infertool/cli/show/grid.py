@@ -35,7 +35,7 @@ class Column:
 
 
 def _cell_range(text: str, kind: str) -> tuple[int, int]:
-    plain = Text.from_markup(text).plain
+    plain = Text.from_markup(text, emoji=False).plain
     widest = max((Text(line).cell_len for line in plain.splitlines()), default=0)
     if kind == NUM:
         return widest, widest
@@ -125,19 +125,19 @@ def _dropping(console: Console, columns: list[Column], rows: list[list[str]]) ->
 def grid(console: Console, title: str, columns: list[Column], rows: list[list[str]], caption: str | None = None) -> None:
     """`rows` of markup strings under `columns`, fitted to the console (see the module's docstring)."""
     columns, rows, heading = _shared(columns, rows)
-    console.print(Text.from_markup(title + ("\n" + ", ".join(heading) if heading else ""), style="italic"))
+    console.print(Text.from_markup(title + ("\n" + ", ".join(heading) if heading else ""), style="italic", emoji=False))
     table = _fitted(console, columns, rows, squeeze=False) or _dropping(console, columns, rows)
     if table is None:
         _stacked(console, columns, rows)
     else:
         console.print(table)
     if caption:
-        console.print(Text.from_markup(caption, style="dim"))
+        console.print(Text.from_markup(caption, style="dim", emoji=False))
 
 
 def pairs(console: Console, title: str, items: list[tuple[str, str]]) -> None:
     """A heading and `name  value` lines (values wrap)."""
-    console.print(Text.from_markup(title, style="italic"))
+    console.print(Text.from_markup(title, style="italic", emoji=False))
     table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
     table.add_column(no_wrap=True, style="bold")
     table.add_column(overflow="fold")

@@ -14,6 +14,7 @@ import sys
 import time
 
 import numpy as np
+import onnx
 import pytest
 from test_fuzz import CONTROL, snapshot
 
@@ -566,3 +567,17 @@ def test_paths_are_echoed_as_they_are_not_as_emoji(tmp_path):
     assert done.returncode == 0 and ":smile:m.onnx" in done.stderr and "😄" not in done.stderr + done.stdout
     missing = run_main("run", tmp_path / ":smile:gone.onnx")
     assert missing.returncode == 2 and ":smile:gone.onnx not found" in one_line_error(missing)
+
+
+def test_a_huge_crop_is_sized_before_the_image_is_resized(tmp_path):
+    """--crop 60000x60000 of a small photo: PIL would allocate 10 GB for the resize (the OOM killer ended it)."""
+    from PIL import Image
+
+    Image.new("RGB", (64, 64)).save(tmp_path / "a.png")
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["b", 3, "h", "w"])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["b", 3, "h", "w"])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)], ir_version=8), tmp_path / "img.onnx")
+    result = run_cli("run", tmp_path / "img.onnx", "--inputs", tmp_path / "a.png", "--crop", "60000x60000", "--no-isolate")
+    assert result.returncode == 2, result.stderr[-500:]
+    assert "an image resized to 60000x60000" in one_line_error(result) and "smaller --resize or --crop" in one_line_error(result)

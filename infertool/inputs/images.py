@@ -77,27 +77,32 @@ def _image_layout(spec: TensorSpec, wanted: str | None) -> str:
     )
 
 
-def _geometry(image, pre: ImagePreprocess, resize: int | None, crop: tuple[int, int] | None):
-    """Resize and crop (or fit for padding, or round to a multiple) a PIL image."""
+def _resized(image, size: tuple[int, int]):
+    """image.resize(size), its pixels sized before PIL allocates them (--crop 60000x60000 of a small photo)."""
     from PIL import Image
 
-    bilinear = Image.Resampling.BILINEAR
+    check_size(f"an image resized to {size[0]}x{size[1]}", (size[1], size[0], 3), np.float32, hint="use a smaller --resize or --crop")
+    return image.resize(size, Image.Resampling.BILINEAR)
+
+
+def _geometry(image, pre: ImagePreprocess, resize: int | None, crop: tuple[int, int] | None):
+    """Resize and crop (or fit for padding, or round to a multiple) a PIL image."""
     if resize:
         w, h = image.size
         factor = resize / min(w, h)
-        image = image.resize((max(1, round(w * factor)), max(1, round(h * factor))), bilinear)
+        image = _resized(image, (max(1, round(w * factor)), max(1, round(h * factor))))
     w, h = image.size
     if crop and pre.pad:  # the crop's height, the aspect ratio kept, at most the crop's width
-        return image.resize((min(crop[1], math.ceil(crop[0] * w / h)), crop[0]), bilinear)
+        return _resized(image, (min(crop[1], math.ceil(crop[0] * w / h)), crop[0]))
     if crop:
         if w < crop[1] or h < crop[0]:
-            image = image.resize((max(w, crop[1]), max(h, crop[0])), bilinear)
+            image = _resized(image, (max(w, crop[1]), max(h, crop[0])))
             w, h = image.size
         left, top = (w - crop[1]) // 2, (h - crop[0]) // 2
         return image.crop((left, top, left + crop[1], top + crop[0]))
     if pre.multiple:
         step = pre.multiple
-        return image.resize((max(step, round(w / step) * step), max(step, round(h / step) * step)), bilinear)
+        return _resized(image, (max(step, round(w / step) * step), max(step, round(h / step) * step)))
     return image
 
 

@@ -1,15 +1,14 @@
 import itertools
+import subprocess
 import sys
 import time
 from dataclasses import replace
 
-import numpy as np
-import onnxruntime as ort
 import pytest
 
 from infertool.backends import onnxruntime as ort_backends
 from infertool.backends.base import RunnerOptions
-from infertool.backends.onnxruntime import OrtCpu, run_options
+from infertool.backends.onnxruntime import OrtCpu
 from infertool.cli.parse import regression as parse_regression
 from infertool.cli.parse import warmup as parse_warmup
 from infertool.errors import InfertoolError
@@ -67,26 +66,33 @@ def test_regression_parsing():
 def test_a_bound_onnx_runtime_call_raises_nothing_inside_the_wrapper(tmp_path):
     """ONNX Runtime's Python wrapper looks `gpu_graph_id` up in the run options on every IO-binding run; where it
     is missing a RuntimeError is raised and caught each time: +45 µs a call on this CPU, +70 µs (18 %) on ResNet-50
-    fp16 batch 1 with a CUDA graph on an H100. The runners' run options carry its default."""
-    session = ort.InferenceSession(str(mlp(tmp_path / "mlp.onnx")), providers=["CPUExecutionProvider"])
-    binding = session.io_binding()
-    binding.bind_cpu_input("x", np.zeros((1, 16), np.float32))
-    binding.bind_output("y")
-    raised = []
-
-    def trace(frame, event, arg):
-        if event == "exception":
-            raised.append(f"{arg[0].__name__} in {frame.f_code.co_name}")
-        return trace
-
-    options = run_options()
-    sys.settrace(trace)
-    try:
-        session.run_with_iobinding(binding, options)
-    finally:
-        sys.settrace(None)
-    assert raised == []
-    assert options.get_run_config_entry("gpu_graph_id") == "0"  # the CUDA EP's default graph, as when unset
+    fp16 batch 1 with a CUDA graph on an H100. The runners' run options carry its default. Traced in a fresh
+    process: sys.settrace in the test process, after hundreds of in-process commands, once never returned."""
+    code = f"""
+import sys
+import numpy as np
+import onnxruntime as ort
+from infertool.backends.onnxruntime import run_options
+session = ort.InferenceSession({str(mlp(tmp_path / "mlp.onnx"))!r}, providers=["CPUExecutionProvider"])
+binding = session.io_binding()
+binding.bind_cpu_input("x", np.zeros((1, 16), np.float32))
+binding.bind_output("y")
+raised = []
+def trace(frame, event, arg):
+    if event == "exception":
+        raised.append(f"{{arg[0].__name__}} in {{frame.f_code.co_name}}")
+    return trace
+options = run_options()
+sys.settrace(trace)
+try:
+    session.run_with_iobinding(binding, options)
+finally:
+    sys.settrace(None)
+assert raised == [], raised
+assert options.get_run_config_entry("gpu_graph_id") == "0"  # the CUDA EP's default graph, as when unset
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 class FakeGpuOrt(OrtCpu):

@@ -60,10 +60,15 @@ def run_step(command: list[str], timeout: float, cwd: Path) -> Step:
     return Step(status, done.returncode, reason[:300], seconds)
 
 
+def shape_args(arch: Arch) -> list[str]:
+    """--input-shape per input, as a user gives it to every command (quantize and run need the sizes of
+    dynamic axes such as a sequence length too)."""
+    return [part for name, (shape, _) in arch.inputs.items() for part in ("--input-shape", f"{name}:{'x'.join(map(str, shape))}")]
+
+
 def convert_args(arch: Arch, source: str, output: Path) -> list[str]:
-    args = ["convert", source, "-o", str(output), "--force"]
-    for name, (shape, dtype) in arch.inputs.items():
-        args += ["--input-shape", f"{name}:{'x'.join(map(str, shape))}"]
+    args = ["convert", source, "-o", str(output), "--force", *shape_args(arch)]
+    for name, (_, dtype) in arch.inputs.items():
         if dtype != "float32":
             args += ["--dtype", f"{name}:{dtype}"]
     return [*args, *arch.flags]
@@ -82,9 +87,9 @@ def chain(arch: Arch, work: Path, timeout: float) -> dict[str, Step]:
     model, fp16 = work / "model.onnx", work / "model.fp16.onnx"
     steps["convert"] = run_step([*cli, *convert_args(arch, source, model)], timeout, work)
     if steps["convert"].status == "ok":
-        steps["fp16"] = run_step([*cli, "quantize", str(model), "-p", "fp16", "-o", str(fp16), "--force", "--int-range", f"0:{INT_HIGH}"], timeout, work)
+        steps["fp16"] = run_step([*cli, "quantize", str(model), "-p", "fp16", "-o", str(fp16), "--force", "--int-range", f"0:{INT_HIGH}", *shape_args(arch)], timeout, work)
     if "fp16" in steps and steps["fp16"].status == "ok":
-        steps["run"] = run_step([*cli, "run", str(fp16), "--backend", "ort-cpu", "--int-range", f"0:{INT_HIGH}"], timeout, work)
+        steps["run"] = run_step([*cli, "run", str(fp16), "--backend", "ort-cpu", "--int-range", f"0:{INT_HIGH}", *shape_args(arch)], timeout, work)
     return steps
 
 

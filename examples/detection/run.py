@@ -299,6 +299,7 @@ def main() -> None:
         f"DB post-processing (threshold {THRESHOLD}, box score {BOX_THRESHOLD}, unclip {UNCLIP}). {environment_line()}.\n",
         "## Text boxes against the ground truth (IoU 0.5), and latency\n",
         table(["precision", "backend", "precision (boxes)", "recall", "F1", "matched / found / true", "median ms", "p90 ms"], rows),
+        "Trivial baseline: a detector that finds no box scores F1 0 %. "
         "Latency: `bench --batch 1` on one scene, end-to-end on the host (device-resident on GPU backends).\n",
         f"![boxes]({picture.name if picture else 'boxes.png'}): ground truth in green, {args.precisions[0]} detections on {backends[0]} in red.\n",
         nms_section(args.out, first_map, backends, log),

@@ -237,7 +237,7 @@ def ctc(args, backends: list[str], failures: list[str], log: Path) -> str:
         "## The CTC case: PaddleOCR PP-OCRv4 text recogniser\n\n"
         f"`ch_PP-OCRv4_rec_infer.onnx` (real weights from rapidocr-onnxruntime, {len(classes)} classes) on {len(texts)} generated text "
         "lines, preset `paddleocr-rec` (48x320, right-padded); greedy CTC decoding (best class per step, repeats collapsed, blanks "
-        "dropped). Character error rate = edit distance / characters of the truth. quantize judges each precision by the decoded "
+        "dropped). Character error rate = edit distance / characters of the truth; trivial baseline: an empty reading, 0 % exact lines, 100 % character error rate. quantize judges each precision by the decoded "
         "text (`--criterion ctc`: every line read as fp32 reads it); where int8 fails, `debug precision` (the same criterion, "
         f"lines read alike ≥ {CTC_AGREEMENT:.0%}) ranks the Conv / MatMul nodes by what each one quantized alone does to the output, "
         "bisects the ranking and prunes, and `quantize --exclude-nodes @keep` writes the rescued graph.\n\n"

@@ -78,6 +78,9 @@ def bind_unnamed(shapes: Mapping[str | None, tuple[int, ...]], names: list[str],
     return dict(shapes)
 
 
+ANONYMOUS = ("", "?")  # dimension names that name nothing: exporters (paddle2onnx) write '?' for every unknown size
+
+
 def _symbols(specs: list[TensorSpec], overrides: Mapping[str, tuple[int, ...]], batch: int | None) -> dict[str, tuple[str, int]]:
     """The size each symbolic dimension gets from the overrides (and which input gave it); inputs
     sharing a dimension must agree on it."""
@@ -98,7 +101,7 @@ def _symbols(specs: list[TensorSpec], overrides: Mapping[str, tuple[int, ...]], 
                     f"input '{spec.name}' has fixed size {want} at axis {axis}, not {got}",
                     hint=f"the model expects {format_shape(spec.shape)}",
                 )
-            if isinstance(want, str) and not (axis == 0 and batch is not None):
+            if isinstance(want, str) and want not in ANONYMOUS and not (axis == 0 and batch is not None):
                 first = symbols.setdefault(want, (spec.name, got))
                 if first[1] != got:
                     raise InfertoolError(

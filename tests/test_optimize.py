@@ -254,5 +254,8 @@ def test_real_orientation_classifier_within_one_point_of_top1_against_ground_tru
     if not candidate.given:
         truth = candidate.accuracy
         assert truth.converted_accuracy.top1 >= truth.original_accuracy.top1 - 0.01 and truth.original_accuracy.samples == 48
-        assert run.row.speedup >= 1.02 * 0.999  # a graph below fp32 must beat the model as given
+        # a graph below fp32 must beat the model as given by 2 %, on the numbers that decided (alone where both have them)
+        given = next(r for c in record.candidates if c.given for r in c.runs if r.backend == run.backend)
+        decided = (lambda r: r.alone) if run.alone is not None and given.alone is not None else (lambda r: r.row)
+        assert decided(given).latency.median >= decided(run).latency.median * 1.02 * 0.999
     assert all(c.found.startswith("top-1") for c in record.candidates if not c.given)

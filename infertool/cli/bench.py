@@ -19,11 +19,8 @@ from infertool.cli import backend_options, parse
 from infertool.cli.console import RichReporter, emit_json, emit_text, out, warn
 from infertool.cli.groups import Device, Generated, Image, Inputs, Limits, Output, Truth, command, data_options, read_args
 from infertool.cli.perf import Perf, Source, group_args
-from infertool.cli.show import bench as show_bench
-from infertool.cli.show import perf as show_perf
 from infertool.errors import CheckFailed, InfertoolError, first_line
 from infertool.measure.timing import MAX_SAMPLES, MAX_SECONDS
-from infertool.present.bench import bench_csv, bench_markdown
 from infertool.text import printable, shorten
 
 MAX_THREADS = 1024
@@ -185,6 +182,10 @@ def _append_step_summary(text: str) -> None:
 
 
 def _emit(result, output: Output, reports: Reports) -> None:
+    from infertool.cli.show import bench as show_bench
+    from infertool.cli.show import perf as show_perf
+    from infertool.present.bench import bench_csv, bench_markdown
+
     targets = _targets(output, reports)
     if output.json_out:
         emit_json(result.to_dict(), output.json_out, output.force)

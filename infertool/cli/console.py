@@ -13,15 +13,18 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape as escape_markup
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from infertool import quiet as third_party
 from infertool.errors import CheckFailed
 from infertool.files import write_text_atomic
 from infertool.text import printable, shorten
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 
 def escape(value: object) -> str:
@@ -151,6 +154,8 @@ class RichReporter:
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
         self.live = err.is_terminal and not quiet
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn  # not on --help's path
+
         self._progress = Progress(
             SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), console=err, transient=True,

@@ -12,7 +12,6 @@ from infertool.cli import parse
 from infertool.cli.console import RichReporter, show, showing_failed_checks
 from infertool.cli.groups import MAX_SAMPLES, Calibration, Generated, Image, Limits, Output, Truth, command, data_options
 from infertool.cli.perf import group_args
-from infertool.cli.show.optimize import optimize_result
 from infertool.errors import CheckFailed
 
 MAX_SECONDS = 7 * 24 * 3600.0
@@ -51,6 +50,7 @@ def optimize(
     """Make every precision graph the backends run from MODEL, judge each against the accuracy budget on held-out data (rescuing
     a graph that misses it with debug precision's keep list), time those within it with bench, and write the fastest.
     Exit 1, nothing written, where no candidate meets the budget."""
+    from infertool.cli.show.optimize import optimize_result
     from infertool.errors import InfertoolError
     from infertool.pipelines.optimize import optimize as run_optimize
 

@@ -8,7 +8,6 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from infertool.dtypes import ALIASES
 from infertool.engine.profiles import check_bounds
 from infertool.errors import InfertoolError, first_line
 from infertool.measure.timing import MAX_SECONDS, MAX_WARMUP, Budget
@@ -155,6 +154,8 @@ def source_file(text: str) -> str:
 
 
 def dtype(text: str) -> str:
+    from infertool.dtypes import ALIASES  # numpy: not on --help's path
+
     name = ALIASES.get(text.strip().lower())
     if name is None:
         raise InfertoolError(f"unknown dtype '{shorten(text)}'", hint=f"use one of {', '.join(sorted(set(ALIASES.values())))}")

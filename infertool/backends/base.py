@@ -65,6 +65,10 @@ class RunnerOptions:
         groups = {k: v for k, v in self.groups.items() if k != key}
         return replace(self, groups=groups if value == type(value)() else {**groups, key: value})
 
+    def only(self, kind: type | None) -> RunnerOptions:
+        """These options with only this group (one backend's, None: none): what a bench of that backend alone takes."""
+        return replace(self, groups={k: v for k, v in self.groups.items() if kind is not None and k == kind.key})  # type: ignore[attr-defined]
+
     def changed(self, kind: type, **changes: object) -> RunnerOptions:
         """These options with fields of one group changed (a `bench --tune` choice)."""
         return self.with_group(replace(self.group(kind), **changes))

@@ -199,8 +199,7 @@ def to_argv(found, given: SimpleNamespace) -> list[str]:
 
     options = found.options
     runtime = Runtime(io_binding=options.io_binding, cuda_graph=options.cuda_graph, save_optimized=None)
-    own = registry.get(found.backend).option_group  # the other backends' options: refused on a bench of this one alone
-    groups = {key: value for key, value in options.groups.items() if own is not None and key == own.key}
+    groups = options.only(registry.get(found.backend).option_group).groups  # the other backends' options: refused on a bench of this one alone
     args = [str(found.model), "--backend", found.backend, "--batch", str(found.batch)]
     for group in (*(getattr(given, name) for name in REPRODUCED), runtime, type(given.backend_options).from_groups(groups)):
         args += group_args(group)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -104,9 +103,7 @@ def convert(source: str, options: ConvertOptions, reporter: Reporter) -> Convert
 def data_dependent(inputs: list, outputs: list) -> list[str]:
     """A note naming the outputs whose size depends on the data (a detector's boxes), not on the
     inputs' shapes: symbolic dimensions that name no input dimension."""
-    labels = {d for spec in inputs for d in spec.shape if isinstance(d, str) and d}
-    found = [f"{o.name} (axis {axis})" for o in outputs for axis, d in enumerate(o.shape)
-             if not isinstance(d, int) and not any(re.search(rf"\b{re.escape(label)}\b", d or "") for label in labels)]
+    found = [f"{name} (axis {axis})" for name, axis in onnx_io.data_dependent_axes(inputs, outputs)]
     if not found:
         return []
     return [f"outputs whose size depends on the data, not on the inputs' shapes: {', '.join(found)}; "

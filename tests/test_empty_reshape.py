@@ -111,6 +111,6 @@ def test_quantize_refuses_a_model_that_fails_where_the_original_runs(tmp_path):
     error = one_line_error(result)
     assert result.returncode == 1 and not out.exists(), result.stderr
     assert error.startswith("error: the fp16 model fails on inputs the original runs on: ort-cpu: Reshape node 'flatten' reshapes an empty tensor (shape {") and ",0}) with -1 ({-1,0})" in error
-    assert f"{out} was not written" in error
+    assert "m.fp16.onnx was not written" in error
     kept = cli("quantize", model, "-p", "fp16", "-o", out, "--input-shape", "x:2x8", "--no-gate")
     assert kept.returncode == 0 and out.exists() and "was kept anyway (--no-gate)" in kept.stdout + kept.stderr

@@ -99,7 +99,7 @@ def test_run_names_an_empty_tensor_reshaped_with_minus_one(tmp_path):
     result = cli("run", tmp_path / "m.onnx", "--input-shape", "corners:6x2x2", "--input-shape", "score:6")
     assert result.returncode == 2
     assert one_line_error(result).startswith(
-        "error: ort-cpu: Reshape node 'clip' reshapes an empty tensor (shape {0,2,2}) with -1 ({0,-1}): the model's data-dependent part found nothing"
+        "error: ort-cpu: Reshape node 'clip' reshapes an empty tensor (shape {0,2,2}) to {0,-1}: the model's data-dependent part found nothing"
     ), result.stderr
     assert "--graph-opt disable" in result.stderr
 
@@ -110,7 +110,7 @@ def test_quantize_refuses_a_model_that_fails_where_the_original_runs(tmp_path):
     result = cli("quantize", model, "-p", "fp16", "-o", out, "--input-shape", "x:2x8")
     error = one_line_error(result)
     assert result.returncode == 1 and not out.exists(), result.stderr
-    assert error.startswith("error: the fp16 model fails on inputs the original runs on: ort-cpu: Reshape node 'flatten' reshapes an empty tensor (shape {") and ",0}) with -1 ({-1,0})" in error
-    assert "m.fp16.onnx was not written" in error
+    assert error.startswith("error: the fp16 model fails where the original runs: ort-cpu: Reshape node 'flatten' reshapes an empty tensor (shape {")
+    assert ",0}) to {-1,0}: " in error and "cannot infer -1 from zero elements; nothing was written (hint: " in error
     kept = cli("quantize", model, "-p", "fp16", "-o", out, "--input-shape", "x:2x8", "--no-gate")
     assert kept.returncode == 0 and out.exists() and "was kept anyway (--no-gate)" in kept.stdout + kept.stderr

@@ -644,9 +644,8 @@ def _runtime_error(backend: str, exc: Exception) -> BackendFailure:
     if empty and "0" in empty["input"].split(",") and "-1" in empty["target"].split(","):
         node = where.removeprefix(" in ") if where and not where.endswith("''") else "a Reshape node"
         return InferenceFailed(
-            f"{backend}: {node} reshapes an empty tensor (shape {{{empty['input']}}}) with -1 "
-            f"({{{empty['target']}}}): the model's data-dependent part found nothing on these inputs, and ONNX Runtime cannot infer -1 "
-            "from zero elements", hint=EMPTY_RESHAPE_HINT, detail=text,
+            f"{backend}: {node} reshapes an empty tensor (shape {{{empty['input']}}}) to {{{empty['target']}}}: the model's data-dependent "
+            "part found nothing on these inputs, and ONNX Runtime cannot infer -1 from zero elements", hint=EMPTY_RESHAPE_HINT, detail=text,
         )
     return InferenceFailed(f"{backend}: inference failed{where}", hint="rerun with --verbose for ONNX Runtime's message", detail=text)
 

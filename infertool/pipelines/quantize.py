@@ -210,9 +210,9 @@ def _opens(converted: Path, original: tuple[Path, list[TensorSpec]], feeds: dict
         return failure.message
     except InferenceFailed as failed:
         probe(*original, feeds, options.eval_backend, options.timeout, reporter)  # raises where the original fails too
-        message = f"the {options.settings.precision} model fails on inputs the original runs on: {failed.message}"
+        message = f"the {options.settings.precision} model fails where the original runs: {failed.message}"
         if options.gate:
-            raise CheckFailed(f"{message}; {options.output} was not written", hint=f"{failed.hint}; --no-gate keeps the file", detail=failed.detail) from failed
+            raise CheckFailed(f"{message}; nothing was written", hint=f"{failed.hint}; --no-gate keeps the file", detail=failed.detail) from failed
         notes.append(f"{message}; {options.output} was kept anyway (--no-gate)")
         return message
     except InfertoolError as refused:  # the runtime says no (a kernel it lacks): no crash, evaluation says the rest

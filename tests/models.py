@@ -284,3 +284,17 @@ def tied_detections() -> nn.Module:
 
 def tied_detections_wrong_row() -> nn.Module:
     return TiedDetections(wrong_row=True)
+
+
+class KeptBoxes(nn.Module):
+    """Boxes whose score passes a threshold, as torchvision's detectors clip them: corners (k, 2, 2)
+    reshaped to (k, -1). Where nothing passes, k is 0."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        corners = torch.stack([x[0], 2 * x[0], 3 * x[0], 4 * x[0]], dim=1).reshape(-1, 2, 2)
+        kept = corners[torch.sigmoid(x[0]) > 0.5]
+        return kept.reshape(kept.shape[0], -1)
+
+
+def kept_boxes() -> nn.Module:
+    return KeptBoxes()

@@ -6,7 +6,8 @@ the score threshold: {0,2,2} -> {0,-1}), and its Reshape fusion writes -1 for ev
 trace to the Reshape's own input (`boxes.reshape(other.shape)`). Each size of the target becomes
 0 (copy that dimension of the input: it is the input's own, or the same symbol where shape inference
 proves it equal), the number shape inference proves it is, or -1 worked out from the input's static
-dimensions; a Reshape with any size that is none of these is left as it is."""
+dimensions. A target that is every size of one tensor y in order, Concat(Shape(y)[0], ...), becomes
+Shape(y) (the same values, nothing for the fusion to turn into -1). Any other Reshape is left as it is."""
 
 from __future__ import annotations
 
@@ -31,28 +32,48 @@ def explicit_sizes(model: onnx.ModelProto) -> int:
     constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     constants.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node
                       if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
-    replaced = []
+    replaced, shapes = [], []
     for node in graph.node:
         allowzero = next((a.i for a in node.attribute if a.name == "allowzero"), 0)
         if node.op_type != "Reshape" or allowzero or len(node.input) < 2:
             continue
         target = _target(node.input[1], node.input[0], producers, constants, dims)
         fixed = target is not None and _fixed(target, dims.get(node.input[0]))
-        if not fixed or (node.input[1] in constants and -1 not in target):
+        whole = None if fixed else _whole_shape(node.input[1], producers, constants, dims)
+        if not (fixed or whole) or (node.input[1] in constants and -1 not in target):
             continue
         name = _unused_name(f"{node.name or node.output[0]}_explicit_shape", producers, constants)
-        graph.initializer.append(numpy_helper.from_array(np.array(fixed, np.int64), name))
+        if fixed:
+            graph.initializer.append(numpy_helper.from_array(np.array(fixed, np.int64), name))
+        else:  # Shape(y) itself: no Concat of sizes for ONNX Runtime's fusion to turn into -1
+            shapes.append((node, onnx.helper.make_node("Shape", [whole], [name], name=name)))
         constants[name] = fixed
         replaced.append(node.input[1])
         node.input[1] = name
+    for reshape, shape in shapes:
+        graph.node.insert(list(graph.node).index(reshape), shape)
     _drop_unused(graph, replaced)
     return len(replaced)
 
 
+def _whole_shape(name: str, producers: dict, constants: dict, dims: dict) -> str | None:
+    """y where the target is Concat(Shape(y)[0], ..., Shape(y)[r-1]) of a tensor y of rank r: Shape(y)."""
+    node = producers.get(name)
+    if node is None or node.op_type != "Concat":
+        return None
+    parts = [_part(part, producers, constants, dims) for part in node.input]
+    sources = {part[0][0] for part in parts if part and len(part) == 1}
+    if len(sources) != 1 or None in sources or any(part is None or len(part) != 1 for part in parts):
+        return None
+    (source,) = sources
+    indices = [part[0][1] for part in parts]
+    return source if source in dims and indices == list(range(len(dims[source]))) else None
+
+
 def explicit_note(count: int) -> list[str]:
     """What `explicit_sizes` did, as a note ([] where nothing)."""
-    return [f"wrote the target shape of {count} Reshape node{'s' * (count != 1)} as constants where the graph fixes it, so an "
-            "empty tensor (a detector's that finds nothing) reshapes: ONNX Runtime cannot infer -1 from zero elements"] if count else []
+    return [f"wrote the target shape of {count} Reshape node{'s' * (count != 1)} out (constants where the graph fixes it, else the "
+            "Shape its sizes were read from), so an empty tensor (a detector's that finds nothing) reshapes on ONNX Runtime"] if count else []
 
 
 def _dims(graph: onnx.GraphProto) -> dict[str, Dims]:

@@ -20,7 +20,9 @@ from pathlib import Path
 
 from infertool import environment
 from infertool.backends import registry
-from infertool.backends.base import OrtOptions, RunnerOptions, SourceOptions
+from infertool.backends.base import RunnerOptions
+from infertool.backends.onnxruntime import OrtOptions
+from infertool.backends.torch import SourceOptions
 from infertool.inputs.feeds import FeedSource, InputOptions
 from infertool.measure.timing import Budget, run_for
 from infertool.stats import Stats
@@ -85,9 +87,8 @@ def main() -> None:
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args()
 
-    options = RunnerOptions(
-        cuda_graph=args.cuda_graph, ort=OrtOptions(intra_op_threads=args.threads, provider_options=dict(o.split("=", 1) for o in args.provider_option)), source=SourceOptions(args.source, compile_mode=args.compile_mode),
-    )
+    ort = OrtOptions(intra_op_threads=args.threads, provider_options=dict(o.split("=", 1) for o in args.provider_option))
+    options = RunnerOptions(cuda_graph=args.cuda_graph).with_group(ort).with_group(SourceOptions(args.source, compile_mode=args.compile_mode))
     runner = registry.get(args.backend).open(args.model, options)
     runner.prepare()
     shapes = {name: tuple(int(d) for d in dims.split("x")) for name, _, dims in (s.rpartition(":") for s in args.input_shape)}

@@ -12,7 +12,8 @@ import onnxruntime as ort
 from harness_fidelity import bare_loop
 
 from infertool.backends import registry
-from infertool.backends.base import OrtOptions, RunnerOptions
+from infertool.backends.base import RunnerOptions
+from infertool.backends.onnxruntime import OrtOptions
 from infertool.inputs.feeds import FeedSource, InputOptions
 
 model = sys.argv[1]
@@ -20,7 +21,7 @@ model = sys.argv[1]
 
 def measure(label, graph=True, po=None, keep=False):
     po = {"prefer_nhwc": "1"} if po is None else po
-    r = registry.get("ort-cuda").open(model, RunnerOptions(cuda_graph=graph, ort=OrtOptions(provider_options=po)))
+    r = registry.get("ort-cuda").open(model, RunnerOptions(cuda_graph=graph).with_group(OrtOptions(provider_options=po)))
     r.prepare()
     r.bind(FeedSource(r.inputs, InputOptions()).feeds(1))
     for _ in range(300):

@@ -3,6 +3,7 @@ registry, every option is checked before the first row of any backend runs, unkn
 usage errors whatever the backends, and each backend names the settings a regression gate must match."""
 
 import json
+import re
 from dataclasses import fields, replace
 
 import pytest
@@ -71,12 +72,43 @@ def test_a_choice_outside_a_backend_option_is_a_usage_error(tmp_path):
     assert result.returncode == 2 and "unknown --ov-hint 'fastest'" in one_line_error(result)
 
 
-def test_backend_option_groups_come_from_the_registry():
-    help_text = run_main("bench", "--help").stdout
+def _shows(help_text: str, flag: str) -> bool:
+    return re.search(rf"(?<![\w-]){re.escape(flag.split('/')[0])}(?![\w-])", help_text) is not None
+
+
+def test_backend_option_groups_come_from_the_registry_onto_their_commands():
+    """Every registered group's options, ONNX Runtime's, TensorRT's and the framework sources' included, on the commands they name."""
+    helps = {command: run_main(command, "--help").stdout for command in ("bench", "run")}
     for kind in registry.option_groups():
-        assert kind.title.split(" (")[0] in help_text
-        for field in fields(kind):
-            assert field.metadata["flag"] in help_text
+        assert kind.title.split(" (")[0] in helps["bench"]
+        for item in (f for f in fields(kind) if "flag" in f.metadata):
+            for command, help_text in helps.items():
+                assert _shows(help_text, item.metadata["flag"]) == (command in item.metadata["commands"]), (command, item.metadata["flag"])
+    assert {"--threads", "--precision", "--source"} <= {f.metadata["flag"].split("/")[0] for k in registry.option_groups() for f in fields(k) if "flag" in f.metadata}
+
+
+def test_a_plug_in_backends_options_reach_run_and_bench_only_through_the_registry():
+    for command in ("bench", "run"):
+        assert not _shows(run_main(command, "--help").stdout, "--ref-verbose")
+        shown = run_main(command, "--help", imports=("toy_backend",)).stdout
+        assert "onnx-reference backend" in shown and _shows(shown, "--ref-verbose")
+
+
+def test_a_bad_value_of_a_plug_in_backends_option_is_refused_before_any_row(tmp_path):
+    model, out = mlp(tmp_path / "m.onnx"), tmp_path / "out.json"
+    for args in (("bench", model, "-b", "ort-cpu", "-b", "onnx-reference", *QUICK), ("run", model, "-b", "onnx-reference")):
+        result = run_main(*args, "--ref-verbose", "9", "--json", out, imports=("toy_backend",))
+        assert result.returncode == 2 and "--ref-verbose" in one_line_error(result), result.stderr
+        assert result.stdout == "" and not out.exists()
+    taken = run_main("bench", model, "-b", "onnx-reference", "--ref-verbose", "1", *QUICK, "--json", out, imports=("toy_backend",))
+    assert taken.returncode == 0, taken.stderr
+    assert json.loads(out.read_text())["settings"]["backend_options"] == {"onnx-reference": {"verbose": 1}}
+
+
+def test_engine_options_on_a_bench_without_an_engine_backend_are_refused(tmp_path):
+    result = run_main("bench", mlp(tmp_path / "m.onnx"), "-b", "ort-cpu", "-p", "fp16", *QUICK)
+    assert result.returncode == 2
+    assert "--precision is an option of trt, trt-rtx, which this bench does not run" in one_line_error(result)
 
 
 def test_every_backend_checks_before_the_first_row_of_any(tmp_path):

@@ -104,10 +104,15 @@ def test_bench_isolate_with_tune_is_refused(tmp_path):
 # ---------------------------------------------------------------- the reproduce command
 
 
-def test_the_reproduce_command_round_trips_through_the_cli_parser(tmp_path):
-    """What --tune found, written by to_argv and read back by bench's own parser: the same settings."""
-    from infertool.backends.onnxruntime import OrtTransformerOptions
+@pytest.mark.parametrize("backend", ["ort-cpu", "trt", "torch", "openvino"])
+def test_the_reproduce_command_round_trips_through_the_cli_parser(tmp_path, backend):
+    """What --tune found, written by to_argv and read back by bench's own parser: the same settings, the backend's own
+    option group included and the other backends' left out (a bench of this backend alone would refuse them)."""
+    from infertool.backends import registry
+    from infertool.backends.onnxruntime import OrtOptions
     from infertool.backends.openvino import OpenVinoOptions
+    from infertool.backends.tensorrt import EngineOptions
+    from infertool.backends.torch import SourceOptions
     from infertool.cli.bench import GIVEN, _read, _with_every_backend, read_args, settings, to_argv
     from infertool.pipelines.tune import Reproduce
 
@@ -116,19 +121,21 @@ def test_the_reproduce_command_round_trips_through_the_cli_parser(tmp_path):
                   "--duration", "0.5", "--min-cosine", "0.99", "--timeout", "30", "--threads", "2", "--input-shape", "x:1x16"]
     values = read_args(_with_every_backend(), given_argv, "test")
     given, asked = _read(values)
-    found_options = dataclasses.replace(
-        asked.runner, io_binding=False, cuda_graph=False,
-        ort=dataclasses.replace(asked.runner.ort, intra_op_threads=1, inter_op_threads=2, execution_mode="parallel", graph_optimization="basic",
-                                provider_options={"arena_extend_strategy": "kSameAsRequested"}),
-        engine=dataclasses.replace(asked.runner.engine, opt_level=5),
-        source=dataclasses.replace(asked.runner.source, channels_last=True, compile_mode="max-autotune-no-cudagraphs"),
-        groups={"openvino": OpenVinoOptions(threads=3, hint="throughput"), "ort": OrtTransformerOptions("bert")},
+    groups = (
+        OrtOptions(intra_op_threads=1, inter_op_threads=2, execution_mode="parallel", graph_optimization="basic",
+                   provider_options={"arena_extend_strategy": "kSameAsRequested"}, model_type="bert"),
+        EngineOptions(precision="fp16", workspace=2**30, opt_level=5, timing_cache=tmp_path / "t.cache", cache_dir=tmp_path / "engines"),
+        SourceOptions(source="models.py:cnn", weights=tmp_path / "w.pt", trust_model=True, channels_last=True, compile_mode="max-autotune-no-cudagraphs"),
+        OpenVinoOptions(threads=3, hint="throughput"),
     )
+    found_options = dataclasses.replace(asked.runner, io_binding=False, cuda_graph=False, groups={type(g).key: g for g in groups})
+    own = registry.get(backend).option_group
+    expected = dataclasses.replace(found_options, groups={own.key: found_options.groups[own.key]})
     for graph in (None, ("fp16", "tensorrt")):
-        found = Reproduce("ort-cpu", 4, tmp_path / "made.onnx" if graph else model, found_options, graph, model if graph else None)
+        found = Reproduce(backend, 4, tmp_path / "made.onnx" if graph else model, found_options, graph, model if graph else None)
         models, read = settings(to_argv(found, given))
-        assert models == [found.model] and read.backends == ("ort-cpu",) and read.batches == (4,)
-        assert read.runner == found_options
+        assert models == [found.model] and read.backends == (backend,) and read.batches == (4,)
+        assert read.runner == expected
         assert read.reference == (model if graph else None)
         same = ("inputs", "warmup", "measure", "min_cosine", "atol", "rtol", "check_outputs")
         assert {k: getattr(read, k) for k in same} == {k: getattr(asked, k) for k in same}
@@ -204,14 +211,14 @@ def test_tune_tries_the_transformer_fusions_and_its_command_makes_the_graph_firs
 
 def test_torch_compile_tunes_its_modes():
     from infertool.backends.base import RunnerOptions
-    from infertool.backends.torch import TorchCompileBackend
+    from infertool.backends.torch import SourceOptions, TorchCompileBackend
 
     backend = TorchCompileBackend()
     [dimension] = backend.tuning_space(None, RunnerOptions())
     labels = [c.label for c in dimension.choices]
     expected = ["compile mode default", *(["compile mode reduce-overhead"] if backend.capabilities.cuda_graphs else []), "compile mode max-autotune-no-cudagraphs"]
     assert labels == expected
-    applied = [c.apply(RunnerOptions()).source.compile_mode for c in dimension.choices if c.needs(RunnerOptions())]
+    applied = [c.apply(RunnerOptions()).group(SourceOptions).compile_mode for c in dimension.choices if c.needs(RunnerOptions())]
     assert "default" not in applied and "max-autotune-no-cudagraphs" in applied  # the defaults already are 'default'
 
 
@@ -219,12 +226,12 @@ def test_a_model_type_given_overrides_the_detection(tmp_path):
     from infertool import onnx_io
     from infertool.backends import registry
     from infertool.backends.base import RunnerOptions
-    from infertool.backends.onnxruntime import OrtTransformerOptions
+    from infertool.backends.onnxruntime import OrtOptions
 
     from onnx_models import mlp
 
     model, backend = onnx_io.describe(mlp(tmp_path / "mlp.onnx")), registry.get("ort-cpu")
-    given = RunnerOptions().with_group(OrtTransformerOptions("vit"))
+    given = RunnerOptions().with_group(OrtOptions(model_type="vit"))
     assert backend.tuning_space(model, given)[0].name == "transformer fusions"
     assert backend.tuning_space(model, given)[0].choices[0].step.command[-1] == "vit"
     assert "transformer fusions" not in [d.name for d in backend.tuning_space(model, RunnerOptions())]

@@ -248,3 +248,15 @@ def test_quantized_versions_are_made_by_a_typed_request_and_bad_arguments_stop_t
         refused = cli("sweep", bad, "-o", tmp_path / key / "out")
         assert refused.returncode == 2 and said in one_line_error(refused)
         assert not (tmp_path / key / "out" / "cells").exists()
+
+
+def test_each_cell_takes_only_its_own_backends_options(tmp_path):
+    """bench_args for the spec's ORT and OpenVINO cells: each cell's bench gets its backend's group alone (the other would be refused)."""
+    from types import SimpleNamespace
+
+    from infertool.pipelines.sweep import _jobs
+
+    spec = load_spec(write_spec(tmp_path, "models: [a.onnx]\nbackends: [ort-cpu, openvino]\nbench_args: --threads 2 --ov-threads 1\n"))
+    jobs = _jobs(expand(spec, tmp_path / "out"), spec, SimpleNamespace(bench_options=cell_options))
+    groups = {job.options.backends[0]: set(job.options.runner.groups) for job in jobs.values()}
+    assert groups == {"ort-cpu": {"ort"}, "openvino": {"openvino"}}

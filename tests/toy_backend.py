@@ -1,16 +1,31 @@
-"""A whole backend in one file: onnx's pure-Python reference evaluator (docs/architecture.md shows it)."""
+"""A whole backend in one file: onnx's pure-Python reference evaluator, with an option of its own
+(docs/architecture.md shows it)."""
+
+from dataclasses import dataclass
+from typing import ClassVar
 
 from infertool import onnx_io
 from infertool.backends import registry
-from infertool.backends.base import Backend, Runner
+from infertool.backends.base import Backend, Runner, option
+
+
+@dataclass(frozen=True)
+class ReferenceOptions:
+    key: ClassVar[str] = "onnx-reference"  # its name in RunnerOptions.groups
+    title: ClassVar[str] = "onnx-reference backend"  # its heading in bench --help and run --help
+    verbose: int = option("--ref-verbose", "Evaluator verbosity.", 0, low=0, high=4, commands=("bench", "run"))
 
 
 class ReferenceRunner(Runner):
+    def __init__(self, model, verbose=0):
+        super().__init__(model)
+        self.verbose = verbose
+
     def prepare(self) -> None:
         from onnx.reference import ReferenceEvaluator
 
         proto = onnx_io.load(self.model)
-        self.session = ReferenceEvaluator(proto)
+        self.session = ReferenceEvaluator(proto, verbose=self.verbose)
         self.inputs, self.outputs = onnx_io.input_specs(proto), onnx_io.output_specs(proto)
 
     def infer(self, feeds):
@@ -19,12 +34,13 @@ class ReferenceRunner(Runner):
 
 class ReferenceBackend(Backend):
     name, description, extra = "onnx-reference", "onnx's reference evaluator (pure Python)", "cpu"
+    option_group = ReferenceOptions
 
     def unavailable_reason(self):
         return None
 
     def open(self, artifact, options):
-        return ReferenceRunner(artifact)
+        return ReferenceRunner(artifact, options.group(ReferenceOptions).verbose)
 
 
 registry.register(ReferenceBackend())

@@ -25,68 +25,20 @@ END_TO_END = "end_to_end"  # host arrays in, host arrays out (copies included)
 DEVICE_RESIDENT = "device_resident"  # inputs and outputs stay on the device (IO binding / bound buffers)
 
 
-@dataclass(frozen=True)
-class OrtOptions:
-    """ONNX Runtime session settings (ort-* backends)."""
-
-    intra_op_threads: int | None = None
-    inter_op_threads: int | None = None
-    graph_optimization: str = "all"
-    provider_options: Mapping[str, str] = field(default_factory=dict)
-    execution_mode: str | None = None  # sequential | parallel; None: parallel where inter-op threads are given
-
-    def to_dict(self) -> dict:
-        return {
-            "intra_op_threads": self.intra_op_threads, "inter_op_threads": self.inter_op_threads,
-            "graph_optimization": self.graph_optimization, "provider_options": dict(self.provider_options),
-            "execution_mode": self.execution_mode,
-        }
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """How an engine backend gets its engine: built from the ONNX (and cached), or given."""
-
-    precision: str | None = None  # None: what the ONNX graph carries
-    workspace: int | None = None
-    opt_level: int | None = None
-    timing_cache: Path | None = None
-    engine: Path | None = None  # a prebuilt engine instead of building one
-    cache_dir: Path | None = None
-    runtime_cache: Path | None = None  # TensorRT-RTX: kernels compiled just in time, loaded and saved
-    debug_tensors: tuple[str, ...] = ()  # network tensors to read back at run time (debug layers)
-    keep_fusions: bool = True  # debug tensors: where TensorRT can, mark unfused tensors rather than each one
-
-    def to_dict(self) -> dict:
-        return {
-            "precision": self.precision, "workspace_bytes": self.workspace, "builder_optimization_level": self.opt_level,
-            "timing_cache": str(self.timing_cache) if self.timing_cache else None,
-            "engine": str(self.engine) if self.engine else None, "runtime_cache": str(self.runtime_cache) if self.runtime_cache else None,
-            "debug_tensors": len(self.debug_tensors),
-        }
-
-
-@dataclass(frozen=True)
-class SourceOptions:
-    """The framework model an ONNX came from, for the framework backends (torch, torch-compile, keras...)."""
-
-    source: str | None = None  # as `convert` takes it: file.py:factory, a .pt / .pt2 archive, a .keras file...
-    weights: Path | None = None  # a state dict for a factory source
-    trust_model: bool = False  # allow loading that runs code from the model file
-    compile_mode: str | None = None  # torch-compile: torch.compile's mode [default: its default]
-    channels_last: bool | None = None  # torch: None = where it helps (convolutions on 4-D inputs, on a GPU)
-
-    def to_dict(self) -> dict:
-        return {
-            "source": self.source, "weights": str(self.weights) if self.weights else None, "trust_model": self.trust_model,
-            "compile_mode": self.compile_mode, "channels_last": self.channels_last,
-        }
-
-
-def option(flag: str, help: str, default: object = None, *, metavar: str | None = None, choices: tuple[str, ...] = (), low: int | None = None, high: int | None = None) -> Any:
-    """A field of a backend's option group (`Backend.option_group`): the flag and help the CLI gives it,
-    the choices or integer range it accepts (the CLI refuses others before any work starts)."""
-    return field(default=default, metadata={"flag": flag, "help": help, "metavar": metavar, "choices": choices, "min": low, "max": high})
+def option(
+    flag: str, help: str, default: object = None, *, metavar: str | None = None, choices: tuple[str, ...] = (), low: int | None = None,
+    high: int | None = None, short: str | None = None, commands: tuple[str, ...] = ("bench",), text: str | None = None, file: str | None = None,
+    default_factory: Callable[[], object] | None = None,
+) -> Any:
+    """A field of a backend's option group (`Backend.option_group`): the flag (and `short` one) and help the CLI gives it
+    on `commands`, the choices or integer range it accepts (the CLI refuses others before any work starts). `text` names
+    how the CLI reads the value from text where it is not the field's type (`cli/backend_options.TEXTS`: "size",
+    "pairs"); `file` says the value names a file the command reads ("in") or writes ("out"), checked as every other."""
+    metadata = {"flag": flag, "short": short, "help": help, "metavar": metavar, "choices": choices, "min": low, "max": high,
+                "commands": commands, "text": text, "file": file}
+    if default_factory is not None:
+        return field(default_factory=default_factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 Group = TypeVar("Group")
@@ -100,9 +52,6 @@ class RunnerOptions:
     io_binding: bool = True  # GPU backends: also time device-resident inputs and outputs
     cuda_graph: bool = False  # capture and replay a CUDA graph where the backend can
     timeout: float | None = None  # seconds one inference may run before the runtime is told to stop it
-    ort: OrtOptions = field(default_factory=OrtOptions)
-    engine: EngineOptions = field(default_factory=EngineOptions)
-    source: SourceOptions = field(default_factory=SourceOptions)
     profile: bool = False  # record per-op / per-layer times (Runner.profile); costs speed, so timed runs keep it off
     groups: Mapping[str, Any] = field(default_factory=dict)  # backends' own option groups, by `key`
 
@@ -111,7 +60,18 @@ class RunnerOptions:
         return self.groups.get(kind.key) or kind()  # type: ignore[attr-defined]
 
     def with_group(self, value: object) -> RunnerOptions:
-        return replace(self, groups={**self.groups, type(value).key: value})  # type: ignore[attr-defined]
+        """These options with this group in place; a group at its defaults is not held (as the CLI gives none)."""
+        key = type(value).key  # type: ignore[attr-defined]
+        groups = {k: v for k, v in self.groups.items() if k != key}
+        return replace(self, groups=groups if value == type(value)() else {**groups, key: value})
+
+    def only(self, kind: type | None) -> RunnerOptions:
+        """These options with only this group (one backend's, None: none): what a bench of that backend alone takes."""
+        return replace(self, groups={k: v for k, v in self.groups.items() if kind is not None and k == kind.key})  # type: ignore[attr-defined]
+
+    def changed(self, kind: type, **changes: object) -> RunnerOptions:
+        """These options with fields of one group changed (a `bench --tune` choice)."""
+        return self.with_group(replace(self.group(kind), **changes))
 
 
 @dataclass(frozen=True)

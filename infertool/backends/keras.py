@@ -14,7 +14,8 @@ import numpy as np
 
 from infertool import onnx_io
 from infertool.backends import registry
-from infertool.backends.base import Backend, RowFailed, Runner, RunnerInfo, RunnerOptions, SourceOptions
+from infertool.backends.base import Backend, RowFailed, Runner, RunnerInfo, RunnerOptions
+from infertool.backends.torch import SourceOptions
 from infertool.dtypes import numpy_dtype
 from infertool.errors import InfertoolError, first_line
 from infertool.exporters.base import ExportOptions
@@ -56,6 +57,7 @@ class KerasBackend(Backend):
     description = "Keras predict_on_batch on the --source model (.keras, .h5, SavedModel) the ONNX came from"
     extra = "keras"
     gate_settings = ("keras_call",)
+    option_group = SourceOptions
     xla = False
     _loaded: dict = {}
 
@@ -77,10 +79,10 @@ class KerasBackend(Backend):
         return self._loaded[key]
 
     def check(self, model: ModelInfo, options: RunnerOptions) -> None:
-        names, onnx_names = self.load(options.source).names, [s.name for s in model.inputs]
+        names, onnx_names = self.load(options.group(SourceOptions)).names, [s.name for s in model.inputs]
         if sorted(names) != sorted(onnx_names):
             raise InfertoolError(
-                f"--source {options.source.source} does not match {model.path.name}: its inputs are {', '.join(names)}, "
+                f"--source {options.group(SourceOptions).source} does not match {model.path.name}: its inputs are {', '.join(names)}, "
                 f"the ONNX model's {', '.join(onnx_names)}", hint="give the source the ONNX model was converted from",
             )
 
@@ -109,7 +111,7 @@ class KerasRunner(Runner):
     def prepare(self) -> None:
         proto = onnx_io.load(self.model, load_external_data=False)
         self.inputs, self.outputs = onnx_io.input_specs(proto), onnx_io.output_specs(proto)
-        self.loaded = self.backend.load(self.options.source)
+        self.loaded = self.backend.load(self.options.group(SourceOptions))
         if self.backend.xla:
             self.function = self.loaded.tf.function(lambda *arrays: self.loaded.call(list(arrays)), jit_compile=True)
 
@@ -136,7 +138,7 @@ class KerasRunner(Runner):
             except Exception as exc:
                 if self.backend.xla:
                     raise RowFailed(f"XLA compilation failed on inputs {shapes}: {first_line(exc)}") from exc
-                raise InfertoolError(f"--source {self.options.source.source} fails on the ONNX model's inputs ({shapes}): {first_line(exc)}") from exc
+                raise InfertoolError(f"--source {self.options.group(SourceOptions).source} fails on the ONNX model's inputs ({shapes}): {first_line(exc)}") from exc
             self.compile_seconds[shapes] = round(time.perf_counter() - started, 3)
             self._check(outputs)
         else:
@@ -150,7 +152,7 @@ class KerasRunner(Runner):
         )
         if wrong:
             raise InfertoolError(
-                f"--source {self.options.source.source} returns outputs of shapes {', '.join(format_shape(g) for g in got)}, "
+                f"--source {self.options.group(SourceOptions).source} returns outputs of shapes {', '.join(format_shape(g) for g in got)}, "
                 f"the ONNX model's are {', '.join(format_shape(s.shape) for s in self.outputs)}",
                 hint="give the source the ONNX model was converted from",
             )
@@ -159,7 +161,7 @@ class KerasRunner(Runner):
         tf = self.loaded.tf if self.loaded else None
         return RunnerInfo(settings={
             "tensorflow": tf.__version__ if tf else None, "keras_call": "tf.function(jit_compile=True)" if self.backend.xla else "predict_on_batch",
-            "source": self.options.source.to_dict(), "gpus": len(tf.config.list_physical_devices("GPU")) if tf else 0,
+            "source": self.options.group(SourceOptions).to_dict(), "gpus": len(tf.config.list_physical_devices("GPU")) if tf else 0,
             # the first call per shape: XLA compilation (keras-xla) or tracing (keras), not in the timings
             "compile_seconds": dict(self.compile_seconds) if self.backend.xla else None,
         })

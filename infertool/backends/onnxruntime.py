@@ -19,7 +19,7 @@ import psutil
 
 from infertool import dtypes, onnx_io
 from infertool.backends import registry
-from infertool.backends.base import Backend, Capabilities, Choice, Dimension, GraphStep, OrtOptions, Runner, RunnerInfo, RunnerOptions, option
+from infertool.backends.base import Backend, Capabilities, Choice, Dimension, GraphStep, Runner, RunnerInfo, RunnerOptions, option
 from infertool.deadline import Deadline, expired, node_named
 from infertool.errors import BackendFailure, InferenceFailed, InfertoolError, first_line
 from infertool.files import staged_output
@@ -39,6 +39,7 @@ _gpu_sessions = itertools.count()
 
 OPTIMIZATION_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 EXECUTION_MODES = {"sequential": "ORT_SEQUENTIAL", "parallel": "ORT_PARALLEL"}
+MAX_THREADS = 1024
 # the CUDA EP's provider options `bench --tune` searches, values in the order tried
 CUDA_TUNING = (
     ("prefer_nhwc", ("1", "0")),
@@ -49,13 +50,13 @@ CUDA_TUNING = (
 
 def _with_provider_option(key: str, value: str) -> Choice:
     def apply(options: RunnerOptions) -> RunnerOptions:
-        return replace(options, ort=replace(options.ort, provider_options={**options.ort.provider_options, key: value}))
+        return options.changed(OrtOptions, provider_options={**options.group(OrtOptions).provider_options, key: value})
 
     return Choice(f"{key}={value}", apply, {f"provider_options.{key}": value})
 
 
 def _with_ort(label: str, expect: dict, **changes: object) -> Choice:
-    return Choice(label, lambda options: replace(options, ort=replace(options.ort, **changes)), expect)
+    return Choice(label, lambda options: options.changed(OrtOptions, **changes), expect)
 
 
 def _graph_optimization() -> Dimension:
@@ -69,16 +70,37 @@ FUSION_TYPES = ("bert", "bart", "clip", "conformer", "gpt2", "gpt_neox", "phi", 
 
 
 @dataclass(frozen=True)
-class OrtTransformerOptions:
-    """The ONNX Runtime backends' own options (bench --model-type)."""
+class OrtOptions:
+    """The ONNX Runtime backends' own options: session settings and bench --model-type (ort-cpu, ort-cuda, ort-trt, ort-trt-rtx)."""
 
     key: ClassVar[str] = "ort"
     title: ClassVar[str] = "ONNX Runtime backends"
 
+    intra_op_threads: int | None = option("--threads", "ORT intra-op threads [default: ORT's choice].", low=0, high=MAX_THREADS)
+    inter_op_threads: int | None = option("--inter-op-threads", "ORT inter-op threads (sets parallel execution).", low=0, high=MAX_THREADS)
+    graph_optimization: str = option("--graph-opt", "ORT graph optimization level.", "all", metavar="all|extended|basic|disable", choices=tuple(OPTIMIZATION_LEVELS))
+    provider_options: Mapping[str, str] = option(
+        "--ort-option", "Execution provider option, e.g. prefer_nhwc=1 (repeatable).", metavar="KEY=VALUE", text="pairs", default_factory=dict,
+    )
+    execution_mode: str | None = option(  # None: parallel where inter-op threads are given
+        "--execution-mode", "ORT execution mode [default: parallel with --inter-op-threads, else sequential].", metavar="sequential|parallel",
+        choices=tuple(EXECUTION_MODES),
+    )
     model_type: str | None = option(
         "--model-type", "bench --tune: the transformer type whose ONNX Runtime graph fusions (onnxruntime.transformers.optimizer) it tries "
         "[default: read off the graph: bert for attention (MatMul, Softmax, MatMul) with layer norms].", choices=FUSION_TYPES,
     )
+
+    def session(self) -> dict:
+        """The session settings, as a runner's settings in effect show them."""
+        return {
+            "intra_op_threads": self.intra_op_threads, "inter_op_threads": self.inter_op_threads,
+            "graph_optimization": self.graph_optimization, "provider_options": dict(self.provider_options),
+            "execution_mode": self.execution_mode,
+        }
+
+    def to_dict(self) -> dict:
+        return {**self.session(), "model_type": self.model_type}
 
 
 def transformer_type(model: ModelInfo) -> str | None:
@@ -101,7 +123,7 @@ def _fuse(model: Path, output: Path, kind: str, use_gpu: bool) -> None:
 
 def _fusions(model: ModelInfo, options: RunnerOptions, on_gpu: bool) -> tuple[Dimension, ...]:
     """ONNX Runtime's transformer graph fusions (attention, skip layer norm, bias GELU) for a transformer graph."""
-    kind = options.group(OrtTransformerOptions).model_type or transformer_type(model)
+    kind = options.group(OrtOptions).model_type or transformer_type(model)
     if kind is None:
         return ()
     command = ("python", "-m", "onnxruntime.transformers.optimizer", "--input", "{model}", "--output", "{output}", "--model_type", kind,
@@ -121,7 +143,7 @@ class OrtBackend(Backend):
     )
     cuda_graph_key: ClassVar[str | None] = None  # the provider option that turns CUDA graphs on
     user_stream: ClassVar[bool] = False  # runs on a stream infertool gives it, so CUDA events can time it
-    option_group = OrtTransformerOptions
+    option_group = OrtOptions
     gate_settings = ("providers", "intra_op_threads", "inter_op_threads", "execution_mode", "graph_optimization", "provider_options", "io_binding", "cuda_graph")
 
     def unavailable_reason(self) -> str | None:
@@ -141,8 +163,8 @@ class OrtBackend(Backend):
     def provider_chain(self, options: RunnerOptions, stream: Any) -> list[tuple[str, dict]]:
         """(provider, options) pairs, preferred first; the CPU provider takes what the others cannot."""
         if not self.capabilities.on_gpu:
-            return [(self.provider, dict(options.ort.provider_options))]
-        provider_options = {"device_id": str(options.device), **options.ort.provider_options}
+            return [(self.provider, dict(options.group(OrtOptions).provider_options))]
+        provider_options = {"device_id": str(options.device), **options.group(OrtOptions).provider_options}
         if options.cuda_graph and self.cuda_graph_key:
             provider_options[self.cuda_graph_key] = "1"
         if stream is not None:
@@ -177,12 +199,12 @@ class OrtCpu(OrtBackend):
         import psutil
 
         cores = sorted({1, psutil.cpu_count(logical=False) or 1, psutil.cpu_count() or 1})
-        parallel = lambda o: (o.ort.execution_mode or ("parallel" if o.ort.inter_op_threads else "sequential")) == "parallel"  # noqa: E731
+        parallel = lambda o: (o.group(OrtOptions).execution_mode or ("parallel" if o.group(OrtOptions).inter_op_threads else "sequential")) == "parallel"  # noqa: E731
         dimensions = [
             Dimension("intra-op threads", tuple(_with_ort(f"{n} intra-op threads", {"session_options.intra_op_num_threads": n}, intra_op_threads=n) for n in cores)),
             Dimension("execution mode", tuple(_with_ort(mode, {"session_options.execution_mode": name}, execution_mode=mode) for mode, name in EXECUTION_MODES.items())),
             Dimension("inter-op threads", tuple(
-                Choice(f"{n} inter-op threads", lambda o, n=n: replace(o, ort=replace(o.ort, inter_op_threads=n)), {"session_options.inter_op_num_threads": n}, needs=parallel)
+                Choice(f"{n} inter-op threads", lambda o, n=n: o.changed(OrtOptions, inter_op_threads=n), {"session_options.inter_op_num_threads": n}, needs=parallel)
                 for n in cores if n > 1
             )),
             _graph_optimization(),
@@ -351,7 +373,7 @@ class OrtRunner(Runner):
             prefix = os.path.join(self._profile_dir.name, "ort")
         threads = psutil.Process().num_threads()
         try:
-            self.session = self.backend.create_session(ort, self.model, session_options(self.options.ort, optimized_path, prefix), chain)
+            self.session = self.backend.create_session(ort, self.model, session_options(self.options.group(OrtOptions), optimized_path, prefix), chain)
             self._started_threads = psutil.Process().num_threads() - threads
         except Exception as exc:
             raise _session_error(self.backend.name, self.model, exc) from exc
@@ -517,8 +539,9 @@ class OrtRunner(Runner):
         which may start threads of their own, nor where ORT sized both pools itself."""
         if self._started_threads is None or self.backend.capabilities.on_gpu:
             return None
-        parallel = self.options.ort.inter_op_threads is not None
-        inter = self.options.ort.inter_op_threads if parallel else 1
+        ort = self.options.group(OrtOptions)
+        parallel = ort.inter_op_threads is not None
+        inter = ort.inter_op_threads if parallel else 1
         if not inter:
             return None
         return {"intra_op": self._started_threads + 1 - (inter - 1), "inter_op": inter, "counted": "threads the session started"}
@@ -528,7 +551,7 @@ class OrtRunner(Runner):
         return RunnerInfo(settings={
             "providers": self.session.get_providers() if self.session else [], "device": self.device,
             # what the session reports (its provider options replace the requested ones)
-            **self.options.ort.to_dict(), "io_binding": self.device_resident, "cuda_graph": self.cuda_graph, **found,
+            **self.options.group(OrtOptions).session(), "io_binding": self.device_resident, "cuda_graph": self.cuda_graph, **found,
             "tf32": found.get("provider_options", {}).get("use_tf32") == "1",  # the CUDA EP's fp32 MatMul / Conv on TF32 tensor cores
             "effective_threads": self.effective_threads(),
         }, warnings=(LATER_SESSION,) if self._earlier_gpu_sessions else ())

@@ -11,7 +11,7 @@ from typing import Any
 
 from infertool.backends import registry
 from infertool.backends.base import Capabilities, RunnerOptions
-from infertool.backends.onnxruntime import OrtBackend
+from infertool.backends.onnxruntime import OrtBackend, OrtOptions
 from infertool.engine.tensorrt_api import TENSORRT_RTX
 from infertool.errors import BackendFailure, InfertoolError, first_line
 from infertool.optional import install_hint, is_available, require
@@ -60,7 +60,7 @@ class OrtTensorrtRtx(OrtBackend):
         return unsupported[0] if found and all(unsupported) else None
 
     def provider_chain(self, options: RunnerOptions, stream: Any) -> list[tuple[str, dict]]:
-        return [(EP, {"device_id": str(options.device), **options.ort.provider_options}), ("CPUExecutionProvider", {})]
+        return [(EP, {"device_id": str(options.device), **options.group(OrtOptions).provider_options}), ("CPUExecutionProvider", {})]
 
     def create_session(self, ort: Any, model: Path, so: Any, chain: list[tuple[str, dict]]) -> Any:
         devices = _ep_devices()

@@ -9,15 +9,15 @@ timed apart with CUDA events; `run_bound` times the engine on device-resident bu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from infertool import cuda
 from infertool.backends import registry
-from infertool.backends.base import Backend, Capabilities, Choice, Dimension, Runner, RunnerInfo, RunnerOptions
+from infertool.backends.base import Backend, Capabilities, Choice, Dimension, Runner, RunnerInfo, RunnerOptions, option
 from infertool.dtypes import numpy_dtype
 from infertool.engine import debug_tensors as debug
 from infertool.engine import sidecar as sidecars
@@ -32,10 +32,41 @@ from infertool.optional import install_hint, is_available
 from infertool.records.build import BuildResult
 from infertool.reporting import Reporter
 from infertool.tensors import TensorSpec, format_shape
-from infertool.vocabulary import ENGINE_GRAPHS, LOWEST_FIRST
+from infertool.vocabulary import BUILD_PRECISIONS, ENGINE_GRAPHS, LOWEST_FIRST
 
 DEFAULT_OPT_LEVEL = 3  # TensorRT's builder optimization level when none is set
 TUNED_OPT_LEVELS = (1, 3, 4, 5)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """The TensorRT backends' own options (trt, trt-rtx): how the engine is got, built from the ONNX (and cached) or given."""
+
+    key: ClassVar[str] = "engine"
+    title: ClassVar[str] = "trt / trt-rtx backends (trt: not yet run on real TensorRT, tested with a fake; trt-rtx: engines built for real, not run here)"
+
+    precision: str | None = option(  # None: what the ONNX graph carries
+        "--precision", "Engine precision [default: what the ONNX graph carries, so every runtime runs the same graph].", short="-p",
+        metavar="fp32|fp16|bf16|best", choices=BUILD_PRECISIONS,
+    )
+    workspace: int | None = option("--workspace", "Workspace limit, MiB (4096) or 512M / 4G.", metavar="SIZE", text="size")
+    opt_level: int | None = option("--opt-level", "Builder optimization level.", low=0, high=5)
+    timing_cache: Path | None = option("--timing-cache", "Timing cache to load and save.", file="out")
+    engine: Path | None = option("--engine", "Run this prebuilt engine instead of building one.", file="in")
+    cache_dir: Path | None = option("--engine-cache", "Folder of cached engines [default: ~/.cache/infertool/engines].")
+    runtime_cache: Path | None = option(  # TensorRT-RTX: kernels compiled just in time, loaded and saved
+        "--runtime-cache", "trt-rtx: cache of kernels compiled just in time, loaded if it exists and saved.", commands=("bench", "run"), file="out",
+    )
+    debug_tensors: tuple[str, ...] = ()  # network tensors to read back at run time (debug layers)
+    keep_fusions: bool = True  # debug tensors: where TensorRT can, mark unfused tensors rather than each one
+
+    def to_dict(self) -> dict:
+        return {
+            "precision": self.precision, "workspace_bytes": self.workspace, "builder_optimization_level": self.opt_level,
+            "timing_cache": str(self.timing_cache) if self.timing_cache else None,
+            "engine": str(self.engine) if self.engine else None, "runtime_cache": str(self.runtime_cache) if self.runtime_cache else None,
+            "debug_tensors": len(self.debug_tensors),
+        }
 
 
 class TensorrtBackend(Backend):
@@ -45,6 +76,7 @@ class TensorrtBackend(Backend):
     capabilities = Capabilities(on_gpu=True, device_resident=True, cuda_graphs=True, builds_engines=True, runs_engines=True, debug_tensors=True, profiles=True,
                                 precision_graphs=ENGINE_GRAPHS)
     gate_settings = ("plan", "profiles", "cuda_graph")
+    option_group = EngineOptions
     flavour: Flavour = TENSORRT
 
     def unavailable_reason(self) -> str | None:
@@ -80,16 +112,17 @@ class TensorrtBackend(Backend):
     def prepare(self, model: ModelInfo, options: RunnerOptions, shapes: Mapping[str, tuple[int, ...]], reporter: Reporter) -> Path:
         """The given engine, else the cached engine for these shapes (min = opt = max, as trtexec's
         --shapes), built here when missing."""
-        if options.engine.engine is not None:
-            return options.engine.engine
+        given = options.group(EngineOptions)
+        if given.engine is not None:
+            return given.engine
         profile = ShapeProfile({n: (s, s, s) for n, s in shapes.items() if n in model.dynamic_inputs})
         build = BuildOptions(
-            precision=options.engine.precision or model.precision, profiles=(profile,), workspace=options.engine.workspace,
-            opt_level=options.engine.opt_level, timing_cache=options.engine.timing_cache, device=options.device,
+            precision=given.precision or model.precision, profiles=(profile,), workspace=given.workspace,
+            opt_level=given.opt_level, timing_cache=given.timing_cache, device=options.device,
             flavour=self.flavour, compute_capabilities=self.targets(options.device),
-            debug_tensors=options.engine.debug_tensors, keep_fusions=options.engine.keep_fusions,
+            debug_tensors=given.debug_tensors, keep_fusions=given.keep_fusions,
         )
-        return engine_for(model, build, options.engine.cache_dir, reporter)
+        return engine_for(model, build, given.cache_dir, reporter)
 
     def open(self, artifact: Path, options: RunnerOptions) -> Runner:
         return TrtRunner(artifact, options.device, options.cuda_graph, options.profile)
@@ -97,9 +130,9 @@ class TensorrtBackend(Backend):
     def tuning_space(self, model: ModelInfo, options: RunnerOptions) -> tuple[Dimension, ...]:
         graph = lambda on: Choice("CUDA graph" if on else "no CUDA graph", lambda o: replace(o, cuda_graph=on), {"cuda_graph": on})  # noqa: E731
         dimensions = [Dimension("CUDA graph", (graph(True), graph(False)))]
-        if options.engine.engine is None:  # each level builds (and caches) an engine of its own
+        if options.group(EngineOptions).engine is None:  # each level builds (and caches) an engine of its own
             level = lambda n: Choice(  # noqa: E731
-                f"builder optimization level {n}", lambda o: replace(o, engine=replace(o.engine, opt_level=n)), {"builder_optimization_level": n},
+                f"builder optimization level {n}", lambda o: o.changed(EngineOptions, opt_level=n), {"builder_optimization_level": n},
             )
             dimensions.append(Dimension("builder optimization level", tuple(level(n) for n in TUNED_OPT_LEVELS)))
         return tuple(dimensions)

@@ -13,7 +13,7 @@ from typing import Any
 from infertool import cuda
 from infertool.backends import registry
 from infertool.backends.base import Capabilities, Runner, RunnerInfo, RunnerOptions
-from infertool.backends.tensorrt import TensorrtBackend, TrtRunner
+from infertool.backends.tensorrt import EngineOptions, TensorrtBackend, TrtRunner
 from infertool.engine.tensorrt_api import TENSORRT_RTX, Flavour
 from infertool.errors import BackendFailure, InfertoolError
 from infertool.files import write_bytes_atomic
@@ -52,7 +52,7 @@ class TensorrtRtxBackend(TensorrtBackend):
         return (capability,) if capability in self.flavour.targets else ()
 
     def open(self, artifact: Path, options: RunnerOptions) -> Runner:
-        return RtxRunner(artifact, options.device, options.cuda_graph, options.engine.runtime_cache)
+        return RtxRunner(artifact, options.device, options.cuda_graph, options.group(EngineOptions).runtime_cache)
 
 
 registry.register(TensorrtRtxBackend())

@@ -12,15 +12,15 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from infertool import onnx_io
 from infertool.backends import registry
-from infertool.backends.base import Backend, Capabilities, Choice, Dimension, RowFailed, Runner, RunnerInfo, RunnerOptions, SourceOptions
+from infertool.backends.base import Backend, Capabilities, Choice, Dimension, RowFailed, Runner, RunnerInfo, RunnerOptions, option
 from infertool.deadline import Interrupter, Stopped
 from infertool.dtypes import numpy_dtype
 from infertool.errors import InfertoolError, first_line
@@ -36,6 +36,34 @@ TUNED_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")  # be
 COMPILE_LOGGERS = ("torch._dynamo", "torch._inductor", "torch.fx")
 
 
+@dataclass(frozen=True)
+class SourceOptions:
+    """The framework backends' own options (torch, torch-compile, keras, keras-xla): the model the ONNX came from."""
+
+    key: ClassVar[str] = "source"
+    title: ClassVar[str] = "torch / keras backends (the framework model the ONNX came from)"
+
+    source: str | None = option(  # as `convert` takes it: file.py:factory, a .pt / .pt2 archive, a .keras file...
+        "--source", "Framework backends (torch, torch-compile): the model the ONNX came from, as convert takes it (file.py:factory, .pt, .pt2).",
+        metavar="SOURCE", file="source",
+    )
+    weights: Path | None = option("--weights", "State dict loaded into the --source factory's model.", file="in")
+    trust_model: bool = option("--trust-model", "Allow loading a --source that runs code from the model file (pickled modules).", False)
+    compile_mode: str | None = option(
+        "--compile-mode", "torch-compile: torch.compile mode (default, reduce-overhead, max-autotune, max-autotune-no-cudagraphs) [default: torch's].",
+        metavar="MODE", choices=COMPILE_MODES,
+    )
+    channels_last: bool | None = option(  # None: where it helps (convolutions on 4-D inputs, on a GPU)
+        "--channels-last/--no-channels-last", "torch backends: channels_last memory format [default: on a GPU, for convolutional models].",
+    )
+
+    def to_dict(self) -> dict:
+        return {
+            "source": self.source, "weights": str(self.weights) if self.weights else None, "trust_model": self.trust_model,
+            "compile_mode": self.compile_mode, "channels_last": self.channels_last,
+        }
+
+
 def _gpu() -> bool:
     if not is_available("torch"):
         return False
@@ -49,6 +77,7 @@ class TorchBackend(Backend):
     description = "PyTorch eager, torch.inference_mode, on the --source model the ONNX came from (GPU where torch has CUDA)"
     extra = "torch"
     gate_settings = ("dtype", "channels_last", "compile_mode", "threads", "io_binding", "cuda_graph")
+    option_group = SourceOptions
     compiled = False
     _loaded: dict = {}
 
@@ -79,18 +108,18 @@ class TorchBackend(Backend):
         return self._loaded[key]
 
     def check(self, model: ModelInfo, options: RunnerOptions) -> None:
-        self._require_source(options.source)
+        self._require_source(options.group(SourceOptions))
         if model.precision not in COMPUTE_DTYPES:
             raise InfertoolError(
                 f"{model.path.name} is an {model.precision} graph; backend {self.name} runs its source in fp32, fp16 or bf16 only",
                 hint="bench the fp32 or fp16 ONNX model against the framework baseline",
             )
-        loaded = self.load(options.source)
+        loaded = self.load(options.group(SourceOptions))
         onnx_names = [s.name for s in model.inputs]
         extra = [n for n in loaded.input_names[len(onnx_names):] if n in loaded.required]
         if loaded.input_names[: len(onnx_names)] != onnx_names or extra:
             raise InfertoolError(
-                f"--source {options.source.source} does not match {model.path.name}: its forward() takes "
+                f"--source {options.group(SourceOptions).source} does not match {model.path.name}: its forward() takes "
                 f"{', '.join(loaded.input_names) or 'no inputs'}, the ONNX model's inputs are {', '.join(onnx_names)}",
                 hint="give the source the ONNX model was converted from",
             )
@@ -121,7 +150,7 @@ class TorchCompileBackend(TorchBackend):
 def _mode(mode: str) -> Choice:
     """torch.compile in this mode; the defaults (no --compile-mode) already are 'default'."""
     return Choice(f"compile mode {mode}", lambda o: _with_source(o, compile_mode=mode), {"compile_mode": mode},
-                  needs=lambda o: (o.source.compile_mode or "default") != mode)
+                  needs=lambda o: (o.group(SourceOptions).compile_mode or "default") != mode)
 
 
 def _with(options: RunnerOptions, **changes: Any) -> RunnerOptions:
@@ -129,7 +158,7 @@ def _with(options: RunnerOptions, **changes: Any) -> RunnerOptions:
 
 
 def _with_source(options: RunnerOptions, **changes: Any) -> RunnerOptions:
-    return replace(options, source=replace(options.source, **changes))
+    return options.changed(SourceOptions, **changes)
 
 
 for _backend in (TorchBackend(), TorchCompileBackend()):
@@ -163,16 +192,16 @@ class TorchRunner(Runner):
         gpu = self.backend.capabilities.on_gpu
         self.device = torch.device(f"cuda:{self.options.device}" if gpu else "cpu")
         self.dtype = getattr(torch, COMPUTE_DTYPES.get(precision, "float32"))
-        module = copy.deepcopy(self.backend.load(self.options.source).model)
+        module = copy.deepcopy(self.backend.load(self.options.group(SourceOptions)).model)
         module = module.to(self.device).to(self.dtype) if hasattr(module, "to") else module
-        wanted = self.options.source.channels_last
+        wanted = self.options.group(SourceOptions).channels_last
         has_conv = any(isinstance(m, torch.nn.Conv2d) for m in module.modules())
         four_d = any(len(s.shape) == 4 for s in self.inputs)
         self.channels_last = four_d and (wanted if wanted is not None else gpu and has_conv)
         if self.channels_last:
             module = module.to(memory_format=torch.channels_last)
         self._eager = module
-        self.module = torch.compile(module, mode=self.options.source.compile_mode, dynamic=False) if self.backend.compiled else module
+        self.module = torch.compile(module, mode=self.options.group(SourceOptions).compile_mode, dynamic=False) if self.backend.compiled else module
         self.cuda_graph = gpu and self.options.cuda_graph and self.options.io_binding
         self.device_resident = gpu and self.options.io_binding
 
@@ -211,7 +240,7 @@ class TorchRunner(Runner):
                 self._interrupter.end()
         except Stopped:
             raise InfertoolError(
-                f"{self.backend.name}: --source {self.options.source.source} ran past the --timeout of {self.options.timeout:g} s in one call and was stopped",
+                f"{self.backend.name}: --source {self.options.group(SourceOptions).source} ran past the --timeout of {self.options.timeout:g} s in one call and was stopped",
                 hint="a forward() that never returns runs forever: fix the model, or raise --timeout if it is just slow",
             ) from None
 
@@ -223,7 +252,7 @@ class TorchRunner(Runner):
             outputs = _flatten_outputs(self._eager(*tensors), self.torch)[0]
         except Exception as exc:
             raise InfertoolError(
-                f"--source {self.options.source.source} fails on the ONNX model's inputs ({shapes}): {first_line(exc)}",
+                f"--source {self.options.group(SourceOptions).source} fails on the ONNX model's inputs ({shapes}): {first_line(exc)}",
                 hint="give the source the ONNX model was converted from",
             ) from exc
         self._check_outputs(outputs)
@@ -241,7 +270,7 @@ class TorchRunner(Runner):
         self._checked.add(key)
 
     def _check_outputs(self, outputs: list[Any]) -> None:
-        source = self.options.source.source
+        source = self.options.group(SourceOptions).source
         if len(outputs) != len(self.outputs):
             raise InfertoolError(
                 f"--source {source} returns {len(outputs)} output tensors, the ONNX model has {len(self.outputs)} "
@@ -336,8 +365,8 @@ class TorchRunner(Runner):
         return RunnerInfo(settings={
             "torch": torch.__version__, "device": str(self.device), "dtype": str(self.dtype).removeprefix("torch."),
             "inference_mode": True, "channels_last": self.channels_last, "cuda_graph": self.cuda_graph, "io_binding": self.device_resident,
-            "threads": torch.get_num_threads(), "source": self.options.source.to_dict(),
-            "compiled": self.backend.compiled, "compile_mode": self.options.source.compile_mode if self.backend.compiled else None,
+            "threads": torch.get_num_threads(), "source": self.options.group(SourceOptions).to_dict(),
+            "compiled": self.backend.compiled, "compile_mode": self.options.group(SourceOptions).compile_mode if self.backend.compiled else None,
             "compile_seconds": dict(self.compile_seconds) if self.backend.compiled else None,
             # where TF32 may run: convolutions (cudnn.allow_tf32, on by default) or matmuls (off by default)
             "tf32": gpu and fp32 and bool(torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32),

@@ -59,9 +59,10 @@ for module in (convert, quantize, build_engine, run, bench, report, sweep, optim
 
 
 def _command(argv: list[str]):
-    """The click command, with its help tidied; bench with the backends' own options where it runs."""
-    if "bench" in argv:
-        bench.with_backend_options(app)
+    """The click command, with its help tidied; bench and run with the backends' own options where they run."""
+    for module in (bench, run):
+        if module.__name__.rpartition(".")[2] in argv:
+            module.with_backend_options(app)
     return helptext.tidy(typer.main.get_command(app))
 
 

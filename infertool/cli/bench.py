@@ -18,12 +18,11 @@ import typer
 from infertool.cli import backend_options, parse
 from infertool.cli.console import RichReporter, emit_json, emit_text, out, warn
 from infertool.cli.groups import Device, Generated, Image, Inputs, Limits, Output, Truth, command, data_options, read_args
-from infertool.cli.perf import Perf, Source, group_args
+from infertool.cli.perf import Perf, group_args
 from infertool.errors import CheckFailed, InfertoolError, first_line
 from infertool.measure.timing import MAX_SAMPLES, MAX_SECONDS
 from infertool.text import printable, shorten
 
-MAX_THREADS = 1024
 BackendOptions = backend_options.NONE  # every backend's own options, once bench runs (with_backend_options)
 
 
@@ -35,32 +34,10 @@ class Timing:
 
 
 @dataclass
-class Ort:
-    threads: Optional[int] = typer.Option(None, "--threads", min=0, max=MAX_THREADS, help="ORT intra-op threads [default: ORT's choice].")
-    inter_op_threads: Optional[int] = typer.Option(None, "--inter-op-threads", min=0, max=MAX_THREADS, help="ORT inter-op threads (sets parallel execution).")
-    graph_opt: str = typer.Option("all", "--graph-opt", metavar="all|extended|basic|disable", help="ORT graph optimization level.")
-    execution_mode: Optional[str] = typer.Option(None, "--execution-mode", metavar="sequential|parallel", help="ORT execution mode [default: parallel with --inter-op-threads, else sequential].")
-    ort_option: Optional[List[str]] = typer.Option(None, "--ort-option", metavar="KEY=VALUE", help="Execution provider option, e.g. prefer_nhwc=1 (repeatable).")
+class Runtime:
     io_binding: bool = typer.Option(True, "--io-binding/--no-io-binding", help="On GPU backends also time device-resident inputs/outputs (IO binding).")
     cuda_graph: bool = typer.Option(False, "--cuda-graph", help="Capture and replay a CUDA graph (ort-cuda and trt, with IO binding; trt-rtx: its whole-graph capture strategy).")
     save_optimized: Optional[Path] = typer.Option(None, "--save-optimized", help="Save the graph ORT optimized for the first ORT backend (of the first model).")
-
-
-TRT_PANEL = "trt / trt-rtx backends (trt: not yet run on real TensorRT, tested with a fake; trt-rtx: engines built for real, not run here)"
-
-
-@dataclass
-class Engine:
-    precision: Optional[str] = typer.Option(
-        None, "--precision", "-p", metavar="fp32|fp16|bf16|best", rich_help_panel=TRT_PANEL,
-        help="Engine precision [default: what the ONNX graph carries, so every runtime runs the same graph].",
-    )
-    workspace: Optional[str] = typer.Option(None, "--workspace", metavar="SIZE", rich_help_panel=TRT_PANEL, help="Workspace limit, MiB (4096) or 512M / 4G.")
-    opt_level: Optional[int] = typer.Option(None, "--opt-level", min=0, max=5, rich_help_panel=TRT_PANEL, help="Builder optimization level.")
-    timing_cache: Optional[Path] = typer.Option(None, "--timing-cache", rich_help_panel=TRT_PANEL, help="Timing cache to load and save.")
-    engine: Optional[Path] = typer.Option(None, "--engine", rich_help_panel=TRT_PANEL, help="Run this prebuilt engine instead of building one.")
-    engine_cache: Optional[Path] = typer.Option(None, "--engine-cache", rich_help_panel=TRT_PANEL, help="Folder of cached engines [default: ~/.cache/infertool/engines].")
-    runtime_cache: Optional[Path] = typer.Option(None, "--runtime-cache", rich_help_panel=TRT_PANEL, help="trt-rtx: cache of kernels compiled just in time, loaded if it exists and saved.")
 
 
 @dataclass
@@ -110,21 +87,14 @@ def _gate(gate: Gate):
 
 def _options(backend, batch, shapes, skip, force, given: SimpleNamespace):
     """BenchOptions from the command's arguments; `given` holds its option groups by name."""
-    from infertool.backends.base import EngineOptions, OrtOptions, RunnerOptions
-    from infertool.backends.onnxruntime import EXECUTION_MODES, OPTIMIZATION_LEVELS
+    from infertool.backends.base import RunnerOptions
     from infertool.measure.timing import Budget
     from infertool.pipelines.bench import BenchOptions
-    from infertool.vocabulary import BUILD_PRECISIONS
 
-    ort, engine, timing, agreement, perf, generated = given.ort, given.engine, given.timing, given.agreement, given.perf, given.generated
+    timing, agreement, perf, generated = given.timing, given.agreement, given.perf, given.generated
     runner = RunnerOptions(
-        device=given.device.device, io_binding=ort.io_binding, cuda_graph=ort.cuda_graph,
-        ort=OrtOptions(ort.threads, ort.inter_op_threads, parse.choice(ort.graph_opt, OPTIMIZATION_LEVELS, "--graph-opt"),
-                       parse.provider_options(ort.ort_option or []),
-                       ort.execution_mode and parse.choice(ort.execution_mode, EXECUTION_MODES, "--execution-mode")),
-        engine=EngineOptions(engine.precision and parse.choice(engine.precision, BUILD_PRECISIONS, "--precision"), parse.size(engine.workspace) if engine.workspace else None, engine.opt_level,
-                             engine.timing_cache, engine.engine, engine.engine_cache, runtime_cache=engine.runtime_cache),
-        source=given.source.to_options(), timeout=given.limits.seconds(), groups=given.backend_options.to_groups(),
+        device=given.device.device, io_binding=given.runtime.io_binding, cuda_graph=given.runtime.cuda_graph, timeout=given.limits.seconds(),
+        groups=given.backend_options.to_groups(),
     )
     shape_sets = parse.shape_sets(generated.input_shape or [], shapes or [])
     fixed = dataclasses.replace(generated, input_shape=None) if shape_sets else generated  # each set holds the fixed shapes
@@ -134,7 +104,7 @@ def _options(backend, batch, shapes, skip, force, given: SimpleNamespace):
         measure=Budget(timing.iterations, parse.finite(timing.duration, "--duration", 0, MAX_SECONDS)), runner=runner,
         reference=agreement.reference, check_outputs=agreement.check, atol=parse.finite(agreement.atol, "--atol"),
         rtol=parse.finite(agreement.rtol, "--rtol"), min_cosine=parse.finite(agreement.min_cosine, "--min-cosine", -math.inf),
-        gate=_gate(given.gate), save_optimized=ort.save_optimized, force=force, skip_unavailable=skip, ground_truth=given.truth.labels_csv,
+        gate=_gate(given.gate), save_optimized=given.runtime.save_optimized, force=force, skip_unavailable=skip, ground_truth=given.truth.labels_csv,
         model_labels=parse.names(given.compare.label, unique=False), baseline_row=given.compare.baseline_row,
         save_samples=given.reports.save_samples, profile=perf.profile_top if perf.profile else 0, concurrency=perf.concurrency, isolate=perf.isolate,
     )
@@ -153,12 +123,10 @@ def _check_not_read(targets: dict[str, str], models: list[Path], given: SimpleNa
     """No output (--json, --csv, --markdown, a cache or graph saved) is a file bench reads."""
     from infertool.files import check_not_read
 
-    outputs = {**targets, "--save-optimized": given.ort.save_optimized, "--timing-cache": given.engine.timing_cache,
-               "--runtime-cache": given.engine.runtime_cache}
+    outputs = {**targets, "--save-optimized": given.runtime.save_optimized, **given.backend_options.files("out")}
     inputs = {**{f"the model {i + 1}" if len(models) > 1 else "the model": m for i, m in enumerate(models)},
               "--inputs": parse.data_file(given.inputs.inputs), "--baseline": given.gate.baseline, "--reference": given.agreement.reference,
-              "--labels-csv": given.truth.labels_csv, "--tune-precision": parse.data_file(given.perf.tune_precision), "--engine": given.engine.engine,
-              "--source": given.source.source and parse.source_file(given.source.source), "--weights": given.source.weights}
+              "--labels-csv": given.truth.labels_csv, "--tune-precision": parse.data_file(given.perf.tune_precision), **given.backend_options.files("in")}
     check_not_read(outputs, inputs)
 
 
@@ -202,8 +170,7 @@ def _emit(result, output: Output, reports: Reports) -> None:
         warn(warning)
 
 
-GIVEN = ("compare", "inputs", "generated", "image", "timing", "ort", "engine", "agreement", "gate", "device", "reports", "truth", "limits", "perf", "source",
-         "backend_options")
+GIVEN = ("compare", "inputs", "generated", "image", "timing", "runtime", "agreement", "gate", "device", "reports", "truth", "limits", "perf", "backend_options")
 REPRODUCED = ("inputs", "generated", "image", "timing", "agreement", "device", "limits")  # the groups a tuned configuration keeps as given
 
 
@@ -228,16 +195,13 @@ def settings(argv: list[str], what: str = "bench arguments"):
 def to_argv(found, given: SimpleNamespace) -> list[str]:
     """The `bench` arguments measuring a configuration `bench --tune` found (pipelines/tune.Reproduce), the
     command's other settings as `given`: `settings` reads them back to the same options (tested)."""
+    from infertool.backends import registry
+
     options = found.options
-    ort = Ort(
-        threads=options.ort.intra_op_threads, inter_op_threads=options.ort.inter_op_threads, graph_opt=options.ort.graph_optimization,
-        ort_option=[f"{k}={v}" for k, v in options.ort.provider_options.items()] or None, io_binding=options.io_binding,
-        cuda_graph=options.cuda_graph, save_optimized=None, execution_mode=options.ort.execution_mode,
-    )
-    engine = dataclasses.replace(given.engine, opt_level=options.engine.opt_level)
-    source = dataclasses.replace(given.source, channels_last=options.source.channels_last, compile_mode=options.source.compile_mode)
+    runtime = Runtime(io_binding=options.io_binding, cuda_graph=options.cuda_graph, save_optimized=None)
+    groups = options.only(registry.get(found.backend).option_group).groups  # the other backends' options: refused on a bench of this one alone
     args = [str(found.model), "--backend", found.backend, "--batch", str(found.batch)]
-    for group in (*(getattr(given, name) for name in REPRODUCED), ort, engine, source, type(given.backend_options).from_groups(options.groups)):
+    for group in (*(getattr(given, name) for name in REPRODUCED), runtime, type(given.backend_options).from_groups(groups)):
         args += group_args(group)
     if found.source is not None and given.agreement.reference is None:
         args += ["--reference", str(found.source)]
@@ -287,9 +251,9 @@ def bench(
         None, "--shapes", metavar="NAME:DIMS[,NAME:DIMS...]",
         help="One set of input shapes per row, trtexec style; repeat to sweep, e.g. --shapes ids:1x32,mask:1x32 --shapes ids:1x128,mask:1x128.",
     ),
-    compare: Compare = None, inputs: Inputs = None, generated: Generated = None, image: Image = None, timing: Timing = None, ort: Ort = None,
-    engine: Engine = None, agreement: Agreement = None, gate: Gate = None, device: Device = None, reports: Reports = None,
-    truth: Truth = None, limits: Limits = None, perf: Perf = None, source: Source = None, backend_options: BackendOptions = None,
+    compare: Compare = None, inputs: Inputs = None, generated: Generated = None, image: Image = None, timing: Timing = None, runtime: Runtime = None,
+    agreement: Agreement = None, gate: Gate = None, device: Device = None, reports: Reports = None,
+    truth: Truth = None, limits: Limits = None, perf: Perf = None, backend_options: BackendOptions = None,
     output: Output = None,
 ) -> None:
     """Benchmark ONNX models on one or more backends: latency statistics, throughput, memory, output agreement."""
@@ -321,7 +285,7 @@ def register(app: typer.Typer) -> None:
 def _with_every_backend():
     """The bench command with every backend's own options (loading them imports every backend)."""
     global BackendOptions
-    BackendOptions = backend_options.group()
+    BackendOptions = backend_options.group("bench")
     return command(bench)
 
 

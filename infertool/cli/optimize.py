@@ -167,6 +167,7 @@ def _quantize_line(model: Path, out: str, request, candidate, data: dict, given:
 def _script(model: Path, request, candidate, run, runner, data: dict, given: dict, groups) -> str:
     """The plain infertool commands that rebuild the pick, and the bench line timing it with its tuned
     settings against the model as given (run from where optimize ran)."""
+    from infertool.backends.tensorrt import EngineOptions
     from infertool.cli.bench import to_argv
     from infertool.pipelines.tune import Reproduce
 
@@ -179,7 +180,8 @@ def _script(model: Path, request, candidate, run, runner, data: dict, given: dic
         made = [shlex.join(_quantize_line(model, graph, request, candidate, data, given))]
     batch = request.bench.batches[0]
     if request.engine:
-        level = ["--opt-level", str(runner.engine.opt_level)] if runner.engine.opt_level is not None else []
+        opt_level = runner.group(EngineOptions).opt_level
+        level = ["--opt-level", str(opt_level)] if opt_level is not None else []
         built = ["infertool", "build-engine", graph, "-b", backend, *(["--batch", str(batch)] if batch else []), *level,
                  *group_args(given["generated"]), "-o", out, "--force"]
         made.append(shlex.join(built))

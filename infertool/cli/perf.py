@@ -1,16 +1,13 @@
-"""bench's performance options (--tune, --profile, --concurrency, --isolate, framework sources), and a
+"""bench's performance options (--tune, --profile, --concurrency, --isolate), and a
 filled-in option group as the arguments that set it."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 import typer
-
-from infertool.cli import parse
 
 
 @dataclass
@@ -29,22 +26,6 @@ class Perf:
         None, "--isolate/--no-isolate",
         help="Measure each row in a fresh process of its own, so no row runs after another in the same process [default: on where more than one row runs on a GPU].",
     )
-
-
-@dataclass
-class Source:
-    source: Optional[str] = typer.Option(None, "--source", metavar="SOURCE", help="Framework backends (torch, torch-compile): the model the ONNX came from, as convert takes it (file.py:factory, .pt, .pt2).")
-    weights: Optional[Path] = typer.Option(None, "--weights", help="State dict loaded into the --source factory's model.")
-    trust_model: bool = typer.Option(False, "--trust-model", help="Allow loading a --source that runs code from the model file (pickled modules).")
-    compile_mode: Optional[str] = typer.Option(None, "--compile-mode", metavar="MODE", help="torch-compile: torch.compile mode (default, reduce-overhead, max-autotune, max-autotune-no-cudagraphs) [default: torch's].")
-    channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="torch backends: channels_last memory format [default: on a GPU, for convolutional models].")
-
-    def to_options(self):
-        from infertool.backends.base import SourceOptions
-        from infertool.backends.torch import COMPILE_MODES
-
-        mode = self.compile_mode and parse.choice(self.compile_mode, COMPILE_MODES, "--compile-mode")
-        return SourceOptions(self.source, self.weights, self.trust_model, mode, self.channels_last)
 
 
 def group_args(group: object, skip: tuple[str, ...] = ()) -> list[str]:

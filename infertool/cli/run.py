@@ -7,13 +7,15 @@ from typing import Optional
 
 import typer
 
+from infertool.cli import backend_options
 from infertool.cli.console import RichReporter, show
 from infertool.cli.groups import Device, Generated, Image, Inputs, Limits, Output, command
 from infertool.cli.show.run import run_result
 from infertool.tensors import MAX_DIM
 
+BackendOptions = backend_options.NONE  # the backends' own options on run, once run runs (with_backend_options)
 
-@command
+
 def run(
     model: Path = typer.Argument(..., help="ONNX model or TensorRT engine (.engine)."),
     backend: Optional[str] = typer.Option(
@@ -25,7 +27,6 @@ def run(
     top_k: Optional[int] = typer.Option(None, "--top-k", min=1, max=MAX_DIM, help="Show the top K classes of a classifier output."),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Class names, one per line (with --top-k)."),
     save_inputs: Optional[Path] = typer.Option(None, "--save-inputs", help="Save the exact tensors fed: in.npz (by input name) or a folder of input_K.pb; --inputs reads either back."),
-    runtime_cache: Optional[Path] = typer.Option(None, "--runtime-cache", help="trt-rtx backend: cache of kernels compiled just in time, loaded if it exists and saved."),
     scores: str = typer.Option(
         "auto", "--scores", metavar="auto|raw|softmax|sigmoid",
         help="How --top-k turns scores into probabilities [default: auto: rows already probabilities (>= 0, summing to 1) as they are, else softmax].",
@@ -35,10 +36,10 @@ def run(
         help="Load and run the model in this process: saves starting a fresh one (about a second), where a runtime that crashes on the model is one line, not a dead infertool.",
     ),
     inputs: Inputs = None, generated: Generated = None, image: Image = None, device: Device = None, limits: Limits = None,
-    output: Output = None,
+    backend_options: BackendOptions = None, output: Output = None,
 ) -> None:
     """Run MODEL once on real inputs: a summary per output (shape, dtype, range, NaN/Inf), optional top-k, saved outputs."""
-    from infertool.backends.base import EngineOptions, RunnerOptions
+    from infertool.backends.base import RunnerOptions
     from infertool.cli import parse
     from infertool.files import check_not_read, check_output
     from infertool.pipelines.run import SCORE_MODES, RunRequest
@@ -46,12 +47,12 @@ def run(
 
     request = RunRequest(
         model, backend, inputs.to_options(generated, image), batch,
-        RunnerOptions(device=device.device, timeout=limits.seconds(), engine=EngineOptions(runtime_cache=runtime_cache)), result_path, top_k,
+        RunnerOptions(device=device.device, timeout=limits.seconds(), groups=backend_options.to_groups()), result_path, top_k,
         labels, output.force, save_inputs, parse.choice(scores, SCORE_MODES, "--scores"), not in_process,
     )
     check_not_read(
-        {"-o": result_path, "--save-inputs": save_inputs, "--json": output.json_path, "--runtime-cache": runtime_cache},
-        {"the model": model, "--inputs": parse.data_file(inputs.inputs), "--labels": labels},
+        {"-o": result_path, "--save-inputs": save_inputs, "--json": output.json_path, **backend_options.files("out")},
+        {"the model": model, "--inputs": parse.data_file(inputs.inputs), "--labels": labels, **backend_options.files("in")},
     )
     if output.json_path is not None:
         check_output(output.json_path, output.force)
@@ -61,4 +62,12 @@ def run(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(run)
+    app.command("run")(command(run))
+
+
+def with_backend_options(app: typer.Typer) -> None:
+    """run with the backends' own options: loading them imports every backend, so only a run that runs does."""
+    global BackendOptions
+    BackendOptions = backend_options.group("run")
+    declared = next(c for c in app.registered_commands if c.name == "run")
+    declared.callback = command(run)

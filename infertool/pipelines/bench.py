@@ -8,7 +8,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +16,8 @@ import numpy as np
 from infertool import environment, onnx_io
 from infertool.agreement import Judgement, Rule, judge
 from infertool.backends import registry
-from infertool.backends.base import DEVICE_RESIDENT, END_TO_END, Backend, OrtOptions, RowFailed, Runner, RunnerOptions
+from infertool.backends.base import DEVICE_RESIDENT, END_TO_END, Backend, RowFailed, Runner, RunnerOptions
+from infertool.backends.onnxruntime import OrtOptions
 from infertool.dtypes import numpy_dtype
 from infertool.errors import CheckFailed, InfertoolError, RuntimeCrashed
 from infertool.inputs.batches import value_shape
@@ -82,15 +83,23 @@ class BenchOptions:
             "shape_sets": [{k or "": list(v) for k, v in shapes.items()} for shapes in self.shape_sets],
             "skip_unavailable": self.skip_unavailable,
             "warmup": self.warmup.to_dict(), "measure": self.measure.to_dict(), "device": runner.device,
-            "io_binding": runner.io_binding, "cuda_graph": runner.cuda_graph, "ort": runner.ort.to_dict(), "engine": runner.engine.to_dict(),
+            "io_binding": runner.io_binding, "cuda_graph": runner.cuda_graph,
+            **{kind.key: runner.group(kind).to_dict() for kind in _recorded()},
             "reference": str(self.reference) if self.reference else None, "check_outputs": self.check_outputs,
             "tolerance_overrides": {"atol": self.atol, "rtol": self.rtol, "min_cosine": self.min_cosine},
             "percentile_method": PERCENTILE_METHOD, "timer": "time.perf_counter_ns per inference; CUDA events for gpu_* timings",
             "labels_csv": str(self.ground_truth) if self.ground_truth else None,
             "labels": list(self.model_labels), "baseline_row": self.baseline_row, "save_samples": self.save_samples,
-            "source": runner.source.to_dict(), "profile_top": self.profile, "concurrency": self.concurrency, "isolate": self.isolate,
-            "backend_options": {key: asdict(value) for key, value in runner.groups.items()},
+            "profile_top": self.profile, "concurrency": self.concurrency, "isolate": self.isolate,
+            "backend_options": {key: asdict(value) for key, value in runner.groups.items() if key not in RECORDED},
         }
+
+
+RECORDED = ("ort", "engine", "source")  # option groups the bench JSON has always held at the top of its settings, given or not
+
+
+def _recorded() -> list[type]:
+    return [kind for kind in registry.option_groups() if kind.key in RECORDED]
 
 
 def _check_batches(model: ModelInfo, batches: tuple[int | None, ...]) -> None:
@@ -113,7 +122,8 @@ class _References:
         self.info = onnx_io.describe(self.model)
         self.backend = registry.get(registry.REFERENCE)
         self.label = f"{self.backend.name} on {self.model.name}"
-        self._options = RunnerOptions(ort=OrtOptions(graph_optimization=options.runner.ort.graph_optimization), timeout=options.runner.timeout)
+        graph_optimization = options.runner.group(OrtOptions).graph_optimization
+        self._options = RunnerOptions(timeout=options.runner.timeout).with_group(OrtOptions(graph_optimization=graph_optimization))
         self._outputs: dict[str, dict[str, np.ndarray]] = {}
 
     def outputs(self, feeds: dict) -> dict:
@@ -188,12 +198,16 @@ def _check_groups(backends: list[Backend], runner: RunnerOptions) -> None:
     for value in runner.groups.values():
         kind = type(value)
         if not any(b.option_group is kind for b in backends):
-            flags = [f.metadata["flag"] for f in fields(kind) if getattr(value, f.name) != f.default]
+            flags = [f.metadata["flag"].split("/")[0] for f in fields(kind) if "flag" in f.metadata and getattr(value, f.name) != _default(f)]
             readers = registry.readers(kind)
             raise InfertoolError(
                 f"{listing(flags)} {'is an option' if len(flags) == 1 else 'are options'} of {listing(readers)}, which this bench does not run",
                 hint=f"add --backend {readers[0]}, or drop {'it' if len(flags) == 1 else 'them'}",
             )
+
+
+def _default(item: Field) -> object:
+    return item.default_factory() if item.default is MISSING else item.default
 
 
 def _runnable(backends: list[Backend], skip: bool) -> tuple[list[Backend], tuple[dict, ...]]:
@@ -229,7 +243,7 @@ def _notes(models: list[ModelInfo], backends: list[Backend], rows: list[BenchRow
         )
     noisy = [r for r in rows if r.latency.noisy]
     if noisy:
-        advice = ["--threads 1"] if options.runner.ort.intra_op_threads is None and any(r.backend in on_cpu for r in noisy) else []
+        advice = ["--threads 1"] if options.runner.group(OrtOptions).intra_op_threads is None and any(r.backend in on_cpu for r in noisy) else []
         if not _pinned():
             advice.append(f"taskset -c {(os.cpu_count() or 1) - 1} infertool bench ... (a core nothing else uses)")
         warnings.append(

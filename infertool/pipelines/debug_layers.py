@@ -23,7 +23,9 @@ import onnx
 from infertool import onnx_io
 from infertool.agreement import tolerance
 from infertool.backends import registry
-from infertool.backends.base import EngineOptions, OrtOptions, Runner, RunnerOptions
+from infertool.backends.base import Runner, RunnerOptions
+from infertool.backends.onnxruntime import OrtOptions
+from infertool.backends.tensorrt import EngineOptions
 from infertool.divergence import GROWTH, ROUNDOFF, Divergence, element_tolerance_text
 from infertool.dtypes import numpy_dtype
 from infertool.engine import debug_tensors
@@ -55,7 +57,7 @@ class LayersOptions:
 
     def runner(self, debug: tuple[str, ...] = ()) -> RunnerOptions:
         engine = EngineOptions(debug_tensors=debug, keep_fusions=self.keep_fusions)
-        return RunnerOptions(device=self.device, ort=OrtOptions(graph_optimization=self.graph_optimization), engine=engine)
+        return RunnerOptions(device=self.device).with_group(OrtOptions(graph_optimization=self.graph_optimization)).with_group(engine)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 from infertool import environment, onnx_io
 from infertool.backends import registry
 from infertool.backends.base import RunnerOptions
+from infertool.backends.tensorrt import EngineOptions
 from infertool.engine.build import BuildOptions
 from infertool.engine.sidecar import sidecar_path
 from infertool.errors import CheckFailed, InfertoolError
@@ -500,6 +501,6 @@ def _write(result: OptimizeResult, search: _Search) -> OptimizeResult:
 
 def _engine(graph: Path, path: Path, backend: str, runner: RunnerOptions, options: OptimizeOptions) -> None:
     """The pick's engine, built by its backend for the timed batch (the tuned builder level), its sidecar beside it."""
-    request = BuildRequest(path, BuildOptions(opt_level=runner.engine.opt_level, force=True), shapes=dict(options.bench.inputs.shapes or {}),
+    request = BuildRequest(path, BuildOptions(opt_level=runner.group(EngineOptions).opt_level, force=True), shapes=dict(options.bench.inputs.shapes or {}),
                            batch=options.bench.batches[0], generated=options.bench.inputs, backend=backend, gate=False)
     build(graph, request, SilentReporter())

@@ -459,7 +459,9 @@ def _jobs(cells: list[Cell], spec: Spec, options: SweepOptions) -> dict[str, swe
     for cell in cells:
         if cell.shapes not in read:
             read[cell.shapes] = options.bench_options(spec.bench_args, cell.shapes)
-        settings = replace(read[cell.shapes], backends=(cell.backend,), batches=(cell.batch,), reference=cell.reference, model_labels=(cell.label,), force=False)
+        given = read[cell.shapes]
+        runner = given.runner.only(registry.get(cell.backend).option_group)  # the options of the spec's other backends: not this cell's
+        settings = replace(given, backends=(cell.backend,), batches=(cell.batch,), reference=cell.reference, model_labels=(cell.label,), force=False, runner=runner)
         jobs[cell.id] = sweep_run.CellJob(cell.to_dict(), cell.path, settings)
     return jobs
 

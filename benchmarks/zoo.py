@@ -46,7 +46,7 @@ def run_step(command: list[str], timeout: float, cwd: Path) -> Step:
     started = time.perf_counter()
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(HERE)})
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.pathsep.join((str(HERE.parent), str(HERE)))})  # this checkout's infertool
     except subprocess.TimeoutExpired:
         return Step("timeout", None, f"no answer in {timeout:.0f} s", time.perf_counter() - started)
     seconds = time.perf_counter() - started

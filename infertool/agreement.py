@@ -5,7 +5,7 @@ judges outputs."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -318,3 +318,57 @@ def _errors(ref: np.ndarray, got: np.ndarray, rule: Rule, rel_floor: float) -> d
         "max_rel": float((err[big] / magnitude[big]).max()) if np.any(big) else 0.0,
     }
 
+
+
+PAIRING_BUDGET = 4_000_000  # elements compared when pairing rows: (rows out of place)² × elements of a row, all outputs
+
+
+def paired_rows(ref: list[np.ndarray], got: list[np.ndarray], rule: Rule) -> np.ndarray | None:
+    """An order of `got`'s rows (axis 0) under which every output of a group matches `ref` (rows of
+    top-k / NMS outputs tied within rounding come out in either order): `got[k][order]` against
+    `ref[k]`. Rows that already match stay in place; the others are paired greedily, each with the
+    closest row still free that matches in every output (within `rule`'s tolerance, integers equal).
+    None where some row has no partner, the layouts differ, or pairing would cost more than the budget."""
+    rows = ref[0].shape[0] if ref and ref[0].ndim else 0
+    if not all(r.ndim and r.shape == g.shape and r.shape[0] == rows for r, g in zip(ref, got)):
+        return None
+    widths = [int(np.prod(r.shape[1:])) for r in ref]  # never -1: a reshape of no rows could not infer it
+    pairs = [_row_pairs(r.reshape(rows, w), g.reshape(rows, w), rule) for r, g, w in zip(ref, got, widths)]
+    in_place = np.all([p(np.arange(rows), np.arange(rows))[0] for p in pairs], axis=0)
+    loose = np.flatnonzero(~in_place)
+    if loose.size ** 2 * sum(widths) > PAIRING_BUDGET:
+        return None
+    matches, distance = np.ones((loose.size, loose.size), bool), np.zeros((loose.size, loose.size))
+    for pair in pairs:
+        close, error = pair(loose[:, None], loose[None, :])
+        matches &= close
+        distance = np.maximum(distance, error)
+    order, free = np.arange(rows), np.ones(loose.size, bool)
+    for i, row in enumerate(loose):
+        candidates = np.flatnonzero(matches[i] & free)
+        if not candidates.size:
+            return None
+        best = candidates[np.argmin(distance[i, candidates])]
+        free[best], order[row] = False, loose[best]
+    return order
+
+
+def _row_pairs(ref: np.ndarray, got: np.ndarray, rule: Rule) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """A function of row indices (i, j): whether ref row i matches got row j element by element and how far
+    apart they are, in units of the tolerance (the output's scale as `compare` takes it whole)."""
+    exact = ref.dtype.kind != "f" or got.dtype.kind != "f"
+    ref64, got64 = (ref, got) if exact else (ref.astype(np.float64), got.astype(np.float64))
+    scale = 0.0 if exact else float(np.abs(np.where(np.isfinite(ref64), ref64, 0.0)).max(initial=0.0))
+
+    def pair(i: np.ndarray, j: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        r, g = ref64[i], got64[j]
+        if exact:
+            same = np.all(r == g, axis=-1)
+            return same, np.where(same, 0.0, np.inf)
+        allowed = rule.atol * scale + rule.rtol * np.abs(r)
+        with np.errstate(invalid="ignore"):
+            error = np.where((r == g) | (np.isnan(r) & np.isnan(g)), 0.0, np.abs(g - r))
+            ratio = np.where(error == 0, 0.0, error / np.where(allowed > 0, allowed, np.inf))
+        close = np.all(error <= allowed, axis=-1) | np.all(error == 0, axis=-1)
+        return close, np.nan_to_num(ratio, nan=np.inf).max(axis=-1, initial=0.0)
+    return pair

@@ -57,6 +57,11 @@ class BackendFailure(InfertoolError):
     """A runtime failed on this model or these inputs (its own error, not infertool's)."""
 
 
+class InferenceFailed(BackendFailure):
+    """A runtime loaded the model and failed while running it on these inputs (not a kernel it lacks,
+    not memory): where the reference model ran on the same inputs, the model is at fault."""
+
+
 class CheckFailed(InfertoolError):
     """A check did not pass (validation, accuracy or regression gate): exit code 1.
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,14 @@ def input_specs(model: onnx.ModelProto) -> list[TensorSpec]:
 
 def output_specs(model: onnx.ModelProto) -> list[TensorSpec]:
     return [_spec(v) for v in model.graph.output]
+
+
+def data_dependent_axes(inputs: list[TensorSpec], outputs: list[TensorSpec]) -> list[tuple[str, int]]:
+    """(output, axis) for every output axis whose size depends on the data (a detector's boxes), not on
+    the inputs' shapes: symbolic dimensions that name no input dimension."""
+    labels = {d for spec in inputs for d in spec.shape if isinstance(d, str) and d}
+    return [(o.name, axis) for o in outputs for axis, d in enumerate(o.shape)
+            if not isinstance(d, int) and not any(re.search(rf"\b{re.escape(label)}\b", d or "") for label in labels)]
 
 
 def weight_tensors(graph: onnx.GraphProto) -> dict[str, onnx.TensorProto]:

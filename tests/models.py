@@ -253,3 +253,48 @@ class Positives(nn.Module):
 
 def positives() -> nn.Module:
     return Positives()
+
+
+class TiedDetections(nn.Module):
+    """A detector's tail: each score is there twice (two anchors, one object), the candidates above a
+    threshold ranked by top-k, boxes and labels gathered in that order. torch.topk and ONNX Runtime's
+    TopK rank tied scores in different orders, so rows of equal score come out swapped. `wrong_row`:
+    the export moves one box (a true disagreement that no order of rows explains)."""
+
+    def __init__(self, wrong_row: bool = False) -> None:
+        super().__init__()
+        self.wrong_row = wrong_row
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        scores = torch.sigmoid(torch.cat([x[0], x[0]]))
+        boxes = torch.stack([torch.arange(scores.shape[0], dtype=x.dtype), scores, 2 * scores, 3 * scores], dim=1) * 10.0
+        labels = (torch.cat([x[0], x[0]]) > 0).long()
+        keep = torch.nonzero(scores > 0.2)[:, 0]
+        top, order = scores[keep].topk(keep.shape[0])
+        chosen = keep[order]
+        boxes = boxes[chosen]
+        if self.wrong_row and torch.onnx.is_in_onnx_export():
+            boxes = boxes + (torch.arange(boxes.shape[0]) == 0).to(x.dtype)[:, None] * 5.0
+        return boxes, top, labels[chosen]
+
+
+def tied_detections() -> nn.Module:
+    return TiedDetections()
+
+
+def tied_detections_wrong_row() -> nn.Module:
+    return TiedDetections(wrong_row=True)
+
+
+class KeptBoxes(nn.Module):
+    """Boxes whose score passes a threshold, as torchvision's detectors clip them: corners (k, 2, 2)
+    reshaped to (k, -1). Where nothing passes, k is 0."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        corners = torch.stack([x[0], 2 * x[0], 3 * x[0], 4 * x[0]], dim=1).reshape(-1, 2, 2)
+        kept = corners[torch.sigmoid(x[0]) > 0.5]
+        return kept.reshape(kept.shape[0], -1)
+
+
+def kept_boxes() -> nn.Module:
+    return KeptBoxes()

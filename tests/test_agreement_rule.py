@@ -8,7 +8,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from infertool.agreement import Rule, compare, judge
+from infertool.agreement import Rule, compare, judge, paired_rows
 
 from conftest import cli, one_line_error
 
@@ -129,3 +129,43 @@ def test_build_engine_gates_its_precision_stage_like_quantize(tmp_path):
     assert kept.returncode == 0, kept.stderr
     accuracy = json.loads(kept.stdout)["precision_stage"]["accuracy"]
     assert accuracy["passed"] is False and accuracy["outputs"][0]["nonfinite"] > 0 and engine.exists()
+
+
+def _detections(rng, rows=300):
+    scores = np.sort(rng.uniform(0.05, 1.0, rows))[::-1].astype(np.float32)
+    return [rng.uniform(0, 320, (rows, 4)).astype(np.float32), scores, rng.integers(0, 91, rows)]
+
+
+def test_rows_tied_within_rounding_are_paired_across_the_group(rng):
+    """RetinaNet's rows 187/188: scores 0.7197244 vs 0.7197242, same label, boxes in the other order."""
+    ref = _detections(rng)
+    ref[1][188], ref[2][188] = ref[1][187] - 2e-7, ref[2][187]
+    got = [a.copy() for a in ref]
+    for array in got:
+        array[[187, 188]] = array[[188, 187]]
+    rule = Rule("fp32", 1e-4, 1e-3, None, kind="values")
+    assert not compare("boxes", ref[0], got[0], rule).passed
+    order = paired_rows(ref, got, rule)
+    assert order is not None and list(np.flatnonzero(order != np.arange(300))) == [187, 188]
+    assert all(compare("o", r, g[order], rule).passed for r, g in zip(ref, got))
+
+
+def test_rows_that_truly_differ_are_not_paired(rng):
+    rule = Rule("fp32", 1e-4, 1e-3, None, kind="values")
+    ref = _detections(rng)
+    got = [a.copy() for a in ref]
+    for array in got:
+        array[[10, 11]] = array[[11, 10]]
+    wrong_box, wrong_label = [a.copy() for a in got], [a.copy() for a in got]
+    wrong_box[0][10, 2] += 1.0  # a box that matches no row
+    wrong_label[2][11] += 1  # the boxes and scores pair, the labels do not
+    assert paired_rows(ref, wrong_box, rule) is None and paired_rows(ref, wrong_label, rule) is None
+    assert paired_rows(ref, [got[0][:-1], got[1][:-1], got[2][:-1]], rule) is None  # another number of rows
+    assert paired_rows([np.zeros((0, 4))], [np.zeros((0, 4))], rule).size == 0
+
+
+def test_pairing_refuses_beyond_its_budget(rng):
+    """Masks (N, 1, H, W): pairing every row with every other would cost N² × H × W; refused, not slow."""
+    ref = rng.standard_normal((400, 1, 64, 64)).astype(np.float32)
+    assert paired_rows([ref], [ref[::-1].copy()], Rule.of("fp32")) is None
+    assert paired_rows([ref[:4]], [ref[:4][::-1].copy()], Rule.of("fp32")) is not None

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import MODELS, cli, one_line_error, ort_run
-from models import cnn, encoder, tagger
+from models import cnn, encoder, kept_boxes, tagger
 
 pytestmark = pytest.mark.slow
 
@@ -125,6 +125,34 @@ def test_outputs_sized_by_the_data_are_named(tmp_path):
     assert report["notes"] == ["outputs whose size depends on the data, not on the inputs' shapes: output (axis 0); "
                                "a runtime sizes them on every run (TensorRT: data-dependent shapes)"]
     assert not convert(f"{MODELS}:cnn", "--input-shape", "image:2x3x16x16", "-o", tmp_path / "cnn.onnx")["notes"]
+
+
+def test_rows_tied_in_score_may_come_in_another_order(tmp_path):
+    """torch.topk and ONNX Runtime's TopK order tied scores differently: a correct export whose
+    data-sized outputs agree with their rows paired passes, with a warning naming them."""
+    report = convert(f"{MODELS}:tied_detections", "--input-shape", "1x16", "--static-batch", "--exporter", "torchscript",
+                     "-o", tmp_path / "t.onnx")
+    warning = next(w for w in report["validation"]["warnings"] if "another order" in w)
+    assert warning.startswith("outputs 'output_0', 'output_1', 'output_2': ") and " of 30 rows came out in another order than pytorch's" in warning
+    assert report["validation"]["passed"] and (tmp_path / "t.onnx").exists()
+
+
+def test_a_row_that_truly_differs_still_fails(tmp_path):
+    out = tmp_path / "t.onnx"
+    result = cli("convert", f"{MODELS}:tied_detections_wrong_row", "--input-shape", "1x16", "--static-batch", "--exporter", "torchscript", "-o", out)
+    assert result.returncode == 1 and "output 'output_0' max abs error" in one_line_error(result) and not out.exists()
+
+
+def test_an_empty_detection_set_reshapes_on_onnx_runtime(tmp_path):
+    """reshape(k, -1) of kept (k, 2, 2) corners: ONNX Runtime cannot infer -1 from zero elements, so
+    convert writes the 4 in (precision/reshapes.py) and the model runs where nothing passes."""
+    out = tmp_path / "k.onnx"
+    report = convert(f"{MODELS}:kept_boxes", "--input-shape", "1x8", "--static-batch", "--exporter", "torchscript", "-o", out)
+    assert any(n.startswith("wrote the target shape of 2 Reshape nodes out (constants") for n in report["notes"])
+    nothing = np.full((1, 8), -5.0, np.float32)
+    assert ort_run(out, {"x": nothing})["output"].shape == (0, 4)
+    some = np.linspace(-1, 1, 8, dtype=np.float32)[None]
+    np.testing.assert_allclose(ort_run(out, {"x": some})["output"], kept_boxes()(torch.from_numpy(some)).numpy())
 
 
 def test_explicit_dynamo_with_low_opset_is_an_error(tmp_path):

@@ -173,3 +173,25 @@ def test_real_gpu_sweeps_merge_and_only_real_setting_differences_show(tmp_path):
     result = cli("report", tmp_path / "a.json", tmp_path / "b.json", "-o", tmp_path / "two.md")
     assert result.returncode == 0, result.stderr
     assert "provider_options.enable_cuda_graph=0" in (tmp_path / "two.md").read_text()
+
+
+def test_an_optimize_result_given_alone_is_its_own_html_report(results, tmp_path):
+    """optimize --json, rendered later (a CI job or a GPU machine without matplotlib): the same document
+    `optimize --report` writes, from the committed CPU result; mixed with bench results it is left out, said."""
+    committed = ROOT / "benchmarks" / "results" / "optimize" / "cpu" / "cls.optimize.json"
+    record = json.loads(committed.read_text())
+    page = tmp_path / "optimize.html"
+    done = cli("report", committed, "-o", page, "--json", tmp_path / "report.json")
+    assert done.returncode == 0, done.stderr
+    text = page.read_text()
+    assert f"infertool optimize {html.escape(record['source']['path'], quote=True)}" in text
+    assert f"picked: {record['picked']['candidate']} on {record['picked']['backend']}" in text
+    assert all(f"<td>{html.escape(c['name'])}</td>" in text for c in record["candidates"])
+    assert "data:image/png;base64," in text
+    assert json.loads((tmp_path / "report.json").read_text())["sources"][0]["kind"] == "optimize"
+    refused = cli("report", committed, "-o", tmp_path / "optimize.md")
+    assert refused.returncode == 2 and "an optimize report is one HTML file" in one_line_error(refused)
+    assert not (tmp_path / "optimize.md").exists()
+    mixed = cli("report", committed, results / "bench.json", "-o", tmp_path / "both.html", "--json", tmp_path / "both.json")
+    assert mixed.returncode == 0, mixed.stderr
+    assert any("an optimize result is a report of its own" in n for n in json.loads((tmp_path / "both.json").read_text())["notes"])

@@ -18,7 +18,7 @@ from infertool import dtypes
 from infertool.backends import registry
 from infertool.backends.base import Backend, Capabilities, Choice, Dimension, GraphStep, Runner, RunnerInfo, RunnerOptions, option
 from infertool.deadline import Deadline, expired, node_named
-from infertool.errors import BackendFailure, InfertoolError, first_line
+from infertool.errors import BackendFailure, InferenceFailed, InfertoolError, first_line
 from infertool.files import staged_output
 from infertool.optional import is_available, require
 from infertool.quiet import ort_log_severity
@@ -678,4 +678,19 @@ def _runtime_error(backend: str, exc: Exception) -> BackendFailure:
         return BackendFailure(f"{backend}: out of memory{where}", hint="use a smaller --batch or --input-shape", detail=text)
     if status == "INVALID_ARGUMENT":
         return BackendFailure(f"{backend}: the inputs do not fit the model{where}", hint="check --input-shape, --batch and the input dtypes (rerun with --verbose)", detail=text)
-    return BackendFailure(f"{backend}: inference failed{where}", hint="rerun with --verbose for ONNX Runtime's message", detail=text)
+    empty = EMPTY_RESHAPE.search(str(exc))
+    if empty and "0" in empty["input"].split(",") and "-1" in empty["target"].split(","):
+        node = where.removeprefix(" in ") if where and not where.endswith("''") else "a Reshape node"
+        return InferenceFailed(
+            f"{backend}: {node} reshapes an empty tensor (shape {{{empty['input']}}}) to {{{empty['target']}}}: the model's data-dependent "
+            "part found nothing on these inputs, and ONNX Runtime cannot infer -1 from zero elements", hint=EMPTY_RESHAPE_HINT, detail=text,
+        )
+    return InferenceFailed(f"{backend}: inference failed{where}", hint="rerun with --verbose for ONNX Runtime's message", detail=text)
+
+
+EMPTY_RESHAPE = re.compile(r"Input shape:\{(?P<input>[\d,]*)\}, requested shape:\{(?P<target>[-\d,]*)\}")
+EMPTY_RESHAPE_HINT = (
+    "infertool convert and quantize -p fp16/bf16 write a Reshape's sizes in where the graph fixes them: make the model with them; "
+    "ONNX Runtime's own Reshape fusion may have written the -1 (--graph-opt disable runs the graph as written); "
+    "else reshape with explicit sizes in the model's code (x.reshape(n, 4), not (n, -1))"
+)

@@ -15,7 +15,7 @@ from infertool.cli.show.report import report_result
 
 @command
 def report(
-    results: List[Path] = typer.Argument(..., help="Result JSON files (bench, quantize, build-engine, sweep) or folders of them, from any machines."),
+    results: List[Path] = typer.Argument(..., help="Result JSON files (bench, quantize, build-engine, sweep) or folders of them, from any machines; or one optimize result (its own HTML report)."),
     result_path: Path = typer.Option(..., "--output", "-o", help="report.md (plots as PNG files in report_files/ beside it) or report.html (one self-contained file)."),
     baseline_row: Optional[str] = typer.Option(None, "--baseline-row", metavar="MODEL|BACKEND|MODEL:BACKEND", help="The row speedups are measured against, per machine and input shapes (default: the first row read)."),
     baseline: Optional[List[Path]] = typer.Option(None, "--baseline", help="Earlier results (files or folders) to gate every row against, on the same hardware (repeatable)."),

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from infertool import onnx_io
-from infertool.agreement import Rule, compare
+from infertool.agreement import Agreement, Rule, compare, paired_rows
 from infertool.dtypes import from_numpy, is_float
 from infertool.errors import CheckFailed, first_line
 from infertool.exporters.base import Reference, fixed_axis
@@ -104,9 +104,11 @@ def other_sizes(axis: Axis) -> tuple[int, ...]:
 class _Parity:
     """The source model and ONNX Runtime on the same generated inputs."""
 
-    def __init__(self, path: Path, reference: Reference, reference_name: str, specs: list[TensorSpec], tolerance: tuple[float, float], seed: int, int_range: IntRanges) -> None:
+    def __init__(self, path: Path, reference: Reference, reference_name: str, specs: list[TensorSpec], tolerance: tuple[float, float], seed: int,
+                 int_range: IntRanges, unordered: frozenset[str] = frozenset()) -> None:
         ort = require("onnxruntime", "validating the export")
         self.reference, self.reference_name, self.specs = reference, reference_name, specs
+        self.unordered, self.reordered = unordered, []  # outputs whose rows may come in another order; what was found so
         (self.atol, self.rtol), self.seed, self.int_range = tolerance, seed, int_range
         self.rule = Rule("fp32", self.atol, self.rtol, None, kind="values")  # an export computes what its source does
         try:
@@ -131,8 +133,32 @@ class _Parity:
         if len(expected) != len(got):
             raise CheckFailed(f"the source model returns {len(expected)} outputs, the ONNX model {len(got)}", hint=RETRY)
         batch = next((s[0] for s in shapes.values() if s), 1)
-        outputs = tuple(compare(n, r, g, self.rule, batch) for n, r, g in zip(self.names, expected, got))
-        return BatchAgreement(batch, outputs, {n: list(s) for n, s in shapes.items()}, varied), got
+        outputs = [compare(n, r, g, self.rule, batch) for n, r, g in zip(self.names, expected, got)]
+        self._pair_rows(expected, got, outputs, batch, "" if varied is None else f" {where}")
+        return BatchAgreement(batch, tuple(outputs), {n: list(s) for n, s in shapes.items()}, varied), got
+
+    def _pair_rows(self, expected: list, got: list, outputs: list[Agreement], batch: int, where: str) -> None:
+        """Outputs sized by the data (top-k / NMS rows, where rows tied within rounding come out in
+        either order) that fail element by element: judged again with the ONNX rows paired with the
+        source's, all outputs of the same number of rows together; where that passes, it stands, named
+        in a warning."""
+        groups: dict[int, list[int]] = {}
+        for k, name in enumerate(self.names):
+            if name in self.unordered and isinstance(got[k], np.ndarray) and got[k].ndim:
+                groups.setdefault(got[k].shape[0], []).append(k)
+        for group in groups.values():
+            if all(outputs[k].passed for k in group):
+                continue
+            order = paired_rows([np.asarray(expected[k]) for k in group], [got[k] for k in group], self.rule)
+            again = [] if order is None else [compare(self.names[k], expected[k], got[k][order], self.rule, batch) for k in group]
+            if again and all(a.passed for a in again):
+                for k, agreement in zip(group, again):
+                    outputs[k] = agreement
+                names = ", ".join(f"'{self.names[k]}'" for k in group)
+                self.reordered.append(
+                    f"outputs {names}{where}: {int(np.sum(order != np.arange(order.size)))} of {order.size} rows came out in another "
+                    f"order than {self.reference_name}'s (rows tied within rounding, as top-k and NMS may order them); they agree with the rows paired"
+                )
 
 
 def _at_other_size(parity: _Parity, shapes: dict, axis: Axis) -> tuple[dict, list]:
@@ -171,8 +197,11 @@ def validate_export(
     reporter: Reporter,
 ) -> ValidationReport:
     check_structure(path)
-    specs = onnx_io.input_specs(onnx_io.load(path, load_external_data=False))
-    parity = _Parity(path, reference, reference_name, specs, (atol, rtol), seed, int_range)
+    proto = onnx_io.load(path, load_external_data=False)
+    specs = onnx_io.input_specs(proto)
+    unordered = frozenset(name for name, axis in onnx_io.data_dependent_axes(specs, onnx_io.output_specs(proto)) if axis == 0)
+    del proto
+    parity = _Parity(path, reference, reference_name, specs, (atol, rtol), seed, int_range, unordered)
     given = {n: s for n, s in shapes.items() if n in {sp.name for sp in specs}}
     example = resolve_shapes(specs, given, next((s[0] for s in given.values() if s), 1))
     with reporter.task(f"checking parity with {reference_name} at the example shapes"):
@@ -182,9 +211,9 @@ def validate_export(
         with reporter.task(f"checking parity with {reference_name} at another {axis.label}"):
             trial, expected = _at_other_size(parity, example, axis)
             checks.append(parity.check(trial, expected, (axis.label, axis.size, trial[axis.input][axis.index]))[0])
-    warnings = tuple(
+    warnings = (*parity.reordered, *(
         f"output '{name}' comes out the same for different inputs (within atol {atol:g} / rtol {rtol:g}), so its parity check "
         "proved nothing: are the weights untrained, or does the output ignore the inputs?"
         for name in vacuous_outputs(parity, example, got)
-    )
+    ))
     return ValidationReport(reference_name, atol, rtol, tuple(checks), warnings)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import time
 from dataclasses import dataclass, replace
@@ -13,6 +12,7 @@ from infertool import environment, onnx_io
 from infertool.errors import CheckFailed, InfertoolError
 from infertool.exporters.base import ExportOptions
 from infertool.files import file_sha256, staged_output
+from infertool.precision.reshapes import explicit_note, explicit_sizes
 from infertool.records.convert import ConvertResult
 from infertool.records.model_file import ModelFile
 from infertool.reporting import Reporter
@@ -73,6 +73,7 @@ def convert(source: str, options: ConvertOptions, reporter: Reporter) -> Convert
         raw_dir.mkdir()
         exported = export(source, options.export, raw_dir / "model.onnx", reporter)
         model = onnx_io.load(raw_dir / "model.onnx")
+        explicit = explicit_sizes(model)
         final = staging / output.name
         external = onnx_io.save(model, final)
         del model
@@ -94,7 +95,7 @@ def convert(source: str, options: ConvertOptions, reporter: Reporter) -> Convert
             opset=onnx_io.opset(written),
             inputs=tuple(onnx_io.input_specs(written)), outputs=tuple(onnx_io.output_specs(written)),
             seconds=time.perf_counter() - started, validation=report, env=environment.fingerprint(),
-            notes=(*exported.notes, *data_dependent(onnx_io.input_specs(written), onnx_io.output_specs(written))),
+            notes=(*exported.notes, *explicit_note(explicit), *data_dependent(onnx_io.input_specs(written), onnx_io.output_specs(written))),
         )
         if report is not None and not report.passed:
             raise _parity_failure(report, exported.exporter, options, output, replace(result, output=replace(result.output, path="")))
@@ -104,9 +105,7 @@ def convert(source: str, options: ConvertOptions, reporter: Reporter) -> Convert
 def data_dependent(inputs: list, outputs: list) -> list[str]:
     """A note naming the outputs whose size depends on the data (a detector's boxes), not on the
     inputs' shapes: symbolic dimensions that name no input dimension."""
-    labels = {d for spec in inputs for d in spec.shape if isinstance(d, str) and d}
-    found = [f"{o.name} (axis {axis})" for o in outputs for axis, d in enumerate(o.shape)
-             if not isinstance(d, int) and not any(re.search(rf"\b{re.escape(label)}\b", d or "") for label in labels)]
+    found = [f"{name} (axis {axis})" for name, axis in onnx_io.data_dependent_axes(inputs, outputs)]
     if not found:
         return []
     return [f"outputs whose size depends on the data, not on the inputs' shapes: {', '.join(found)}; "

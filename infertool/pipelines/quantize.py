@@ -10,7 +10,7 @@ import numpy as np
 
 from infertool import environment, onnx_io
 from infertool.agreement import Rule
-from infertool.errors import CheckFailed, InfertoolError
+from infertool.errors import CheckFailed, InferenceFailed, InfertoolError
 from infertool.files import file_sha256, staged_output
 from infertool.inputs.batches import sample_count, split_batches
 from infertool.inputs.feeds import FeedSource, InputOptions
@@ -196,10 +196,11 @@ def _failure(result: QuantizeResult, output: Path) -> CheckFailed:
     )
 
 
-def _opens(converted: Path, feeds: dict, options: QuantizeOptions, notes: list[str], reporter: Reporter) -> str:
+def _opens(converted: Path, original: tuple[Path, list[TensorSpec]], feeds: dict, options: QuantizeOptions, notes: list[str], reporter: Reporter) -> str:
     """The written model opened for real and run once on the evaluation backend, in a fresh process,
-    before anything else runs it: a graph the runtime dies on is refused (kept, with a note, under
-    --no-gate). Returns why it cannot be evaluated ('' where it opened)."""
+    before anything else runs it: a graph the runtime dies on, or fails to run where the original
+    runs on the same inputs, is refused (kept, with a note, under --no-gate). Returns why it cannot
+    be evaluated ('' where it opened)."""
     try:
         opens(OpenCheck(converted, options.eval_backend, feeds), f"opening the {options.settings.precision} model quantize wrote", reporter)
     except isolation.Crashed as failure:
@@ -207,6 +208,13 @@ def _opens(converted: Path, feeds: dict, options: QuantizeOptions, notes: list[s
             raise isolation.Crashed(f"{failure.message}; {options.output} was not written", hint=f"{failure.hint}; --no-gate keeps the file for another runtime", detail=failure.detail) from failure
         notes.append(f"{failure.message}; {options.output} was kept anyway (--no-gate)")
         return failure.message
+    except InferenceFailed as failed:
+        probe(*original, feeds, options.eval_backend, options.timeout, reporter)  # raises where the original fails too
+        message = f"the {options.settings.precision} model fails where the original runs: {failed.message}"
+        if options.gate:
+            raise CheckFailed(f"{message}; nothing was written", hint=f"{failed.hint}; --no-gate keeps the file", detail=failed.detail) from failed
+        notes.append(f"{message}; {options.output} was kept anyway (--no-gate)")
+        return message
     except InfertoolError as refused:  # the runtime says no (a kernel it lacks): no crash, evaluation says the rest
         notes.append(f"{options.eval_backend} cannot run the {options.settings.precision} model as written: {refused.message}")
     return ""
@@ -235,7 +243,7 @@ def quantize(model_path: Path, options: QuantizeOptions, reporter: Reporter) -> 
             "data": str(options.calib.path) if options.calib and options.calib.path else "random" if options.calib else None,
             "held_out": sample_count(data.eval) if data.held_out else 0,
         }
-        died = _opens(converted, first, options, notes, reporter)
+        died = _opens(converted, (model_path, specs), first, options, notes, reporter)
         accuracy = AccuracyReport(options.eval_backend, data.described, sample_count(data.eval), unavailable=died) if died else evaluate(
             model_path, converted, options.output, specs, data.eval, data.described, options.rule(), options.eval_backend, reporter,
             labelled=labelled, timeout=options.timeout,

@@ -1,5 +1,6 @@
 """`report`: any number of results (bench, quantize, build-engine, sweep; from several machines)
-merged into one document with tables and plots, and optionally gated against a baseline.
+merged into one document with tables and plots, and optionally gated against a baseline. An
+optimize result given alone is its own document: its candidates and accuracy against latency (HTML).
 
 Results are read through their typed records (records/): a damaged file given by name is one line
 (exit 2); one found in a folder is left out, named in a note, and the others still report. A sweep
@@ -16,11 +17,13 @@ from pathlib import Path
 from infertool import environment
 from infertool.backends import registry
 from infertool.errors import CheckFailed, InfertoolError
-from infertool.files import check_output
+from infertool.files import check_output, write_text_atomic
+from infertool.optional import require
 from infertool.records.bench import BenchResult
 from infertool.records.build import BuildResult
 from infertool.records.fields import Damaged, Fields, load_json
 from infertool.records.gate import Measured, gate, measured
+from infertool.records.optimize import OptimizeResult
 from infertool.records.quantize import QuantizeResult
 from infertool.records.report import ReportResult
 from infertool.records.speedup import Baseline, speedups
@@ -33,7 +36,8 @@ READERS: dict[str, tuple[str, Callable[[Fields], object]]] = {
     "infertool.build/1": ("build-engine", BuildResult.read), "infertool.sweep/1": ("sweep", SweepResult.read),
     "infertool.sweep-cell/1": ("sweep cell", CellFailure.read),
 }
-NOTHING_TO_REPORT = ("infertool.convert/1", "infertool.run/1", "infertool.doctor/1", "infertool.report/1", "infertool.optimize/1")
+NOTHING_TO_REPORT = ("infertool.convert/1", "infertool.run/1", "infertool.doctor/1", "infertool.report/1")
+OPTIMIZE = "infertool.optimize/1"
 FORMATS = {".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html"}
 MAX_FILES = 10_000  # result files one report reads
 HINT = "give JSON written by bench, quantize, build-engine or sweep (--json), or folders of them"
@@ -159,6 +163,9 @@ class _Files:
 
     def _typed(self, path: Path, data: object, strict: bool) -> tuple[str, object, str | None] | None:
         schema = data.get("schema") if isinstance(data, dict) else None
+        if schema == OPTIMIZE:
+            self.notes.append(f"left out {shorten(path)}: an optimize result is a report of its own (give it alone, -o NAME.html)")
+            return None
         if schema not in READERS:
             if strict and schema not in NOTHING_TO_REPORT:
                 raise InfertoolError(f"{shorten(path)} is not an infertool result (schema {shorten(printable(repr(schema)), 40)})", hint=HINT)
@@ -270,6 +277,9 @@ def report(paths: Sequence[Path], options: ReportOptions, reporter: Reporter) ->
     if options.output.suffix.lower() not in FORMATS:
         raise InfertoolError(f"report output {options.output} should end in .md or .html", hint="e.g. -o report.md, or -o report.html for one self-contained file")
     check_output(options.output, options.force)
+    searched = _optimize_result(paths)
+    if searched is not None:
+        return _optimize_report(searched, paths[0], options, reporter)
     merged = merge(paths)
     with_speedups(merged, options.baseline_row)
     gated = run_gate(merged, options.gate) if options.gate else None
@@ -286,6 +296,34 @@ def report(paths: Sequence[Path], options: ReportOptions, reporter: Reporter) ->
             result=result,
         )
     return result
+
+
+def _optimize_result(paths: Sequence[Path]) -> OptimizeResult | None:
+    """The optimize result where that is the one file given, else None."""
+    if len(paths) != 1 or not paths[0].is_file():
+        return None
+    data = load_json(paths[0], "result", HINT)
+    if not isinstance(data, dict) or data.get("schema") != OPTIMIZE:
+        return None
+    try:
+        return OptimizeResult.read(Fields(data, ""))
+    except Damaged as exc:
+        raise InfertoolError(f"{shorten(paths[0])} is a damaged optimize result: {exc.where or 'the file'} {exc.problem}", hint="write it again with --json") from None
+
+
+def _optimize_report(searched: OptimizeResult, path: Path, options: ReportOptions, reporter: Reporter) -> ReportResult:
+    """optimize's own document (what `optimize --report` writes), from its JSON."""
+    from infertool.present.optimize import report_html
+
+    if options.baseline_row or options.gate:
+        raise InfertoolError("--baseline-row and --baseline compare bench rows; an optimize result is reported alone", hint="drop them")
+    if options.format != "html":
+        raise InfertoolError(f"an optimize report is one HTML file, not {options.output.suffix}", hint=f"-o {options.output.with_suffix('.html').name}")
+    require("matplotlib", "report (its plots)")
+    with reporter.task("drawing and writing the report"):
+        write_text_atomic(options.output, report_html(searched), options.force)
+    source = {"id": "R1", "path": str(path), "kind": "optimize", "machine": None, "timestamp_utc": searched.env.get("timestamp_utc")}
+    return ReportResult(environment.fingerprint(), str(options.output), ("pareto.png",), {"sources": [source], "machines": [], "groups": []}, None, ())
 
 
 def _summary(merged: Merged) -> dict:

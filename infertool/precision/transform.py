@@ -19,6 +19,7 @@ from infertool import onnx_io
 from infertool.errors import InfertoolError, first_line
 from infertool.files import check_output, write_bytes_atomic
 from infertool.precision import floats, qdq
+from infertool.precision.reshapes import explicit_note, explicit_sizes
 from infertool.precision.settings import PrecisionSettings
 from infertool.quiet import in_folder
 from infertool.reporting import Reporter
@@ -93,11 +94,13 @@ def convert(
             to_float = floats.to_float16 if settings.precision == "fp16" else floats.to_bfloat16
             wide = floats.beyond_fp16(model) if settings.precision == "fp16" else {}
             result = to_float(model, settings.keep_io_types, ops, list(dict.fromkeys([*settings.exclude_nodes, *wide])))
+            explicit = explicit_sizes(result)
             onnx_io.save(result, output)
         notes = [] if not wide else [
             f"kept {len(wide)} nodes in fp32, their weights beyond fp16's range (±65504): "
             + ", ".join(f"{name} ({op}, |w| up to {value:.3g})" for name, (op, value) in list(wide.items())[:4]) + (" …" if len(wide) > 4 else "")
         ]
+        notes += explicit_note(explicit)
         transformed = TransformResult(_float_summary(result, settings.precision), None, tuple(notes))
     else:
         transformed = _quantize(source, model.ByteSize() >= onnx_io.EXTERNAL_DATA_THRESHOLD, output, settings, batches, reporter, timeout)

@@ -14,10 +14,13 @@ def report_result(result, console: Console) -> None:
     kinds: dict[str, int] = {}
     for source in summary["sources"]:
         kinds[source["kind"]] = kinds.get(source["kind"], 0) + 1
-    items = [
-        ("results", ", ".join(f"{n} {kind}" for kind, n in kinds.items())),
+    merged = [
         ("machines", escape(", ".join(f"{m['id']} {m['hostname']} ({', '.join(m['gpus']) or m['cpu']})" for m in summary["machines"]))),
         ("groups", f"{len(summary['groups'])} of comparable rows ({sum(len(g['rows']) for g in summary['groups'])} rows)"),
+    ]
+    items = [
+        ("results", ", ".join(f"{n} {kind}" for kind, n in kinds.items())),
+        *(merged if summary["machines"] else []),  # an optimize result is reported alone, its rows in its own table
         ("plots", escape(", ".join(result.images)) or "-"),
         *(("note", escape(note)) for note in result.notes),
     ]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Callable
 from functools import cache
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from infertool.errors import InfertoolError
 from infertool.optional import require
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @cache
@@ -125,6 +126,8 @@ class PinnedArray:
     """Page-locked host memory seen as a numpy array, so copies can run asynchronously."""
 
     def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        import numpy as np
+
         dtype = np.dtype(dtype)
         self.nbytes = max(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, 1)
         self.ptr = int(check(runtime().cudaMallocHost(self.nbytes)))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from infertool.errors import InfertoolError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ def from_trt(member: str) -> str:
 
 
 def numpy_dtype(name: str) -> np.dtype:
+    import numpy as np
+
     if name not in BY_NAME:
         raise InfertoolError(f"element type {name} is not an ONNX tensor type infertool knows", hint="check the model's input and output types")
     if name in ML_DTYPES:
@@ -132,6 +136,8 @@ def numpy_lacks(name: str) -> bool:
 
 def widened(array: np.ndarray) -> np.ndarray:
     """The values of an ml_dtypes array in a type numpy computes with (float32, int8, uint8); others as they are."""
+    import numpy as np
+
     name = from_numpy(array.dtype)
     if not numpy_lacks(name):
         return array
@@ -145,6 +151,8 @@ PACKED = ("uint4", "int4", "float4e2m1", "uint2", "int2")
 def onnx_buffer(array: np.ndarray) -> np.ndarray:
     """Unsigned integers of `array`'s shape whose memory starts with its bytes as ONNX stores them
     (what ONNX Runtime reads for a type numpy lacks): a view where the layouts agree, else packed."""
+    import numpy as np
+
     unsigned = np.dtype(f"u{array.dtype.itemsize}")
     array = np.asarray(array, order="C")  # keeps a scalar 0-d, where ascontiguousarray would make it 1-d
     if from_numpy(array.dtype) not in PACKED:
@@ -159,6 +167,8 @@ def onnx_buffer(array: np.ndarray) -> np.ndarray:
 
 def from_raw(data: bytes, name: str, shape: tuple[int, ...]) -> np.ndarray:
     """An array of ONNX type `name` from its bytes as ONNX stores them."""
+    import numpy as np
+
     if name not in PACKED:
         return np.frombuffer(data, dtype=numpy_dtype(name)).reshape(shape).copy()
     from onnx import TensorProto, numpy_helper

@@ -4,7 +4,6 @@
 from dataclasses import dataclass
 from typing import ClassVar
 
-from infertool import onnx_io
 from infertool.backends import registry
 from infertool.backends.base import Backend, Runner, option
 
@@ -23,6 +22,8 @@ class ReferenceRunner(Runner):
 
     def prepare(self) -> None:
         from onnx.reference import ReferenceEvaluator
+
+        from infertool import onnx_io
 
         proto = onnx_io.load(self.model)
         self.session = ReferenceEvaluator(proto, verbose=self.verbose)

@@ -9,16 +9,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-import numpy as np
-
 from infertool.errors import BackendFailure, InfertoolError
-from infertool.onnx_io import ModelInfo
-from infertool.reporting import Reporter
-from infertool.tensors import TensorSpec
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from infertool.engine.build import BuildOptions, StageReview
+    from infertool.onnx_io import ModelInfo
     from infertool.records.build import BuildResult
+    from infertool.reporting import Reporter
+    from infertool.tensors import TensorSpec
 
 # timing modes, as the table and JSON name them
 END_TO_END = "end_to_end"  # host arrays in, host arrays out (copies included)

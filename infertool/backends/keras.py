@@ -8,27 +8,28 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from infertool import onnx_io
 from infertool.backends import registry
 from infertool.backends.base import Backend, RowFailed, Runner, RunnerInfo, RunnerOptions
 from infertool.backends.torch import SourceOptions
 from infertool.dtypes import numpy_dtype
 from infertool.errors import InfertoolError, first_line
-from infertool.exporters.base import ExportOptions
-from infertool.onnx_io import ModelInfo
 from infertool.optional import install_hint, is_available
 from infertool.quiet import quiet
 from infertool.tensors import format_shape
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from infertool.onnx_io import ModelInfo
 
 
 class _Loaded:
     """A Keras model (or a SavedModel's serving signature) and its input names, in call order."""
 
     def __init__(self, source: SourceOptions):
+        from infertool.exporters.base import ExportOptions
         from infertool.exporters.keras import _functional, _import_tensorflow, _load_keras, is_keras_source
 
         self.tf, _ = _import_tensorflow()
@@ -109,6 +110,8 @@ class KerasRunner(Runner):
         self.compile_seconds: dict[str, float] = {}
 
     def prepare(self) -> None:
+        from infertool import onnx_io
+
         proto = onnx_io.load(self.model, load_external_data=False)
         self.inputs, self.outputs = onnx_io.input_specs(proto), onnx_io.output_specs(proto)
         self.loaded = self.backend.load(self.options.group(SourceOptions))
@@ -128,6 +131,8 @@ class KerasRunner(Runner):
         return [by_name[s.name] for s in self.outputs] if set(by_name) == {s.name for s in self.outputs} else outputs
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import numpy as np
+
         arrays = [feeds[name] for name in self.loaded.names]
         shapes = ", ".join(f"{n} {format_shape(a.shape)}" for n, a in zip(self.loaded.names, arrays))
         if shapes not in self.compile_seconds:
@@ -146,6 +151,8 @@ class KerasRunner(Runner):
         return {s.name: np.asarray(o).astype(numpy_dtype(s.dtype), copy=False) for s, o in zip(self.outputs, outputs)}
 
     def _check(self, outputs: list[Any]) -> None:
+        import numpy as np
+
         got = [tuple(np.shape(o)) for o in outputs]
         wrong = len(got) != len(self.outputs) or any(
             len(g) != len(s.shape) or any(isinstance(d, int) and d != n for d, n in zip(s.shape, g)) for s, g in zip(self.outputs, got)

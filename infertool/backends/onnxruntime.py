@@ -12,23 +12,24 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-import psutil
-
-from infertool import dtypes, onnx_io
+from infertool import dtypes
 from infertool.backends import registry
 from infertool.backends.base import Backend, Capabilities, Choice, Dimension, GraphStep, Runner, RunnerInfo, RunnerOptions, option
 from infertool.deadline import Deadline, expired, node_named
 from infertool.errors import BackendFailure, InferenceFailed, InfertoolError, first_line
 from infertool.files import staged_output
-from infertool.onnx_io import ModelInfo
 from infertool.optional import is_available, require
 from infertool.quiet import ort_log_severity
 from infertool.tensors import TensorSpec
 from infertool.text import shorten
 from infertool.vocabulary import ENGINE_GRAPHS, GPU_GRAPHS, INT8_DYNAMIC, INT8_ORT, TUNE_GRAPHS
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from infertool.onnx_io import ModelInfo
 
 # ONNX Runtime GPU sessions this process has created: ORT's CUDA EP runs every session after the first slower
 LATER_SESSION = (
@@ -106,6 +107,8 @@ class OrtOptions:
 def transformer_type(model: ModelInfo) -> str | None:
     """The onnxruntime.transformers model type whose fusions fit this graph: 'bert' for an encoder's
     attention (MatMul into Softmax into MatMul) with layer norms, else None."""
+    from infertool import onnx_io
+
     ops = {node.op_type for node in onnx_io.load(model.path, load_external_data=False).graph.node}
     attention = {"MatMul", "Softmax"} <= ops
     norms = "LayerNormalization" in ops or {"ReduceMean", "Sqrt", "Div"} <= ops
@@ -360,6 +363,8 @@ class OrtRunner(Runner):
         return self._binding
 
     def prepare(self, optimized_path: Path | None = None) -> None:
+        import psutil
+
         ort = require("onnxruntime", "ONNX Runtime backends")
         if self.backend.user_stream and is_available("cuda"):
             from infertool import cuda
@@ -415,6 +420,8 @@ class OrtRunner(Runner):
 
     def _run_ortvalues(self, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
         """Outputs of types numpy lacks come back only as OrtValues, and that call takes only OrtValues."""
+        import numpy as np
+
         ort = require("onnxruntime")
         values = {}
         for spec in self.inputs:
@@ -431,6 +438,8 @@ class OrtRunner(Runner):
         return [_host_array(v, spec, self.backend.name) for v, spec in zip(outputs, self.outputs)]
 
     def bind(self, feeds: Mapping[str, np.ndarray]) -> None:
+        import numpy as np
+
         if not self.device_resident:
             self._bound = dict(feeds)
             return
@@ -577,7 +586,11 @@ class OrtRunner(Runner):
 def _feed(array: Any, dtype: str) -> Any:
     """An input as ONNX Runtime takes it: arrays of types numpy lacks (bfloat16, float8, int4...)
     as OrtValues of their ONNX type, others as they are."""
-    if not dtypes.numpy_lacks(dtype) or not isinstance(array, np.ndarray):
+    if not dtypes.numpy_lacks(dtype):  # before numpy's import: this is on the timed path
+        return array
+    import numpy as np
+
+    if not isinstance(array, np.ndarray):
         return array
     ort = require("onnxruntime")
     # ORT takes the shape from the numpy array and the type's bytes (packed for 4-bit types) from its memory
@@ -613,6 +626,8 @@ NO_OP = (
 
 
 def _model_opset(model: Path, domain: str) -> int | None:
+    from infertool import onnx_io
+
     try:
         proto = onnx_io.load(model, load_external_data=False)
     except InfertoolError:

@@ -13,20 +13,21 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-import psutil
-
-from infertool import dtypes, onnx_io
+from infertool import dtypes
 from infertool.backends import registry
 from infertool.backends.base import Backend, Capabilities, Choice, Dimension, Runner, RunnerInfo, RunnerOptions, option
 from infertool.deadline import Deadline
 from infertool.errors import BackendFailure, InfertoolError, first_line
-from infertool.onnx_io import ModelInfo
 from infertool.optional import distribution_version, is_available, require
 from infertool.text import listing, shorten
 from infertool.vocabulary import INT8_ORT, INT8_QDQ, TUNE_GRAPHS
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from infertool.onnx_io import ModelInfo
 
 INSTALL = "pip install 'infertool[openvino]'"
 HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT", "cumulative_throughput": "CUMULATIVE_THROUGHPUT"}
@@ -110,6 +111,8 @@ class OpenVinoBackend(Backend):
             raise InfertoolError(f"openvino: this CPU cannot compute in {group.precision}", hint="use --ov-precision f32 or auto")
 
     def tuning_space(self, model: ModelInfo, options: RunnerOptions) -> tuple[Dimension, ...]:
+        import psutil
+
         cores = sorted({1, psutil.cpu_count(logical=False) or 1, psutil.cpu_count() or 1})
         dimensions = [
             Dimension("inference threads", tuple(Choice(f"{n} OpenVINO threads", _with(threads=n), {"inference_num_threads": n}) for n in cores)),
@@ -150,6 +153,8 @@ class OpenVinoRunner(Runner):
         self._deadline = Deadline(None, lambda: None)
 
     def prepare(self) -> None:
+        from infertool import onnx_io
+
         ov = require("openvino", "the openvino backend")
         proto = onnx_io.load(self.model, load_external_data=False)
         self.inputs, self.outputs = onnx_io.input_specs(proto), onnx_io.output_specs(proto)

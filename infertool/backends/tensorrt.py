@@ -11,28 +11,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from infertool import cuda
 from infertool.backends import registry
 from infertool.backends.base import Backend, Capabilities, Choice, Dimension, Runner, RunnerInfo, RunnerOptions, option
 from infertool.dtypes import numpy_dtype
-from infertool.engine import debug_tensors as debug
 from infertool.engine import sidecar as sidecars
 from infertool.engine import tensorrt_api
-from infertool.engine.build import BuildOptions, StageReview, build_engine
-from infertool.engine.cache import engine_for
 from infertool.engine.profiles import ShapeProfile
 from infertool.engine.tensorrt_api import TENSORRT, Flavour
 from infertool.errors import BackendFailure, InfertoolError
-from infertool.onnx_io import ModelInfo
 from infertool.optional import install_hint, is_available
-from infertool.records.build import BuildResult
-from infertool.reporting import Reporter
 from infertool.tensors import TensorSpec, format_shape
 from infertool.vocabulary import BUILD_PRECISIONS, ENGINE_GRAPHS, LOWEST_FIRST
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from infertool.engine.build import BuildOptions, StageReview
+    from infertool.onnx_io import ModelInfo
+    from infertool.records.build import BuildResult
+    from infertool.reporting import Reporter
 
 DEFAULT_OPT_LEVEL = 3  # TensorRT's builder optimization level when none is set
 TUNED_OPT_LEVELS = (1, 3, 4, 5)
@@ -99,6 +99,8 @@ class TensorrtBackend(Backend):
         self.flavour.load()
 
     def build_engine(self, model: ModelInfo, output: Path, options: BuildOptions, reporter: Reporter, review: StageReview | None = None) -> BuildResult:
+        from infertool.engine.build import build_engine
+
         return build_engine(model, output, replace(options, flavour=self.flavour), reporter, review)
 
     def claims(self, path: Path) -> bool:
@@ -112,6 +114,9 @@ class TensorrtBackend(Backend):
     def prepare(self, model: ModelInfo, options: RunnerOptions, shapes: Mapping[str, tuple[int, ...]], reporter: Reporter) -> Path:
         """The given engine, else the cached engine for these shapes (min = opt = max, as trtexec's
         --shapes), built here when missing."""
+        from infertool.engine.build import BuildOptions
+        from infertool.engine.cache import engine_for
+
         given = options.group(EngineOptions)
         if given.engine is not None:
             return given.engine
@@ -206,6 +211,8 @@ class TrtRunner(Runner):
         self.stream = cuda.Stream()
         marked = (self.sidecar or {}).get("debug_tensors")
         if marked:
+            from infertool.engine import debug_tensors as debug
+
             self._capture = debug.listener(trt)
             debug.enable(self.context, debug.Marked.from_dict(marked), self._capture)
         if self.profiling:
@@ -239,6 +246,8 @@ class TrtRunner(Runner):
         self._shapes = dict(shapes)
 
     def _copy_in(self, feeds: Mapping[str, np.ndarray]) -> None:
+        import numpy as np
+
         for spec in self.inputs:
             np.copyto(self._host[spec.name].array, feeds[spec.name], casting="same_kind")
 

@@ -14,21 +14,21 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-
-from infertool import onnx_io
 from infertool.backends import registry
 from infertool.backends.base import Backend, Capabilities, Choice, Dimension, RowFailed, Runner, RunnerInfo, RunnerOptions, option
 from infertool.deadline import Interrupter, Stopped
 from infertool.dtypes import numpy_dtype
 from infertool.errors import InfertoolError, first_line
-from infertool.exporters.base import ExportOptions
-from infertool.onnx_io import ModelInfo
 from infertool.optional import install_hint, is_available, require
 from infertool.quiet import quiet
 from infertool.tensors import format_shape
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from infertool.onnx_io import ModelInfo
 
 COMPUTE_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -98,6 +98,7 @@ class TorchBackend(Backend):
 
     def load(self, source: SourceOptions) -> Any:
         """The source model (loaded once per source, handed out as copies) and forward()'s input names."""
+        from infertool.exporters.base import ExportOptions
         from infertool.exporters.torch import load_source
 
         self._require_source(source)
@@ -185,6 +186,8 @@ class TorchRunner(Runner):
         self._interrupter = Interrupter(options.timeout)
 
     def prepare(self) -> None:
+        from infertool import onnx_io
+
         torch = self.torch = require("torch", "the torch backends")
         proto = onnx_io.load(self.model, load_external_data=False)
         self.inputs, self.outputs = onnx_io.input_specs(proto), onnx_io.output_specs(proto)

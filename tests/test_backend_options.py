@@ -16,7 +16,7 @@ from infertool.records.bench import BenchRow
 from infertool.records.gate import Measured, gate
 from infertool.stats import Stats
 
-from conftest import cli, one_line_error, run_main
+from conftest import cli, one_line_error, run_cli, run_main
 from onnx_models import mlp, strings
 
 QUICK = ["--warmup", "1", "--iterations", "3", "--duration", "0"]
@@ -88,8 +88,9 @@ def test_backend_option_groups_come_from_the_registry_onto_their_commands():
 
 
 def test_a_plug_in_backends_options_reach_run_and_bench_only_through_the_registry():
+    """Without the plug-in (a fresh process: this one may have imported it for another test) its option is absent."""
     for command in ("bench", "run"):
-        assert not _shows(run_main(command, "--help").stdout, "--ref-verbose")
+        assert not _shows(run_cli(command, "--help", env={"COLUMNS": "200"}).stdout, "--ref-verbose")
         shown = run_main(command, "--help", imports=("toy_backend",)).stdout
         assert "onnx-reference backend" in shown and _shows(shown, "--ref-verbose")
 

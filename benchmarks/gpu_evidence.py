@@ -104,8 +104,11 @@ def bert_table(results: dict) -> list[dict]:
 
 
 def provenance(results: dict) -> dict:
-    env = next((r["env"] for r in results.values() if isinstance(r, dict) and r.get("schema") == "infertool.bench/1"), {})
-    return {k: env.get(k) for k in ("git_commit", "git_dirty", "gpus", "packages", "python")} if env else {}
+    """The first bench's environment, and every commit the benches ran from (the stages may run from different ones)."""
+    envs = [r["env"] for r in results.values() if isinstance(r, dict) and r.get("schema") == "infertool.bench/1"]
+    if not envs:
+        return {}
+    return {**{k: envs[0].get(k) for k in ("gpus", "packages", "python")}, "commits": {e.get("git_commit"): e.get("git_dirty") for e in envs}}
 
 
 def _pct(value: float | None) -> str:
@@ -117,8 +120,8 @@ def _ms(value: float | None) -> str:
 
 
 def markdown(order: list[dict], alone: list[dict], bert: list[dict], where: dict) -> str:
-    out = ["# GPU evidence (benchmarks/gpu_evidence.sh)", "", f"commit {where.get('git_commit')} (dirty: {where.get('git_dirty')}); "
-           f"GPUs: {json.dumps(where.get('gpus'))}", "",
+    commits = ", ".join(f"{commit} (dirty: {dirty})" for commit, dirty in where.get("commits", {}).items())
+    out = ["# GPU evidence (benchmarks/gpu_evidence.sh)", "", f"commits {commits}; GPUs: {json.dumps(where.get('gpus'))}", "",
            "Within noise: |change| <= the wider interquartile range of the two rows, relative to the median (from the saved samples).", ""]
     out += ["## ResNet-50 batch 1: the same row measured first and second", "",
             "| configuration | rows | model | fp32 first ms | fp16 first ms | change | noise | within |", "|---|---|---|---|---|---|---|---|"]

@@ -64,8 +64,10 @@ out, names = Path(sys.argv[1]), sys.argv[2:]
 lines = ["# infertool optimize on the GPU\n"]
 for name in names:
     record = json.loads((out / f"{name}.optimize.json").read_text())
-    env = record["env"]
-    lines += [f"## {name}\n", f"{env.get('gpu') or env.get('cpu') or ''}; picked: {record['picked'] or 'nothing'}; "
+    env, picked = record["env"], record["picked"]
+    card = ", ".join(g["name"] for g in env.get("gpus") or []) or env.get("cpu") or "?"
+    pick = f"{picked['candidate']} on {picked['backend']}" if picked else "nothing"
+    lines += [f"## {name}\n", f"{card}; picked: {pick}; "
               f"{record['seconds']:.0f} s of a {record['settings']['time_budget_s']:g} s budget\n",
               "| candidate | kept | accuracy | backend | median ms | timed | tuned | speedup | verdict |", "|---|---|---|---|---|---|---|---|---|"]
     for c in record["candidates"]:

@@ -194,3 +194,29 @@ def test_generated_evaluation_inputs_follow_input_shape(tmp_path):
     assert report["accuracy"]["samples"] == 4 and report["accuracy"]["min_cosine"] > 0.999
     unsized = cli("quantize", model, "-p", "fp16", "-o", tmp_path / "x.onnx")
     assert unsized.returncode == 2 and "dynamic dimension 'seq'" in one_line_error(unsized)
+
+
+def test_a_model_the_gpu_evaluator_rejects_is_not_told_to_try_the_gpu(tmp_path, monkeypatch):
+    """The way out 'try --eval-backend ort-cuda on a GPU' is for CPU evaluators; on a GPU backend it
+    would send the user where they already are (optimize's bf16 ResNet-50 on the H100 said so)."""
+    from types import SimpleNamespace
+
+    from infertool.agreement import Rule
+    from infertool.errors import InfertoolError
+    from infertool.pipelines import accuracy
+    from infertool.reporting import SilentReporter
+
+    def outputs(path, backend, batches, advance, timeout=None):
+        if path.name == "converted.onnx":
+            raise InfertoolError(f"ONNX Runtime rejects the graph of {path} as invalid")
+        return {"y": np.zeros((1, 2), np.float32)}
+
+    monkeypatch.setattr(accuracy, "_outputs", outputs)
+    monkeypatch.setattr(accuracy, "emulated", lambda converted, precision, backend, folder: (converted, ""))
+    samples = {"x": np.zeros((1, 2), np.float32)}
+    for on_gpu, hinted in ((True, False), (False, True)):
+        monkeypatch.setattr(accuracy.registry, "require", lambda name, on_gpu=on_gpu: SimpleNamespace(capabilities=SimpleNamespace(on_gpu=on_gpu)))
+        report = accuracy.evaluate(tmp_path / "model.onnx", tmp_path / "converted.onnx", tmp_path / "shown.onnx", [], samples, "random",
+                                   Rule.of("bf16"), "some-backend", SilentReporter())
+        assert "rejects the graph of" in report.unavailable and str(tmp_path / "shown.onnx") in report.unavailable
+        assert ("try --eval-backend ort-cuda" in report.unavailable) == hinted

@@ -79,15 +79,15 @@ def evaluate(
     the ground truth as well."""
     count = sample_count(samples)
     batches = split_batches(samples, specs, EVALUATION_BATCH)
-    registry.require(backend)
+    on_gpu = registry.require(backend).capabilities.on_gpu
     with tempfile.TemporaryDirectory(prefix="infertool-") as scratch, reporter.task(f"evaluating on {backend} ({data})", total=2 * len(batches)) as advance:
         evaluated, emulation = emulated(converted, rule.precision, backend, Path(scratch))
         reference = _outputs(original, backend, batches, advance, timeout)
         try:
             candidate = _outputs(evaluated, backend, batches, advance, timeout)
         except InfertoolError as exc:
-            reason = exc.message.replace(str(evaluated), str(shown_as))
-            return AccuracyReport(backend, data, count, unavailable=f"{reason} (try --eval-backend ort-cuda on a GPU)", original_accuracy=_truth(reference, labelled))
+            reason = exc.message.replace(str(evaluated), str(shown_as)) + ("" if on_gpu else " (try --eval-backend ort-cuda on a GPU)")
+            return AccuracyReport(backend, data, count, unavailable=reason, original_accuracy=_truth(reference, labelled))
         except Exception as exc:
             return AccuracyReport(backend, data, count, unavailable=first_line(exc), original_accuracy=_truth(reference, labelled))
     judgement = judge(reference, {n: candidate[n].astype(reference[n].dtype) for n in reference}, rule, count)

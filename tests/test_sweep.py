@@ -260,3 +260,15 @@ def test_each_cell_takes_only_its_own_backends_options(tmp_path):
     jobs = _jobs(expand(spec, tmp_path / "out"), spec, SimpleNamespace(bench_options=cell_options))
     groups = {job.options.backends[0]: set(job.options.runner.groups) for job in jobs.values()}
     assert groups == {"ort-cpu": {"ort"}, "openvino": {"openvino"}}
+
+
+def test_options_of_a_backend_the_sweep_does_not_run_stop_it_before_any_cell(tmp_path):
+    """bench_args giving OpenVINO's threads to a sweep of ort-cpu alone would change nothing: refused, as bench refuses them."""
+    from types import SimpleNamespace
+
+    from infertool.errors import InfertoolError
+    from infertool.pipelines.sweep import _jobs
+
+    spec = load_spec(write_spec(tmp_path, "models: [a.onnx]\nbackends: [ort-cpu]\nbench_args: --threads 2 --ov-threads 1\n"))
+    with pytest.raises(InfertoolError, match="--ov-threads is an option of openvino, which this sweep does not run"):
+        _jobs(expand(spec, tmp_path / "out"), spec, SimpleNamespace(bench_options=cell_options))

@@ -181,7 +181,7 @@ def _check_request(models: list[Path], options: BenchOptions) -> list[Backend]:
             hint=f"infertool bench MODEL.onnx --backend trt --engine {engine}",
         )
     backends = [registry.get(name) for name in options.backends]
-    _check_groups(backends, options.runner)
+    check_groups(backends, options.runner, "this bench")
     if options.runner.cuda_graph and not any(b.capabilities.cuda_graphs and options.runner.io_binding for b in backends):
         raise InfertoolError("--cuda-graph needs a GPU backend that can replay CUDA graphs (with IO binding)", hint="add --backend ort-cuda or trt, and drop --no-io-binding")
     if options.save_optimized is not None and not any(b.capabilities.saves_optimized for b in backends):
@@ -193,15 +193,15 @@ def _check_request(models: list[Path], options: BenchOptions) -> list[Backend]:
     return backends
 
 
-def _check_groups(backends: list[Backend], runner: RunnerOptions) -> None:
-    """A backend's own options given where none of the backends run reads them would change nothing."""
+def check_groups(backends: list[Backend], runner: RunnerOptions, what: str) -> None:
+    """A backend's own options given where none of the backends run (by `what`) reads them would change nothing."""
     for value in runner.groups.values():
         kind = type(value)
         if not any(b.option_group is kind for b in backends):
             flags = [f.metadata["flag"].split("/")[0] for f in fields(kind) if "flag" in f.metadata and getattr(value, f.name) != _default(f)]
             readers = registry.readers(kind)
             raise InfertoolError(
-                f"{listing(flags)} {'is an option' if len(flags) == 1 else 'are options'} of {listing(readers)}, which this bench does not run",
+                f"{listing(flags)} {'is an option' if len(flags) == 1 else 'are options'} of {listing(readers)}, which {what} does not run",
                 hint=f"add --backend {readers[0]}, or drop {'it' if len(flags) == 1 else 'them'}",
             )
 

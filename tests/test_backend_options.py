@@ -142,3 +142,9 @@ def test_runner_options_hand_each_backend_its_own_group():
     kind = registry.get("openvino").option_group
     options = RunnerOptions().with_group(replace(kind(), threads=3))
     assert options.group(kind).threads == 3 and RunnerOptions().group(kind) == kind()
+
+
+def test_run_refuses_options_of_a_backend_it_does_not_use(tmp_path):
+    result = run_main("run", mlp(tmp_path / "m.onnx"), "-b", "ort-cpu", "--runtime-cache", tmp_path / "cache.bin")
+    assert result.returncode == 2 and result.stdout == ""
+    assert "--runtime-cache is an option of trt, trt-rtx, and this run uses ort-cpu" in one_line_error(result)

@@ -12,14 +12,14 @@ import importlib.metadata
 import pkgutil
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import MISSING, Field, dataclass, fields
 from pathlib import Path
 from typing import TypeVar
 
-from infertool.backends.base import Backend, Runner
+from infertool.backends.base import Backend, Runner, RunnerOptions
 from infertool.errors import BackendFailure, InfertoolError, first_line
 from infertool.quiet import user_code
-from infertool.text import printable, shorten
+from infertool.text import listing, printable, shorten
 
 T = TypeVar("T")
 
@@ -216,3 +216,21 @@ def default_for(model: Path) -> Backend:
         engines = [b for b in (get(n) for n in names()) if b.capabilities.runs_engines]
         return next((b for b in engines if b.claims(model)), engines[0])
     return get(REFERENCE)
+
+
+def check_groups(backends: list[Backend], runner: RunnerOptions, why: str) -> None:
+    """A backend's own options given where none of `backends` reads them would change nothing: refused,
+    `why` saying so ("which this bench does not run")."""
+    for value in runner.groups.values():
+        kind = type(value)
+        if not any(b.option_group is kind for b in backends):
+            flags = [f.metadata["flag"].split("/")[0] for f in fields(kind) if "flag" in f.metadata and getattr(value, f.name) != _default(f)]
+            readers_of = readers(kind)
+            raise InfertoolError(
+                f"{listing(flags)} {'is an option' if len(flags) == 1 else 'are options'} of {listing(readers_of)}, {why}",
+                hint=f"give --backend {readers_of[0]}, or drop {'it' if len(flags) == 1 else 'them'}",
+            )
+
+
+def _default(item: Field) -> object:
+    return item.default_factory() if item.default is MISSING else item.default

@@ -8,7 +8,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -181,7 +181,7 @@ def _check_request(models: list[Path], options: BenchOptions) -> list[Backend]:
             hint=f"infertool bench MODEL.onnx --backend trt --engine {engine}",
         )
     backends = [registry.get(name) for name in options.backends]
-    check_groups(backends, options.runner, "this bench")
+    registry.check_groups(backends, options.runner, "which this bench does not run")
     if options.runner.cuda_graph and not any(b.capabilities.cuda_graphs and options.runner.io_binding for b in backends):
         raise InfertoolError("--cuda-graph needs a GPU backend that can replay CUDA graphs (with IO binding)", hint="add --backend ort-cuda or trt, and drop --no-io-binding")
     if options.save_optimized is not None and not any(b.capabilities.saves_optimized for b in backends):
@@ -191,23 +191,6 @@ def _check_request(models: list[Path], options: BenchOptions) -> list[Backend]:
     if options.shape_sets and options.inputs.path is not None:
         raise InfertoolError("a shape sweep needs generated inputs: --inputs files have their own shapes", hint="drop --inputs, or the shape list")
     return backends
-
-
-def check_groups(backends: list[Backend], runner: RunnerOptions, what: str) -> None:
-    """A backend's own options given where none of the backends run (by `what`) reads them would change nothing."""
-    for value in runner.groups.values():
-        kind = type(value)
-        if not any(b.option_group is kind for b in backends):
-            flags = [f.metadata["flag"].split("/")[0] for f in fields(kind) if "flag" in f.metadata and getattr(value, f.name) != _default(f)]
-            readers = registry.readers(kind)
-            raise InfertoolError(
-                f"{listing(flags)} {'is an option' if len(flags) == 1 else 'are options'} of {listing(readers)}, which {what} does not run",
-                hint=f"add --backend {readers[0]}, or drop {'it' if len(flags) == 1 else 'them'}",
-            )
-
-
-def _default(item: Field) -> object:
-    return item.default_factory() if item.default is MISSING else item.default
 
 
 def _runnable(backends: list[Backend], skip: bool) -> tuple[list[Backend], tuple[dict, ...]]:

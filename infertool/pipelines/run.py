@@ -145,6 +145,7 @@ def save_outputs(outputs: dict[str, Any], path: Path, force: bool, specs: tuple[
 
 def _check(request: RunRequest) -> Backend:
     backend = registry.get(request.backend) if request.backend else registry.default_for(request.model)
+    registry.check_groups([backend], request.runner, f"and this run uses {backend.name}")
     if request.model.suffix == ".engine" and not backend.capabilities.runs_engines:
         raise InfertoolError(f"{request.model} is a TensorRT engine; backend {backend.name} runs ONNX models", hint="drop --backend, or name a backend that runs engines")
     if request.labels is not None and request.top_k is None:

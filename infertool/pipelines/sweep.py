@@ -21,7 +21,7 @@ from infertool.errors import CheckFailed, InfertoolError, first_line
 from infertool.files import check_output, file_sha256, read_bytes, write_text_atomic
 from infertool.optional import require
 from infertool.pipelines import isolation, sweep_run
-from infertool.pipelines.bench import BenchOptions, check_groups
+from infertool.pipelines.bench import BenchOptions
 from infertool.pipelines.quantize import QuantizeOptions, quantize
 from infertool.records.fields import load_json
 from infertool.records.sweep import SweepResult
@@ -459,7 +459,7 @@ def _jobs(cells: list[Cell], spec: Spec, options: SweepOptions) -> dict[str, swe
     for cell in cells:
         if cell.shapes not in read:
             read[cell.shapes] = options.bench_options(spec.bench_args, cell.shapes)
-            check_groups([registry.get(name) for name in spec.backends], read[cell.shapes].runner, "this sweep")
+            registry.check_groups([registry.get(name) for name in spec.backends], read[cell.shapes].runner, "which this sweep does not run")
         given = read[cell.shapes]
         runner = given.runner.only(registry.get(cell.backend).option_group)  # the options of the spec's other backends: not this cell's
         settings = replace(given, backends=(cell.backend,), batches=(cell.batch,), reference=cell.reference, model_labels=(cell.label,), force=False, runner=runner)

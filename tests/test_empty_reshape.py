@@ -131,3 +131,33 @@ def test_a_target_read_whole_from_another_tensor_becomes_its_shape():
     assert target.op_type == "Shape" and target.input == ["rows"] and "Concat" not in {n.op_type for n in model.graph.node}
     assert _run(model, np.zeros(6, np.float32)).shape == (0, 4)
     np.testing.assert_array_equal(_run(model, some), before)
+
+
+@pytest.mark.parametrize("ir", [3, 7])
+def test_a_target_that_is_also_a_graph_input_is_left_to_the_caller(ir):
+    """An initializer listed among the inputs (every one below IR 4, by choice after) is a default the caller
+    may replace: not a constant to write in, and never removed (it left a required input with no value)."""
+    nodes = [helper.make_node("Relu", ["x"], ["y"]), helper.make_node("Reshape", ["y", "s"], ["z"])]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4]), helper.make_tensor_value_info("s", TensorProto.INT64, [2])]
+    graph = helper.make_graph(nodes, "old", inputs, [helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(np.array([2, -1], np.int64), "s")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = ir
+    before = model.SerializeToString()
+    assert explicit_sizes(model) == 0
+    assert model.SerializeToString() == before
+    x = np.ones((2, 3, 4), np.float32)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"x": x})[0].shape == (2, 12)
+    if ir >= 4:  # ONNX Runtime lets a caller replace it from IR 4 on
+        assert session.run(None, {"x": x, "s": np.array([4, -1], np.int64)})[0].shape == (4, 6)
+
+
+def test_a_minus_one_of_size_zero_is_not_written_as_a_copy():
+    """x[0,4] to [2,-1] is (2, 0); written out, [2, 0] would copy the input's 4 and fail."""
+    nodes = [helper.make_node("Reshape", ["x", "target"], ["y"])]
+    model = _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [0, 4])], "y", [2, 0],
+                   [numpy_helper.from_array(np.array([2, -1], np.int64), "target")])
+    assert explicit_sizes(model) == 0
+    got = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": np.zeros((0, 4), np.float32)})[0]
+    assert got.shape == (2, 0)

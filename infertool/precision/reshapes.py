@@ -29,10 +29,11 @@ def explicit_sizes(model: onnx.ModelProto) -> int:
     except Exception:  # shape inference refuses the graph (or its 2 GiB): nothing is proven
         return 0
     producers = {o: n for n in graph.node for o in n.output}
-    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    inputs = {i.name for i in graph.input}  # an initializer listed as an input too (IR < 4) is a default the caller may replace
+    constants = {i.name: numpy_helper.to_array(i) for i in graph.initializer if i.name not in inputs}
     constants.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node
                       if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"})
-    replaced, shapes = [], []
+    replaced, shapes, taken = [], [], {*producers, *constants, *inputs, *(i.name for i in graph.initializer)}
     for node in graph.node:
         allowzero = next((a.i for a in node.attribute if a.name == "allowzero"), 0)
         if node.op_type != "Reshape" or allowzero or len(node.input) < 2:
@@ -42,17 +43,17 @@ def explicit_sizes(model: onnx.ModelProto) -> int:
         whole = None if fixed else _whole_shape(node.input[1], producers, constants, dims)
         if not (fixed or whole) or (node.input[1] in constants and -1 not in target):
             continue
-        name = _unused_name(f"{node.name or node.output[0]}_explicit_shape", producers, constants)
+        name = _unused_name(f"{node.name or node.output[0]}_explicit_shape", taken)
         if fixed:
             graph.initializer.append(numpy_helper.from_array(np.array(fixed, np.int64), name))
         else:  # Shape(y) itself: no Concat of sizes for ONNX Runtime's fusion to turn into -1
             shapes.append((node, onnx.helper.make_node("Shape", [whole], [name], name=name)))
-        constants[name] = fixed
+        taken.add(name)
         replaced.append(node.input[1])
         node.input[1] = name
     for reshape, shape in shapes:
         graph.node.insert(list(graph.node).index(reshape), shape)
-    _drop_unused(graph, replaced)
+    _drop_unused(graph, replaced, inputs)
     return len(replaced)
 
 
@@ -149,21 +150,22 @@ def _fixed(target: list[int | None], data: Dims | None) -> list[int] | None:
         return None
     rest = [d for k, d in enumerate(data) if not (k < len(target) and target[k] == 0)]
     given = math.prod(v for v in target if v > 0)
-    if not all(isinstance(d, int) for d in rest) or not given or math.prod(rest) % given:
-        return None
+    if not all(isinstance(d, int) for d in rest) or not given or math.prod(rest) % given or not math.prod(rest):
+        return None  # a -1 of size 0 cannot be written: a 0 in the target copies the input's dimension
     return [math.prod(rest) // given if v == -1 else v for v in target]
 
 
-def _unused_name(base: str, producers: dict, constants: dict) -> str:
+def _unused_name(base: str, taken: set[str]) -> str:
     name, count = base, 0
-    while name in producers or name in constants:
+    while name in taken:
         count += 1
         name = f"{base}_{count}"
     return name
 
 
-def _drop_unused(graph: onnx.GraphProto, names: list[str]) -> None:
-    """Remove the nodes (and initializers) that computed `names` where nothing else reads them, and theirs in turn."""
+def _drop_unused(graph: onnx.GraphProto, names: list[str], inputs: set[str]) -> None:
+    """Remove the nodes (and initializers) that computed `names` where nothing else reads them, and theirs in
+    turn; never a graph input (nor its initializer: the default a caller may replace)."""
     def read(g: onnx.GraphProto) -> list[str]:
         return [i for n in g.node for i in n.input] + [i for n in g.node for a in n.attribute
                                                         for s in ([a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs) for i in read(s)]
@@ -173,7 +175,7 @@ def _drop_unused(graph: onnx.GraphProto, names: list[str]) -> None:
     pending = list(names)
     while pending:
         name = pending.pop()
-        if readers.get(name, 0):
+        if readers.get(name, 0) or name in inputs:
             continue
         initializer = next((i for i in graph.initializer if i.name == name), None)
         if initializer is not None:

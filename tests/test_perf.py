@@ -301,3 +301,33 @@ def test_attention_through_shape_arithmetic(tmp_path, monkeypatch):
     s, h, i = 16, 32, 64
     assert found.uncounted == ()
     assert found.macs == {"matmul": s * (h * 3 * h + h * h + 2 * h * i) + h * 2, "attention": 2 * s * s * h}
+
+
+def test_a_compile_reused_from_earlier_in_the_process_is_said_so_not_timed_as_0_s(cnn):
+    """torch.compile keeps what it compiled per process: a second runner of the same mode (bench --tune's
+    full-budget row after its search) compiles nothing; its compile time is the first's, said reused."""
+    from infertool.backends import registry
+    from infertool.backends.base import RunnerOptions
+    from infertool.backends.torch import SourceOptions
+
+    backend, feeds = registry.get("torch-compile"), {"image": np.zeros((3, 3, 16, 16), np.float32)}
+    options = RunnerOptions().with_group(SourceOptions(source=str(ROOT / "tests" / "models.py") + ":cnn"))
+    settings = []
+    for _ in range(2):
+        with backend.open(cnn, options) as runner:
+            runner.infer(feeds)
+            settings.append(runner.info().settings)
+    first, again = settings
+    assert first["compile_reused"] == [] and first["compile_seconds"]["image 3x3x16x16"] > 0.05
+    assert again["compile_reused"] == ["image 3x3x16x16"] and again["compile_seconds"] == first["compile_seconds"]
+
+
+def test_tune_warns_where_one_configuration_measures_far_apart():
+    """bench --tune on an H100 (stage2): torch-compile's defaults measured 2.67 ms in the search, 4.55 ms with
+    the full budget and 4.02 ms alone in a process; its 2.01x must not stand unflagged."""
+    from infertool.pipelines.tune import unsteady
+
+    warning = unsteady("defaults", 2.6666, 4.549909, 4.024782)
+    assert warning.startswith("defaults: 2.6666 ms in the search, 4.5499 ms with the full budget, 4.0248 ms alone in a process: 1.71x apart")
+    assert unsteady("best", 2.0864, 2.260314, 2.226267) is None  # within noise
+    assert unsteady("best", 2.0, None, None) is None and unsteady("best", 2.0, 3.0, None).startswith("best: 2.0000 ms in the search, 3.0000 ms with")

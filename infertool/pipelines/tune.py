@@ -30,6 +30,7 @@ from infertool.pipelines import perf
 from infertool.pipelines.bench import BenchOptions, RowMeasure, RowRequest, judged, measure_alone, measure_row
 from infertool.pipelines.quantize import QuantizeOptions, quantize
 from infertool.precision.settings import PrecisionSettings
+from infertool.present.numbers import ms
 from infertool.records.bench import BenchRow
 from infertool.reporting import Reporter
 from infertool.stats import Stats
@@ -38,6 +39,7 @@ from infertool.vocabulary import TUNE_GRAPHS
 
 MIN_SAMPLES = 5  # timed iterations a configuration needs at least
 MIN_GAIN = 0.02  # a change must be this much faster to replace the best so far (noise guard)
+UNSTEADY = 1.25  # one configuration's medians (search, full budget, alone) this far apart: its speedups are flagged
 
 
 @dataclass(frozen=True)
@@ -298,6 +300,9 @@ def _finish(tune: TuneOptions, row: _Row, model: ModelInfo, best: Trial, tried: 
         defaults_ms = full.stats.median if full.stats else None
     alone = _alone(tune, row, model, best, tried[0]) if tune.alone else {}
     settings = dict(measured.settings)
+    alone_ms = alone.get("alone_ms") or {}
+    warnings = [w for w in (unsteady("best", best.stats.median, measured.latency.median, alone_ms.get("best")),
+                            None if best is tried[0] else unsteady("defaults", tried[0].stats.median, defaults_ms, alone_ms.get("defaults"))) if w]
     if best.config.graph is not None:
         settings["graph"] = {"name": best.config.graph, "path": str(winner.path), "sha256": winner.sha256, "precision": winner.precision, "made_from": str(model.path)}
     report = {
@@ -309,7 +314,20 @@ def _finish(tune: TuneOptions, row: _Row, model: ModelInfo, best: Trial, tried: 
         "confirmed": defaults_ms is not None and measured.latency.median <= defaults_ms,
         "command": _reproduced(tune, row, best, model)["command"], **alone,
     }
-    return replace(measured, settings=settings, tune=report)
+    return replace(measured, settings=settings, tune=report, warnings=(*warnings, *measured.warnings))
+
+
+def unsteady(name: str, search: float, full: float | None, alone: float | None) -> str | None:
+    """Where one configuration's medians (the search's short budget, the full budget, alone in a fresh
+    process) lie UNSTEADY apart: the speedups built on them are not to be trusted, said why."""
+    found = {"in the search": search, "with the full budget": full, "alone in a process": alone}
+    medians = {where: m for where, m in found.items() if m}
+    if len(medians) < 2 or max(medians.values()) < min(medians.values()) * UNSTEADY:
+        return None
+    return (f"{name}: {', '.join(f'{ms(m)} ms {where}' for where, m in medians.items())}: "
+            f"{max(medians.values()) / min(medians.values()):.2f}x apart: its latency depends on the process it runs in "
+            "(what ran there before; a launch-bound runtime's CPU side), so the speedups above rest on an unsteady number: "
+            "compare the two alone in a process, where each runs as the reproduce command runs it")
 
 
 def _found(row: _Row, trial: Trial, model: ModelInfo) -> tuple[Reproduce, ModelInfo]:

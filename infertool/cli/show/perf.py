@@ -53,6 +53,14 @@ def _tune(row, console: Console) -> None:
     console.print(f"reproduce: {escape(tune['command'])}", highlight=False, soft_wrap=True)
 
 
+def _compiled(row) -> str:
+    """How long compiling took; code a framework reused from earlier in the process (bench --tune's rows) said so."""
+    seconds, reused = row.settings.get("compile_seconds") or {}, row.settings.get("compile_reused")
+    took = f" in {', '.join(f'{s:.1f} s' for s in seconds.values())}" if seconds else ""
+    where = " earlier in this process (reused here, not compiled again)" if reused else ""
+    return f"{escape(row.backend)} batch {row.batch}: compiled{took}{where} (not in the timings)"
+
+
 def _profile(row, console: Console) -> None:
     profile = row.profile
     columns = [Column("op type / node", TEXT), Column("count"), Column("ms per run"), Column("share")]
@@ -93,9 +101,7 @@ def tables(result, console: Console) -> None:
         console.print()
         _concurrency(concurrent, console)
     for row in result.rows:
-        seconds = row.settings.get("compile_seconds")
-        if seconds:
-            console.print(f"{escape(row.backend)} batch {row.batch}: compiled in {', '.join(f'{s:.1f} s' for s in seconds.values())} (not in the timings)",
-                          highlight=False)
+        if row.settings.get("compile_seconds") or row.settings.get("compile_reused"):
+            console.print(_compiled(row), highlight=False)
     for failed in result.failed:
         console.print(f"[red]not measured:[/] {escape(failed['backend'])} batch {failed['batch']}: {escape(failed['error'])}", highlight=False)

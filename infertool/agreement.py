@@ -327,7 +327,9 @@ def paired_rows(ref: list[np.ndarray], got: list[np.ndarray], rule: Rule) -> np.
     """An order of `got`'s rows (axis 0) under which every output of a group matches `ref` (rows of
     top-k / NMS outputs tied within rounding come out in either order): `got[k][order]` against
     `ref[k]`. Rows that already match stay in place; the others are paired greedily, each with the
-    closest row still free that matches in every output (within `rule`'s tolerance, integers equal).
+    closest row still free that matches in every output (within `rule`'s tolerance, integers equal)
+    and whose place it takes holds a reference row tied with its own in some float output (the score
+    the rows were sorted by): a reordering of rows that are not tied is a disagreement, not rounding.
     None where some row has no partner, the layouts differ, or pairing would cost more than the budget."""
     rows = ref[0].shape[0] if ref and ref[0].ndim else 0
     if not all(r.ndim and r.shape == g.shape and r.shape[0] == rows for r, g in zip(ref, got)):
@@ -339,10 +341,14 @@ def paired_rows(ref: list[np.ndarray], got: list[np.ndarray], rule: Rule) -> np.
     if loose.size ** 2 * sum(widths) > PAIRING_BUDGET:
         return None
     matches, distance = np.ones((loose.size, loose.size), bool), np.zeros((loose.size, loose.size))
-    for pair in pairs:
+    tied = np.zeros((loose.size, loose.size), bool)
+    for pair, r, w in zip(pairs, ref, widths):
         close, error = pair(loose[:, None], loose[None, :])
         matches &= close
         distance = np.maximum(distance, error)
+        if r.dtype.kind == "f":
+            tied |= _row_pairs(r.reshape(rows, w), r.reshape(rows, w), rule)(loose[:, None], loose[None, :])[0]
+    matches &= tied
     order, free = np.arange(rows), np.ones(loose.size, bool)
     for i, row in enumerate(loose):
         candidates = np.flatnonzero(matches[i] & free)

@@ -161,6 +161,8 @@ def test_rows_that_truly_differ_are_not_paired(rng):
     wrong_label[2][11] += 1  # the boxes and scores pair, the labels do not
     assert paired_rows(ref, wrong_box, rule) is None and paired_rows(ref, wrong_label, rule) is None
     assert paired_rows(ref, [got[0][:-1], got[1][:-1], got[2][:-1]], rule) is None  # another number of rows
+    reversed_rows = [a[::-1].copy() for a in ref]  # every row has its partner, but the scores were not tied: a wrong order
+    assert paired_rows(ref, reversed_rows, rule) is None
     assert paired_rows([np.zeros((0, 4))], [np.zeros((0, 4))], rule).size == 0
 
 
@@ -168,4 +170,5 @@ def test_pairing_refuses_beyond_its_budget(rng):
     """Masks (N, 1, H, W): pairing every row with every other would cost N² × H × W; refused, not slow."""
     ref = rng.standard_normal((400, 1, 64, 64)).astype(np.float32)
     assert paired_rows([ref], [ref[::-1].copy()], Rule.of("fp32")) is None
-    assert paired_rows([ref[:4]], [ref[:4][::-1].copy()], Rule.of("fp32")) is not None
+    tied = np.full(4, 0.5, np.float32)  # four rows with the same score, in either order
+    assert paired_rows([ref[:4], tied], [ref[:4][::-1].copy(), tied], Rule.of("fp32")) is not None

@@ -147,4 +147,14 @@ def test_runner_options_hand_each_backend_its_own_group():
 def test_run_refuses_options_of_a_backend_it_does_not_use(tmp_path):
     result = run_main("run", mlp(tmp_path / "m.onnx"), "-b", "ort-cpu", "--runtime-cache", tmp_path / "cache.bin")
     assert result.returncode == 2 and result.stdout == ""
-    assert "--runtime-cache is an option of trt, trt-rtx, and this run uses ort-cpu" in one_line_error(result)
+    assert "--runtime-cache is an option of trt-rtx, and this run uses ort-cpu" in one_line_error(result)
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (("-b", "trt", "--skip-unavailable", "--runtime-cache", "cache.bin"), "--runtime-cache is an option of trt-rtx"),  # trt shares the group, not the option
+    (("-b", "torch", "--source", "m.py:build", "--compile-mode", "default"), "--compile-mode is an option of torch-compile"),
+    (("-b", "ort-cpu", "--no-channels-last"), "--no-channels-last is an option of torch, torch-compile"),  # the flag as typed
+])
+def test_an_option_only_some_backends_of_its_family_read_is_refused_on_the_others(tmp_path, args, said):
+    result = run_main("bench", mlp(tmp_path / "m.onnx"), *[tmp_path / a if a.endswith((".bin", ".py:build")) else a for a in args], *QUICK)
+    assert result.returncode == 2 and said in one_line_error(result), result.stderr

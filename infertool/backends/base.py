@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, Field, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -28,17 +28,23 @@ DEVICE_RESIDENT = "device_resident"  # inputs and outputs stay on the device (IO
 def option(
     flag: str, help: str, default: object = None, *, metavar: str | None = None, choices: tuple[str, ...] = (), low: int | None = None,
     high: int | None = None, short: str | None = None, commands: tuple[str, ...] = ("bench",), text: str | None = None, file: str | None = None,
-    default_factory: Callable[[], object] | None = None,
+    default_factory: Callable[[], object] | None = None, readers: tuple[str, ...] = (),
 ) -> Any:
     """A field of a backend's option group (`Backend.option_group`): the flag (and `short` one) and help the CLI gives it
     on `commands`, the choices or integer range it accepts (the CLI refuses others before any work starts). `text` names
     how the CLI reads the value from text where it is not the field's type (`cli/backend_options.TEXTS`: "size",
-    "pairs"); `file` says the value names a file the command reads ("in") or writes ("out"), checked as every other."""
+    "pairs"); `file` says the value names a file the command reads ("in") or writes ("out"), checked as every other;
+    `readers` names the backends of the group's family that use it, where not all do (a command using none refuses it)."""
     metadata = {"flag": flag, "short": short, "help": help, "metavar": metavar, "choices": choices, "min": low, "max": high,
-                "commands": commands, "text": text, "file": file}
+                "commands": commands, "text": text, "file": file, "readers": readers}
     if default_factory is not None:
         return field(default_factory=default_factory, metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+def option_default(item: Field) -> object:
+    """An option group field's default value."""
+    return item.default_factory() if item.default is MISSING else item.default  # type: ignore[misc]
 
 
 Group = TypeVar("Group")

@@ -12,11 +12,11 @@ import importlib.metadata
 import pkgutil
 import threading
 from collections.abc import Callable
-from dataclasses import MISSING, Field, dataclass, fields
+from dataclasses import Field, dataclass, fields
 from pathlib import Path
 from typing import TypeVar
 
-from infertool.backends.base import Backend, Runner, RunnerOptions
+from infertool.backends.base import Backend, Runner, RunnerOptions, option_default
 from infertool.errors import BackendFailure, InfertoolError, first_line
 from infertool.quiet import user_code
 from infertool.text import listing, printable, shorten
@@ -220,17 +220,25 @@ def default_for(model: Path) -> Backend:
 
 def check_groups(backends: list[Backend], runner: RunnerOptions, why: str) -> None:
     """A backend's own options given where none of `backends` reads them would change nothing: refused,
-    `why` saying so ("which this bench does not run")."""
+    `why` saying so ("which this bench does not run"); an option some backends of a family read
+    (`option(readers=...)`) is checked against those."""
+    names = {b.name for b in backends}
     for value in runner.groups.values():
         kind = type(value)
-        if not any(b.option_group is kind for b in backends):
-            flags = [f.metadata["flag"].split("/")[0] for f in fields(kind) if "flag" in f.metadata and getattr(value, f.name) != _default(f)]
-            readers_of = readers(kind)
+        unread: dict[tuple[str, ...], list[str]] = {}
+        for item in fields(kind):
+            if "flag" in item.metadata and getattr(value, item.name) != option_default(item):
+                users = tuple(item.metadata["readers"]) or tuple(readers(kind))
+                if not names & set(users):
+                    unread.setdefault(users, []).append(_flag_given(item, getattr(value, item.name)))
+        for users, flags in unread.items():
             raise InfertoolError(
-                f"{listing(flags)} {'is an option' if len(flags) == 1 else 'are options'} of {listing(readers_of)}, {why}",
-                hint=f"give --backend {readers_of[0]}, or drop {'it' if len(flags) == 1 else 'them'}",
+                f"{listing(flags)} {'is an option' if len(flags) == 1 else 'are options'} of {listing(list(users))}, {why}",
+                hint=f"give --backend {users[0]}, or drop {'it' if len(flags) == 1 else 'them'}",
             )
 
 
-def _default(item: Field) -> object:
-    return item.default_factory() if item.default is MISSING else item.default
+def _flag_given(item: Field, value: object) -> str:
+    """The flag as the user typed it: --no-x where a --x/--no-x switch is off."""
+    on, _, off = item.metadata["flag"].partition("/")
+    return off if off and value is False else on

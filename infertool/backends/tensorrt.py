@@ -56,6 +56,7 @@ class EngineOptions:
     cache_dir: Path | None = option("--engine-cache", "Folder of cached engines [default: ~/.cache/infertool/engines].")
     runtime_cache: Path | None = option(  # TensorRT-RTX: kernels compiled just in time, loaded and saved
         "--runtime-cache", "trt-rtx: cache of kernels compiled just in time, loaded if it exists and saved.", commands=("bench", "run"), file="out",
+        readers=("trt-rtx",),
     )
     debug_tensors: tuple[str, ...] = ()  # network tensors to read back at run time (debug layers)
     keep_fusions: bool = True  # debug tensors: where TensorRT can, mark unfused tensors rather than each one

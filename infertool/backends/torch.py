@@ -48,14 +48,15 @@ class SourceOptions:
         "--source", "Framework backends (torch, torch-compile): the model the ONNX came from, as convert takes it (file.py:factory, .pt, .pt2).",
         metavar="SOURCE", file="source",
     )
-    weights: Path | None = option("--weights", "State dict loaded into the --source factory's model.", file="in")
+    weights: Path | None = option("--weights", "State dict loaded into the --source factory's model.", file="in", readers=("torch", "torch-compile"))
     trust_model: bool = option("--trust-model", "Allow loading a --source that runs code from the model file (pickled modules).", False)
     compile_mode: str | None = option(
         "--compile-mode", "torch-compile: torch.compile mode (default, reduce-overhead, max-autotune, max-autotune-no-cudagraphs) [default: torch's].",
-        metavar="MODE", choices=COMPILE_MODES,
+        metavar="MODE", choices=COMPILE_MODES, readers=("torch-compile",),
     )
     channels_last: bool | None = option(  # None: where it helps (convolutions on 4-D inputs, on a GPU)
         "--channels-last/--no-channels-last", "torch backends: channels_last memory format [default: on a GPU, for convolutional models].",
+        readers=("torch", "torch-compile"),
     )
 
     def to_dict(self) -> dict:

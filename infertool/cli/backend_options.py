@@ -15,6 +15,7 @@ from typing import Any, List, Optional
 
 import typer
 
+from infertool.backends.base import option_default
 from infertool.cli import parse
 
 # how an option reads its value from text where that is not the field's type: (typer's type, text -> value, value -> text)
@@ -39,10 +40,6 @@ def _cli_type(hint: Any) -> Any:
     return hint
 
 
-def _default(item: dataclasses.Field) -> object:
-    return item.default_factory() if item.default is dataclasses.MISSING else item.default  # type: ignore[misc]
-
-
 def _option(kind: type, item: dataclasses.Field) -> typer.models.OptionInfo:
     meta = item.metadata
     choices = meta["choices"]
@@ -56,7 +53,7 @@ def _value(item: dataclasses.Field, value: object) -> object:
     """A field's value as given on the command line, read from its text; a value outside its choices is a usage error."""
     meta = item.metadata
     if meta["text"]:
-        return _default(item) if value is None else TEXTS[meta["text"]][1](value)
+        return option_default(item) if value is None else TEXTS[meta["text"]][1](value)
     if value is not None and meta["choices"]:
         return parse.choice(value, meta["choices"], meta["flag"])
     return value

@@ -298,3 +298,19 @@ class KeptBoxes(nn.Module):
 
 def kept_boxes() -> nn.Module:
     return KeptBoxes()
+
+
+class TokenRows(nn.Module):
+    """Every token of every sequence as one row: axis 0 of the output is batch x seq, not the batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(8, 8)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.linear(tokens).reshape(-1, 8)
+
+
+def token_rows() -> nn.Module:
+    torch.manual_seed(0)
+    return TokenRows().eval()

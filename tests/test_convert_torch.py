@@ -196,3 +196,13 @@ def test_existing_output_needs_force(tmp_path):
     assert out.read_text() == "keep me"
     convert(f"{MODELS}:cnn", "--input-shape", "1x3x16x16", "-o", out, "--force")
     assert out.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_an_output_of_batch_x_seq_rows_is_not_labelled_batch(tmp_path, batch):
+    """The TorchScript export named every output's axis 0 `batch`: [batch, 8] for 2 x 5 = 10 rows at batch 2."""
+    out = tmp_path / "rows.onnx"
+    report = convert(f"{MODELS}:token_rows", "--exporter", "torchscript", "--input-shape", f"tokens:{batch}x5x8", "-o", out)
+    assert report["inputs"][0]["shape"] == ["batch", 5, 8]
+    assert report["outputs"][0]["shape"][0] != "batch"
+    assert ort_run(out, {"tokens": np.ones((2, 5, 8), np.float32)})["output"].shape == (10, 8)

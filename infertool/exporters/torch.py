@@ -268,7 +268,6 @@ def export_torch(source: str, options: ExportOptions, onnx_path: Path, reporter:
                 hint="check --input-shape and --dtype (--verbose shows the model's error)", detail=first_line(exc),
             ) from exc
     sample_outputs, output_names = _flatten_outputs(sample, torch)
-    batched_outputs = [n for n, t in zip(output_names, sample_outputs) if t.dim() > 0]
     # torch.export specializes dimensions of size 0 or 1: trace dynamic axes at size 2 at least
     export_shapes = {n: tuple(max(d, 2) if a in labels[n] else d for a, d in enumerate(shapes[n])) for n in names}
     export_feeds = generated_feeds(export_shapes, dtypes, options.seed, options.int_range)
@@ -292,6 +291,7 @@ def export_torch(source: str, options: ExportOptions, onnx_path: Path, reporter:
     else:
         refused = None
     with reporter.task("exporting with the TorchScript exporter"):
+        batched_outputs = _batched_outputs(model, args, sample_outputs, output_names, [shapes[n] for n in names], [labels[n] for n in names], torch)
         try:
             _export_torchscript(model, args, names, output_names, batched_outputs, labels, options, onnx_path, torch)
         except InfertoolError:
@@ -366,6 +366,20 @@ def _export_dynamo(model, args, names, output_names, labels, opset, onnx_path, t
                 failure = fixed_axis(spec.name, axis, label, spec.shape[axis], "torch.export specialized it to that size")
                 failure.detail = f"specialized axis '{label}' (input '{spec.name}' axis {axis}) to {spec.shape[axis]}"
                 raise failure
+
+
+def _batched_outputs(model, args, sample_outputs, output_names, shapes, labels, torch) -> list[str]:
+    """The outputs whose axis 0 is the inputs' batch, at the example's batch and at the export's (at least 2):
+    an axis 0 of batch x seq rows, or of a size of its own, is not the batch."""
+    batch = next((shape[0] for shape, axes in zip(shapes, labels) if axes.get(0) == "batch"), None)
+    if batch is None:
+        return []
+    traced = next(a.shape[0] for a, axes in zip(args, labels) if axes.get(0) == "batch")
+    again = sample_outputs
+    if traced != batch:  # a batch of 1 proves nothing: every output of one row has axis 0 of size 1
+        with torch.no_grad(), user_code("the model's forward()"):
+            again, _ = _flatten_outputs(model(*args), torch)
+    return [n for n, t, u in zip(output_names, sample_outputs, again) if t.dim() > 0 and u.dim() > 0 and t.shape[0] == batch and u.shape[0] == traced]
 
 
 def _export_torchscript(model, args, names, output_names, batched_outputs, labels, options, onnx_path, torch) -> None:

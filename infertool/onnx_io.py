@@ -91,8 +91,8 @@ def output_specs(model: onnx.ModelProto) -> list[TensorSpec]:
 
 
 def data_dependent_axes(inputs: list[TensorSpec], outputs: list[TensorSpec]) -> list[tuple[str, int]]:
-    """(output, axis) for every output axis whose size depends on the data (a detector's boxes), not on
-    the inputs' shapes: symbolic dimensions that name no input dimension."""
+    """(output, axis) for every output axis no input dimension names: sized by the data (a detector's
+    boxes), or by the inputs' sizes in a way the exporter did not name (batch x seq rows)."""
     labels = {d for spec in inputs for d in spec.shape if isinstance(d, str) and d}
     return [(o.name, axis) for o in outputs for axis, d in enumerate(o.shape)
             if not isinstance(d, int) and not any(re.search(rf"\b{re.escape(label)}\b", d or "") for label in labels)]

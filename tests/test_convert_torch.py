@@ -122,8 +122,8 @@ def test_the_fallback_note_names_torchs_cause(tmp_path):
 def test_outputs_sized_by_the_data_are_named(tmp_path):
     """A detector's boxes: their number comes from the data; convert says which outputs those are."""
     report = convert(f"{MODELS}:positives", "--input-shape", "2x8", "--static-batch", "-o", tmp_path / "p.onnx")
-    assert report["notes"] == ["outputs whose size depends on the data, not on the inputs' shapes: output (axis 0); "
-                               "a runtime sizes them on every run (TensorRT: data-dependent shapes)"]
+    assert report["notes"] == ["output sizes no input dimension names: output (axis 0): the data decides them (a detector's boxes) or the "
+                               "exporter did not name how the inputs' sizes do; a runtime sizes them on every run (TensorRT: data-dependent shapes)"]
     assert not convert(f"{MODELS}:cnn", "--input-shape", "image:2x3x16x16", "-o", tmp_path / "cnn.onnx")["notes"]
 
 

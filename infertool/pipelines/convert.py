@@ -103,13 +103,12 @@ def convert(source: str, options: ConvertOptions, reporter: Reporter) -> Convert
 
 
 def data_dependent(inputs: list, outputs: list) -> list[str]:
-    """A note naming the outputs whose size depends on the data (a detector's boxes), not on the
-    inputs' shapes: symbolic dimensions that name no input dimension."""
+    """A note naming the output axes no input dimension names (onnx_io.data_dependent_axes)."""
     found = [f"{name} (axis {axis})" for name, axis in onnx_io.data_dependent_axes(inputs, outputs)]
     if not found:
         return []
-    return [f"outputs whose size depends on the data, not on the inputs' shapes: {', '.join(found)}; "
-            "a runtime sizes them on every run (TensorRT: data-dependent shapes)"]
+    return [f"output sizes no input dimension names: {', '.join(found)}: the data decides them (a detector's boxes) or the "
+            "exporter did not name how the inputs' sizes do; a runtime sizes them on every run (TensorRT: data-dependent shapes)"]
 
 
 def _parity_failure(report, exporter: str, options: ConvertOptions, output: Path, result: ConvertResult) -> CheckFailed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import platform
@@ -149,6 +150,7 @@ def _git(root: Path, *args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+@functools.cache  # three git processes: once a process (callers copy the dict)
 def source_commit() -> dict:
     """The git commit infertool runs from, when it runs from a clone (not from an installed wheel,
     nor from a package that merely sits inside some other repository)."""

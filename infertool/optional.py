@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
@@ -53,6 +54,7 @@ def require(module: str, purpose: str | None = None) -> ModuleType:
         raise MissingDependency(f"{module} is not installed{what}", hint=install_hint(module), detail=str(exc)) from exc
 
 
+@functools.cache  # a process runs the code it started with: read once (every result's env block asks)
 def distribution_version(*names: str) -> str | None:
     """The installed version of the first of these distributions found, without importing it."""
     for name in names:

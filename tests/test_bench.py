@@ -18,6 +18,23 @@ def bench(*args, env=None):
     return json.loads(result.stdout)
 
 
+def test_the_environment_block_asks_git_and_package_metadata_once_a_process(monkeypatch):
+    """Every result's env block: the source commit and package versions are read once (a process
+    running many commands, as the suite and sweep's workers do, spent most of a small run on them)."""
+    import importlib.metadata
+    import subprocess
+
+    from infertool import environment
+
+    first = environment.fingerprint()
+    asked = []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: asked.append(a) or pytest.fail("git asked again"))
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: asked.append(name) or pytest.fail("metadata read again"))
+    again = environment.fingerprint()
+    assert not asked
+    assert {k: again[k] for k in ("git_commit", "git_dirty", "packages")} == {k: first[k] for k in ("git_commit", "git_dirty", "packages")}
+
+
 def test_bench_json_schema(tmp_path):
     model = mlp(tmp_path / "mlp.onnx")
     report = bench(model, "--batch", "1,4")

@@ -119,3 +119,22 @@ def test_ctc_criterion_judges_the_decoded_text():
     assert compare("probs", ref, shifted, rule).passed and not compare("probs", ref, shifted, Rule.of("int8", kind="classes")).passed
     judged = compare("probs", ref, changed, rule)
     assert not judged.passed and judged.failing == (0,) and "decoded CTC text agrees" in judged.rule
+
+
+def test_a_calibration_cache_beside_the_output_is_kept_and_reused(tmp_path, monkeypatch):
+    """debug precision converts every step into the folder that holds its calibration cache: the cache
+    is no scratch file, so the later steps read the ranges and do not calibrate again."""
+    from infertool.precision import qdq, transform
+    from infertool.precision.settings import PrecisionSettings
+    from infertool.reporting import SilentReporter
+
+    model_path = mlp(tmp_path / "m.onnx")
+    model = onnx.load(model_path)
+    settings = PrecisionSettings("int8", calib_cache=tmp_path / "ranges.calib")
+    batches = [{"x": np.random.default_rng(i).standard_normal((4, 16)).astype(np.float32)} for i in range(2)]
+    calibrated = []
+    monkeypatch.setattr(qdq, "_calibrate", lambda *a, real=qdq._calibrate: calibrated.append(1) or real(*a))
+    for step in range(2):
+        transform.convert(model_path, model, tmp_path / f"step{step}.onnx", settings, batches, SilentReporter())
+        assert settings.calib_cache.exists()
+    assert len(calibrated) == 1

@@ -156,7 +156,7 @@ def _quantize(
             }
             if clipping and not clipping["clipped_tensors"]:
                 notes.append(f"entropy calibration clipped none of the {clipping['tensors']} tensors' ranges by 1 % or more: they are minmax's (no outliers found)")
-    for leftover in set(output.parent.iterdir()) - before - {output, onnx_io.external_data_path(output)}:
+    for leftover in set(output.parent.iterdir()) - before - {output, onnx_io.external_data_path(output), settings.calib_cache}:  # the cache is kept
         shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
     return TransformResult({**_qdq_summary(onnx_io.load(output), settings.target), "types": types}, calibration, tuple(notes))
 

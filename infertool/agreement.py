@@ -293,6 +293,11 @@ def _ctc_text(best: np.ndarray) -> np.ndarray:
     return best[(best != 0) & np.concatenate([[True], best[1:] != best[:-1]])]
 
 
+def _allowed_error(magnitude: np.ndarray, scale: np.ndarray | float, rule: Rule) -> np.ndarray:
+    """The values rule's element tolerance: atol x the sample's largest |reference| + rtol x |reference|."""
+    return rule.atol * scale + rule.rtol * magnitude
+
+
 def _errors(ref: np.ndarray, got: np.ndarray, rule: Rule, rel_floor: float) -> dict:
     """Per-sample cosine, closeness and broken (NaN/Inf or all-zero) flags of (samples, elements)
     arrays, and the largest element errors."""
@@ -304,7 +309,7 @@ def _errors(ref: np.ndarray, got: np.ndarray, rule: Rule, rel_floor: float) -> d
     err = np.abs(g - r)
     magnitude = np.abs(r)
     scale = magnitude.max(axis=1, keepdims=True) if r.shape[1] else np.zeros((r.shape[0], 1))
-    close = np.all(err <= rule.atol * scale + rule.rtol * magnitude, axis=1)
+    close = np.all(err <= _allowed_error(magnitude, scale, rule), axis=1)
     zero = ~np.any(g != 0, axis=1) & np.any(r != 0, axis=1)
     norms = np.linalg.norm(r, axis=1) * np.linalg.norm(g, axis=1)
     both_zero = ~np.any(r != 0, axis=1) & ~np.any(g != 0, axis=1)
@@ -371,7 +376,7 @@ def _row_pairs(ref: np.ndarray, got: np.ndarray, rule: Rule) -> Callable[[np.nda
         if exact:
             same = np.all(r == g, axis=-1)
             return same, np.where(same, 0.0, np.inf)
-        allowed = rule.atol * scale + rule.rtol * np.abs(r)
+        allowed = _allowed_error(np.abs(r), scale, rule)
         with np.errstate(invalid="ignore"):
             error = np.where((r == g) | (np.isnan(r) & np.isnan(g)), 0.0, np.abs(g - r))
             ratio = np.where(error == 0, 0.0, error / np.where(allowed > 0, allowed, np.inf))
